@@ -1,0 +1,156 @@
+"""Process plumbing shared by the real-peer harnesses.
+
+Every wait here is bounded; every child is started so that it dies with the process
+that started it (``PR_SET_PDEATHSIG``), and every harness stops its children with
+SIGTERM, a bounded wait, then SIGKILL.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import ctypes.util
+import os
+import signal
+import socket
+import subprocess
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+_PR_SET_PDEATHSIG = 1
+
+
+class PeerError(RuntimeError):
+    """A real peer (containerd, registry, skopeo) could not be started or driven."""
+
+
+class CommandError(subprocess.CalledProcessError):
+    """A peer command exited non-zero; unlike its base class, its message shows stderr."""
+
+    def __str__(self) -> str:
+        err = self.stderr if isinstance(self.stderr, bytes) else b""
+        text = err.decode("utf-8", "replace").strip()
+        if len(text) > 4000:
+            text = "..." + text[-4000:]
+        return f"{super().__str__()}\nstderr:\n{text}"
+
+
+def _load_libc() -> ctypes.CDLL | None:
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return None
+    try:
+        return ctypes.CDLL(name, use_errno=True)
+    except OSError:
+        return None
+
+
+_LIBC = _load_libc()
+
+
+def die_with_parent() -> None:
+    """``preexec_fn``: ask the kernel to SIGTERM the child when its parent goes away.
+
+    This covers the case where pytest itself is killed and no teardown runs.
+    """
+    if _LIBC is not None:
+        _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+
+
+def stop_process(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> int | None:
+    """Stop ``proc``: SIGTERM, wait up to ``timeout``, then SIGKILL and wait again.
+
+    Returns the exit status (None only if even SIGKILL did not reap it in time).
+    """
+    if proc.poll() is not None:
+        return proc.returncode
+    with contextlib.suppress(ProcessLookupError):
+        proc.send_signal(signal.SIGTERM)
+    try:
+        return proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        pass
+    with contextlib.suppress(ProcessLookupError):
+        proc.kill()
+    try:
+        return proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return None
+
+
+def tail(path: Path, lines: int = 40) -> str:
+    """The last ``lines`` lines of a log file (empty if it does not exist)."""
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return ""
+    return "\n".join(data.decode("utf-8", "replace").splitlines()[-lines:])
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The current environment without proxy settings (peers only talk to loopback)."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k.lower() not in {"http_proxy", "https_proxy", "all_proxy", "no_proxy"}
+    }
+    if extra:
+        env.update(extra)
+    return env
+
+
+def run(
+    argv: Sequence[str],
+    *,
+    input: bytes | None = None,
+    check: bool = True,
+    timeout: float = 60.0,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+) -> subprocess.CompletedProcess[bytes]:
+    """Run a command to completion with a bounded wait, capturing stdout and stderr.
+
+    On timeout the child is killed and ``subprocess.TimeoutExpired`` propagates; with
+    ``check`` a non-zero exit raises :class:`CommandError`.
+    """
+    proc = subprocess.run(
+        list(argv),
+        input=input,
+        stdin=None if input is not None else subprocess.DEVNULL,
+        capture_output=True,
+        timeout=timeout,
+        env=clean_env(env),
+        cwd=cwd,
+        check=False,
+        preexec_fn=die_with_parent,
+    )
+    if check and proc.returncode != 0:
+        raise CommandError(proc.returncode, proc.args, proc.stdout, proc.stderr)
+    return proc
+
+
+def unmount_under(base: Path) -> None:
+    """Lazily unmount anything still mounted at or below ``base`` (deepest first)."""
+    prefix = str(base.resolve())
+    try:
+        lines = Path("/proc/self/mountinfo").read_text().splitlines()
+    except OSError:
+        return
+    points = []
+    for line in lines:
+        fields = line.split()
+        if len(fields) > 4:
+            point = fields[4].encode().decode("unicode_escape")
+            if point == prefix or point.startswith(prefix + "/"):
+                points.append(point)
+    for point in sorted(points, key=len, reverse=True):
+        with contextlib.suppress(OSError, subprocess.SubprocessError):
+            subprocess.run(["umount", "-l", point], capture_output=True, timeout=10, check=False)
