@@ -13,6 +13,8 @@ and ``linux/arm64``; each platform's manifest has a config and three layers:
 :func:`write_oci_layout` writes it as an OCI image layout directory and
 :func:`push_image` copies that to a registry with ``skopeo copy --all
 --preserve-digests``, then checks the registry serves the index under the same digest.
+(skopeo, run as root, keeps its blob-info cache in ``/var/lib/containers/cache``; it has
+no flag to move it.)
 """
 
 from __future__ import annotations
