@@ -1,0 +1,1 @@
+"""containerd-compatible gRPC API (generated stubs live in contentd.api._pb)."""
