@@ -1,0 +1,51 @@
+"""containerd's metadata layer for content, on SQLite: namespaces, leases, GC.
+
+``MetadataDB(path, backend)`` wraps a namespace-agnostic backend store (the
+local store, or a proxy) and hands out per-namespace content stores that
+satisfy the same :class:`~contentd.content.store.Store` contract.
+"""
+
+from contentd.metadata.content import INGEST_EXPIRY, ContentStore, backend_ref
+from contentd.metadata.events import (
+    TOPIC_CONTENT_CREATE,
+    TOPIC_CONTENT_DELETE,
+    ContentCreate,
+    ContentDelete,
+    Envelope,
+    Exchange,
+    Subscription,
+    validate_topic,
+)
+from contentd.metadata.gc import GCResult
+from contentd.metadata.leases import Lease, LeaseManager, Resource, generate_lease_id
+from contentd.metadata.metadb import POLICIES, MetadataDB
+from contentd.metadata.namespaces import LABEL_GC_MANAGED_EXTERNALLY, NamespaceStore
+from contentd.metadata.scheduler import Scheduler, SchedulerConfig, parse_duration
+from contentd.metadata.writer import NamespacedWriter
+
+__all__ = [
+    "INGEST_EXPIRY",
+    "LABEL_GC_MANAGED_EXTERNALLY",
+    "POLICIES",
+    "TOPIC_CONTENT_CREATE",
+    "TOPIC_CONTENT_DELETE",
+    "ContentCreate",
+    "ContentDelete",
+    "ContentStore",
+    "Envelope",
+    "Exchange",
+    "GCResult",
+    "Lease",
+    "LeaseManager",
+    "MetadataDB",
+    "NamespaceStore",
+    "NamespacedWriter",
+    "Resource",
+    "Scheduler",
+    "SchedulerConfig",
+    "Subscription",
+    "backend_ref",
+    "generate_lease_id",
+    "parse_duration",
+    "validate_topic",
+]

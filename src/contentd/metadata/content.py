@@ -1,0 +1,353 @@
+"""The namespaced content store (spec §4.2-§4.6, containerd's ``metadata/content.go``).
+
+A blob is visible in a namespace only while that namespace has a record of
+it; the bytes live once in the namespace-agnostic backend. Ingests are
+recorded per namespace and map the caller's ref to the backend ref
+``<ns>/1/<ref>``, so equal refs in two namespaces never collide.
+"""
+
+from __future__ import annotations
+
+import builtins
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import timedelta
+from typing import Final
+
+from contentd.content import digest as digests
+from contentd.content import filters as filtering
+from contentd.content.errors import (
+    AlreadyExists,
+    ContentError,
+    InvalidArgument,
+    NotFound,
+)
+from contentd.content.gotime import from_ns, to_ns
+from contentd.content.labels import LABEL_NAMESPACE_SHAREABLE, validate_labels
+from contentd.content.store import ReaderAt, Writer, digest_of_target
+from contentd.content.types import Descriptor, Info, Status
+from contentd.metadata import identifiers, leases
+from contentd.metadata.core import Core
+from contentd.metadata.crashpoints import crash_point
+from contentd.metadata.events import TOPIC_CONTENT_DELETE, ContentDelete
+from contentd.metadata.namespaces import LABEL_GC_MANAGED_EXTERNALLY
+from contentd.metadata.writer import NamespacedWriter
+
+__all__ = ["INGEST_EXPIRY", "WALK_CHUNK", "ContentStore", "backend_ref"]
+
+#: an ingest opened without a lease may be collected this long after its last open
+INGEST_EXPIRY: Final = timedelta(hours=24)
+#: records read per transaction while walking
+WALK_CHUNK: Final = 512
+
+
+def backend_ref(namespace: str, ref: str) -> str:
+    """The backend's name for an ingest: the bucket sequence is always 1 (spec §4.1)."""
+    return f"{namespace}/1/{ref}"
+
+
+class ContentStore:
+    """The content of one namespace, with an optional lease for the calls' hooks.
+
+    Without a namespace every call raises FailedPrecondition ``namespace is
+    required``; with an invalid one, InvalidArgument.
+    """
+
+    def __init__(self, core: Core, namespace: str | None, lease: str | None = None) -> None:
+        self._core = core
+        self.namespace = namespace
+        self.lease = lease or None
+
+    def __repr__(self) -> str:
+        return f"ContentStore(namespace={self.namespace!r}, lease={self.lease!r})"
+
+    def _ns(self) -> str:
+        return identifiers.require_namespace(self.namespace)
+
+    # -- Provider --------------------------------------------------------
+
+    def reader_at(self, target: str | Descriptor) -> ReaderAt:
+        digest = digest_of_target(target)
+        ns = self._ns()
+        with self._core.view() as conn:
+            if _blob_row(conn, ns, digest) is None:
+                raise NotFound(f"content digest {digest}")
+        return self._core.backend.reader_at(digest)
+
+    # -- Manager ---------------------------------------------------------
+
+    def info(self, digest: str) -> Info:
+        ns = self._ns()
+        with self._core.view() as conn:
+            row = _blob_row(conn, ns, digest)
+            if row is None:
+                raise NotFound(f"content digest {digest}")
+            labels = _blob_labels(conn, ns, digest)
+        size, created_at, updated_at = row
+        return Info(digest, size, from_ns(created_at), from_ns(updated_at), labels)
+
+    def update(self, info: Info, *fieldpaths: str) -> Info:
+        ns = self._ns()
+        digest = info.digest
+        given = info.labels or {}
+        with self._core.content_lock.shared(), self._core.update() as conn:
+            row = _blob_row(conn, ns, digest)
+            if row is None:
+                raise NotFound(f"content digest {digest}")
+            labels = _blob_labels(conn, ns, digest)
+            if fieldpaths:
+                for path in fieldpaths:
+                    if path.startswith("labels."):
+                        key = path[len("labels.") :]
+                        labels[key] = given.get(key, "")
+                    elif path == "labels":
+                        labels = dict(given)
+                    else:
+                        raise InvalidArgument(
+                            f'cannot update "{path}" field on content info "{digest}"'
+                        )
+            else:
+                labels = dict(given)
+            try:
+                validate_labels(labels)
+            except ContentError as err:
+                raise err.wrap("info.Labels") from None
+            labels = {k: v for k, v in labels.items() if v}
+            now = self._core.now_ns()
+            conn.execute(
+                "UPDATE blobs SET updated_at = ? WHERE namespace = ? AND digest = ?",
+                (now, ns, digest),
+            )
+            conn.execute("DELETE FROM blob_labels WHERE namespace = ? AND digest = ?", (ns, digest))
+            conn.executemany(
+                "INSERT INTO blob_labels (namespace, digest, key, value) VALUES (?, ?, ?, ?)",
+                [(ns, digest, k, v) for k, v in labels.items()],
+            )
+        size, created_at, _ = row
+        return Info(digest, size, from_ns(created_at), from_ns(now), labels)
+
+    def walk(self, *filters: str) -> Iterator[Info]:
+        """Records in digest byte order, read in chunks; no transaction spans a yield."""
+        ns = self._ns()
+        match = filtering.parse_all(filters)
+        return self._walk(ns, match)
+
+    def _walk(self, ns: str, match: filtering.Filter) -> Iterator[Info]:
+        last = ""
+        while True:
+            with self._core.view() as conn:
+                rows = conn.execute(
+                    "SELECT digest, size, created_at, updated_at FROM blobs"
+                    " WHERE namespace = ? AND digest > ? ORDER BY digest LIMIT ?",
+                    (ns, last, WALK_CHUNK),
+                ).fetchall()
+                if not rows:
+                    return
+                labels: dict[str, dict[str, str]] = {}
+                for digest, key, value in conn.execute(
+                    "SELECT digest, key, value FROM blob_labels"
+                    " WHERE namespace = ? AND digest >= ? AND digest <= ?",
+                    (ns, rows[0][0], rows[-1][0]),
+                ):
+                    labels.setdefault(digest, {})[key] = value
+            for digest, size, created_at, updated_at in rows:
+                if not digests.is_valid(digest):
+                    continue
+                info = Info(
+                    digest, size, from_ns(created_at), from_ns(updated_at), labels.get(digest, {})
+                )
+                if match.match(filtering.info_adaptor(info)):
+                    yield info
+            if len(rows) < WALK_CHUNK:
+                return
+            last = rows[-1][0]
+
+    def delete(self, digest: str) -> None:
+        """Drop this namespace's record; the backend bytes wait for GC."""
+        ns = self._ns()
+        core = self._core
+        with core.content_lock.shared(), core.update() as conn:
+            cur = conn.execute("DELETE FROM blobs WHERE namespace = ? AND digest = ?", (ns, digest))
+            if cur.rowcount == 0:
+                raise NotFound(f"content digest {digest}")
+            leases.remove_content(conn, ns, self.lease, digest)
+            core.mark_dirty(content=True)
+        core.events.publish(ns, TOPIC_CONTENT_DELETE, ContentDelete(digest))
+
+    # -- IngestManager ---------------------------------------------------
+
+    def status(self, ref: str) -> Status:
+        ns = self._ns()
+        with self._core.view() as conn:
+            row = conn.execute(
+                "SELECT backend_ref FROM ingests WHERE namespace = ? AND ref = ?", (ns, ref)
+            ).fetchone()
+        if row is None or not row[0]:
+            raise NotFound(f"reference {ref}")
+        return _with_ref(self._core.backend.status(row[0]), ref)
+
+    def list_statuses(self, *filters: str) -> builtins.list[Status]:
+        ns = self._ns()
+        match = filtering.parse_all(filters)
+        with self._core.view() as conn:
+            rows = conn.execute(
+                "SELECT ref, backend_ref FROM ingests WHERE namespace = ? ORDER BY ref", (ns,)
+            ).fetchall()
+        out: builtins.list[Status] = []
+        for ref, bref in rows:
+            try:
+                status = _with_ref(self._core.backend.status(bref), ref)
+            except NotFound:
+                continue
+            if match.match(filtering.status_adaptor(status)):
+                out.append(status)
+        return out
+
+    def abort(self, ref: str) -> None:
+        ns = self._ns()
+        core = self._core
+        with core.content_lock.shared(), core.update() as conn:
+            row = conn.execute(
+                "SELECT backend_ref, expected FROM ingests WHERE namespace = ? AND ref = ?",
+                (ns, ref),
+            ).fetchone()
+            if row is None or not row[0]:
+                raise NotFound(f"reference {ref}")
+            bref, expected = row
+            conn.execute("DELETE FROM ingests WHERE namespace = ? AND ref = ?", (ns, ref))
+            leases.remove_ingest(conn, ns, self.lease, ref)
+            # a shared ingest keeps `expected` even after it was written to (a
+            # containerd quirk): its backend ingest is then left for GC
+            if not expected:
+                core.backend.abort(bref)
+
+    # -- Ingester --------------------------------------------------------
+
+    def writer(self, ref: str, total: int = 0, expected: str | None = None) -> NamespacedWriter:
+        if not ref:
+            raise InvalidArgument("ref must not be empty")
+        ns = self._ns()
+        expected = expected or ""
+        core = self._core
+        backend = core.backend
+        started = core.now()
+        exists = False
+        shared = False
+        size = total
+        bref = ""
+        bw: Writer | None = None
+        with core.content_lock.shared():
+            try:
+                with core.update() as conn:
+                    if expected and _blob_row(conn, ns, expected) is not None:
+                        try:
+                            leases.add_content(conn, ns, self.lease, expected)
+                        except NotFound as err:
+                            raise err.wrap("unable to lease content") from None
+                        exists = True  # commit the lease change, then report AlreadyExists
+                    else:
+                        if expected and (core.shared or _shareable_elsewhere(conn, expected)):
+                            try:
+                                binfo = backend.info(expected)
+                            except ContentError:
+                                pass
+                            else:
+                                if total <= 0 or total == binfo.size:
+                                    shared = True
+                                    size = binfo.size
+                        bref = self._open_ingest(conn, ns, ref, expected if shared else "")
+                        if not shared:
+                            # the expected digest is checked against this namespace
+                            # only; the backend must not short-cut on it
+                            bw = backend.writer(bref, total=size)
+                            crash_point("writer:after-backend-open")
+            except BaseException:
+                if bw is not None:
+                    bw.close()
+                raise
+        if exists:
+            raise AlreadyExists(f"content {expected}")
+        return NamespacedWriter(
+            core,
+            namespace=ns,
+            lease=self.lease,
+            ref=ref,
+            backend_ref=bref,
+            backend_writer=bw,
+            started=started,
+            size=size,
+            digest=expected if shared else "",
+        )
+
+    def _open_ingest(self, conn: sqlite3.Connection, ns: str, ref: str, expected: str) -> str:
+        """Create or reuse the ingest record, do the lease bookkeeping; returns the backend ref."""
+        core = self._core
+        core.ensure_namespace(conn, ns)
+        row = conn.execute(
+            "SELECT backend_ref FROM ingests WHERE namespace = ? AND ref = ?", (ns, ref)
+        ).fetchone()
+        leased = leases.add_ingest(conn, ns, self.lease, ref)
+        if row is None or not row[0]:
+            bref = backend_ref(ns, ref)
+            conn.execute(
+                "INSERT INTO ingests (namespace, ref, backend_ref) VALUES (?, ?, ?)"
+                " ON CONFLICT (namespace, ref) DO UPDATE SET backend_ref = excluded.backend_ref",
+                (ns, ref, bref),
+            )
+        else:
+            bref = row[0]
+        if not leased and not _managed_externally(conn, ns):
+            # refreshed on every open; a lease, when given, decides instead
+            expire_at = to_ns(core.now() + INGEST_EXPIRY)
+            conn.execute(
+                "UPDATE ingests SET expire_at = ? WHERE namespace = ? AND ref = ?",
+                (expire_at, ns, ref),
+            )
+        if expected:
+            conn.execute(
+                "UPDATE ingests SET expected = ? WHERE namespace = ? AND ref = ?",
+                (expected, ns, ref),
+            )
+        return str(bref)
+
+
+# -- queries -----------------------------------------------------------------
+
+
+def _blob_row(conn: sqlite3.Connection, ns: str, digest: str) -> tuple[int, int, int] | None:
+    row = conn.execute(
+        "SELECT size, created_at, updated_at FROM blobs WHERE namespace = ? AND digest = ?",
+        (ns, digest),
+    ).fetchone()
+    return None if row is None else (int(row[0]), int(row[1]), int(row[2]))
+
+
+def _blob_labels(conn: sqlite3.Connection, ns: str, digest: str) -> dict[str, str]:
+    return dict(
+        conn.execute(
+            "SELECT key, value FROM blob_labels WHERE namespace = ? AND digest = ?", (ns, digest)
+        ).fetchall()
+    )
+
+
+def _shareable_elsewhere(conn: sqlite3.Connection, digest: str) -> bool:
+    """A namespace labelled ``containerd.io/namespace.shareable=true`` records ``digest``."""
+    row = conn.execute(
+        "SELECT 1 FROM blobs b JOIN namespace_labels l ON l.namespace = b.namespace"
+        " WHERE b.digest = ? AND l.key = ? AND l.value = 'true' LIMIT 1",
+        (digest, LABEL_NAMESPACE_SHAREABLE),
+    ).fetchone()
+    return row is not None
+
+
+def _managed_externally(conn: sqlite3.Connection, ns: str) -> bool:
+    row = conn.execute(
+        "SELECT 1 FROM namespace_labels WHERE namespace = ? AND key = ? AND value = 'true'",
+        (ns, LABEL_GC_MANAGED_EXTERNALLY),
+    ).fetchone()
+    return row is not None
+
+
+def _with_ref(status: Status, ref: str) -> Status:
+    return replace(status, ref=ref)

@@ -1,0 +1,110 @@
+"""State shared by the parts of one metadata database.
+
+The content store, lease manager, namespace store, garbage collector and
+scheduler of one :class:`~contentd.metadata.MetadataDB` all work through one
+:class:`Core`: the SQLite handle, the backend, the clock, the content lock,
+the event exchange, and the dirty bookkeeping that drives GC.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from datetime import datetime
+
+from contentd.content.gotime import to_ns
+from contentd.content.store import Store
+from contentd.metadata.db import SQLiteDB
+from contentd.metadata.events import Exchange
+from contentd.metadata.rwlock import RWLock
+
+__all__ = ["Clock", "Core"]
+
+Clock = Callable[[], datetime]
+
+
+class Core:
+    def __init__(
+        self,
+        sql: SQLiteDB,
+        backend: Store,
+        *,
+        shared: bool,
+        clock: Clock,
+        events: Exchange,
+        backend_grace: float,
+    ) -> None:
+        self.sql = sql
+        self.backend = backend
+        self.shared = shared
+        self.clock = clock
+        self.events = events
+        self.backend_grace = backend_grace
+        # writer open/commit, update, delete and abort hold it shared; GC exclusive
+        self.content_lock = RWLock()
+        self._dirty_lock = threading.Lock()
+        # deletions (content, leases, lease resources) since the last GC
+        self._dirty = 0
+        # the backend may hold blobs or ingests no record knows: clean it at the
+        # next GC. True at open, so the first GC removes what a crash left behind.
+        self.dirty_content = True
+        self._callbacks: list[Callable[[bool], None]] = []
+        # runs a GC and waits for it (set by MetadataDB: the scheduler's, or a direct GC)
+        self.sync_gc: Callable[[], object] | None = None
+
+    # -- time ------------------------------------------------------------
+
+    def now(self) -> datetime:
+        return self.clock()
+
+    def now_ns(self) -> int:
+        return to_ns(self.clock())
+
+    # -- transactions ----------------------------------------------------
+
+    def view(self) -> AbstractContextManager[sqlite3.Connection]:
+        return self.sql.read()
+
+    @contextmanager
+    def update(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction that counts as a mutation for the GC scheduler."""
+        with self.sql.write() as conn:
+            yield conn
+        dirty = self.dirty > 0
+        for callback in list(self._callbacks):
+            callback(dirty)
+
+    def register_mutation_callback(self, fn: Callable[[bool], None]) -> None:
+        self._callbacks.append(fn)
+
+    def unregister_mutation_callback(self, fn: Callable[[bool], None]) -> None:
+        if fn in self._callbacks:
+            self._callbacks.remove(fn)
+
+    # -- dirty bookkeeping -------------------------------------------------
+
+    @property
+    def dirty(self) -> int:
+        with self._dirty_lock:
+            return self._dirty
+
+    def mark_dirty(self, *, content: bool = False) -> None:
+        with self._dirty_lock:
+            self._dirty += 1
+            if content:
+                self.dirty_content = True
+
+    def reset_dirty(self) -> None:
+        with self._dirty_lock:
+            self._dirty = 0
+
+    # -- shared helpers --------------------------------------------------
+
+    def ensure_namespace(self, conn: sqlite3.Connection, namespace: str) -> None:
+        """Create the namespace row on first use, as bolt creates its bucket."""
+        conn.execute(
+            "INSERT OR IGNORE INTO namespaces (name, created_at) VALUES (?, ?)",
+            (namespace, self.now_ns()),
+        )

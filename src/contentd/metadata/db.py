@@ -1,0 +1,217 @@
+"""SQLite plumbing: connections, pragmas, transactions and schema migrations.
+
+- **Connections.** One per thread, opened lazily (a sqlite3 connection must
+  not be used by two threads at once). Connections of threads that have
+  ended are closed when the next one is opened.
+- **Transactions.** One explicit transaction per containerd bolt
+  transaction. :meth:`SQLiteDB.write` serialises writers of this process on a
+  mutex and then runs ``BEGIN IMMEDIATE``, so the write lock is taken up front
+  (no deadlocking lock upgrade) and other processes wait on ``busy_timeout``.
+  :meth:`SQLiteDB.read` runs a deferred transaction: a consistent snapshot
+  that never blocks writers (WAL). Nesting on one thread joins the outer
+  transaction; a write inside a read is a programming error.
+- **Durability.** ``journal_mode=WAL`` with ``synchronous=FULL``. In WAL mode
+  NORMAL syncs the log only at checkpoints, so a power loss may roll back
+  transactions that had already returned. That is unsafe here in two ways:
+  a commit acknowledged to the client could lose its record (the client then
+  sees NotFound for a blob it was told exists), and a GC sweep could be lost
+  after GC already deleted the swept blobs from the backend, resurrecting
+  records whose bytes are gone - a record without its blob, the one state
+  this layer must never reach. FULL fsyncs the WAL at every commit, so once a
+  transaction returns it survives power loss; the cost is one fsync per
+  write transaction, the same price bolt pays.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+import weakref
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+
+from contentd.content.errors import FailedPrecondition
+from contentd.metadata.migrations import MIGRATIONS, Migration
+
+__all__ = ["SQLiteDB", "migrate", "schema_version"]
+
+_BUSY_TIMEOUT = 60.0
+
+
+class _ThreadState(threading.local):
+    conn: sqlite3.Connection | None = None
+    depth: int = 0
+    writing: bool = False
+
+
+class SQLiteDB:
+    """A SQLite database file shared by the threads of this process."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        migrations: Sequence[Migration] = MIGRATIONS,
+        busy_timeout: float = _BUSY_TIMEOUT,
+    ) -> None:
+        self.path = os.fspath(path)
+        self._busy_timeout = busy_timeout
+        self._state = _ThreadState()
+        self._conns: dict[int, tuple[weakref.ref[threading.Thread], sqlite3.Connection]] = {}
+        self._conns_lock = threading.Lock()
+        self._write_mutex = threading.Lock()
+        self._closed = False
+        parent = os.path.dirname(os.path.abspath(self.path))
+        os.makedirs(parent, exist_ok=True)
+        conn = self._conn()
+        conn.execute("PRAGMA journal_mode=WAL")
+        with self.write() as tx:
+            migrate(tx, migrations)
+
+    # -- connections -----------------------------------------------------
+
+    def _conn(self) -> sqlite3.Connection:
+        conn = self._state.conn
+        if conn is not None:
+            return conn
+        if self._closed:
+            raise FailedPrecondition("metadata database is closed")
+        conn = sqlite3.connect(
+            self.path,
+            timeout=self._busy_timeout,
+            isolation_level=None,  # we issue BEGIN/COMMIT ourselves
+            check_same_thread=False,  # only for closing from another thread
+        )
+        conn.execute("PRAGMA foreign_keys=ON")
+        conn.execute("PRAGMA synchronous=FULL")
+        thread = threading.current_thread()
+        with self._conns_lock:
+            if self._closed:
+                conn.close()
+                raise FailedPrecondition("metadata database is closed")
+            self._prune_locked()
+            self._conns[id(conn)] = (weakref.ref(thread), conn)
+        self._state.conn = conn
+        return conn
+
+    def _prune_locked(self) -> None:
+        for key, (ref, conn) in list(self._conns.items()):
+            thread = ref()
+            if thread is None or not thread.is_alive():
+                del self._conns[key]
+                conn.close()
+
+    def close(self) -> None:
+        with self._conns_lock:
+            self._closed = True
+            conns = [conn for _, conn in self._conns.values()]
+            self._conns.clear()
+        for conn in conns:
+            conn.close()
+        self._state.conn = None
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    # -- transactions ----------------------------------------------------
+
+    @contextmanager
+    def read(self) -> Iterator[sqlite3.Connection]:
+        """A read transaction (or the enclosing transaction of this thread)."""
+        state = self._state
+        conn = self._conn()
+        if state.depth:
+            state.depth += 1
+            try:
+                yield conn
+            finally:
+                state.depth -= 1
+            return
+        conn.execute("BEGIN")
+        state.depth = 1
+        try:
+            yield conn
+        finally:
+            state.depth = 0
+            # a read transaction has nothing to keep; ending it never fails
+            conn.execute("ROLLBACK")
+
+    @contextmanager
+    def write(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction: committed on success, rolled back on error."""
+        state = self._state
+        conn = self._conn()
+        if state.depth:
+            if not state.writing:
+                raise RuntimeError("write transaction inside a read transaction")
+            state.depth += 1
+            try:
+                yield conn
+            finally:
+                state.depth -= 1
+            return
+        with self._write_mutex:
+            conn.execute("BEGIN IMMEDIATE")
+            state.depth = 1
+            state.writing = True
+            try:
+                yield conn
+            except BaseException:
+                state.depth = 0
+                state.writing = False
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+            state.depth = 0
+            state.writing = False
+            try:
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+
+
+def schema_version(conn: sqlite3.Connection) -> int:
+    """The version of the last migration applied (0 for an empty database)."""
+    row = conn.execute(
+        "SELECT name FROM sqlite_master WHERE type='table' AND name='schema_version'"
+    ).fetchone()
+    if row is None:
+        return 0
+    row = conn.execute("SELECT version FROM schema_version WHERE id = 0").fetchone()
+    return int(row[0]) if row else 0
+
+
+def migrate(conn: sqlite3.Connection, migrations: Sequence[Migration] = MIGRATIONS) -> int:
+    """Apply, in order, every migration newer than the database; returns the new version.
+
+    Must run inside a write transaction. A database newer than the newest
+    migration known here is refused with FailedPrecondition rather than
+    touched.
+    """
+    versions = [m.version for m in migrations]
+    if versions != sorted(set(versions)) or (versions and versions[0] < 1):
+        raise ValueError(f"migrations must have increasing positive versions: {versions}")
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS schema_version ("
+        " id INTEGER PRIMARY KEY CHECK (id = 0), version INTEGER NOT NULL)"
+    )
+    current = schema_version(conn)
+    latest = versions[-1] if versions else 0
+    if current > latest:
+        raise FailedPrecondition(
+            f"metadata database schema version {current} is newer than supported ({latest})"
+        )
+    for migration in migrations:
+        if migration.version > current:
+            migration.apply(conn)
+            current = migration.version
+    conn.execute(
+        "INSERT INTO schema_version (id, version) VALUES (0, ?)"
+        " ON CONFLICT (id) DO UPDATE SET version = excluded.version",
+        (current,),
+    )
+    return current

@@ -1,0 +1,112 @@
+"""The metadata schema, as an ordered list of migrations.
+
+A database records the version of the last migration applied to it; opening
+it applies every later migration, in order, in one write transaction (SQLite
+DDL is transactional, so a failed upgrade leaves the old schema intact).
+Never edit a released migration: append a new one.
+
+Logical schema (containerd's bolt layout, spec §4.1, as tables):
+
+- ``namespaces`` and ``namespace_labels``
+- ``blobs``: one row per committed digest *per namespace* (size, created_at,
+  updated_at as integer nanoseconds UTC) and ``blob_labels``, indexed on
+  (key, value) for label lookups (GC roots and references, label filters)
+- ``ingests``: (namespace, ref) -> backend ref ``<ns>/1/<ref>``, expire_at
+  (nanoseconds, NULL when a lease holds the ingest) and expected (the shared
+  writer's digest, else NULL)
+- ``leases``, ``lease_labels`` and ``lease_resources`` (type ``content``,
+  ``ingests`` or ``snapshots/<snapshotter>``)
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass
+
+__all__ = ["MIGRATIONS", "Migration"]
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    description: str
+    apply: Callable[[sqlite3.Connection], None]
+
+
+_V1 = """
+CREATE TABLE namespaces (
+    name TEXT PRIMARY KEY NOT NULL,
+    created_at INTEGER NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE namespace_labels (
+    namespace TEXT NOT NULL REFERENCES namespaces(name) ON DELETE CASCADE,
+    key TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (namespace, key)
+) WITHOUT ROWID;
+
+CREATE TABLE blobs (
+    namespace TEXT NOT NULL REFERENCES namespaces(name),
+    digest TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    PRIMARY KEY (namespace, digest)
+) WITHOUT ROWID;
+CREATE INDEX blobs_by_digest ON blobs(digest);
+
+CREATE TABLE blob_labels (
+    namespace TEXT NOT NULL,
+    digest TEXT NOT NULL,
+    key TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (namespace, digest, key),
+    FOREIGN KEY (namespace, digest) REFERENCES blobs(namespace, digest) ON DELETE CASCADE
+) WITHOUT ROWID;
+CREATE INDEX blob_labels_by_key_value ON blob_labels(key, value);
+
+CREATE TABLE ingests (
+    namespace TEXT NOT NULL REFERENCES namespaces(name),
+    ref TEXT NOT NULL,
+    backend_ref TEXT NOT NULL,
+    expire_at INTEGER,
+    expected TEXT,
+    PRIMARY KEY (namespace, ref)
+) WITHOUT ROWID;
+
+CREATE TABLE leases (
+    namespace TEXT NOT NULL REFERENCES namespaces(name),
+    id TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    PRIMARY KEY (namespace, id)
+) WITHOUT ROWID;
+
+CREATE TABLE lease_labels (
+    namespace TEXT NOT NULL,
+    lease TEXT NOT NULL,
+    key TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (namespace, lease, key),
+    FOREIGN KEY (namespace, lease) REFERENCES leases(namespace, id) ON DELETE CASCADE
+) WITHOUT ROWID;
+
+CREATE TABLE lease_resources (
+    namespace TEXT NOT NULL,
+    lease TEXT NOT NULL,
+    type TEXT NOT NULL,
+    id TEXT NOT NULL,
+    PRIMARY KEY (namespace, lease, type, id),
+    FOREIGN KEY (namespace, lease) REFERENCES leases(namespace, id) ON DELETE CASCADE
+) WITHOUT ROWID;
+"""
+
+
+def _v1(conn: sqlite3.Connection) -> None:
+    for statement in _V1.split(";"):
+        if statement.strip():
+            conn.execute(statement)
+
+
+MIGRATIONS: tuple[Migration, ...] = (Migration(1, "initial schema", _v1),)

@@ -1,0 +1,231 @@
+"""The namespaced writer (spec §4.4-§4.5, containerd's ``namespacedWriter``).
+
+A writer either wraps a backend writer on the backend ref ``<ns>/1/<ref>``,
+or, when opened *shared* (the bytes already exist in the backend and the
+policy allows sharing them), holds no backend writer at all: committing it
+only records the digest in this namespace. Writing to or truncating a shared
+writer first copies the shared blob into a fresh backend ingest.
+
+Commit order is what makes crashes safe: the backend commit (the blob is
+fsynced and linked into place) happens first, the record after it, both
+inside one write transaction under the shared content lock. A crash between
+the two leaves a blob no record knows, which the next dirty GC removes; it
+can never leave a record without its blob.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+from collections.abc import Mapping
+from dataclasses import replace
+from datetime import datetime
+from types import TracebackType
+from typing import Self
+
+from contentd.content.errors import (
+    AlreadyExists,
+    ContentError,
+    FailedPrecondition,
+    Unknown,
+)
+from contentd.content.helpers import COPY_BUFFER
+from contentd.content.labels import validate_labels
+from contentd.content.store import Writer
+from contentd.content.types import Status
+from contentd.metadata import leases
+from contentd.metadata.core import Core
+from contentd.metadata.crashpoints import crash_point
+from contentd.metadata.events import TOPIC_CONTENT_CREATE, ContentCreate
+
+__all__ = ["NamespacedWriter", "insert_blob"]
+
+
+class NamespacedWriter:
+    def __init__(
+        self,
+        core: Core,
+        *,
+        namespace: str,
+        lease: str | None,
+        ref: str,
+        backend_ref: str,
+        backend_writer: Writer | None,
+        started: datetime,
+        size: int,
+        digest: str,
+    ) -> None:
+        self._core = core
+        self._ns = namespace
+        self._lease = lease
+        self._ref = ref
+        self._bref = backend_ref
+        self._w = backend_writer
+        self._started = started
+        self._size = size  # desc.size: the expected total (the blob's size when shared)
+        self._digest = digest  # desc.digest: the shared blob (only read while shared)
+        self._done = False
+
+    @property
+    def shared(self) -> bool:
+        """True while no backend writer exists (the bytes are another namespace's blob)."""
+        return self._w is None
+
+    # -- Writer protocol -------------------------------------------------
+
+    def write(self, data: bytes) -> int:
+        if self._w is None:
+            if not data:
+                return 0
+            self._require_open("write")
+            self._w = self._create_and_copy(self._size)
+        return self._w.write(data)
+
+    def digest(self) -> str:
+        if self._w is not None:
+            return self._w.digest()
+        return self._digest
+
+    def status(self) -> Status:
+        if self._w is not None:
+            return replace(self._w.status(), ref=self._ref)
+        return Status(
+            ref=self._ref,
+            offset=self._size,
+            total=self._size,
+            expected=self._digest,
+            started_at=self._started,
+            updated_at=self._started,
+        )
+
+    def truncate(self, size: int) -> None:
+        if self._w is not None:
+            self._w.truncate(size)
+            return
+        self._require_open("truncate")
+        self._w = self._create_and_copy(size)
+
+    def close(self) -> None:
+        if self._w is not None:
+            self._w.close()
+
+    def commit(
+        self,
+        size: int = 0,
+        expected: str | None = None,
+        labels: Mapping[str, str] | None = None,
+    ) -> None:
+        self._require_open("commit")
+        expected = expected or ""
+        try:
+            validate_labels(labels)
+        except ContentError as err:
+            self.close()
+            raise err.wrap("info.Labels") from None
+        core = self._core
+        created: ContentCreate | None = None
+        exists: AlreadyExists | None = None
+        with core.content_lock.shared(), core.update() as conn:
+            actual, size = self._commit_backend(size, expected)
+            crash_point("commit:after-backend")
+            if insert_blob(core, conn, self._ns, actual, size, labels):
+                created = ContentCreate(actual, size)
+            else:
+                exists = AlreadyExists(f"content {actual}")
+            conn.execute(
+                "DELETE FROM ingests WHERE namespace = ? AND ref = ?", (self._ns, self._ref)
+            )
+            leases.remove_ingest(conn, self._ns, self._lease, self._ref)
+            leases.add_content(conn, self._ns, self._lease, actual)
+        self._done = True
+        crash_point("commit:after-record")
+        if created is not None:
+            core.events.publish(self._ns, TOPIC_CONTENT_CREATE, created)
+        if exists is not None:
+            raise exists
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- internals -------------------------------------------------------
+
+    def _require_open(self, op: str) -> None:
+        if self._done:
+            raise FailedPrecondition(f"cannot {op} on closed writer")
+
+    def _commit_backend(self, size: int, expected: str) -> tuple[str, int]:
+        """Verify (and, with a backend writer, commit) the bytes: (digest, size)."""
+        if self._w is None:
+            if size != 0 and size != self._size:
+                raise FailedPrecondition(
+                    f'"{self._ref}" failed size validation: {self._size} != {size}'
+                )
+            if expected and expected != self._digest:
+                raise FailedPrecondition(f'"{self._ref}" unexpected digest')
+            return self._digest, self._size
+        offset = self._w.status().offset
+        if size != 0 and size != offset:
+            self._w.close()
+            raise FailedPrecondition(f'"{self._ref}" failed size validation: {offset} != {size}')
+        # AlreadyExists: the bytes are in the backend already; this namespace gets a record
+        with contextlib.suppress(AlreadyExists):
+            self._w.commit(offset, expected or None)
+        return self._w.digest(), offset
+
+    def _create_and_copy(self, size: int) -> Writer:
+        """Unshare: a backend ingest holding the first ``size`` bytes of the shared blob."""
+        backend = self._core.backend
+        w = backend.writer(self._bref, total=size)
+        try:
+            if w.status().offset:
+                w.truncate(0)  # a stale ingest left under this ref: start it over
+            if size > 0:
+                with backend.reader_at(self._digest) as ra:
+                    offset = 0
+                    while offset < size:
+                        chunk = ra.read_at(offset, min(COPY_BUFFER, size - offset))
+                        if not chunk:
+                            raise Unknown(
+                                f"failed to copy {self._digest}: unexpected EOF at {offset}"
+                            )
+                        w.write(chunk)
+                        offset += len(chunk)
+        except BaseException:
+            w.close()
+            raise
+        return w
+
+
+def insert_blob(
+    core: Core,
+    conn: sqlite3.Connection,
+    namespace: str,
+    digest: str,
+    size: int,
+    labels: Mapping[str, str] | None,
+) -> bool:
+    """Record ``digest`` in ``namespace``; False if it is already recorded there."""
+    if conn.execute(
+        "SELECT 1 FROM blobs WHERE namespace = ? AND digest = ?", (namespace, digest)
+    ).fetchone():
+        return False
+    core.ensure_namespace(conn, namespace)
+    now = core.now_ns()
+    conn.execute(
+        "INSERT INTO blobs (namespace, digest, size, created_at, updated_at)"
+        " VALUES (?, ?, ?, ?, ?)",
+        (namespace, digest, size, now, now),
+    )
+    conn.executemany(
+        "INSERT INTO blob_labels (namespace, digest, key, value) VALUES (?, ?, ?, ?)",
+        [(namespace, digest, k, v) for k, v in (labels or {}).items() if v],
+    )
+    return True
