@@ -1,0 +1,88 @@
+"""Fixtures for the metadata layer: a local backend, a fake clock, databases."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from contentd import Descriptor, LocalStore, write_blob
+from contentd.content.store import Ingester
+from contentd.content.types import utcnow
+from contentd.metadata import MetadataDB
+
+
+class FakeClock:
+    """A settable UTC clock for expiry tests; starts at the real now."""
+
+    def __init__(self) -> None:
+        self.now = utcnow()
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
+
+
+def new_backend(root: Path) -> LocalStore:
+    # TEMP: the local store does not create blobs/ before blobs/<alg> yet
+    (root / "blobs").mkdir(parents=True, exist_ok=True)
+    return LocalStore(root)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+MakeDB = Callable[..., MetadataDB]
+
+
+@pytest.fixture
+def make_db(tmp_path: Path) -> Iterator[MakeDB]:
+    """``make_db(policy="shared", clock=None, name="meta.db", **kw)``; closed at teardown."""
+    opened: list[MetadataDB] = []
+
+    def make(policy: str = "shared", name: str = "meta.db", **kw: object) -> MetadataDB:
+        backend = kw.pop("backend", None) or new_backend(tmp_path / "content")
+        db = MetadataDB(tmp_path / name, backend, content_sharing_policy=policy, **kw)  # type: ignore[arg-type]
+        opened.append(db)
+        return db
+
+    yield make
+    for db in opened:
+        db.close()
+
+
+@pytest.fixture
+def db(make_db: MakeDB) -> MetadataDB:
+    return make_db()
+
+
+@pytest.fixture
+def clocked_db(make_db: MakeDB, clock: FakeClock) -> MetadataDB:
+    return make_db(clock=clock)
+
+
+def put(
+    store: Ingester,
+    data: bytes,
+    ref: str | None = None,
+    labels: dict[str, str] | None = None,
+) -> str:
+    """Write and commit ``data``; returns its digest."""
+    from contentd.content.digest import digest_of
+
+    dgst = digest_of(data)
+    write_blob(
+        store,
+        ref or f"ref-{dgst[7:19]}",
+        io.BytesIO(data),
+        Descriptor(digest=dgst, size=len(data)),
+        labels,
+    )
+    return dgst
