@@ -1,0 +1,390 @@
+"""The ``containerd.services.content.v1.Content`` gRPC service over any Store (spec §5).
+
+:class:`ContentService` serves the nine RPCs exactly as containerd 1.6's
+``contentserver`` does, including its quirks (the Read response offset, List
+sending no ``updated_at``, the duplicate final Write response). Which store a
+call works on is decided per call by a :class:`StoreResolver` from the call's
+``containerd-namespace`` and ``containerd-lease`` headers:
+:class:`SingleStoreResolver` ignores them and serves one store, as a plain
+backend server (a proxy plugin's target) does.
+
+It is written for grpcio's synchronous server: every RPC runs on a pool thread
+and streams are generators, so a blob is never held in memory whole (Read
+streams through ``reader_at`` in chunks of at most 1 MiB).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Callable, Iterator
+from typing import Final, NoReturn, Protocol
+
+import grpc
+from google.protobuf import empty_pb2
+
+from contentd.api._pb.containerd.services.content.v1 import content_pb2 as pb
+from contentd.api._pb.containerd.services.content.v1 import content_pb2_grpc as pb_grpc
+from contentd.api.convert import fill_timestamp, info_from_pb, info_to_pb, status_to_pb
+from contentd.api.errors import StatusError, abort_with
+from contentd.api.goquote import go_quote
+from contentd.api.metadata_keys import namespace_and_lease
+from contentd.content import digest as digests
+from contentd.content.errors import ContentError, InvalidDigest
+from contentd.content.store import Store, Writer
+from contentd.content.types import ZERO_TIME
+
+__all__ = [
+    "LIST_BATCH",
+    "READ_CHUNK",
+    "ContentService",
+    "DeleteHook",
+    "SingleStoreResolver",
+    "StoreResolver",
+]
+
+log = logging.getLogger(__name__)
+
+#: Infos per List response message.
+LIST_BATCH: Final = 100
+#: Largest data chunk of a Read response.
+READ_CHUNK: Final = 1 << 20
+
+_STAT: Final = pb.STAT
+_WRITE: Final = pb.WRITE
+_COMMIT: Final = pb.COMMIT
+_Code = grpc.StatusCode
+_EMPTY: Final = empty_pb2.Empty()
+
+
+class StoreResolver(Protocol):
+    """Picks the store a call works on.
+
+    ``namespace`` and ``lease`` are the first values of the call's
+    ``containerd-namespace`` and ``containerd-lease`` metadata, or None when
+    absent. Errors it raises (e.g. FailedPrecondition ``namespace is
+    required``) go back to the caller as the store's own errors would.
+    """
+
+    def resolve(self, namespace: str | None, lease: str | None) -> Store: ...
+
+
+class SingleStoreResolver:
+    """Serves one store to every call, whatever its namespace or lease."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def resolve(self, namespace: str | None, lease: str | None) -> Store:
+        return self.store
+
+    def __repr__(self) -> str:
+        return f"SingleStoreResolver({self.store!r})"
+
+
+#: Called after a successful Delete with the call's namespace header (None if
+#: absent) and the digest; what it raises is returned to the caller (the blob
+#: is deleted regardless), as containerd's event publishing does.
+DeleteHook = Callable[[str | None, str], None]
+
+
+class ContentService(pb_grpc.ContentServicer):
+    """containerd's Content service over the stores ``resolver`` hands out."""
+
+    def __init__(self, resolver: StoreResolver, *, on_delete: DeleteHook | None = None) -> None:
+        self._resolver = resolver
+        self._on_delete = on_delete
+
+    def register(self, server: grpc.Server) -> None:
+        """Add this service to ``server`` (see :func:`contentd.api.server.build_server`)."""
+        pb_grpc.add_ContentServicer_to_server(self, server)
+
+    # -- helpers -----------------------------------------------------------
+
+    def _store(self, context: grpc.ServicerContext) -> Store:
+        namespace, lease = namespace_and_lease(context.invocation_metadata())
+        return self._resolver.resolve(namespace, lease)
+
+    @staticmethod
+    def _fail(context: grpc.ServicerContext, err: Exception, method: str) -> NoReturn:
+        if not isinstance(err, ContentError | StatusError):
+            log.exception("Content/%s failed unexpectedly", method)
+        else:
+            log.debug("Content/%s failed: %s", method, err)
+        abort_with(context, err)
+
+    # -- unary RPCs --------------------------------------------------------
+
+    def Info(self, request: pb.InfoRequest, context: grpc.ServicerContext) -> pb.InfoResponse:
+        try:
+            digest = _validated(request.digest)
+            info = self._store(context).info(digest)
+        except Exception as err:
+            self._fail(context, err, "Info")
+        response = pb.InfoResponse()
+        info_to_pb(info, response.info)
+        return response
+
+    def Update(self, request: pb.UpdateRequest, context: grpc.ServicerContext) -> pb.UpdateResponse:
+        try:
+            _validated(request.info.digest)
+            info = self._store(context).update(
+                info_from_pb(request.info), *request.update_mask.paths
+            )
+        except Exception as err:
+            self._fail(context, err, "Update")
+        response = pb.UpdateResponse()
+        info_to_pb(info, response.info)
+        return response
+
+    def Delete(
+        self, request: pb.DeleteContentRequest, context: grpc.ServicerContext
+    ) -> empty_pb2.Empty:
+        digest = request.digest
+        try:
+            try:
+                digests.validate(digest)
+            except InvalidDigest as err:
+                raise StatusError(_Code.INVALID_ARGUMENT, err.context) from None
+            namespace, lease = namespace_and_lease(context.invocation_metadata())
+            self._resolver.resolve(namespace, lease).delete(digest)
+            if self._on_delete is not None:
+                self._on_delete(namespace, digest)
+        except Exception as err:
+            self._fail(context, err, "Delete")
+        return _EMPTY
+
+    def Status(self, request: pb.StatusRequest, context: grpc.ServicerContext) -> pb.StatusResponse:
+        ref = request.ref
+        try:
+            try:
+                status = self._store(context).status(ref)
+            except ContentError as err:
+                raise err.wrap(f"could not get status for ref {go_quote(ref)}") from None
+            except StatusError:
+                raise
+            except Exception as err:
+                raise StatusError(
+                    _Code.UNKNOWN, f"could not get status for ref {go_quote(ref)}: {err}"
+                ) from err
+        except Exception as err:
+            self._fail(context, err, "Status")
+        response = pb.StatusResponse()
+        status_to_pb(status, response.status)
+        return response
+
+    def ListStatuses(
+        self, request: pb.ListStatusesRequest, context: grpc.ServicerContext
+    ) -> pb.ListStatusesResponse:
+        try:
+            statuses = self._store(context).list_statuses(*request.filters)
+        except Exception as err:
+            self._fail(context, err, "ListStatuses")
+        response = pb.ListStatusesResponse()
+        add = response.statuses.add
+        for status in statuses:
+            status_to_pb(status, add())
+        return response
+
+    def Abort(self, request: pb.AbortRequest, context: grpc.ServicerContext) -> empty_pb2.Empty:
+        try:
+            self._store(context).abort(request.ref)
+        except Exception as err:
+            self._fail(context, err, "Abort")
+        return _EMPTY
+
+    # -- server streams ----------------------------------------------------
+
+    def List(
+        self, request: pb.ListContentRequest, context: grpc.ServicerContext
+    ) -> Iterator[pb.ListContentResponse]:
+        try:
+            yield from self._list(request, context)
+        except Exception as err:
+            self._fail(context, err, "List")
+
+    def _list(
+        self, request: pb.ListContentRequest, context: grpc.ServicerContext
+    ) -> Iterator[pb.ListContentResponse]:
+        response = pb.ListContentResponse()  # reused: each is sent before the next is built
+        batch = response.info
+        add = batch.add
+        count = 0
+        for info in self._store(context).walk(*request.filters):
+            info_to_pb(info, add(), updated_at=False)
+            count += 1
+            if count >= LIST_BATCH:
+                yield response
+                del batch[:]
+                count = 0
+        if count:
+            yield response
+
+    def Read(
+        self, request: pb.ReadContentRequest, context: grpc.ServicerContext
+    ) -> Iterator[pb.ReadContentResponse]:
+        try:
+            yield from self._read(request, context)
+        except Exception as err:
+            self._fail(context, err, "Read")
+
+    def _read(
+        self, request: pb.ReadContentRequest, context: grpc.ServicerContext
+    ) -> Iterator[pb.ReadContentResponse]:
+        digest = request.digest
+        try:
+            digests.validate(digest)
+        except InvalidDigest as err:
+            raise StatusError(_Code.INVALID_ARGUMENT, f"{digest}: {err.context}") from None
+        store = self._store(context)
+        blob_size = store.info(digest).size
+        with store.reader_at(digest) as ra:
+            offset = max(request.offset, 0)
+            if offset > blob_size:
+                raise StatusError(_Code.OUT_OF_RANGE, f"read past object length {blob_size} bytes")
+            size = request.size
+            if size <= 0 or offset + size > blob_size:
+                size = blob_size - offset
+            # The response offset counts the bytes sent in this stream (containerd's quirk).
+            response = pb.ReadContentResponse()
+            read_at = ra.read_at
+            sent = 0
+            while sent < size:
+                chunk = read_at(offset + sent, min(READ_CHUNK, size - sent))
+                if not chunk:
+                    break
+                response.offset = sent
+                response.data = chunk
+                yield response
+                sent += len(chunk)
+
+    # -- the Write bidi stream ----------------------------------------------
+
+    def Write(
+        self, request_iterator: Iterator[pb.WriteContentRequest], context: grpc.ServicerContext
+    ) -> Iterator[pb.WriteContentResponse]:
+        try:
+            yield from self._write(iter(request_iterator), context)
+        except _StreamGone:
+            return
+        except Exception as err:
+            self._fail(context, err, "Write")
+
+    def _write(
+        self, requests: Iterator[pb.WriteContentRequest], context: grpc.ServicerContext
+    ) -> Iterator[pb.WriteContentResponse]:
+        req = _receive(requests)
+        if req is None:  # the client half-closed before its first message
+            raise StatusError(_Code.UNKNOWN, "EOF")
+        ref = req.ref
+        if not ref:
+            raise StatusError(_Code.INVALID_ARGUMENT, "first message must have a reference")
+        total = req.total
+        expected = req.expected
+        store = self._store(context)
+        wr = store.writer(ref, total, expected or None)
+        # One response message, reused: fields set by a STAT persist into later responses.
+        msg = pb.WriteContentResponse()
+        fill_timestamp(msg.started_at, ZERO_TIME)  # Go always sends its (zero) times
+        fill_timestamp(msg.updated_at, ZERO_TIME)
+        try:
+            while True:
+                action = req.action
+                msg.action = action
+                status = wr.status()
+                msg.offset = status.offset
+
+                if req.expected:
+                    expected = req.expected
+                    if _exists(store, expected):
+                        _close_quietly(wr)
+                        try:
+                            store.abort(ref)
+                        except Exception as err:
+                            log.error("Write %s: abort after existing blob failed: %s", ref, err)
+                        raise StatusError(
+                            _Code.ALREADY_EXISTS, f"blob with expected digest {expected} exists"
+                        )
+                if req.total > 0:
+                    total = req.total
+
+                if action == _STAT:
+                    msg.digest = wr.digest()
+                    fill_timestamp(msg.started_at, status.started_at)
+                    fill_timestamp(msg.updated_at, status.updated_at)
+                    msg.total = total
+                elif action in (_WRITE, _COMMIT):
+                    _apply_write(wr, req, msg, status.offset)
+                    if action == _COMMIT:
+                        wr.commit(total, expected or None, dict(req.labels) if req.labels else None)
+                    msg.digest = wr.digest()
+
+                yield msg
+
+                if action == _COMMIT:
+                    break
+                next_req = _receive(requests)
+                if next_req is None:
+                    break
+                req = next_req
+        finally:
+            _close_quietly(wr)
+        # Every successful end sends the last response once more (containerd's quirk).
+        yield msg
+
+
+class _StreamGone(Exception):
+    """The client cancelled or the connection broke while we waited for a request."""
+
+
+def _receive(requests: Iterator[pb.WriteContentRequest]) -> pb.WriteContentRequest | None:
+    """The next request; None on the client's half-close."""
+    try:
+        return next(requests)
+    except StopIteration:
+        return None
+    except grpc.RpcError:
+        raise _StreamGone from None
+
+
+def _apply_write(
+    wr: Writer, req: pb.WriteContentRequest, msg: pb.WriteContentResponse, current: int
+) -> None:
+    """The WRITE/COMMIT offset protocol, then the data (spec §5.3 step 5)."""
+    offset = req.offset
+    if offset > 0 and offset != current:
+        raise StatusError(
+            _Code.OUT_OF_RANGE, f"write @{offset} must occur at current offset {current}"
+        )
+    if offset == 0 and current > 0:  # the restart protocol
+        try:
+            wr.truncate(0)
+        except Exception as err:
+            raise StatusError(_Code.UNKNOWN, f"truncate failed: {err}") from err
+        msg.offset = 0
+    data = req.data
+    if data:
+        n = wr.write(data)
+        if n != len(data):
+            raise StatusError(_Code.DATA_LOSS, f"wrote {n} of {len(data)} bytes")
+        msg.offset += n
+
+
+def _validated(digest: str) -> str:
+    """``digest``, or INVALID_ARGUMENT ``"<d>" failed validation`` (Info, Update)."""
+    if not digests.is_valid(digest):
+        raise StatusError(_Code.INVALID_ARGUMENT, f"{go_quote(digest)} failed validation")
+    return digest
+
+
+def _exists(store: Store, digest: str) -> bool:
+    try:
+        store.info(digest)
+    except Exception:
+        return False
+    return True
+
+
+def _close_quietly(wr: Writer) -> None:
+    with contextlib.suppress(Exception):
+        wr.close()
