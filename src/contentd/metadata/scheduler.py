@@ -148,8 +148,10 @@ class Scheduler:
         self._waiter_lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._state_lock = threading.Lock()
+        # collections so far, the last result, and the current interval (seconds)
         self.collections = 0
         self.last_result: GCResult | None = None
+        self.interval = 1.0
 
     @property
     def running(self) -> bool:
@@ -173,6 +175,7 @@ class Scheduler:
                 self._unregister(self._on_mutation)
             self._events.put(_STOP)
             thread.join()
+            self._thread = None
         with self._waiter_lock:
             waiters, self._waiters = self._waiters, []
         for waiter in waiters:
@@ -218,7 +221,6 @@ class Scheduler:
         return self.mutation_threshold > 0 and mutations >= self.mutation_threshold
 
     def _run(self) -> None:
-        interval = 1.0
         gc_time = 0.0
         collections = 0
         triggered = False
@@ -259,7 +261,7 @@ class Scheduler:
                 and deletions == 0
                 and (self.mutation_threshold == 0 or mutations < self.mutation_threshold)
             ):
-                next_at = time.monotonic() + interval
+                next_at = time.monotonic() + self.interval
                 continue
             with self._waiter_lock:
                 try:
@@ -267,7 +269,7 @@ class Scheduler:
                 except Exception as err:
                     log.error("garbage collection failed: %s", err)
                     last = time.monotonic()
-                    next_at = last + interval + 1.0
+                    next_at = last + self.interval + 1.0
                     waiters, self._waiters = self._waiters, []
                     for waiter in waiters:
                         waiter.error = err
@@ -282,9 +284,9 @@ class Scheduler:
                 mutations = 0
                 if self.pause_threshold > 0:
                     avg = gc_time / collections
-                    interval = avg / self.pause_threshold - avg
+                    self.interval = avg / self.pause_threshold - avg
                 last = time.monotonic()
-                next_at = last + interval
+                next_at = last + self.interval
                 waiters, self._waiters = self._waiters, []
                 for waiter in waiters:
                     waiter.result = result

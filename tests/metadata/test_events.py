@@ -1,0 +1,125 @@
+"""Events: /content/create and /content/delete from the content store, and the exchange."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC
+
+import pytest
+
+from contentd import AlreadyExists, Info, InvalidArgument, NotFound
+from contentd.content.digest import digest_of
+from contentd.content.types import utcnow
+from contentd.metadata import (
+    TOPIC_CONTENT_CREATE,
+    TOPIC_CONTENT_DELETE,
+    ContentCreate,
+    ContentDelete,
+    Envelope,
+    Exchange,
+    MetadataDB,
+    validate_topic,
+)
+from tests.metadata.conftest import put
+
+
+def _drain(sub: object) -> list[Envelope]:
+    out = []
+    while (env := sub.get(timeout=0)) is not None:  # type: ignore[attr-defined]
+        out.append(env)
+    return out
+
+
+def test_commit_publishes_create_and_delete_publishes_delete(db: MetadataDB) -> None:
+    sub = db.events.subscribe()
+    cs = db.content_store("ns")
+    before = utcnow()
+    dgst = put(cs, b"event payload")
+    cs.update(Info(digest=dgst, labels={"a": "b"}))
+    w = cs.writer("aborted")
+    w.write(b"x")
+    w.close()
+    cs.abort("aborted")
+    cs.delete(dgst)
+    after = utcnow()
+    envelopes = _drain(sub)
+    assert [(e.namespace, e.topic, e.event) for e in envelopes] == [
+        ("ns", TOPIC_CONTENT_CREATE, ContentCreate(dgst, len(b"event payload"))),
+        ("ns", TOPIC_CONTENT_DELETE, ContentDelete(dgst)),
+    ]
+    for env in envelopes:
+        assert env.timestamp.tzinfo == UTC
+        assert before <= env.timestamp <= after
+
+
+def test_failed_operations_publish_nothing(db: MetadataDB) -> None:
+    cs = db.content_store("ns")
+    dgst = put(cs, b"exists")
+    sub = db.events.subscribe()
+    with pytest.raises(NotFound):
+        cs.delete(digest_of(b"missing"))
+    w = cs.writer("dup")
+    w.write(b"exists")
+    with pytest.raises(AlreadyExists):
+        w.commit(0, "")
+    with pytest.raises(AlreadyExists):
+        cs.writer("dup2", expected=dgst)
+    assert _drain(sub) == []
+
+
+def test_subscription_filters(db: MetadataDB) -> None:
+    deletes = db.events.subscribe(f'topic=="{TOPIC_CONTENT_DELETE}"')
+    in_b = db.events.subscribe("namespace==b")
+    one = db.events.subscribe(f"event.digest=={digest_of(b'one')}", "topic~=create$")
+    a, b = db.content_store("a"), db.content_store("b")
+    d1 = put(a, b"one")
+    d2 = put(b, b"two")
+    a.delete(d1)
+    assert [(e.topic, e.namespace) for e in _drain(deletes)] == [(TOPIC_CONTENT_DELETE, "a")]
+    assert [e.event for e in _drain(in_b)] == [ContentCreate(d2, 3)]
+    assert [e.event for e in _drain(one)] == [
+        ContentCreate(d1, 3),
+        ContentCreate(d2, 3),
+        ContentDelete(d1),
+    ]
+    with pytest.raises(InvalidArgument):
+        db.events.subscribe("topic===x")
+
+
+def test_close_ends_iteration_and_stops_delivery() -> None:
+    exchange = Exchange()
+    sub = exchange.subscribe()
+    got: list[Envelope] = []
+    t = threading.Thread(target=lambda: got.extend(sub))
+    t.start()
+    exchange.publish("ns", "/a/b", ContentDelete("sha256:x"))
+    sub.close()
+    t.join(10)
+    assert not t.is_alive()
+    assert [e.topic for e in got] == ["/a/b"]
+    exchange.publish("ns", "/a/b", ContentDelete("sha256:y"))
+    assert sub.get(timeout=0) is None
+    assert sub.closed
+
+
+def test_topic_validation() -> None:
+    for good in ["/content/delete", "/a", "/a.b/c-d/e_f"]:
+        validate_topic(good)
+    for bad in ["", "content/delete", "/", "/a//b", "/a/", "/a b", "/-a"]:
+        with pytest.raises(InvalidArgument):
+            validate_topic(bad)
+    exchange = Exchange()
+    with pytest.raises(InvalidArgument):
+        exchange.publish("ns", "nope", ContentDelete("d"))
+    with pytest.raises(InvalidArgument):
+        exchange.publish("bad/ns", "/ok", ContentDelete("d"))
+
+
+def test_forward_keeps_the_envelope() -> None:
+    exchange = Exchange()
+    sub = exchange.subscribe()
+    env = Envelope(utcnow(), "ns", "/x/y", object())
+    exchange.forward(env)
+    assert sub.get(timeout=0) is env
+    with pytest.raises(InvalidArgument):
+        exchange.forward(Envelope(utcnow(), "bad/ns", "/x", None))
