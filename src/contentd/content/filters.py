@@ -1,0 +1,313 @@
+"""containerd's filter language (containerd 1.6 ``filters``; spec §9).
+
+A filter string is a comma-separated list of selectors that must *all* match::
+
+    <fieldpath>[<op><value>]        e.g.  labels."containerd.io/gc.root"
+                                          digest==sha256:0123...,labels.app~=^web
+
+A list of filter strings (the ``filters`` of List RPCs) matches when *any* of
+them does. ``""`` and ``[]`` match everything. Operators are ``==`` (present and
+equal), ``!=`` (differs; an absent field counts as ``""``) and ``~=`` (Go RE2
+search, see :mod:`contentd.content._filter_regex`); a selector without an
+operator tests presence. A bad regular expression is not a parse error: its
+selector never matches, as in containerd.
+
+Objects are seen through an :class:`Adaptor` that answers ``(value, present)``
+for a field path. :func:`info_adaptor` and :func:`status_adaptor` give
+containerd's content adaptors.
+
+Parse errors raise :class:`~contentd.content.errors.InvalidArgument` whose
+message is containerd's, e.g.
+``filters: parse error: [labels.ns >|/|< key==v]: quoted literal not terminated: invalid argument``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Final, Protocol, final
+
+from contentd.content._filter_regex import compile_go_regexp
+from contentd.content._filter_syntax import (
+    OP_EQUAL,
+    OP_MATCHES,
+    OP_NOT_EQUAL,
+    OP_PRESENT,
+    ParseError,
+    Selector,
+    parse_selectors,
+    quote,
+)
+from contentd.content.errors import InvalidArgument
+
+__all__ = [
+    "ALWAYS",
+    "Adaptor",
+    "Filter",
+    "HasDigestAndLabels",
+    "HasRef",
+    "adapt_fn",
+    "info_adaptor",
+    "parse",
+    "parse_all",
+    "quote",
+    "status_adaptor",
+]
+
+
+class Adaptor(Protocol):
+    """Maps a field path to ``(value, present)``; an absent field gives ``("", False)``."""
+
+    def field(self, path: Sequence[str], /) -> tuple[str, bool]: ...
+
+
+class Filter(Protocol):
+    """A parsed filter."""
+
+    def match(self, adaptor: Adaptor, /) -> bool: ...
+
+
+class HasDigestAndLabels(Protocol):
+    """What :func:`info_adaptor` reads: content ``Info``."""
+
+    @property
+    def digest(self) -> object: ...
+
+    @property
+    def labels(self) -> Mapping[str, str] | None: ...
+
+
+class HasRef(Protocol):
+    """What :func:`status_adaptor` reads: ingest ``Status``."""
+
+    @property
+    def ref(self) -> str: ...
+
+
+# --------------------------------------------------------------------------- filters
+
+
+@final
+class _Always:
+    __slots__ = ()
+
+    def match(self, adaptor: Adaptor, /) -> bool:
+        return True
+
+    def __repr__(self) -> str:
+        return "ALWAYS"
+
+
+ALWAYS: Final[Filter] = _Always()
+"""Matches everything (what ``""`` and ``[]`` parse to)."""
+
+
+@final
+class _AnyOf:
+    __slots__ = ("filters",)
+
+    def __init__(self, filters: Sequence[Filter]) -> None:
+        self.filters = tuple(filters)
+
+    def match(self, adaptor: Adaptor, /) -> bool:
+        return any(f.match(adaptor) for f in self.filters)
+
+    def __repr__(self) -> str:
+        return f"AnyOf{self.filters!r}"
+
+
+@final
+class _AllOf:
+    __slots__ = ("filters",)
+
+    def __init__(self, filters: Sequence[Filter]) -> None:
+        self.filters = tuple(filters)
+
+    def match(self, adaptor: Adaptor, /) -> bool:
+        return all(f.match(adaptor) for f in self.filters)
+
+    def __repr__(self) -> str:
+        return f"AllOf{self.filters!r}"
+
+
+@final
+class _Present:
+    __slots__ = ("path",)
+
+    def __init__(self, path: tuple[str, ...]) -> None:
+        self.path = path
+
+    def match(self, adaptor: Adaptor, /) -> bool:
+        return adaptor.field(self.path)[1]
+
+    def __repr__(self) -> str:
+        return f"Present({self.path!r})"
+
+
+@final
+class _Equal:
+    __slots__ = ("path", "value")
+
+    def __init__(self, path: tuple[str, ...], value: str) -> None:
+        self.path = path
+        self.value = value
+
+    def match(self, adaptor: Adaptor, /) -> bool:
+        value, present = adaptor.field(self.path)
+        return present and value == self.value
+
+    def __repr__(self) -> str:
+        return f"Equal({self.path!r}, {self.value!r})"
+
+
+@final
+class _NotEqual:
+    __slots__ = ("path", "value")
+
+    def __init__(self, path: tuple[str, ...], value: str) -> None:
+        self.path = path
+        self.value = value
+
+    def match(self, adaptor: Adaptor, /) -> bool:
+        # As containerd: presence is not consulted, an absent field's value is "".
+        return adaptor.field(self.path)[0] != self.value
+
+    def __repr__(self) -> str:
+        return f"NotEqual({self.path!r}, {self.value!r})"
+
+
+@final
+class _Matches:
+    __slots__ = ("path", "pattern", "search")
+
+    def __init__(self, path: tuple[str, ...], pattern: str) -> None:
+        self.path = path
+        self.pattern = pattern
+        compiled = compile_go_regexp(pattern)
+        self.search = None if compiled is None else compiled.search
+
+    def match(self, adaptor: Adaptor, /) -> bool:
+        if self.search is None:
+            return False  # a pattern Go cannot compile never matches
+        return self.search(adaptor.field(self.path)[0]) is not None
+
+    def __repr__(self) -> str:
+        return f"Matches({self.path!r}, {self.pattern!r})"
+
+
+def _selector_filter(sel: Selector) -> Filter:
+    if sel.op == OP_PRESENT:
+        return _Present(sel.fieldpath)
+    if sel.op == OP_EQUAL:
+        return _Equal(sel.fieldpath, sel.value)
+    if sel.op == OP_NOT_EQUAL:
+        return _NotEqual(sel.fieldpath, sel.value)
+    assert sel.op == OP_MATCHES
+    return _Matches(sel.fieldpath, sel.value)
+
+
+def parse(filter_str: str) -> Filter:
+    """Parse one filter string: its comma-separated selectors must all match.
+
+    ``""`` matches everything. Raises :class:`InvalidArgument` with containerd's
+    parse error text.
+    """
+    if filter_str == "":
+        return ALWAYS
+    try:
+        selectors = parse_selectors(filter_str)
+    except ParseError as err:
+        raise InvalidArgument(err.text) from None
+    filters = [_selector_filter(s) for s in selectors]
+    return filters[0] if len(filters) == 1 else _AllOf(filters)
+
+
+def parse_all(filters: Iterable[str]) -> Filter:
+    """Parse a list of filter strings, any of which may match; ``[]`` matches everything.
+
+    A bare ``str`` is taken as one filter, not as a list of characters.
+    """
+    if isinstance(filters, str):
+        filters = (filters,)
+    parsed = [parse(f) for f in filters]
+    if not parsed:
+        return ALWAYS
+    if len(parsed) == 1:
+        return parsed[0]
+    if any(f is ALWAYS for f in parsed):
+        return ALWAYS
+    return _AnyOf(parsed)
+
+
+# --------------------------------------------------------------------------- adaptors
+
+
+@final
+class _FnAdaptor:
+    __slots__ = ("fn",)
+
+    def __init__(self, fn: Callable[[Sequence[str]], tuple[str, bool]]) -> None:
+        self.fn = fn
+
+    def field(self, path: Sequence[str], /) -> tuple[str, bool]:
+        return self.fn(path)
+
+
+def adapt_fn(fn: Callable[[Sequence[str]], tuple[str, bool]]) -> Adaptor:
+    """An :class:`Adaptor` whose ``field`` is ``fn``."""
+    return _FnAdaptor(fn)
+
+
+_ABSENT: Final = ("", False)
+
+
+def _label(labels: Mapping[str, str] | None, rest: Sequence[str]) -> tuple[str, bool]:
+    if not labels:
+        return _ABSENT
+    key = ".".join(rest)
+    value = labels.get(key)
+    return _ABSENT if value is None else (value, True)
+
+
+@final
+class _InfoAdaptor:
+    __slots__ = ("info",)
+
+    def __init__(self, info: HasDigestAndLabels) -> None:
+        self.info = info
+
+    def field(self, path: Sequence[str], /) -> tuple[str, bool]:
+        if not path:
+            return _ABSENT
+        head = path[0]
+        if head == "digest":
+            return str(self.info.digest), True
+        if head == "labels":
+            return _label(self.info.labels, path[1:])
+        return _ABSENT  # includes "size", which containerd never reports present
+
+
+def info_adaptor(info: HasDigestAndLabels) -> Adaptor:
+    """containerd's adaptor for content ``Info``.
+
+    ``digest`` is always present; ``size`` is never present; ``labels.a.b`` is the
+    label ``"a.b"`` (absent when there are no labels).
+    """
+    return _InfoAdaptor(info)
+
+
+@final
+class _StatusAdaptor:
+    __slots__ = ("status",)
+
+    def __init__(self, status: HasRef) -> None:
+        self.status = status
+
+    def field(self, path: Sequence[str], /) -> tuple[str, bool]:
+        if path and path[0] == "ref":
+            return self.status.ref, True
+        return _ABSENT
+
+
+def status_adaptor(status: HasRef) -> Adaptor:
+    """containerd's adaptor for ingest ``Status``: only ``ref`` (always present)."""
+    return _StatusAdaptor(status)
