@@ -1,0 +1,380 @@
+"""LocalStore: containerd's ``content/local`` store on containerd's own layout.
+
+A directory written by containerd 1.6 can be opened by LocalStore and the
+other way round: blobs, ingests and interrupted ingests all carry over.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import os
+import shutil
+import stat
+import time
+from collections.abc import Iterator, Mapping
+
+from contentd.content import digest as digests
+from contentd.content import filters as filtering
+from contentd.content.errors import (
+    AlreadyExists,
+    ContentError,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+)
+from contentd.content.gotime import from_ns
+from contentd.content.store import LabelStore, digest_of_target
+from contentd.content.types import Descriptor, Info, Status, utcnow
+from contentd.local.layout import IngestPaths, Layout, read_timestamp, write_timestamp
+from contentd.local.locks import RefLocks
+from contentd.local.reader import FileReaderAt
+from contentd.local.writer import LocalWriter, publish_blob
+
+__all__ = ["LocalStore"]
+
+log = logging.getLogger(__name__)
+
+_HASH_CHUNK = 1 << 20
+
+
+class LocalStore:
+    """The on-disk content store rooted at ``root``.
+
+    ``readonly=True`` never creates or writes anything: writers, deletes,
+    aborts and label updates raise FailedPrecondition, and a missing root is
+    NotFound. ``label_store`` keeps labels (containerd's daemon uses none: its
+    labels live in the metadata layer); without one, commit labels are
+    dropped, ``Info.labels`` is None and ``update`` is FailedPrecondition.
+    """
+
+    def __init__(
+        self,
+        root: str | os.PathLike[str],
+        *,
+        readonly: bool = False,
+        label_store: LabelStore | None = None,
+    ) -> None:
+        self.root = os.path.abspath(os.fspath(root))
+        self.readonly = readonly
+        self._labels = label_store
+        self._layout = Layout(self.root)
+        self._locks = RefLocks(self.root)
+        if readonly:
+            if not os.path.isdir(self.root):
+                raise NotFound(f"content store root {self.root}")
+        else:
+            os.makedirs(self._layout.ingests, 0o777, exist_ok=True)
+
+    def __repr__(self) -> str:
+        return f"LocalStore({self.root!r}{', readonly=True' if self.readonly else ''})"
+
+    # -- Provider --------------------------------------------------------
+
+    def reader_at(self, target: str | Descriptor) -> FileReaderAt:
+        digest = digest_of_target(target)
+        path = self._layout.blob_path(digest)
+        try:
+            fd = _open_noatime(path)
+        except FileNotFoundError:
+            raise NotFound(f"content {digest}") from None
+        try:
+            return FileReaderAt(fd)
+        except BaseException:
+            os.close(fd)
+            raise
+
+    # -- Manager ---------------------------------------------------------
+
+    def info(self, digest: str) -> Info:
+        path = self._layout.blob_path(digest)
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            raise NotFound(f"content {digest}") from None
+        return self._info(digest, st)
+
+    def _info(self, digest: str, st: os.stat_result) -> Info:
+        return Info(
+            digest=digest,
+            size=st.st_size,
+            created_at=from_ns(st.st_mtime_ns),
+            updated_at=from_ns(st.st_atime_ns),
+            labels=self._labels.get(digest) if self._labels is not None else None,
+        )
+
+    def update(self, info: Info, *fieldpaths: str) -> Info:
+        self._require_writable("update")
+        if self._labels is None:
+            raise FailedPrecondition("update not supported on immutable content store")
+        path = self._layout.blob_path(info.digest)
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            raise NotFound(f"content {info.digest}") from None
+        given = dict(info.labels or {})
+        if not fieldpaths:
+            fieldpaths = ("labels",)
+        replace = False
+        changes: dict[str, str] = {}
+        for fieldpath in fieldpaths:
+            if fieldpath.startswith("labels."):
+                key = fieldpath[len("labels.") :]
+                changes[key] = given.get(key, "")
+            elif fieldpath == "labels":
+                replace = True
+            else:
+                raise InvalidArgument(
+                    f'cannot update "{fieldpath}" field on content info "{info.digest}"'
+                )
+        if replace:
+            self._labels.set(info.digest, given)
+        if changes:
+            self._labels.update(info.digest, changes)
+        now = utcnow()
+        with contextlib.suppress(OSError):
+            os.utime(path, ns=(time.time_ns(), st.st_mtime_ns))
+        return Info(
+            digest=info.digest,
+            size=st.st_size,
+            created_at=from_ns(st.st_mtime_ns),
+            updated_at=now,
+            labels=self._labels.get(info.digest),
+        )
+
+    def walk(self, *filters: str) -> Iterator[Info]:
+        match = filtering.parse_all(filters)
+        try:
+            algorithms = sorted(os.listdir(self._layout.blobs))
+        except FileNotFoundError:
+            return
+        for algorithm in algorithms:
+            if algorithm not in digests.ALGORITHMS:
+                continue
+            directory = self._layout.blob_dir(algorithm)
+            try:
+                names = sorted(os.listdir(directory))
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            for name in names:
+                try:
+                    st = os.stat(os.path.join(directory, name))
+                except FileNotFoundError:
+                    continue  # deleted while walking
+                if not stat.S_ISREG(st.st_mode):
+                    continue
+                digest = f"{algorithm}:{name}"
+                if not digests.is_valid(digest):
+                    log.warning("invalid digest in blob store: %s", digest)
+                info = self._info(digest, st)
+                if match.match(filtering.info_adaptor(info)):
+                    yield info
+
+    def delete(self, digest: str) -> None:
+        self._require_writable("delete")
+        path = self._layout.blob_path(digest)
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            return
+        except IsADirectoryError:
+            shutil.rmtree(path)
+
+    # -- IngestManager ---------------------------------------------------
+
+    def status(self, ref: str) -> Status:
+        return self._status(self._layout.ingest(ref))
+
+    def _status(self, paths: IngestPaths) -> Status:
+        try:
+            data = os.stat(paths.data)
+            with open(paths.ref, "rb") as f:
+                ref = f.read().decode()
+        except FileNotFoundError as err:
+            raise NotFound(f"{err.filename}: no such file or directory") from None
+        started_at = read_timestamp(paths.startedat)
+        updated_at = read_timestamp(paths.updatedat)
+        modified = from_ns(data.st_mtime_ns)
+        if modified > updated_at:
+            updated_at = modified
+        return Status(
+            ref=ref,
+            offset=data.st_size,
+            total=_read_total(paths.total),
+            started_at=started_at,
+            updated_at=updated_at,
+        )
+
+    def list_statuses(self, *filters: str) -> list[Status]:
+        match = filtering.parse_all(filters)
+        try:
+            names = os.listdir(self._layout.ingests)
+        except FileNotFoundError:
+            return []
+        out: list[Status] = []
+        for name in names:
+            try:
+                status = self._status(self._layout.ingest_dir(name))
+            except (NotFound, ValueError, OSError):
+                continue  # vanished or half-created
+            if match.match(filtering.status_adaptor(status)):
+                out.append(status)
+        return out
+
+    def walk_status_refs(self) -> Iterator[str]:
+        """The ref of every ingest on disk (for garbage collection)."""
+        try:
+            names = os.listdir(self._layout.ingests)
+        except FileNotFoundError:
+            return
+        for name in names:
+            try:
+                with open(self._layout.ingest_dir(name).ref, "rb") as f:
+                    yield f.read().decode()
+            except (OSError, UnicodeDecodeError):
+                continue
+
+    def abort(self, ref: str) -> None:
+        self._require_writable("abort")
+        shutil.rmtree(self._layout.ingest(ref).dir, ignore_errors=True)
+
+    # -- Ingester --------------------------------------------------------
+
+    def writer(self, ref: str, total: int = 0, expected: str | None = None) -> LocalWriter:
+        if not ref:
+            raise InvalidArgument("ref must not be empty")
+        self._require_writable("write")
+        self._locks.lock(ref)
+        try:
+            return self._open_writer(ref, total, expected or "")
+        except BaseException:
+            self._locks.unlock(ref)
+            raise
+
+    def _open_writer(self, ref: str, total: int, expected: str) -> LocalWriter:
+        if expected:
+            try:
+                target = self._layout.blob_path(expected)
+            except ContentError as err:
+                raise err.wrap("calculating expected blob path for writer") from None
+            if os.path.exists(target):
+                raise AlreadyExists(f"content {expected}")
+        paths = self._layout.ingest(ref)
+        hasher = digests.new_hasher()
+        resumed: Status | None = None
+        try:
+            os.mkdir(paths.dir, 0o755)
+        except FileExistsError:
+            try:
+                resumed = self._resume(paths, ref, total, hasher)
+            except (ContentError, OSError, ValueError) as err:
+                log.info("cannot resume ingest %s (%s); starting it over", paths.dir, err)
+                hasher = digests.new_hasher()
+        if resumed is not None:
+            offset, total = resumed.offset, resumed.total
+            started_at, updated_at = resumed.started_at, resumed.updated_at
+            flags = os.O_WRONLY | os.O_CREAT
+        else:
+            offset = 0
+            started_at = updated_at = utcnow()
+            _write_file(paths.ref, ref.encode())
+            write_timestamp(paths.startedat, started_at)
+            write_timestamp(paths.updatedat, started_at)
+            if total > 0:
+                _write_file(paths.total, str(total).encode())
+            # a broken ingest starts over from nothing (containerd keeps the stale tail)
+            flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
+        fd = os.open(paths.data, flags | os.O_CLOEXEC, 0o666)
+        return LocalWriter(
+            self,
+            ref,
+            paths,
+            fd,
+            offset=offset,
+            total=total,
+            hasher=hasher,
+            started_at=started_at,
+            updated_at=updated_at,
+        )
+
+    def _resume(self, paths: IngestPaths, ref: str, total: int, hasher: hashlib._Hash) -> Status:
+        status = self._status(paths)
+        if status.ref != ref:
+            raise ValueError(f"ref key does not match: {ref} != {status.ref}")
+        if total > 0 and status.total > 0 and total != status.total:
+            raise ValueError(f"provided total differs from status: {total} != {status.total}")
+        offset = _hash_file(paths.data, hasher)
+        return Status(
+            ref=ref,
+            offset=offset,
+            total=status.total,
+            started_at=status.started_at,
+            updated_at=status.updated_at,
+        )
+
+    # -- commit (called by LocalWriter) ------------------------------------
+
+    def _publish(
+        self, paths: IngestPaths, digest: str, mode: int, labels: Mapping[str, str] | None
+    ) -> None:
+        target = self._layout.blob_path(digest)
+        algorithm = digests.parse(digest).algorithm
+        publish_blob(self._layout.blob_dir(algorithm), paths.data, target, paths.dir, digest)
+        # The blob is published; what follows is best effort, as in containerd.
+        now_ns = time.time_ns()
+        try:
+            os.utime(target, ns=(now_ns, now_ns))
+            os.chmod(target, mode & ~0o333)
+        except OSError as err:
+            log.error("commit %s: cannot set times/mode: %s", digest, err)
+        shutil.rmtree(paths.dir, ignore_errors=True)
+        if self._labels is not None and labels is not None:
+            self._labels.set(digest, labels)
+
+    def _require_writable(self, op: str) -> None:
+        if self.readonly:
+            raise FailedPrecondition(f"{op}: content store at {self.root} is read-only")
+
+
+def _open_noatime(path: str) -> int:
+    """Open for reading without moving atime (Info.UpdatedAt) where allowed."""
+    flags = os.O_RDONLY | os.O_CLOEXEC
+    noatime = getattr(os, "O_NOATIME", 0)
+    if noatime:
+        try:
+            return os.open(path, flags | noatime)
+        except PermissionError:  # O_NOATIME needs ownership of the file
+            pass
+    return os.open(path, flags)
+
+
+def _write_file(path: str, data: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o666)
+    try:
+        os.write(fd, data)
+    finally:
+        os.close(fd)
+
+
+def _read_total(path: str) -> int:
+    try:
+        with open(path, "rb") as f:
+            return int(f.read().decode().strip())
+    except (OSError, ValueError):
+        return 0
+
+
+def _hash_file(path: str, hasher: hashlib._Hash) -> int:
+    """Feed the whole file to ``hasher`` in bounded chunks; returns its length."""
+    update = hasher.update
+    total = 0
+    buf = bytearray(_HASH_CHUNK)
+    view = memoryview(buf)
+    with open(path, "rb", buffering=0) as f:
+        while True:
+            n = f.readinto(buf)
+            if not n:
+                return total
+            update(view[:n])
+            total += n
