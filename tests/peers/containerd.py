@@ -178,6 +178,17 @@ class ContainerdPeer:
             "ttrpc": {"address": self.address + ".ttrpc"},
             "debug": {"address": "", "level": self._log_level},
             "metrics": {"address": ""},
+            # containerd's GC deletes content that has no lease and no gc.root. Its first
+            # run comes 100 ms after start-up and later runs follow every 100 metadata
+            # mutations, so a test ingesting with plain `ctr content ingest` would race it.
+            # Tests that want a GC force one (a lease delete with sync, or
+            # `ctr content prune references`); extra config can restore the defaults.
+            "plugins": {
+                "io.containerd.gc.v1.scheduler": {
+                    "startup_delay": "1h",
+                    "mutation_threshold": 1_000_000_000,
+                },
+            },
         }
         return tomlwrite.merge(base, self._extra)
 
