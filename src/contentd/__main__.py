@@ -1,0 +1,5 @@
+import sys
+
+from contentd.cli import main
+
+sys.exit(main())
