@@ -13,6 +13,11 @@ that are kept on purpose:
   scanner decides it is in a value only right after an operator;
 * a literal U+FFFD, a NUL or an invalid UTF-8 byte is an illegal token.
 
+Which code points may continue a bare value (Go's letters, marks, numbers,
+punctuation, symbols and spaces) is taken from Python's ``unicodedata``
+(Unicode 14 on Python 3.11; Go 1.19 has Unicode 13), so only code points
+assigned after Unicode 13 can scan differently.
+
 Strings that are not valid UTF-8 enter and leave as Python strings through the
 ``surrogateescape`` error handler (a raw byte ``0xNN`` is ``"\\udcNN"``), which is
 how Python itself carries undecodable bytes (e.g. in ``sys.argv``).
