@@ -1,0 +1,270 @@
+"""Event payloads <-> ``google.protobuf.Any``, as the Events service sends them.
+
+containerd marks an event's type by its protobuf message name, with no
+``type.googleapis.com/`` prefix: a content delete travels as
+``Any{type_url="containerd.events.ContentDelete", value=<ContentDelete bytes>}``
+and ``ctr events`` decodes it by that name.
+
+Payloads on the exchange are small objects with a ``field(path)`` filter
+adaptor: the metadata layer's :class:`~contentd.metadata.ContentDelete` and
+:class:`~contentd.metadata.ContentCreate`, the namespace events defined
+here, and :class:`AnyEvent` (an event a client published or forwarded, kept
+as the ``Any`` it arrived as). :func:`to_any` turns any of them into an Any.
+
+contentd's own ``/content/create`` event is sent as
+``contentd.events.ContentCreate{digest=1, size=2}``; containerd's clients do
+not know that type (``ctr events`` logs that it cannot decode it and goes
+on). The namespace events and ContentCreate are not in contentd's generated
+stubs, so their (tiny) wire format is written and read here directly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Final
+
+from google.protobuf import any_pb2
+from google.protobuf.message import DecodeError, Message
+
+from contentd.api._pb.containerd.events import content_pb2 as content_events
+from contentd.metadata.events import ContentCreate, ContentDelete
+
+__all__ = [
+    "TYPE_CONTENT_CREATE",
+    "TYPE_CONTENT_DELETE",
+    "TYPE_NAMESPACE_CREATE",
+    "TYPE_NAMESPACE_DELETE",
+    "TYPE_NAMESPACE_UPDATE",
+    "AnyEvent",
+    "NamespaceCreate",
+    "NamespaceDelete",
+    "NamespaceUpdate",
+    "decode_fields",
+    "to_any",
+]
+
+TYPE_CONTENT_DELETE: Final = "containerd.events.ContentDelete"
+TYPE_CONTENT_CREATE: Final = "contentd.events.ContentCreate"
+TYPE_NAMESPACE_CREATE: Final = "containerd.events.NamespaceCreate"
+TYPE_NAMESPACE_UPDATE: Final = "containerd.events.NamespaceUpdate"
+TYPE_NAMESPACE_DELETE: Final = "containerd.events.NamespaceDelete"
+
+_ABSENT: Final = ("", False)
+
+
+def _labels_field(labels: Mapping[str, str], rest: Sequence[str]) -> tuple[str, bool]:
+    if not labels:
+        return _ABSENT
+    value = labels.get(".".join(rest))
+    return _ABSENT if value is None else (value, True)
+
+
+@dataclass(frozen=True, slots=True)
+class NamespaceCreate:
+    name: str
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+    def field(self, fieldpath: Sequence[str]) -> tuple[str, bool]:
+        return _namespace_field(self.name, self.labels, fieldpath)
+
+
+@dataclass(frozen=True, slots=True)
+class NamespaceUpdate:
+    name: str
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+    def field(self, fieldpath: Sequence[str]) -> tuple[str, bool]:
+        return _namespace_field(self.name, self.labels, fieldpath)
+
+
+@dataclass(frozen=True, slots=True)
+class NamespaceDelete:
+    name: str
+
+    def field(self, fieldpath: Sequence[str]) -> tuple[str, bool]:
+        return _namespace_field(self.name, {}, fieldpath)
+
+
+def _namespace_field(
+    name: str, labels: Mapping[str, str], fieldpath: Sequence[str]
+) -> tuple[str, bool]:
+    if not fieldpath:
+        return _ABSENT
+    if fieldpath[0] == "name":
+        return name, bool(name)
+    if fieldpath[0] == "labels":
+        return _labels_field(labels, fieldpath[1:])
+    return _ABSENT
+
+
+# -- the wire format (proto3: strings and int64s, a map<string, string>) --------
+
+
+def _varint(n: int) -> bytes:
+    n &= (1 << 64) - 1
+    out = bytearray()
+    while True:
+        byte = n & 0x7F
+        n >>= 7
+        if n:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
+
+
+def _bytes_field(number: int, data: bytes) -> bytes:
+    return _varint(number << 3 | 2) + _varint(len(data)) + data
+
+
+def _string_field(number: int, text: str) -> bytes:
+    return _bytes_field(number, text.encode()) if text else b""
+
+
+def _int_field(number: int, value: int) -> bytes:
+    return _varint(number << 3) + _varint(value) if value else b""
+
+
+def _map_field(number: int, labels: Mapping[str, str]) -> bytes:
+    return b"".join(
+        _bytes_field(number, _bytes_field(1, k.encode()) + _bytes_field(2, v.encode()))
+        for k, v in sorted(labels.items())
+    )
+
+
+def _read_varint(data: bytes, pos: int) -> tuple[int, int]:
+    shift = 0
+    result = 0
+    while True:
+        if pos >= len(data) or shift > 63:
+            raise DecodeError("truncated varint")
+        byte = data[pos]
+        pos += 1
+        result |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return result, pos
+        shift += 7
+
+
+def _fields(data: bytes) -> list[tuple[int, int | bytes]]:
+    """``(number, value)`` of each field: ints for varints, bytes for length-delimited."""
+    out: list[tuple[int, int | bytes]] = []
+    pos = 0
+    while pos < len(data):
+        key, pos = _read_varint(data, pos)
+        number, wire = key >> 3, key & 7
+        if wire == 0:
+            value, pos = _read_varint(data, pos)
+            out.append((number, value))
+        elif wire == 2:
+            size, pos = _read_varint(data, pos)
+            if pos + size > len(data):
+                raise DecodeError("truncated field")
+            out.append((number, data[pos : pos + size]))
+            pos += size
+        elif wire == 1:
+            pos += 8
+        elif wire == 5:
+            pos += 4
+        else:
+            raise DecodeError(f"unsupported wire type {wire}")
+    return out
+
+
+def _decode_name_labels(data: bytes) -> dict[str, object]:
+    name = ""
+    labels: dict[str, str] = {}
+    for number, value in _fields(data):
+        if number == 1 and isinstance(value, bytes):
+            name = value.decode()
+        elif number == 2 and isinstance(value, bytes):
+            key = val = ""
+            for n, v in _fields(value):
+                if n == 1 and isinstance(v, bytes):
+                    key = v.decode()
+                elif n == 2 and isinstance(v, bytes):
+                    val = v.decode()
+            labels[key] = val
+    return {"name": name, "labels": labels}
+
+
+def _decode_content_delete(data: bytes) -> dict[str, object]:
+    msg = content_events.ContentDelete()
+    msg.ParseFromString(data)
+    return {"digest": msg.digest}
+
+
+def _decode_content_create(data: bytes) -> dict[str, object]:
+    digest = ""
+    size = 0
+    for number, value in _fields(data):
+        if number == 1 and isinstance(value, bytes):
+            digest = value.decode()
+        elif number == 2 and isinstance(value, int):
+            size = value - (1 << 64) if value >= 1 << 63 else value
+    return {"digest": digest, "size": size}
+
+
+_DECODERS: Final[dict[str, Callable[[bytes], dict[str, object]]]] = {
+    TYPE_CONTENT_DELETE: _decode_content_delete,
+    TYPE_CONTENT_CREATE: _decode_content_create,
+    TYPE_NAMESPACE_CREATE: _decode_name_labels,
+    TYPE_NAMESPACE_UPDATE: _decode_name_labels,
+    TYPE_NAMESPACE_DELETE: lambda data: {"name": _decode_name_labels(data)["name"]},
+}
+
+
+def decode_fields(event: any_pb2.Any) -> dict[str, object] | None:
+    """The fields of an event of a known type (for filters); None if unknown or garbled."""
+    decoder = _DECODERS.get(event.type_url.removeprefix("type.googleapis.com/"))
+    if decoder is None:
+        return None
+    try:
+        return decoder(event.value)
+    except (DecodeError, UnicodeDecodeError):
+        return None
+
+
+@dataclass(frozen=True)
+class AnyEvent:
+    """An event that arrived as an ``Any`` (Publish / Forward); sent on unchanged."""
+
+    any: any_pb2.Any
+
+    def field(self, fieldpath: Sequence[str]) -> tuple[str, bool]:
+        if not fieldpath:
+            return _ABSENT
+        fields = decode_fields(self.any)
+        if fields is None:
+            return _ABSENT
+        value = fields.get(fieldpath[0])
+        if isinstance(value, Mapping):
+            return _labels_field(value, fieldpath[1:])
+        if value is None or len(fieldpath) != 1:
+            return _ABSENT
+        text = str(value)
+        return text, bool(text) or isinstance(value, int)
+
+
+def to_any(event: object) -> any_pb2.Any:
+    """The ``Any`` an exchange payload is sent as."""
+    if isinstance(event, AnyEvent):
+        return event.any
+    if isinstance(event, any_pb2.Any):
+        return event
+    if isinstance(event, ContentDelete):
+        value = content_events.ContentDelete(digest=event.digest).SerializeToString()
+        return any_pb2.Any(type_url=TYPE_CONTENT_DELETE, value=value)
+    if isinstance(event, ContentCreate):
+        value = _string_field(1, event.digest) + _int_field(2, event.size)
+        return any_pb2.Any(type_url=TYPE_CONTENT_CREATE, value=value)
+    if isinstance(event, NamespaceCreate | NamespaceUpdate):
+        url = TYPE_NAMESPACE_CREATE if isinstance(event, NamespaceCreate) else TYPE_NAMESPACE_UPDATE
+        value = _string_field(1, event.name) + _map_field(2, event.labels)
+        return any_pb2.Any(type_url=url, value=value)
+    if isinstance(event, NamespaceDelete):
+        return any_pb2.Any(type_url=TYPE_NAMESPACE_DELETE, value=_string_field(1, event.name))
+    if isinstance(event, Message):
+        return any_pb2.Any(type_url=event.DESCRIPTOR.full_name, value=event.SerializeToString())
+    raise TypeError(f"cannot send {type(event).__name__} as an event")

@@ -1,0 +1,79 @@
+"""Which content store a Content call works on, and header-less callers.
+
+Calls with a ``containerd-namespace`` header get that namespace's store in
+the metadata database (with the ``containerd-lease`` header's lease, if any).
+
+containerd's proxy content plugin sends **no** namespace header: containerd
+keeps its own namespaces in its own metadata and uses the remote store as one
+flat backend, writing ingests as ``<ns>/1/<ref>`` and, during its GC, listing
+every blob and deleting those it has no record of. Serving such calls from
+the whole backend would let containerd's GC delete every other tenant's
+blobs. So header-less calls are *pinned* to one namespace
+(``[grpc] headerless_namespace``, default ``containerd-proxy``):
+
+* containerd only ever sees (List, ListStatuses) and deletes or aborts
+  (Delete, Abort) records in that namespace; other namespaces' records, and
+  the bytes they hold, are out of its reach;
+* the bytes still live once in the shared backend: under the ``shared``
+  policy a blob that another namespace already holds is recorded in the
+  pinned namespace when containerd commits it, without a second copy;
+* the pinned namespace is labelled ``contentd.io/gc.managed-externally=true``
+  (created on demand, and the label restored if someone removes it), so
+  contentd's own GC treats everything in it as rooted: containerd decides
+  what lives there, through Delete and Abort.
+
+An empty ``headerless_namespace`` turns pinning off: header-less calls then
+fail with FailedPrecondition ``namespace is required``, as containerd's own
+content service answers them.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from contentd.metadata import LABEL_GC_MANAGED_EXTERNALLY, ContentStore, MetadataDB, identifiers
+
+__all__ = ["NamespaceResolver"]
+
+log = logging.getLogger(__name__)
+
+
+class NamespaceResolver:
+    """A :class:`~contentd.api.content.StoreResolver` over a metadata database."""
+
+    def __init__(self, db: MetadataDB, headerless_namespace: str | None) -> None:
+        if headerless_namespace:
+            identifiers.validate(headerless_namespace)
+        self.db = db
+        self.headerless_namespace = headerless_namespace or None
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"NamespaceResolver({self.db!r}, headerless_namespace={self.headerless_namespace!r})"
+
+    def resolve(self, namespace: str | None, lease: str | None) -> ContentStore:
+        if namespace is None and self.headerless_namespace is not None:
+            self.ensure_pinned()
+            namespace = self.headerless_namespace
+        return self.db.content_store(namespace, lease)
+
+    def ensure_pinned(self) -> None:
+        """Create the pinned namespace if needed and make sure it carries the GC label.
+
+        One read per header-less call; a write only when the label is missing.
+        """
+        name = self.headerless_namespace
+        if name is None:
+            return
+        if self.db.namespaces.labels(name).get(LABEL_GC_MANAGED_EXTERNALLY) == "true":
+            return
+        with self._lock:
+            if self.db.namespaces.labels(name).get(LABEL_GC_MANAGED_EXTERNALLY) == "true":
+                return
+            self.db.namespaces.set_label(name, LABEL_GC_MANAGED_EXTERNALLY, "true")
+            log.info(
+                "header-less calls are served from namespace %s (GC managed by the caller)",
+                name,
+                extra={"fields": {"namespace": name}},
+            )

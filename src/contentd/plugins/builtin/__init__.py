@@ -1,0 +1,53 @@
+"""contentd's built-in plugins, in registration order.
+
+=====================================  ==============================================
+``io.containerd.content.v1.content``   the local store at its plugin root
+``io.containerd.content.v1.<name>``    one per ``[proxy_plugins.<name>]`` (ProxyStore)
+``io.containerd.metadata.v1.sqlite``   MetadataDB over the chosen content plugin
+``io.containerd.gc.v1.scheduler``      the GC scheduler (started at init)
+``io.containerd.event.v1.exchange``    the event exchange (the metadata layer's)
+``io.containerd.grpc.v1.content``      Content service (header-less calls pinned)
+``io.containerd.grpc.v1.leases``       Leases service
+``io.containerd.grpc.v1.namespaces``   Namespaces service
+``io.containerd.grpc.v1.introspection`` Introspection service
+``io.containerd.grpc.v1.version``      Version service
+``io.containerd.grpc.v1.healthcheck``  grpc.health.v1 Health service
+``io.containerd.grpc.v1.events``       Events service
+=====================================  ==============================================
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from contentd.plugins.builtin.configs import GCSchedulerConfig, MetadataConfig
+from contentd.plugins.builtin.services import service_registrations
+from contentd.plugins.builtin.storage import (
+    LOCAL_CONTENT_ID,
+    METADATA_ID,
+    choose_backend,
+    proxy_registrations,
+    storage_registrations,
+)
+from contentd.plugins.registry import Registration
+
+if TYPE_CHECKING:
+    from contentd.config import Config
+
+__all__ = [
+    "LOCAL_CONTENT_ID",
+    "METADATA_ID",
+    "GCSchedulerConfig",
+    "MetadataConfig",
+    "builtin_registrations",
+    "choose_backend",
+    "proxy_registrations",
+]
+
+
+def builtin_registrations(config: Config | None = None) -> list[Registration]:
+    """The built-in plugins, plus one content plugin per proxy in ``config``."""
+    storage = storage_registrations()
+    proxies = proxy_registrations(config) if config is not None else []
+    # proxies right after the local content store, before anything that needs content
+    return [storage[0], *proxies, *storage[1:], *service_registrations()]

@@ -1,0 +1,54 @@
+"""Typed configs of the built-in plugins (``[plugins."<uri>"]`` tables)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+from contentd.content.errors import InvalidArgument
+
+__all__ = ["POLICY_ISOLATED", "POLICY_SHARED", "GCSchedulerConfig", "MetadataConfig"]
+
+POLICY_SHARED: Final = "shared"
+POLICY_ISOLATED: Final = "isolated"
+
+
+@dataclass(frozen=True)
+class MetadataConfig:
+    """``[plugins."io.containerd.metadata.v1.sqlite"]``.
+
+    ``content_sharing_policy``: ``shared`` or ``isolated`` (containerd's). Any
+    other value makes the plugin's init fail with InvalidArgument ``unknown
+    policy`` (it is not a config error, as in containerd).
+    """
+
+    content_sharing_policy: str = POLICY_SHARED
+
+
+@dataclass(frozen=True)
+class GCSchedulerConfig:
+    """``[plugins."io.containerd.gc.v1.scheduler"]``, containerd's keys and defaults.
+
+    Durations are Go duration strings (``"100ms"``, ``"1s"``) or numbers of seconds.
+    """
+
+    pause_threshold: float = 0.02
+    deletion_threshold: int = 0
+    mutation_threshold: int = 100
+    schedule_delay: str | float = "0s"
+    startup_delay: str | float = "100ms"
+
+    def validate(self) -> None:
+        from contentd.metadata.scheduler import parse_duration
+
+        for name in ("schedule_delay", "startup_delay"):
+            try:
+                parse_duration(getattr(self, name))
+            except InvalidArgument as err:
+                raise InvalidArgument(f"{name}: {err.context}") from None
+
+    def seconds(self, name: str) -> float:
+        from contentd.metadata.scheduler import parse_duration
+
+        value: str | float = getattr(self, name)
+        return parse_duration(value)
