@@ -21,6 +21,7 @@ import pytest
 from contentd.api._pb.containerd.services.content.v1 import content_pb2 as pb
 from contentd.api._pb.containerd.services.content.v1 import content_pb2_grpc as pb_grpc
 from contentd.api.metadata_keys import LEASE_KEY, NAMESPACE_KEY
+from contentd.proxy.channel import cancel_call
 from tests.api.servers import ContentdServer, create_lease, delete_lease, local_store
 
 _seed = itertools.count(1000)
@@ -88,10 +89,11 @@ class Stream:
     def __init__(self, wire: Wire) -> None:
         self._queue: queue.SimpleQueue[pb.WriteContentRequest | None] = queue.SimpleQueue()
         self.call = wire.stub.Write(iter(self._queue.get, None), metadata=wire.md)
+        self._responses = iter(self.call)
 
     def send(self, **fields: Any) -> pb.WriteContentResponse:
         self._queue.put(pb.WriteContentRequest(**fields))
-        return next(self.call)
+        return next(self._responses)
 
     def fails(self, **fields: Any) -> tuple[grpc.StatusCode, str]:
         """Send, expecting the stream to end with an error: its code and message."""
@@ -106,12 +108,14 @@ class Stream:
 
     def cancel(self) -> None:
         self._queue.put(None)
-        self.call.cancel()
+        cancel_call(self.call)
 
 
 def status_of(err: BaseException) -> tuple[grpc.StatusCode, str]:
     assert isinstance(err, grpc.RpcError)
-    return err.code(), err.details()  # type: ignore[attr-defined]
+    code, details = err.code(), err.details()
+    assert isinstance(code, grpc.StatusCode) and isinstance(details, str)
+    return code, details
 
 
 @pytest.fixture

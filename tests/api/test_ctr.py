@@ -19,7 +19,7 @@ import pytest
 from contentd.api._pb.containerd.services.content.v1 import content_pb2 as pb
 from contentd.api._pb.containerd.services.content.v1 import content_pb2_grpc as pb_grpc
 from tests.api.servers import ContentdServer, local_store
-from tests.peers.process import run
+from tests.peers.process import CommandError, clean_env
 from tests.peers.requires import requires
 
 
@@ -31,12 +31,20 @@ class Ctr:
     def __call__(
         self, *args: str, input: bytes | None = None, check: bool = True
     ) -> subprocess.CompletedProcess[bytes]:
-        return run(
+        # No preexec_fn (tests.peers.process.run sets one): forking a process whose gRPC
+        # threads are busy serving and then running Python in the child can abort it.
+        proc = subprocess.run(
             [self.binary, "--address", self.server.socket, *args],
             input=input,
-            check=check,
+            stdin=None if input is not None else subprocess.DEVNULL,
+            capture_output=True,
             timeout=30,
+            env=clean_env(),
+            check=False,
         )
+        if check and proc.returncode != 0:
+            raise CommandError(proc.returncode, proc.args, proc.stdout, proc.stderr)
+        return proc
 
     def text(self, *args: str) -> str:
         return self(*args).stdout.decode()

@@ -306,7 +306,7 @@ def test_read_at_after_delete_is_not_found(proxy: ProxyStore) -> None:
 
 def test_walk_stopped_early_cancels_the_list_stream(proxy: ProxyStore, tracking: Tracking) -> None:
     for i in range(101):  # more than one List batch
-        write_blob(tracking, f"w{i}", io.BytesIO(b"blob %d" % i))
+        write_blob(tracking.inner, f"w{i}", io.BytesIO(b"blob %d" % i))
     walk = proxy.walk()
     next(walk)
     walk.close()

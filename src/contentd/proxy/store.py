@@ -11,7 +11,7 @@ and ``containerd-lease: <lease>`` when a lease is given.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Generator
 from types import TracebackType
 from typing import Self
 
@@ -90,7 +90,7 @@ class ProxyStore:
             raise from_grpc(err) from None
         return info_from_pb(response.info)
 
-    def walk(self, *filters: str) -> Iterator[Info]:
+    def walk(self, *filters: str) -> Generator[Info, None, None]:
         """Each Info of the List stream; stopping early cancels the stream."""
         call = self._stub.List(pb.ListContentRequest(filters=filters), metadata=self._metadata)
         try:
