@@ -1,0 +1,212 @@
+"""Everything one run shares: scale, temp dir, blob maker, and the daemons (started on first use).
+
+Target names:
+
+* ``containerd`` / ``contentd`` -- the pair most rows compare;
+* ``containerd+contentd`` -- a containerd whose content store is a second contentd
+  (proxy plugin), compared with plain ``containerd``;
+* :meth:`BenchEnv.fresh_pair` -- a new containerd and contentd for the memory rows
+  (``VmHWM`` counts from process start).
+
+:meth:`close` stops every daemon and removes the temp dir; it is safe to call twice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench.client import GC_ROOT_LABEL
+from bench.data import MIB, BlobMaker
+from bench.peers import ContentdDaemon, Target, bench_containerd
+from tests.peers import PushedImage, RegistryPeer, build_image, push_image
+
+__all__ = ["KEEP_NAMESPACE", "BenchEnv", "Scale"]
+
+#: Namespace of the blobs kept for the whole run (read workloads), labelled as GC roots.
+KEEP_NAMESPACE = "bench-keep"
+#: Seed of the first pushed test image; image ``i`` is built from ``IMAGE_SEED + i``.
+IMAGE_SEED = 20230420
+
+
+@dataclass(frozen=True)
+class Scale:
+    """Sizes of one run: ``mib`` for the big transfers, ``blobs`` for the small-blob rows."""
+
+    name: str
+    mib: int
+    blobs: int
+    proxy_mib: int = 64
+    small_size: int = 1024
+
+    @property
+    def quarter_mib(self) -> int:
+        return max(1, self.mib // 4)
+
+
+class BenchEnv:
+    """Shared state of a run. Use as a context manager."""
+
+    def __init__(
+        self,
+        scale: Scale,
+        *,
+        base_dir: str | os.PathLike[str] | None = None,
+        log_level: str = "warn",
+        log: Callable[[str], None] = lambda _msg: None,
+    ) -> None:
+        self.scale = scale
+        self.log = log
+        self.log_level = log_level
+        self.base = Path(tempfile.mkdtemp(prefix="bench-", dir=base_dir))
+        self.data = BlobMaker()
+        self._closers: list[Callable[[], None]] = []
+        self._targets: dict[str, Target] = {}
+        self._registry: RegistryPeer | None = None
+        self._images: list[PushedImage] = []
+        self._kept: dict[tuple[str, int], str] = {}
+        self._no_gc: set[str] = set()
+        self.contentd_standin: bool | None = None
+        self.extra: dict[str, Any] = {}
+
+    # -- life cycle --------------------------------------------------------------------
+
+    def close(self) -> None:
+        while self._closers:
+            closer = self._closers.pop()
+            with contextlib.suppress(Exception):
+                closer()
+        self._targets.clear()
+        shutil.rmtree(self.base, ignore_errors=True)
+
+    def __enter__(self) -> BenchEnv:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def on_close(self, fn: Callable[[], None]) -> None:
+        """Call ``fn`` when the run ends (before the daemons stop)."""
+        self._closers.append(fn)
+
+    def path(self, name: str) -> str:
+        return str(self.base / name)
+
+    # -- daemons ------------------------------------------------------------------------
+
+    def _start_contentd(self, name: str) -> ContentdDaemon:
+        daemon = ContentdDaemon(self.base, name=name, log_level=self.log_level)
+        self.contentd_standin = daemon.standin
+        self._closers.append(daemon.close)
+        self.log(f"starting {name}{' (stand-in)' if daemon.standin else ''}")
+        return daemon.start()
+
+    def _start_containerd(self, name: str, proxy_address: str | None = None) -> Any:
+        peer = bench_containerd(self.base, proxy_address=proxy_address, log_level=self.log_level)
+        self._closers.append(peer.close)
+        self.log(f"starting {name}")
+        return peer.start()
+
+    def _make_target(self, name: str, key: str) -> Target:
+        if name == "containerd":
+            peer = self._start_containerd(key)
+            target = Target(name, peer.address, lambda: peer.pid, restart_fn=_restarter(peer))
+        elif name == "contentd":
+            daemon = self._start_contentd(key)
+            target = Target(name, daemon.address, lambda: daemon.pid, restart_fn=_restarter(daemon))
+        elif name == "containerd+contentd":
+            backend = self._start_contentd(key + "-backend")
+            peer = self._start_containerd(key, proxy_address=backend.address)
+            inner = Target("contentd-backend", backend.address, lambda: backend.pid)
+            self._closers.append(inner.close)
+            target = Target(name, peer.address, lambda: peer.pid, backend=inner)
+        else:
+            raise KeyError(name)
+        self._closers.append(target.close)
+        return target
+
+    def target(self, name: str) -> Target:
+        """The long-lived target called ``name`` (started on first use)."""
+        target = self._targets.get(name)
+        if target is None:
+            target = self._targets[name] = self._make_target(name, name)
+        return target
+
+    def fresh_target(self, name: str, key: str) -> Target:
+        """A new daemon of kind ``name`` for one row (kept until the run ends)."""
+        full = f"{name}-{key}"
+        target = self._targets.get(full)
+        if target is None:
+            target = self._targets[full] = self._make_target(name, full)
+        return target
+
+    # -- registry and images ------------------------------------------------------------
+
+    def images(self, count: int) -> list[PushedImage]:
+        """``count`` distinct multi-platform test images in a private registry."""
+        if self._registry is None:
+            self._registry = RegistryPeer(base_dir=self.base)
+            self._closers.append(self._registry.close)
+            self.log("starting docker-registry")
+            self._registry.start()
+        while len(self._images) < count:
+            i = len(self._images)
+            self.log(f"pushing test image {i + 1}/{count}")
+            image = build_image(seed=IMAGE_SEED + i)
+            self._images.append(
+                push_image(image, self._registry, repository=f"bench/image{i}", tag="v1")
+            )
+        return self._images[:count]
+
+    # -- blobs ---------------------------------------------------------------------------
+
+    def kept_blob(self, target: Target, mib: int) -> str:
+        """Digest of a ``mib`` MiB blob in :data:`KEEP_NAMESPACE` on ``target`` (a GC root)."""
+        key = (target.name + "@" + target.address, mib)
+        digest = self._kept.get(key)
+        if digest is None:
+            blob = self.data.big(mib, f"keep-{mib}")
+            digest = target.client.write_blob(
+                f"keep-{mib}",
+                blob.chunks(),
+                total=blob.size,
+                expected=blob.digest,
+                namespace=KEEP_NAMESPACE,
+                labels={GC_ROOT_LABEL: "bench"},
+            )
+            got = target.client.read(digest, namespace=KEEP_NAMESPACE)
+            if got != mib * MIB:
+                raise RuntimeError(f"{target.name}: read {got} of {mib * MIB} bytes back")
+            self._kept[key] = digest
+        return digest
+
+    def discard(self, target: Target, namespace: str, digests: list[str]) -> None:
+        """Delete ``digests`` from ``namespace`` and collect garbage (best effort, untimed)."""
+        for digest in digests:
+            with contextlib.suppress(Exception):
+                target.client.delete(digest, namespace=namespace)
+        self.collect(target, namespace)
+
+    def collect(self, target: Target, namespace: str) -> None:
+        """Ask ``target`` for a synchronous GC (skipped once it has failed)."""
+        if target.address in self._no_gc:
+            return
+        try:
+            target.client.collect_garbage(namespace=namespace)
+        except Exception as err:
+            self._no_gc.add(target.address)
+            self.log(f"{target.name}: no synchronous GC ({type(err).__name__}); blobs stay")
+
+
+def _restarter(peer: Any) -> Callable[[], None]:
+    def restart() -> None:
+        peer.stop()
+        peer.start()
+
+    return restart

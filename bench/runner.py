@@ -1,0 +1,96 @@
+"""Running one workload: set-up per target, then A B A B ... samples, each cleaned up."""
+
+from __future__ import annotations
+
+import os
+import traceback
+from collections.abc import Callable
+
+from bench.env import BenchEnv
+from bench.model import Row, Series
+from bench.peers import Target
+from bench.report import format_value
+from bench.workloads.base import Workload
+
+__all__ = ["run_workload"]
+
+
+def _error(err: BaseException) -> str:
+    text = str(err).strip() or type(err).__name__
+    return f"{type(err).__name__}: {text}"
+
+
+def run_workload(
+    env: BenchEnv,
+    workload: Workload,
+    reps: int,
+    log: Callable[[str], None] = print,
+    *,
+    verbose: bool = False,
+) -> Row:
+    """Measure ``workload`` ``reps`` times on each of its targets, alternating targets.
+
+    A failure in set-up or in a sample ends that target's series with the error
+    (the other target goes on); the row is returned either way. Ctrl-C propagates.
+    """
+    if workload.max_reps is not None:
+        reps = min(reps, workload.max_reps)
+    names = workload.targets
+    series = {n: Series(n, workload.higher_is_better) for n in names}
+    targets: dict[str, Target | None] = {}
+    title = workload.title(env.scale)
+    log(f"== {workload.name}: {title}")
+
+    def fail(name: str, what: str, err: BaseException) -> None:
+        series[name].error = f"{what}: {_error(err)}"
+        log(f"   {name}: {what} failed: {_error(err)}")
+        if verbose:
+            log(traceback.format_exc())
+
+    for name in names:
+        try:
+            target = workload.target(env, name)
+            workload.setup(env, target)
+        except Exception as err:
+            fail(name, "set-up", err)
+        else:
+            targets[name] = target
+    for rep in range(reps):
+        for name in names:
+            if name not in targets or series[name].error:
+                continue
+            target = targets[name]
+            os.sync()
+            try:
+                sample = workload.sample(env, target, rep)
+            except Exception as err:
+                fail(name, f"rep {rep + 1}", err)
+            else:
+                series[name].samples.append(sample)
+                log(f"   rep {rep + 1}/{reps} {name}: {format_value(sample.value, workload.unit)}")
+            finally:
+                try:
+                    workload.cleanup(env, target, rep)
+                except Exception as err:
+                    log(f"   {name}: clean-up after rep {rep + 1} failed: {_error(err)}")
+    for name, target in targets.items():
+        try:
+            workload.teardown(env, target)
+        except Exception as err:
+            log(f"   {name}: teardown failed: {_error(err)}")
+    subject = series[names[-1]]
+    baseline = series[names[0]] if len(names) > 1 else None
+    row = Row(
+        name=workload.name,
+        title=title,
+        unit=workload.unit,
+        higher_is_better=workload.higher_is_better,
+        subject=subject,
+        baseline=baseline,
+        goal=workload.goal,
+        limits=workload.limits,
+        section=workload.section,
+    )
+    if env.contentd_standin and any("contentd" in n for n in names):
+        row.notes.append("contentd side ran on bench/standin.py (contentd serve not available)")
+    return row

@@ -1,0 +1,36 @@
+"""Every row of the benchmark, in the order a run measures them."""
+
+from __future__ import annotations
+
+from bench.workloads.base import PAIR, PROXY_PAIR, SINGLE, Workload
+from bench.workloads.library import LocalIngest, LocalRead, MetaInfo, MetaWalk
+from bench.workloads.limits import DdFsync, PageCacheRead, Sha256
+from bench.workloads.memory import RssIngest, RssRead
+from bench.workloads.proxy import ProxyGet, ProxyPull
+from bench.workloads.small import CtrLs, SmallIngests
+from bench.workloads.transfer import CtrGet, CtrIngest, ReadStream, WriteStream
+
+__all__ = ["PAIR", "PROXY_PAIR", "SINGLE", "Workload", "all_workloads"]
+
+
+def all_workloads() -> list[Workload]:
+    """Fresh instances of every workload: limits first, then the daemons, then the library."""
+    return [
+        DdFsync(),
+        Sha256(),
+        PageCacheRead(),
+        CtrIngest(),
+        WriteStream(),
+        CtrGet(),
+        ReadStream(),
+        SmallIngests(),
+        CtrLs(),
+        ProxyPull(),
+        ProxyGet(),
+        RssIngest(),
+        RssRead(),
+        LocalIngest(),
+        LocalRead(),
+        MetaInfo(),
+        MetaWalk(),
+    ]

@@ -1,0 +1,86 @@
+"""containerd with contentd as its content proxy plugin, against plain containerd."""
+
+from __future__ import annotations
+
+import contextlib
+
+from bench.env import KEEP_NAMESPACE, BenchEnv, Scale
+from bench.model import Goal, Sample
+from bench.peers import Target
+from bench.workloads.base import PROXY_PAIR, Workload
+from bench.workloads.transfer import _need
+
+__all__ = ["ProxyGet", "ProxyPull"]
+
+#: Where a containerd's header-less calls to its proxy land in contentd (its default).
+HEADERLESS_NAMESPACE = "containerd-proxy"
+
+
+class ProxyPull(Workload):
+    """``ctr images pull --plain-http`` of the multi-layer test image (this machine's
+    platform) from a local docker-registry. Each repetition pulls a different image
+    (the noise layer is seeded per repetition) into a fresh namespace; afterwards the
+    image is removed with a synchronous GC, so no blob is ever already there."""
+
+    name = "proxy-pull"
+    unit = "s"
+    higher_is_better = False
+    targets = PROXY_PAIR
+    goal = Goal("pull ≤ 1.25× plain's time", min_ratio=0.8)
+
+    def __init__(self) -> None:
+        self._ref: dict[str, str] = {}
+
+    def title(self, scale: Scale) -> str:
+        return "ctr images pull (test image) via contentd proxy"
+
+    def timeout(self, scale: Scale) -> float:
+        return 300.0
+
+    def sample(self, env: BenchEnv, target: Target | None, rep: int) -> Sample:
+        t = _need(target)
+        image = env.images(rep + 1)[rep]
+        namespace = f"bench-pull-{rep}"
+        self._ref[t.address] = image.ref
+        r = t.ctr(
+            "images", "pull", "--plain-http", image.ref,
+            namespace=namespace, timeout=self.timeout(env.scale),
+        )  # fmt: skip
+        blobs = t.client.count(namespace=namespace)
+        return Sample(rep, r.seconds, r.seconds, {"blobs": blobs})
+
+    def cleanup(self, env: BenchEnv, target: Target | None, rep: int) -> None:
+        t = _need(target)
+        ref = self._ref.pop(t.address, None)
+        if ref is None:
+            return
+        with contextlib.suppress(Exception):
+            t.ctr("images", "rm", "--sync", ref, namespace=f"bench-pull-{rep}", timeout=60)
+        if t.backend is not None:
+            env.collect(t.backend, HEADERLESS_NAMESPACE)
+
+
+class ProxyGet(Workload):
+    """``ctr content get`` of a 64 MiB blob through containerd; with the proxy, every
+    32 KiB Read RPC containerd gets becomes a Read RPC to contentd."""
+
+    name = "proxy-get"
+    unit = "MiB/s"
+    targets = PROXY_PAIR
+    limits = ("page-cache-read",)
+
+    def title(self, scale: Scale) -> str:
+        return f"ctr content get {scale.proxy_mib} MiB via contentd proxy"
+
+    def setup(self, env: BenchEnv, target: Target | None) -> None:
+        env.kept_blob(_need(target), env.scale.proxy_mib)
+
+    def sample(self, env: BenchEnv, target: Target | None, rep: int) -> Sample:
+        t = _need(target)
+        mib = env.scale.proxy_mib
+        digest = env.kept_blob(t, mib)
+        r = t.ctr(
+            "content", "get", digest,
+            namespace=KEEP_NAMESPACE, capture=False, timeout=self.timeout(env.scale),
+        )  # fmt: skip
+        return Sample(rep, mib / r.seconds, r.seconds)
