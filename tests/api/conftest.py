@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import os
 import queue
 import random
+import shutil
+import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,10 +59,24 @@ class Wire:
         return digest
 
 
+@pytest.fixture
+def store_dir(tmp_path: Path) -> Iterator[Path]:
+    """A directory for a local store: on tmpfs where there is one (fsync costs nothing
+    there, and the wire tests are about the protocol, not the disk)."""
+    if not os.path.isdir("/dev/shm"):
+        yield tmp_path
+        return
+    path = Path(tempfile.mkdtemp(prefix="contentd-test-", dir="/dev/shm"))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
 @pytest.fixture(params=["contentd", "containerd"])
-def wire(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Wire]:
+def wire(request: pytest.FixtureRequest, store_dir: Path) -> Iterator[Wire]:
     if request.param == "contentd":
-        with ContentdServer(local_store(tmp_path / "content")) as server, server.channel() as ch:
+        with ContentdServer(local_store(store_dir / "content")) as server, server.channel() as ch:
             yield Wire(
                 "contentd",
                 pb_grpc.ContentStub(ch),
@@ -70,17 +87,17 @@ def wire(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Wire]:
     peer = request.getfixturevalue("containerd_peer")
     namespace: str = request.getfixturevalue("ctr_namespace")
     lease = f"api-{namespace}"  # keeps containerd's GC off this test's content
-    create_lease(peer.address, namespace, lease)
-    try:
-        with grpc.insecure_channel("unix:" + peer.address) as ch:
+    with grpc.insecure_channel("unix:" + peer.address) as ch:
+        create_lease(ch, namespace, lease)
+        try:
             yield Wire(
                 "containerd",
                 pb_grpc.ContentStub(ch),
                 ((NAMESPACE_KEY, namespace), (LEASE_KEY, lease)),
                 namespace,
             )
-    finally:
-        delete_lease(peer.address, namespace, lease)
+        finally:
+            delete_lease(ch, namespace, lease)
 
 
 class Stream:

@@ -21,9 +21,7 @@ __all__ = ["ContentdServer", "create_lease", "delete_lease", "local_store"]
 
 
 def local_store(root: Path, labels: bool = True) -> LocalStore:
-    store = LocalStore(root, label_store=MemoryLabelStore() if labels else None)
-    (root / "blobs").mkdir(exist_ok=True)  # TEMP: LocalStore's first commit misses blobs/
-    return store
+    return LocalStore(root, label_store=MemoryLabelStore() if labels else None)
 
 
 class ContentdServer:
@@ -71,16 +69,22 @@ class ContentdServer:
         self.close()
 
 
-def create_lease(address: str, namespace: str, lease_id: str) -> None:
-    """Create a lease in containerd (content under it is safe from its GC)."""
-    with grpc.insecure_channel("unix:" + address) as channel:
-        leases_pb2_grpc.LeasesStub(channel).Create(
-            leases_pb2.CreateRequest(id=lease_id), metadata=((NAMESPACE_KEY, namespace),)
-        )
+def create_lease(target: str | grpc.Channel, namespace: str, lease_id: str) -> None:
+    """Create a lease in containerd (content under it is safe from its GC).
+
+    ``target`` is containerd's socket path or a channel to it.
+    """
+    _leases(target, "Create", leases_pb2.CreateRequest(id=lease_id), namespace)
 
 
-def delete_lease(address: str, namespace: str, lease_id: str) -> None:
-    with grpc.insecure_channel("unix:" + address) as channel:
-        leases_pb2_grpc.LeasesStub(channel).Delete(
-            leases_pb2.DeleteRequest(id=lease_id), metadata=((NAMESPACE_KEY, namespace),)
-        )
+def delete_lease(target: str | grpc.Channel, namespace: str, lease_id: str) -> None:
+    _leases(target, "Delete", leases_pb2.DeleteRequest(id=lease_id), namespace)
+
+
+def _leases(target: str | grpc.Channel, method: str, request: object, namespace: str) -> None:
+    md = ((NAMESPACE_KEY, namespace),)
+    if isinstance(target, grpc.Channel):
+        getattr(leases_pb2_grpc.LeasesStub(target), method)(request, metadata=md)
+        return
+    with grpc.insecure_channel("unix:" + target) as channel:
+        getattr(leases_pb2_grpc.LeasesStub(channel), method)(request, metadata=md)

@@ -50,8 +50,8 @@ def _proxy_containerd(tmp_path: Path, request: pytest.FixtureRequest) -> Harness
     peer = request.getfixturevalue("containerd_peer")
     namespace: str = request.getfixturevalue("ctr_namespace")
     lease = f"conformance-{namespace}"
-    create_lease(peer.address, namespace, lease)
     store = ProxyStore(peer.address, namespace=namespace, lease=lease)
+    create_lease(store.channel, namespace, lease)
     others: list[ProxyStore] = []
 
     def reopen() -> ProxyStore:
@@ -60,9 +60,9 @@ def _proxy_containerd(tmp_path: Path, request: pytest.FixtureRequest) -> Harness
         return other
 
     def finish() -> None:
+        delete_lease(store.channel, namespace, lease)
         for s in (store, *others):
             s.close()
-        delete_lease(peer.address, namespace, lease)
 
     request.addfinalizer(finish)
     return Harness(store=store, missing_ok=False, truncate_zero_only=False, reopen=reopen)
