@@ -73,7 +73,7 @@ def store_dir(tmp_path: Path) -> Iterator[Path]:
         shutil.rmtree(path, ignore_errors=True)
 
 
-@pytest.fixture(params=["contentd", "containerd"])
+@pytest.fixture(params=["contentd", pytest.param("containerd", marks=pytest.mark.containerd)])
 def wire(request: pytest.FixtureRequest, store_dir: Path) -> Iterator[Wire]:
     if request.param == "contentd":
         with ContentdServer(local_store(store_dir / "content")) as server, server.channel() as ch:

@@ -22,6 +22,8 @@ from tests.api.servers import ContentdServer, local_store
 from tests.peers.process import CommandError, clean_env
 from tests.peers.requires import requires
 
+pytestmark = pytest.mark.containerd
+
 
 class Ctr:
     def __init__(self, binary: str, server: ContentdServer) -> None:
