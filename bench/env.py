@@ -5,8 +5,6 @@ Target names:
 * ``containerd`` / ``contentd`` -- the pair most rows compare;
 * ``containerd+contentd`` -- a containerd whose content store is a second contentd
   (proxy plugin), compared with plain ``containerd``;
-* :meth:`BenchEnv.fresh_pair` -- a new containerd and contentd for the memory rows
-  (``VmHWM`` counts from process start).
 
 :meth:`close` stops every daemon and removes the temp dir; it is safe to call twice.
 """
@@ -31,6 +29,9 @@ __all__ = ["KEEP_NAMESPACE", "BenchEnv", "Scale"]
 
 #: Namespace of the blobs kept for the whole run (read workloads), labelled as GC roots.
 KEEP_NAMESPACE = "bench-keep"
+#: Longest run dir: containerd's ttrpc socket ``<base>/ctrd-XXXXXXXX/state/containerd.sock.ttrpc``
+#: (44 more bytes) must stay within the 104-byte limit of a unix socket path.
+MAX_BASE_LENGTH = 104 - 45
 #: Seed of the first pushed test image; image ``i`` is built from ``IMAGE_SEED + i``.
 IMAGE_SEED = 20230420
 
@@ -65,6 +66,12 @@ class BenchEnv:
         self.log = log
         self.log_level = log_level
         self.base = Path(tempfile.mkdtemp(prefix="bench-", dir=base_dir))
+        if len(str(self.base)) > MAX_BASE_LENGTH:
+            shutil.rmtree(self.base, ignore_errors=True)
+            raise ValueError(
+                f"work dir {self.base} is too long: the daemons' unix sockets below it must "
+                f"fit in 104 bytes (use a work dir of at most {MAX_BASE_LENGTH - 14} characters)"
+            )
         self.data = BlobMaker()
         self._closers: list[Callable[[], None]] = []
         self._targets: dict[str, Target] = {}
@@ -72,7 +79,6 @@ class BenchEnv:
         self._images: list[PushedImage] = []
         self._kept: dict[tuple[str, int], str] = {}
         self._no_gc: set[str] = set()
-        self.contentd_standin: bool | None = None
         self.extra: dict[str, Any] = {}
 
     # -- life cycle --------------------------------------------------------------------
@@ -102,9 +108,8 @@ class BenchEnv:
 
     def _start_contentd(self, name: str) -> ContentdDaemon:
         daemon = ContentdDaemon(self.base, name=name, log_level=self.log_level)
-        self.contentd_standin = daemon.standin
         self._closers.append(daemon.close)
-        self.log(f"starting {name}{' (stand-in)' if daemon.standin else ''}")
+        self.log(f"starting {name}")
         return daemon.start()
 
     def _start_containerd(self, name: str, proxy_address: str | None = None) -> Any:
@@ -136,14 +141,6 @@ class BenchEnv:
         target = self._targets.get(name)
         if target is None:
             target = self._targets[name] = self._make_target(name, name)
-        return target
-
-    def fresh_target(self, name: str, key: str) -> Target:
-        """A new daemon of kind ``name`` for one row (kept until the run ends)."""
-        full = f"{name}-{key}"
-        target = self._targets.get(full)
-        if target is None:
-            target = self._targets[full] = self._make_target(name, full)
         return target
 
     # -- registry and images ------------------------------------------------------------

@@ -1,8 +1,7 @@
 """The daemons a benchmark run drives, and what it measures them with.
 
 * :class:`ContentdDaemon` -- ``python -m contentd serve`` as a child process with
-  its root, state and socket in a temp dir (or :mod:`bench.standin` while the
-  daemon's ``serve`` command is not there yet).
+  its root, state and socket in a temp dir.
 * :func:`bench_containerd` -- the harness's private containerd 1.6.20
   (:class:`tests.peers.ContainerdPeer`), optionally with a contentd as its
   content proxy plugin.
@@ -42,35 +41,12 @@ __all__ = [
     "Target",
     "bench_containerd",
     "proc_status_kib",
-    "serve_available",
 ]
 
 #: The GC scheduler settings both daemons run with (containerd's keys).
 GC_QUIET: Mapping[str, Any] = {
     "io.containerd.gc.v1.scheduler": {"startup_delay": "1h", "mutation_threshold": 1_000_000_000}
 }
-
-_serve_checked: bool | None = None
-
-
-def serve_available(python: str = sys.executable) -> bool:
-    """True when ``python -m contentd serve --help`` documents the daemon's flags."""
-    global _serve_checked
-    if _serve_checked is None:
-        try:
-            p = subprocess.run(
-                [python, "-m", "contentd", "serve", "--help"],
-                capture_output=True,
-                timeout=30,
-                check=False,
-                env=clean_env(),
-            )
-        except (OSError, subprocess.TimeoutExpired):
-            _serve_checked = False
-        else:
-            out = p.stdout.decode("utf-8", "replace")
-            _serve_checked = p.returncode == 0 and "--root" in out and "--address" in out
-    return _serve_checked
 
 
 class ContentdDaemon:
@@ -97,7 +73,6 @@ class ContentdDaemon:
         self._start_timeout = start_timeout
         self._stop_timeout = stop_timeout
         self._proc: subprocess.Popen[bytes] | None = None
-        self.standin = not serve_available(python)
 
     @property
     def root(self) -> Path:
@@ -124,10 +99,7 @@ class ContentdDaemon:
         return self._proc.pid if self._proc is not None else None
 
     def argv(self) -> list[str]:
-        module = "bench.standin" if self.standin else "contentd"
-        argv = [self._python, "-m", module]
-        if not self.standin:
-            argv.append("serve")
+        argv = [self._python, "-m", "contentd", "serve"]
         argv += [
             "--root",
             str(self.root),
@@ -154,8 +126,6 @@ class ContentdDaemon:
         env = clean_env(self._env)
         if "GRPC_ENABLE_FORK_SUPPORT" not in self._env:
             env.pop("GRPC_ENABLE_FORK_SUPPORT", None)  # set for the benchmark's process only
-        repo = str(Path(__file__).resolve().parent.parent)
-        env["PYTHONPATH"] = repo + os.pathsep + env.get("PYTHONPATH", "")
         with self.log_path.open("ab") as log:
             self._proc = subprocess.Popen(
                 self.argv(),

