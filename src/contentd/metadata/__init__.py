@@ -5,6 +5,7 @@ local store, or a proxy) and hands out per-namespace content stores that
 satisfy the same :class:`~contentd.content.store.Store` contract.
 """
 
+from contentd.metadata import identifiers
 from contentd.metadata.content import INGEST_EXPIRY, ContentStore, backend_ref
 from contentd.metadata.events import (
     TOPIC_CONTENT_CREATE,
@@ -46,6 +47,7 @@ __all__ = [
     "Subscription",
     "backend_ref",
     "generate_lease_id",
+    "identifiers",
     "parse_duration",
     "validate_topic",
 ]

@@ -72,11 +72,11 @@ class SQLiteDB:
     # -- connections -----------------------------------------------------
 
     def _conn(self) -> sqlite3.Connection:
+        if self._closed:
+            raise FailedPrecondition("metadata database is closed")
         conn = self._state.conn
         if conn is not None:
             return conn
-        if self._closed:
-            raise FailedPrecondition("metadata database is closed")
         conn = sqlite3.connect(
             self.path,
             timeout=self._busy_timeout,

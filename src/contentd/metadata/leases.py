@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import builtins
+import functools
 import os
 import sqlite3
 import time
@@ -159,7 +160,7 @@ class LeaseManager:
             lease = Lease(
                 id=lease_id, created_at=from_ns(created_at), labels=labels.get(lease_id, {})
             )
-            if match.match(filtering.adapt_fn(lambda fp, lease=lease: _lease_fields(lease, fp))):
+            if match.match(filtering.adapt_fn(functools.partial(_lease_fields, lease))):
                 out.append(lease)
         return out
 
