@@ -42,7 +42,13 @@ def _proxy_local(tmp_path: Path, request: pytest.FixtureRequest) -> Harness:
         server.close()
 
     request.addfinalizer(finish)
-    return Harness(store=store, missing_ok=True, truncate_zero_only=False, reopen=reopen)
+    return Harness(
+        store=store,
+        missing_ok=True,
+        truncate_zero_only=False,
+        truncate_deferred=True,
+        reopen=reopen,
+    )
 
 
 @register("proxy-containerd")
@@ -65,4 +71,10 @@ def _proxy_containerd(tmp_path: Path, request: pytest.FixtureRequest) -> Harness
             s.close()
 
     request.addfinalizer(finish)
-    return Harness(store=store, missing_ok=False, truncate_zero_only=False, reopen=reopen)
+    return Harness(
+        store=store,
+        missing_ok=False,
+        truncate_zero_only=False,
+        truncate_deferred=True,
+        reopen=reopen,
+    )

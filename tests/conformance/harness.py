@@ -35,6 +35,9 @@ class Harness:
     missing_ok: bool = False
     # truncate(n != 0) is an error (local); metadata/proxy delegate or defer it
     truncate_zero_only: bool = True
+    # truncate only moves the client's offset; the server applies it on the next
+    # write (containerd's proxy writer), so status() right after still shows the old one
+    truncate_deferred: bool = False
     # a second store on the same data, as after a restart (None: not possible)
     reopen: Callable[[], Store] | None = None
     # the local store's directory, for on-disk layout checks (None: not local)
@@ -92,3 +95,7 @@ def _local_nolabels(tmp_path: Path, request: pytest.FixtureRequest) -> Harness:
         reopen=lambda: LocalStore(root),
         root=root,
     )
+
+
+# Every other Store registers its factories from its own module.
+from tests.conformance import factories_proxy  # noqa: E402, F401  (proxy-local, proxy-containerd)

@@ -59,11 +59,11 @@ from tests.peers import tomlwrite
 from tests.peers.process import (
     PeerError,
     clean_env,
-    die_with_parent,
     run,
     stop_process,
     tail,
     unmount_under,
+    with_parent_death,
 )
 
 #: Plugins that fail, skip, write outside the temp dir, or are not needed in tests.
@@ -209,12 +209,11 @@ class ContainerdPeer:
         t0 = time.monotonic()
         with self.log_path.open("ab") as log:
             self._proc = subprocess.Popen(
-                [self._containerd, "--config", str(self.config_path)],
+                with_parent_death([self._containerd, "--config", str(self.config_path)]),
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env=clean_env(),
-                preexec_fn=die_with_parent,
             )
         try:
             self._wait_ready(t0)

@@ -11,6 +11,7 @@ import contextlib
 import ctypes
 import ctypes.util
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -51,10 +52,25 @@ _LIBC = _load_libc()
 def die_with_parent() -> None:
     """``preexec_fn``: ask the kernel to SIGTERM the child when its parent goes away.
 
-    This covers the case where pytest itself is killed and no teardown runs.
+    Prefer :func:`with_parent_death`: a ``preexec_fn`` runs Python in the forked
+    child, which aborts now and then when the parent has busy gRPC threads.
     """
     if _LIBC is not None:
         _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+
+
+_SETPRIV = shutil.which("setpriv")
+
+
+def with_parent_death(argv: Sequence[str]) -> list[str]:
+    """``argv`` wrapped so the kernel SIGTERMs it when this process goes away.
+
+    util-linux's ``setpriv --pdeathsig`` sets it in the child without running any
+    Python after fork, which covers a killed pytest whose teardown never runs.
+    """
+    if _SETPRIV is None:
+        return list(argv)
+    return [_SETPRIV, "--pdeathsig", "TERM", "--", *argv]
 
 
 def stop_process(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> int | None:
@@ -130,7 +146,6 @@ def run(
         env=clean_env(env),
         cwd=cwd,
         check=False,
-        preexec_fn=die_with_parent,
     )
     if check and proc.returncode != 0:
         raise CommandError(proc.returncode, proc.args, proc.stdout, proc.stderr)

@@ -21,7 +21,14 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-from tests.peers.process import PeerError, clean_env, die_with_parent, free_port, stop_process, tail
+from tests.peers.process import (
+    PeerError,
+    clean_env,
+    free_port,
+    stop_process,
+    tail,
+    with_parent_death,
+)
 
 _NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
@@ -121,12 +128,11 @@ class RegistryPeer:
             self.config_path.write_text(self._config(port))
             with self.log_path.open("ab") as log:
                 self._proc = subprocess.Popen(
-                    [self._binary, "serve", str(self.config_path)],
+                    with_parent_death([self._binary, "serve", str(self.config_path)]),
                     stdin=subprocess.DEVNULL,
                     stdout=log,
                     stderr=subprocess.STDOUT,
                     env=clean_env(),
-                    preexec_fn=die_with_parent,
                 )
             self._port = port
             try:
