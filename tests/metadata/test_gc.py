@@ -145,6 +145,19 @@ def test_leased_ingest_keeps_its_expected_content(db: MetadataDB) -> None:
     assert read_blob(ns2, dgst) == data
 
 
+def test_ingest_expected_keeps_the_namespace_record(db: MetadataDB) -> None:
+    data = b"expected by an ingest"
+    dgst = put(db.content_store("ns1"), data, labels=ROOT)
+    ns2 = db.content_store("ns2")
+    w = ns2.writer("pending", total=len(data), expected=dgst)  # shared, expires in 24 h
+    w.close()
+    put(ns2, data, ref="other")  # ns2 records it too, with no root and no lease
+    assert db.garbage_collect().content == {}
+    assert _has(db, "ns2", dgst)
+    ns2.abort("pending")
+    assert db.garbage_collect().content == {"ns2": (dgst,)}
+
+
 def test_dry_run_reports_and_touches_nothing(db: MetadataDB) -> None:
     cs = db.content_store("ns")
     kept = put(cs, b"kept", labels=ROOT)
