@@ -22,7 +22,6 @@ NAMESPACE = "testing"
 def _metadata(tmp_path: Path, request: pytest.FixtureRequest, policy: str) -> Harness:
     root = tmp_path / "content"
     path = tmp_path / "meta.db"
-    (root / "blobs").mkdir(parents=True, exist_ok=True)  # TEMP: local store bug, see report
     db = MetadataDB(path, LocalStore(root), content_sharing_policy=policy)
     request.addfinalizer(db.close)
 

@@ -29,8 +29,6 @@ class FakeClock:
 
 
 def new_backend(root: Path) -> LocalStore:
-    # TEMP: the local store does not create blobs/ before blobs/<alg> yet
-    (root / "blobs").mkdir(parents=True, exist_ok=True)
     return LocalStore(root)
 
 

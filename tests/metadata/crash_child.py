@@ -25,7 +25,6 @@ UNROOTED = [b"unrooted one", b"unrooted two"]
 
 
 def open_db(root: Path) -> MetadataDB:
-    (root / "content" / "blobs").mkdir(parents=True, exist_ok=True)
     return MetadataDB(root / "meta.db", LocalStore(root / "content"))
 
 
