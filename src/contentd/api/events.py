@@ -24,7 +24,7 @@ from google.protobuf import empty_pb2
 from contentd.api._pb.containerd.services.events.v1 import events_pb2 as pb
 from contentd.api._pb.containerd.services.events.v1 import events_pb2_grpc as pb_grpc
 from contentd.api.calls import fail, headers
-from contentd.api.convert import datetime_from_pb, fill_timestamp
+from contentd.api.convert import fill_timestamp, time_field
 from contentd.api.event_types import AnyEvent, to_any
 from contentd.metadata.events import Envelope, Exchange, Subscription
 
@@ -78,7 +78,7 @@ class EventsService(pb_grpc.EventsServicer):
         try:
             self.exchange.forward(
                 Envelope(
-                    timestamp=datetime_from_pb(env.timestamp),
+                    timestamp=time_field(env, "timestamp"),  # absent: Go's zero time
                     namespace=env.namespace,
                     topic=env.topic,
                     event=AnyEvent(env.event),

@@ -12,7 +12,10 @@ It follows containerd's service:
 * Create, Update and Delete publish ``/namespaces/create``, ``/namespaces/update``
   and ``/namespaces/delete`` on the event exchange: create and update in the
   *caller's* namespace, delete in the deleted one's. As in containerd, a
-  failed publish fails the call after the change has been made.
+  failed publish fails the call after the change has been made -- except that
+  a caller without a namespace header gets its create/update event published
+  in the namespace it named (containerd fails such a call with
+  ``failed publishing event: namespace is required`` after making the change).
 """
 
 from __future__ import annotations
@@ -89,7 +92,7 @@ class NamespacesService(pb_grpc.NamespacesServicer):
         try:
             self.db.namespaces.create(name, labels)
             self.exchange.publish(
-                caller or "", TOPIC_NAMESPACE_CREATE, NamespaceCreate(name, labels)
+                caller or name, TOPIC_NAMESPACE_CREATE, NamespaceCreate(name, labels)
             )
         except Exception as err:
             _fail(context, err, "Create")
@@ -123,7 +126,7 @@ class NamespacesService(pb_grpc.NamespacesServicer):
                 for key, value in labels.items():
                     store.set_label(name, key, value)
             self.exchange.publish(
-                caller or "", TOPIC_NAMESPACE_UPDATE, NamespaceUpdate(name, labels)
+                caller or name, TOPIC_NAMESPACE_UPDATE, NamespaceUpdate(name, labels)
             )
         except Exception as err:
             _fail(context, err, "Update")

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,7 +25,7 @@ from contentd.config.render import render, to_table
 from contentd.plugins import types
 from contentd.plugins.builtin.storage import METADATA_ID
 from contentd.plugins.loader import build_registry, decode_plugin_configs, normalize
-from contentd.plugins.registry import Registry, uri_filter
+from contentd.plugins.registry import Registration, Registry, uri_filter
 
 __all__ = ["Effective", "Overrides", "prepare", "render_effective"]
 
@@ -58,8 +59,12 @@ def prepare(
     *,
     use_default_path: bool = True,
     entry_points: bool = True,
+    extra: Iterable[Registration] = (),
 ) -> Effective:
-    """The effective config (see the module doc). ConfigError / OSError if unusable."""
+    """The effective config (see the module doc). ConfigError / OSError if unusable.
+
+    ``extra`` registrations are added after the built-ins (tests, embedding).
+    """
     warnings: list[str] = []
     source = ""
     if config_path is not None:
@@ -70,7 +75,7 @@ def prepare(
         source = DEFAULT_CONFIG_PATH
     else:
         config = default_config()
-    registry = build_registry(config, entry_points=entry_points, warnings=warnings)
+    registry = build_registry(config, entry_points=entry_points, extra=extra, warnings=warnings)
     config = normalize(config, registry, warnings)
     config = apply_overrides(config, overrides or Overrides())
     enabled = registry.graph(uri_filter(config.disabled_plugins))

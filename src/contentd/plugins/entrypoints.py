@@ -15,12 +15,16 @@ one of them then stops the daemon).
 from __future__ import annotations
 
 import dataclasses
+import os
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
-from importlib import metadata
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from contentd.plugins.registry import Registration
+
+if TYPE_CHECKING:
+    from importlib import metadata
 
 __all__ = ["ENTRY_POINT_GROUP", "EntryPointError", "discover"]
 
@@ -36,11 +40,48 @@ class EntryPointError:
     error: str
 
 
+def _may_declare_plugins(paths: Iterable[str]) -> bool:
+    """False only when no installed distribution on ``paths`` can declare the group.
+
+    ``importlib.metadata`` alone takes tens of milliseconds to import here; most
+    daemons have no third-party plugins, so first look for the group's header in
+    the ``entry_points.txt`` files on disk. Anything unusual (a zip on the path,
+    an unreadable directory) answers True and takes the full route.
+    """
+    header = f"[{ENTRY_POINT_GROUP}]".encode()
+    for entry in paths:
+        directory = entry or "."
+        if os.path.isfile(directory):
+            return True  # a zip archive: let importlib.metadata look inside
+        try:
+            names = os.listdir(directory)
+        except FileNotFoundError:
+            continue
+        except OSError:
+            return True
+        for name in names:
+            if not name.endswith((".dist-info", ".egg-info")):
+                continue
+            try:
+                with open(os.path.join(directory, name, "entry_points.txt"), "rb") as f:
+                    if header in f.read():
+                        return True
+            except FileNotFoundError:
+                continue
+            except OSError:
+                return True
+    return False
+
+
 def discover(
     entry_points: Iterable[metadata.EntryPoint] | None = None,
 ) -> tuple[list[Registration], list[EntryPointError]]:
     """Registrations from every ``contentd.plugins`` entry point, and the failures."""
     if entry_points is None:
+        if not _may_declare_plugins(sys.path):
+            return [], []
+        from importlib import metadata
+
         entry_points = metadata.entry_points(group=ENTRY_POINT_GROUP)
     found: list[Registration] = []
     errors: list[EntryPointError] = []

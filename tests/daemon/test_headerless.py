@@ -1,0 +1,187 @@
+"""Header-less callers (containerd's proxy plugin) and proxy content plugins (spec §6, item 62)."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+from pathlib import Path
+
+import grpc
+import pytest
+
+from contentd import Descriptor, FailedPrecondition, NotFound, write_blob
+from contentd.api._pb.containerd.services.introspection.v1 import introspection_pb2 as ipb
+from contentd.api._pb.containerd.services.introspection.v1 import (
+    introspection_pb2_grpc as ipb_grpc,
+)
+from contentd.daemon.server import Daemon
+from contentd.metadata import LABEL_GC_MANAGED_EXTERNALLY, MetadataDB
+from contentd.proxy import ProxyStore
+from tests.daemon.harness import QUIET_GC, start_daemon
+
+PINNED = "containerd-proxy"
+
+
+def _blob(data: bytes) -> tuple[bytes, str, Descriptor]:
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    return data, digest, Descriptor(digest=digest, size=len(data))
+
+
+def _metadata(daemon: Daemon) -> MetadataDB:
+    db = daemon.plugins.get("io.containerd.metadata.v1")
+    assert isinstance(db, MetadataDB)
+    return db
+
+
+def test_headerless_calls_land_in_the_pinned_namespace(base: Path) -> None:
+    daemon = start_daemon(base)
+    db = _metadata(daemon)
+    db.leases("tenant").create("keep")
+    headerless = ProxyStore(daemon.address, namespace=None)
+    tenant = ProxyStore(daemon.address, namespace="tenant", lease="keep")
+    unleased = ProxyStore(daemon.address, namespace="tenant")
+    try:
+        # created at start-up, labelled so that contentd's GC leaves it to its owner
+        assert db.namespaces.get(PINNED) == {LABEL_GC_MANAGED_EXTERNALLY: "true"}
+
+        shared, shared_digest, shared_desc = _blob(b"in both" * 100)
+        private, private_digest, private_desc = _blob(b"only the tenant's")
+        mine, mine_digest, mine_desc = _blob(b"only containerd's")
+        write_blob(tenant, "t1", io.BytesIO(shared), shared_desc)  # leased: kept
+        write_blob(unleased, "t2", io.BytesIO(private), private_desc)  # GC may take it
+        # containerd's backend refs look like <ns>/1/<ref>
+        write_blob(headerless, "default/1/c1", io.BytesIO(shared), shared_desc)
+        write_blob(headerless, "default/1/c2", io.BytesIO(mine), mine_desc)
+
+        # containerd's GC walks and deletes: it sees only the pinned namespace
+        assert sorted(i.digest for i in headerless.walk()) == sorted([shared_digest, mine_digest])
+        with pytest.raises(NotFound):
+            headerless.info(private_digest)
+        with pytest.raises(NotFound):
+            headerless.delete(private_digest)
+        headerless.delete(shared_digest)
+        assert tenant.info(shared_digest).size == len(shared)
+        with tenant.reader_at(shared_digest) as ra:
+            assert ra.read_at(0, len(shared)) == shared
+
+        # an open ingest: containerd's ListStatuses sees it, the tenant does not
+        writer = headerless.writer("default/1/open", 10, None)
+        writer.write(b"12345")
+        writer.close()
+        assert [s.ref for s in headerless.list_statuses()] == ["default/1/open"]
+        assert tenant.list_statuses() == []
+
+        # contentd's own GC keeps everything in the pinned namespace (no lease, no root),
+        # while the tenant's unrooted blobs go
+        db.garbage_collect()
+        assert headerless.info(mine_digest).size == len(mine)
+        assert headerless.status("default/1/open").offset == 5
+        with pytest.raises(NotFound):
+            tenant.info(private_digest)
+        headerless.abort("default/1/open")
+    finally:
+        headerless.close()
+        tenant.close()
+        unleased.close()
+        daemon.stop()
+
+
+def test_pinned_label_is_restored(base: Path) -> None:
+    daemon = start_daemon(base)
+    headerless = ProxyStore(daemon.address, namespace=None)
+    try:
+        db = _metadata(daemon)
+        db.namespaces.set_label(PINNED, LABEL_GC_MANAGED_EXTERNALLY, "")
+        assert list(headerless.walk()) == []
+        assert db.namespaces.get(PINNED) == {LABEL_GC_MANAGED_EXTERNALLY: "true"}
+    finally:
+        headerless.close()
+        daemon.stop()
+
+
+def test_pinning_can_be_configured_or_turned_off(base: Path) -> None:
+    daemon = start_daemon(base / "a", 'version = 2\n[grpc]\nheaderless_namespace = "k8s-node"\n')
+    store = ProxyStore(daemon.address, namespace=None)
+    try:
+        data, digest, desc = _blob(b"x")
+        write_blob(store, "r", io.BytesIO(data), desc)
+        assert [i.digest for i in _metadata(daemon).content_store("k8s-node").walk()] == [digest]
+    finally:
+        store.close()
+        daemon.stop()
+    daemon = start_daemon(base / "b", 'version = 2\n[grpc]\nheaderless_namespace = ""\n')
+    store = ProxyStore(daemon.address, namespace=None)
+    try:
+        with pytest.raises(FailedPrecondition, match="namespace is required"):
+            list(store.walk())
+        assert PINNED not in _metadata(daemon).namespaces.list()
+    finally:
+        store.close()
+        daemon.stop()
+
+
+def _plugins(daemon: Daemon) -> dict[str, ipb.Plugin]:
+    with grpc.insecure_channel(daemon.address) as channel:
+        stub = ipb_grpc.IntrospectionStub(channel)
+        return {f"{p.type}.{p.id}": p for p in stub.Plugins(ipb.PluginsRequest()).plugins}
+
+
+def test_proxy_plugin_is_the_backend(base: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Item 62: local content disabled, a proxy configured: blobs land in the proxy's backend
+    under their digest, written with <ns>/1/<ref> refs and no namespace header."""
+    backend = start_daemon(base / "backend")
+    caplog.set_level(logging.INFO)
+    # a quiet GC: the front's unleased record must outlive the checks below
+    front = start_daemon(
+        base / "front",
+        f"""
+disabled_plugins = ["io.containerd.content.v1.content"]
+{QUIET_GC}
+[proxy_plugins.remote]
+  type = "content"
+  address = "{backend.socket}"
+""",
+    )
+    store = ProxyStore(front.address, namespace="default")
+    try:
+        plugins = _plugins(front)
+        assert "io.containerd.content.v1.content" not in plugins
+        assert plugins["io.containerd.content.v1.remote"].exports["address"] == backend.socket
+        meta = plugins["io.containerd.metadata.v1.sqlite"]
+        assert meta.exports["content"] == "io.containerd.content.v1.remote"
+        assert "content backend: io.containerd.content.v1.remote" in caplog.text
+
+        data, digest, desc = _blob(b"through the proxy" * 1000)
+        writer = store.writer("my-ref", desc.size, digest)
+        writer.write(data[:100])
+        pinned = _metadata(backend).content_store(PINNED)
+        assert [s.ref for s in pinned.list_statuses()] == ["default/1/my-ref"]
+        writer.write(data[100:])
+        writer.commit(desc.size, digest)
+        assert [i.digest for i in pinned.walk()] == [digest]
+        with pinned.reader_at(digest) as ra:
+            assert ra.read_at(0, desc.size) == data
+        # the local store was never created
+        assert not (Path(front.config.root) / "io.containerd.content.v1.content").exists()
+    finally:
+        store.close()
+        front.stop()
+        backend.stop()
+
+
+def test_a_proxy_wins_over_the_local_store(base: Path) -> None:
+    backend = start_daemon(base / "backend")
+    front = start_daemon(
+        base / "front",
+        f'version = 2\n[proxy_plugins.remote]\ntype = "io.containerd.content.v1"\n'
+        f'address = "unix://{backend.socket}"\n',
+    )
+    try:
+        plugins = _plugins(front)
+        assert "io.containerd.content.v1.content" in plugins
+        exports = plugins["io.containerd.metadata.v1.sqlite"].exports
+        assert exports["content"] == "io.containerd.content.v1.remote"
+    finally:
+        front.stop()
+        backend.stop()
