@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import grpc
+import pytest
 from google.protobuf import empty_pb2
 
 from contentd.api._pb.containerd.services.version.v1 import version_pb2_grpc
@@ -152,3 +153,12 @@ def test_python_dash_m_and_help_are_quick_to_answer() -> None:
     for flag in (b"--config", b"--root", b"--state", b"--address", b"--log-level"):
         assert flag in out.stdout
     assert b"--content-sharing-policy" in out.stdout
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="changing a socket's group needs root")
+def test_socket_group_from_config(base: Path) -> None:
+    with ServeProcess(base, config="version = 2\n[grpc]\ngid = 4242\n") as daemon:
+        st = os.stat(daemon.socket)
+        assert st.st_gid == 4242
+        assert st.st_uid == os.geteuid()  # uid 0 in config: left as it is
+        assert stat.S_IMODE(st.st_mode) == 0o660
