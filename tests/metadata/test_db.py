@@ -233,3 +233,34 @@ def test_reopen_sees_everything(make_db: MakeDB) -> None:
     assert cs.info(dgst).labels == {"l": "v"}
     assert db.leases("ns").list()[0].labels == {"x": "y"}
     assert cs.status("half").offset == 4
+
+
+def test_backend_writer_open_holds_no_database_lock(make_db: MakeDB, tmp_path: Path) -> None:
+    """A slow backend open (a resume re-hashing a big ingest, a held ref
+    retrying) must not stall other metadata writes."""
+    entered, release = threading.Event(), threading.Event()
+    inner = new_backend(tmp_path / "content")
+
+    class SlowOpen:
+        def __getattr__(self, name: str) -> object:
+            return getattr(inner, name)
+
+        def writer(self, ref: str, total: int = 0, expected: str | None = None) -> object:
+            entered.set()
+            assert release.wait(60)
+            return inner.writer(ref, total=total, expected=expected)
+
+    db = make_db(backend=SlowOpen())
+    opened: list[object] = []
+    opener = threading.Thread(target=lambda: opened.append(db.content_store("ns").writer("r")))
+    opener.start()
+    assert entered.wait(60)
+    other = threading.Thread(target=lambda: db.leases("ns").create("meanwhile"))
+    other.start()
+    other.join(60)
+    finished = not other.is_alive()
+    release.set()
+    opener.join(60)
+    assert finished, "a lease create waited for a backend writer open"
+    assert [lease.id for lease in db.leases("ns").list()] == ["meanwhile"]
+    opened[0].close()  # type: ignore[attr-defined]

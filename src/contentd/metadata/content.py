@@ -225,6 +225,15 @@ class ContentStore:
     # -- Ingester --------------------------------------------------------
 
     def writer(self, ref: str, total: int = 0, expected: str | None = None) -> NamespacedWriter:
+        """Open (or resume) the ingest ``ref`` (spec §4.3).
+
+        The decisions are made in a read transaction, the backend writer is
+        opened outside any transaction (a resume re-hashes the ingest, and a
+        held ref retries for about a second: neither may stall every other
+        metadata write), and the record is written last. All of it happens
+        under the shared content lock, so GC never sees a backend ingest
+        whose record is still to come.
+        """
         if not ref:
             raise InvalidArgument("ref must not be empty")
         ns = self._ns()
@@ -232,42 +241,51 @@ class ContentStore:
         core = self._core
         backend = core.backend
         started = core.now()
-        exists = False
-        shared = False
-        size = total
-        bref = ""
-        bw: Writer | None = None
         with core.content_lock.shared():
+            with core.view() as conn:
+                exists = bool(expected) and _blob_row(conn, ns, expected) is not None
+                shareable = (
+                    bool(expected)
+                    and not exists
+                    and (core.shared or _shareable_elsewhere(conn, expected))
+                )
+                row = conn.execute(
+                    "SELECT backend_ref FROM ingests WHERE namespace = ? AND ref = ?", (ns, ref)
+                ).fetchone()
+                if not exists:
+                    leases.check(conn, ns, self.lease)
+            if exists:
+                self._lease_existing(expected)
+            shared = False
+            size = total
+            if shareable:
+                try:
+                    binfo = backend.info(expected)
+                except ContentError:
+                    pass
+                else:
+                    if total <= 0 or total == binfo.size:
+                        shared = True
+                        size = binfo.size
+            bref = str(row[0]) if row is not None and row[0] else backend_ref(ns, ref)
+            bw: Writer | None = None
             try:
+                if not shared:
+                    # the expected digest was checked against this namespace only;
+                    # the backend must not short-cut on it
+                    bw = backend.writer(bref, total=size)
+                    crash_point("writer:after-backend-open")
                 with core.update() as conn:
                     if expected and _blob_row(conn, ns, expected) is not None:
-                        try:
-                            leases.add_content(conn, ns, self.lease, expected)
-                        except NotFound as err:
-                            raise err.wrap("unable to lease content") from None
-                        exists = True  # commit the lease change, then report AlreadyExists
+                        exists = True  # committed by someone else meanwhile
                     else:
-                        if expected and (core.shared or _shareable_elsewhere(conn, expected)):
-                            try:
-                                binfo = backend.info(expected)
-                            except ContentError:
-                                pass
-                            else:
-                                if total <= 0 or total == binfo.size:
-                                    shared = True
-                                    size = binfo.size
-                        bref = self._open_ingest(conn, ns, ref, expected if shared else "")
-                        if not shared:
-                            # the expected digest is checked against this namespace
-                            # only; the backend must not short-cut on it
-                            bw = backend.writer(bref, total=size)
-                            crash_point("writer:after-backend-open")
+                        self._open_ingest(conn, ns, ref, bref, expected if shared else "")
+                if exists:
+                    self._lease_existing(expected)
             except BaseException:
                 if bw is not None:
                     bw.close()
                 raise
-        if exists:
-            raise AlreadyExists(f"content {expected}")
         return NamespacedWriter(
             core,
             namespace=ns,
@@ -280,23 +298,28 @@ class ContentStore:
             digest=expected if shared else "",
         )
 
-    def _open_ingest(self, conn: sqlite3.Connection, ns: str, ref: str, expected: str) -> str:
-        """Create or reuse the ingest record, do the lease bookkeeping; returns the backend ref."""
+    def _lease_existing(self, digest: str) -> None:
+        """An open that finds ``digest`` recorded: lease it, then report AlreadyExists."""
+        ns = self._ns()
+        with self._core.update() as conn:
+            try:
+                leases.add_content(conn, ns, self.lease, digest)
+            except NotFound as err:
+                raise err.wrap("unable to lease content") from None
+        raise AlreadyExists(f"content {digest}")
+
+    def _open_ingest(
+        self, conn: sqlite3.Connection, ns: str, ref: str, bref: str, expected: str
+    ) -> None:
+        """Create or reuse the ingest record and do the lease bookkeeping."""
         core = self._core
         core.ensure_namespace(conn, ns)
-        row = conn.execute(
-            "SELECT backend_ref FROM ingests WHERE namespace = ? AND ref = ?", (ns, ref)
-        ).fetchone()
         leased = leases.add_ingest(conn, ns, self.lease, ref)
-        if row is None or not row[0]:
-            bref = backend_ref(ns, ref)
-            conn.execute(
-                "INSERT INTO ingests (namespace, ref, backend_ref) VALUES (?, ?, ?)"
-                " ON CONFLICT (namespace, ref) DO UPDATE SET backend_ref = excluded.backend_ref",
-                (ns, ref, bref),
-            )
-        else:
-            bref = row[0]
+        conn.execute(
+            "INSERT INTO ingests (namespace, ref, backend_ref) VALUES (?, ?, ?)"
+            " ON CONFLICT (namespace, ref) DO NOTHING",
+            (ns, ref, bref),
+        )
         if not leased and not _managed_externally(conn, ns):
             # refreshed on every open; a lease, when given, decides instead
             expire_at = to_ns(core.now() + INGEST_EXPIRY)
@@ -309,7 +332,6 @@ class ContentStore:
                 "UPDATE ingests SET expected = ? WHERE namespace = ? AND ref = ?",
                 (expected, ns, ref),
             )
-        return str(bref)
 
 
 # -- queries -----------------------------------------------------------------

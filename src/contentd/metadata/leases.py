@@ -212,15 +212,16 @@ def _exists(conn: sqlite3.Connection, ns: str, lease: str) -> bool:
 # -- hooks used by the content store, inside its transactions ----------------
 
 
-def _require_lease(conn: sqlite3.Connection, ns: str, lease: str) -> None:
-    if not _exists(conn, ns, lease):
+def check(conn: sqlite3.Connection, ns: str, lease: str | None) -> None:
+    """NotFound unless ``lease`` (when given) exists in ``ns``."""
+    if lease is not None and not _exists(conn, ns, lease):
         raise NotFound("lease does not exist")
 
 
 def add_content(conn: sqlite3.Connection, ns: str, lease: str | None, digest: str) -> None:
     if lease is None:
         return
-    _require_lease(conn, ns, lease)
+    check(conn, ns, lease)
     conn.execute(
         "INSERT OR IGNORE INTO lease_resources (namespace, lease, type, id) VALUES (?, ?, ?, ?)",
         (ns, lease, RESOURCE_CONTENT, digest),
@@ -240,7 +241,7 @@ def add_ingest(conn: sqlite3.Connection, ns: str, lease: str | None, ref: str) -
     """Add ``ref`` to the lease; False when there is no lease (the ingest then expires)."""
     if lease is None:
         return False
-    _require_lease(conn, ns, lease)
+    check(conn, ns, lease)
     conn.execute(
         "INSERT OR IGNORE INTO lease_resources (namespace, lease, type, id) VALUES (?, ?, ?, ?)",
         (ns, lease, RESOURCE_INGESTS, ref),
