@@ -7,10 +7,10 @@ only records the digest in this namespace. Writing to or truncating a shared
 writer first copies the shared blob into a fresh backend ingest.
 
 Commit order is what makes crashes safe: the backend commit (the blob is
-fsynced and linked into place) happens first, the record after it, both
-inside one write transaction under the shared content lock. A crash between
-the two leaves a blob no record knows, which the next dirty GC removes; it
-can never leave a record without its blob.
+fsynced and linked into place) happens first, then the record's write
+transaction, both under the shared content lock (so GC cannot run between
+them). A crash between the two leaves a blob no record knows, which the next
+dirty GC removes; it can never leave a record without its blob.
 """
 
 from __future__ import annotations
@@ -125,18 +125,23 @@ class NamespacedWriter:
         core = self._core
         created: ContentCreate | None = None
         exists: AlreadyExists | None = None
-        with core.content_lock.shared(), core.update() as conn:
+        if core.sql.closed:
+            raise FailedPrecondition("metadata database is closed")
+        with core.content_lock.shared():
+            # the backend commit (fsync, link) needs no database transaction:
+            # a record written after it cannot be undone by one anyway
             actual, size = self._commit_backend(size, expected)
             crash_point("commit:after-backend")
-            if insert_blob(core, conn, self._ns, actual, size, labels):
-                created = ContentCreate(actual, size)
-            else:
-                exists = AlreadyExists(f"content {actual}")
-            conn.execute(
-                "DELETE FROM ingests WHERE namespace = ? AND ref = ?", (self._ns, self._ref)
-            )
-            leases.remove_ingest(conn, self._ns, self._lease, self._ref)
-            leases.add_content(conn, self._ns, self._lease, actual)
+            with core.update() as conn:
+                if insert_blob(core, conn, self._ns, actual, size, labels):
+                    created = ContentCreate(actual, size)
+                else:
+                    exists = AlreadyExists(f"content {actual}")
+                conn.execute(
+                    "DELETE FROM ingests WHERE namespace = ? AND ref = ?", (self._ns, self._ref)
+                )
+                leases.remove_ingest(conn, self._ns, self._lease, self._ref)
+                leases.add_content(conn, self._ns, self._lease, actual)
         self._done = True
         crash_point("commit:after-record")
         if created is not None:
