@@ -114,6 +114,18 @@ required_plugins = ["io.containerd.grpc.v1.content"]
             "proxy_plugins.content: the name 'content' is taken",
         ),
         ("version = 2\n[grpc]\nheaderless_namespace = 'a/b'", "grpc.headerless_namespace"),
+        (
+            "version = 2\n[headerless_listeners.n]\nnamespace = 'x'",
+            "headerless_listeners.n.address",
+        ),
+        (
+            "version = 2\n[headerless_listeners.n]\naddress = '/run/contentd/contentd.sock'",
+            "headerless_listeners.n.address: '/run/contentd/contentd.sock' is already in use",
+        ),
+        (
+            "version = 2\n[headerless_listeners.n]\naddress = '/a'\nnamespace = 'x y'",
+            "headerless_listeners.n.namespace: identifier",
+        ),
         ("version = 2\n[debug]\nlevel = 'loud'", "debug.level: unknown level 'loud'"),
         ("version = 2\nroot = ", "invalid TOML"),
     ],

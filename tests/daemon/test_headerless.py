@@ -185,3 +185,46 @@ def test_a_proxy_wins_over_the_local_store(base: Path) -> None:
     finally:
         front.stop()
         backend.stop()
+
+
+def test_one_listener_per_containerd(base: Path) -> None:
+    """Two containerds on their own sockets: neither sees nor deletes the other's records."""
+    daemon = start_daemon(
+        base,
+        f"""
+version = 2
+[headerless_listeners.node-a]
+  address = "{base}/a.sock"
+[headerless_listeners.node-b]
+  address = "{base}/b.sock"
+  namespace = "bee"
+""",
+    )
+    a = ProxyStore(f"unix:{base}/a.sock", namespace=None)
+    b = ProxyStore(f"unix:{base}/b.sock", namespace=None)
+    sneaky = ProxyStore(f"unix:{base}/a.sock", namespace="bee")
+    try:
+        db = _metadata(daemon)
+        for ns in ("node-a", "bee"):
+            assert db.namespaces.get(ns) == {LABEL_GC_MANAGED_EXTERNALLY: "true"}
+        data, digest, desc = _blob(b"both nodes pulled this")
+        only_b, only_b_digest, only_b_desc = _blob(b"node b only")
+        write_blob(a, "default/1/x", io.BytesIO(data), desc)
+        write_blob(b, "default/1/x", io.BytesIO(data), desc)
+        write_blob(b, "default/1/y", io.BytesIO(only_b), only_b_desc)
+        assert [i.digest for i in a.walk()] == [digest]
+        with pytest.raises(NotFound):
+            a.delete(only_b_digest)
+        a.delete(digest)  # node a's GC removes its record ...
+        assert b.info(digest).size == len(data)  # ... node b keeps its own
+        # a header naming another namespace does not get past the listener
+        with pytest.raises(FailedPrecondition, match="serves only namespace 'node-a'"):
+            list(sneaky.walk())
+        # the main socket still pins to the default namespace
+        with ProxyStore(daemon.address, namespace=None) as main:
+            assert list(main.walk()) == []
+    finally:
+        for store in (a, b, sneaky):
+            store.close()
+        daemon.stop()
+    assert not (base / "a.sock").exists() and not (base / "b.sock").exists()

@@ -13,6 +13,7 @@ from contentd.config.model import (
     Config,
     DebugConfig,
     GRPCConfig,
+    HeaderlessListener,
     ProxyPlugin,
 )
 from contentd.config.render import render, to_table
@@ -29,6 +30,7 @@ __all__ = [
     "ConfigError",
     "DebugConfig",
     "GRPCConfig",
+    "HeaderlessListener",
     "ProxyPlugin",
     "decode",
     "default_config",

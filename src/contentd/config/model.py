@@ -24,6 +24,10 @@
       type = "content"
       address = "/run/mystore.sock"
 
+    [headerless_listeners.node-a]          # one socket per containerd tenant
+      address = "/run/contentd/node-a.sock"
+      namespace = "node-a"
+
     [plugins."io.containerd.metadata.v1.sqlite"]
       content_sharing_policy = "shared"
 
@@ -39,6 +43,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Final
 
 from contentd.config.decode import ConfigError, key_path
+from contentd.content.errors import InvalidArgument
 
 __all__ = [
     "DEFAULT_ADDRESS",
@@ -53,6 +58,7 @@ __all__ = [
     "Config",
     "DebugConfig",
     "GRPCConfig",
+    "HeaderlessListener",
     "ProxyPlugin",
 ]
 
@@ -107,8 +113,8 @@ class GRPCConfig:
 
             try:
                 identifiers.validate(self.headerless_namespace)
-            except Exception as err:
-                raise ConfigError(f"grpc.headerless_namespace: {err}") from None
+            except InvalidArgument as err:
+                raise ConfigError(f"grpc.headerless_namespace: {err.context}") from None
 
 
 @dataclass
@@ -139,6 +145,22 @@ class ProxyPlugin:
 
 
 @dataclass
+class HeaderlessListener:
+    """``[headerless_listeners.<name>]``: an extra socket serving one namespace's content.
+
+    For several containerds sharing one contentd: each points its proxy plugin at its own
+    socket, whose header-less calls are pinned to ``namespace`` (default: the name), so
+    no containerd can see or delete another's records. The socket serves the Content
+    and Health services only, and refuses calls that name another namespace.
+    """
+
+    address: str = ""
+    namespace: str = ""
+    uid: int = 0
+    gid: int = 0
+
+
+@dataclass
 class Config:
     """The whole configuration. ``version`` 1 lists plugin ids where 2 lists URIs."""
 
@@ -164,6 +186,7 @@ class Config:
     grpc: GRPCConfig = field(default_factory=GRPCConfig)
     debug: DebugConfig = field(default_factory=DebugConfig)
     proxy_plugins: dict[str, ProxyPlugin] = field(default_factory=dict)
+    headerless_listeners: dict[str, HeaderlessListener] = field(default_factory=dict)
     plugins: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def validate(self) -> None:
@@ -205,6 +228,28 @@ class Config:
                 raise ConfigError(
                     f"{where}: the name 'content' is taken by the local content store"
                 )
+
+        from contentd.metadata import identifiers
+
+        addresses = {self.grpc.address}
+        for name, listener in self.headerless_listeners.items():
+            where = key_path("headerless_listeners", name)
+            if not listener.address:
+                raise ConfigError(f"{where}.address: must not be empty")
+            if listener.address in addresses:
+                raise ConfigError(f"{where}.address: {listener.address!r} is already in use")
+            addresses.add(listener.address)
+            try:
+                identifiers.validate(listener.namespace or name)
+            except InvalidArgument as err:
+                key = "namespace" if listener.namespace else "(name)"
+                raise ConfigError(f"{where}.{key}: {err.context}") from None
+            if listener.uid < 0 or listener.gid < 0:
+                raise ConfigError(f"{where}: uid and gid must not be negative")
+
+    def listener_namespace(self, name: str) -> str:
+        """The namespace a ``[headerless_listeners.<name>]`` socket serves."""
+        return self.headerless_listeners[name].namespace or name
 
     def plugin_key(self, uri: str, id: str) -> str:
         """The ``[plugins.<key>]`` key of a plugin: its URI (version 2) or its id (1)."""

@@ -25,6 +25,12 @@ blobs. So header-less calls are *pinned* to one namespace
 An empty ``headerless_namespace`` turns pinning off: header-less calls then
 fail with FailedPrecondition ``namespace is required``, as containerd's own
 content service answers them.
+
+Several containerds sharing one contentd must not share a pinned namespace
+(each one's GC would delete the others' blobs). ``[headerless_listeners.<name>]``
+gives each its own socket and namespace; such a resolver is *exclusive*: a
+call that names any other namespace is refused, so a tenant cannot reach
+past its own namespace by adding a header.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ from __future__ import annotations
 import logging
 import threading
 
+from contentd.content.errors import FailedPrecondition, InvalidArgument
 from contentd.metadata import LABEL_GC_MANAGED_EXTERNALLY, ContentStore, MetadataDB, identifiers
 
 __all__ = ["NamespaceResolver"]
@@ -42,17 +49,30 @@ log = logging.getLogger(__name__)
 class NamespaceResolver:
     """A :class:`~contentd.api.content.StoreResolver` over a metadata database."""
 
-    def __init__(self, db: MetadataDB, headerless_namespace: str | None) -> None:
+    def __init__(
+        self, db: MetadataDB, headerless_namespace: str | None, *, exclusive: bool = False
+    ) -> None:
         if headerless_namespace:
             identifiers.validate(headerless_namespace)
+        elif exclusive:
+            raise InvalidArgument("an exclusive resolver needs a namespace")
         self.db = db
         self.headerless_namespace = headerless_namespace or None
+        self.exclusive = exclusive
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
-        return f"NamespaceResolver({self.db!r}, headerless_namespace={self.headerless_namespace!r})"
+        return (
+            f"NamespaceResolver({self.db!r}, headerless_namespace={self.headerless_namespace!r},"
+            f" exclusive={self.exclusive})"
+        )
 
     def resolve(self, namespace: str | None, lease: str | None) -> ContentStore:
+        if self.exclusive and namespace is not None and namespace != self.headerless_namespace:
+            raise FailedPrecondition(
+                f"this socket serves only namespace {self.headerless_namespace!r},"
+                f" not {namespace!r}"
+            )
         if namespace is None and self.headerless_namespace is not None:
             self.ensure_pinned()
             namespace = self.headerless_namespace

@@ -9,6 +9,9 @@ plus the process-level care of ``contentd serve``:
   gets mode 0660 and, if configured, ``[grpc] uid``/``gid``;
 * grpcio's synchronous server on a thread pool with the configured message
   limits (16 MiB by default);
+* each ``[headerless_listeners.<name>]`` gets its own socket serving the
+  Content and Health services, pinned to its namespace (see
+  :mod:`contentd.daemon.resolver`);
 * :meth:`Daemon.stop`: health goes NOT_SERVING, event and health streams end,
   the server stops accepting and gives in-flight calls ``grace`` seconds, then
   cancels the rest. A cancelled Write stream closes its writer, so an ingest
@@ -70,6 +73,17 @@ def _service_name(service: object) -> str | None:
     return _CONTENT_SERVICE if isinstance(service, ContentService) else None
 
 
+class _Listener:
+    """One gRPC server on one unix socket, with its own thread pool."""
+
+    def __init__(self, name: str, socket: str, server: grpc.Server, executor: futures.Executor):
+        self.name = name
+        self.socket = socket
+        self.server = server
+        self.executor = executor
+        self.bound = False
+
+
 class Daemon:
     """One contentd server. ``start()``, then ``stop()`` (both from the same thread)."""
 
@@ -88,12 +102,16 @@ class Daemon:
         self.grace = grace
         self.max_workers = max_workers
         self.socket = socket_path(config.grpc.address)
+        #: ``{name: socket path}`` of the ``[headerless_listeners]``
+        self.listener_sockets = {
+            name: socket_path(listener.address)
+            for name, listener in config.headerless_listeners.items()
+        }
         self.plugins = PluginSet()
         self.services: list[object] = []
         self._lock = RootLock(config.root)
-        self._server: grpc.Server | None = None
-        self._executor: futures.ThreadPoolExecutor | None = None
-        self._started = False
+        self._listeners: list[_Listener] = []
+        self._extra_services: list[object] = []
         self._stopped = False
 
     @property
@@ -108,7 +126,8 @@ class Daemon:
         os.makedirs(config.state, 0o711, exist_ok=True)
         self._lock.acquire()
         try:
-            prepare_socket(self.socket)
+            for path in (self.socket, *self.listener_sockets.values()):
+                prepare_socket(path)
             try:
                 loaded = load_plugins(config, self.registry, self.plugin_configs)
             except PluginLoadError as err:
@@ -121,7 +140,6 @@ class Daemon:
         except BaseException:
             self._teardown()
             raise
-        self._started = True
 
     def _report_backend(self) -> None:
         metadata = [p for p in self.plugins if p.type == types.METADATA]
@@ -135,17 +153,15 @@ class Daemon:
         if not metadata:
             log.warning("no metadata plugin is enabled: content services are unavailable")
 
-    def _serve(self, t0: float) -> None:
-        from contentd.api.health import HealthService
-        from contentd.api.server import listen, server_options, tune_malloc
+    def _new_listener(self, name: str, socket: str, workers: int) -> _Listener:
+        from contentd.api.server import server_options
 
         grpc_config = self.config.grpc
-        tune_malloc()
-        self._executor = futures.ThreadPoolExecutor(
-            max_workers=self.max_workers, thread_name_prefix="contentd-grpc"
+        executor = futures.ThreadPoolExecutor(
+            max_workers=workers, thread_name_prefix=f"contentd-grpc-{name}"
         )
         server = grpc.server(
-            self._executor,
+            executor,
             options=server_options(
                 [
                     (
@@ -159,19 +175,35 @@ class Daemon:
                 ]
             ),
         )
+        listener = _Listener(name, socket, server, executor)
+        self._listeners.append(listener)
+        return listener
+
+    def _bind(self, listener: _Listener, uid: int, gid: int) -> None:
+        from contentd.api.server import listen
+
+        listen(listener.server, f"unix:{listener.socket}")
+        listener.bound = True
+        listener.server.start()
+        finish_socket(listener.socket, uid, gid)
+
+    def _serve(self, t0: float) -> None:
+        from contentd.api.health import HealthService
+        from contentd.api.server import tune_malloc
+
+        tune_malloc()
+        main = self._new_listener("main", self.socket, self.max_workers)
         names: list[str] = []
         for service in self.services:
-            service.register(server)  # type: ignore[attr-defined]
+            service.register(main.server)  # type: ignore[attr-defined]
             name = _service_name(service)
             if name:
                 names.append(name)
         for service in self.services:
             if isinstance(service, HealthService):
                 service.add_services(names)
-        self._server = server
-        listen(server, f"unix:{self.socket}")
-        server.start()
-        finish_socket(self.socket, grpc_config.uid, grpc_config.gid)
+        self._bind(main, self.config.grpc.uid, self.config.grpc.gid)
+        self._serve_headerless_listeners()
         elapsed = time.monotonic() - t0
         age = process_age()
         fields: dict[str, object] = {
@@ -183,6 +215,43 @@ class Daemon:
             fields["since_exec_s"] = f"{age:.3f}"
         log.info("serving...", extra={"fields": {"address": self.socket}})
         log.info("contentd successfully booted in %.6fs", elapsed, extra={"fields": fields})
+
+    def _serve_headerless_listeners(self) -> None:
+        if not self.listener_sockets:
+            return
+        from contentd.api.content import ContentService
+        from contentd.api.health import HealthService
+        from contentd.daemon.resolver import NamespaceResolver
+        from contentd.metadata import MetadataDB
+
+        try:
+            db = self.plugins.get(types.METADATA)
+        except Exception as err:
+            log.error(
+                "headerless listeners not served: no metadata plugin",
+                extra={"fields": {"error": str(err)}},
+            )
+            return
+        if not isinstance(db, MetadataDB):
+            log.error("headerless listeners not served: the metadata plugin is not a MetadataDB")
+            return
+        for name, path in self.listener_sockets.items():
+            settings = self.config.headerless_listeners[name]
+            namespace = self.config.listener_namespace(name)
+            resolver = NamespaceResolver(db, namespace, exclusive=True)
+            resolver.ensure_pinned()
+            content = ContentService(resolver)
+            health = HealthService([_CONTENT_SERVICE])
+            self._extra_services.append(health)
+            listener = self._new_listener(name, path, min(self.max_workers, 64))
+            content.register(listener.server)
+            health.register(listener.server)
+            self._bind(listener, settings.uid, settings.gid)
+            log.info(
+                "serving header-less listener %s",
+                name,
+                extra={"fields": {"address": path, "namespace": namespace}},
+            )
 
     def stop(self) -> None:
         """Shut down gracefully (see the module doc); safe to call twice."""
@@ -196,31 +265,38 @@ class Daemon:
     def _teardown(self) -> None:
         from contentd.api.health import HealthService
 
-        for service in self.services:
+        services = [*self.services, *self._extra_services]
+        for service in services:
             if isinstance(service, HealthService):
                 service.set_serving(False)
         # long-lived streams (Subscribe, Watch) would otherwise hold the whole grace
-        for service in self.services:
+        for service in services:
             closer = getattr(service, "close", None)
             if callable(closer):
                 try:
                     closer()
                 except Exception as err:
                     log.warning("closing %s failed: %s", type(service).__name__, err)
-        server, self._server = self._server, None
-        if server is not None:
-            server.stop(self.grace).wait(self.grace + 5.0)
-        executor, self._executor = self._executor, None
-        if executor is not None:
-            # handlers end soon after their calls are cancelled; do not wait forever
-            waiter = threading.Thread(target=executor.shutdown, kwargs={"wait": True}, daemon=True)
+        listeners, self._listeners = self._listeners, []
+        stopped = [listener.server.stop(self.grace) for listener in listeners]
+        for event in stopped:
+            event.wait(self.grace + 5.0)
+        # handlers end soon after their calls are cancelled; do not wait forever
+        waiters = [
+            threading.Thread(target=listener.executor.shutdown, kwargs={"wait": True}, daemon=True)
+            for listener in listeners
+        ]
+        for waiter in waiters:
             waiter.start()
-            waiter.join(5.0)
-            if waiter.is_alive():
-                log.warning("some RPC handlers did not finish; closing plugins anyway")
+        deadline = time.monotonic() + 5.0
+        for waiter in waiters:
+            waiter.join(max(0.0, deadline - time.monotonic()))
+        if any(waiter.is_alive() for waiter in waiters):
+            log.warning("some RPC handlers did not finish; closing plugins anyway")
         close_plugins(self.plugins)
-        if server is not None:
-            remove_socket(self.socket)
+        for listener in listeners:
+            if listener.bound:
+                remove_socket(listener.socket)
         self._lock.release()
 
     def __enter__(self) -> Daemon:
