@@ -97,5 +97,7 @@ def _local_nolabels(tmp_path: Path, request: pytest.FixtureRequest) -> Harness:
     )
 
 
-# Every other Store registers its factories from its own module.
-from tests.conformance import factories_proxy  # noqa: E402, F401  (proxy-local, proxy-containerd)
+# Every other Store registers its factories from its own module:
+# factories_metadata (metadata-shared, metadata-isolated), factories_proxy (proxy-local,
+# proxy-containerd).
+from tests.conformance import factories_metadata, factories_proxy  # noqa: E402, F401
