@@ -164,17 +164,16 @@ def _serve(args: argparse.Namespace) -> int:
 
     try:
         daemon = Daemon(config, effective.registry, effective.plugin_configs)
-        return run_until_signalled(daemon)
-    except ConfigError as err:
-        _error(f"invalid config: {err.context}")
+    except ContentError as err:  # e.g. an address that is no usable unix socket path
+        log.error("invalid config: %s", err.context or err)
         return EXIT_CONFIG
-    except ContentError as err:
-        log.error("contentd: %s", err.context or err)
-        _error(str(err.context or err))
+    try:
+        return run_until_signalled(daemon)
+    except ContentError as err:  # another daemon on the root or socket, a required plugin
+        log.error("%s", err.context or err)
         return 1
     except OSError as err:
-        log.error("contentd: %s", err)
-        _error(str(err))
+        log.error("%s", err)
         return 1
 
 

@@ -46,7 +46,6 @@ def _init_local_content(ic: InitContext) -> object:
 
     os.makedirs(ic.root, 0o711, exist_ok=True)
     store = LocalStore(ic.root)
-    os.makedirs(os.path.join(ic.root, "blobs"), 0o755, exist_ok=True)
     ic.exports["root"] = ic.root
     return store
 
