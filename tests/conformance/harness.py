@@ -100,4 +100,4 @@ def _local_nolabels(tmp_path: Path, request: pytest.FixtureRequest) -> Harness:
 # Every other Store registers its factories from its own module:
 # factories_metadata (metadata-shared, metadata-isolated), factories_proxy (proxy-local,
 # proxy-containerd).
-from tests.conformance import factories_metadata, factories_proxy  # noqa: E402, F401
+from tests.conformance import factories_daemon, factories_metadata, factories_proxy  # noqa: E402, F401
