@@ -283,7 +283,8 @@ class RssSampler:
     """Samples ``VmRSS`` of ``pid`` every ``interval`` seconds while the block runs.
 
     ``peak_kib`` is the largest sample (taken at least once before and after the
-    block); ``before_kib`` the first; ``hwm_kib`` the process's ``VmHWM`` at the end.
+    block); ``before_kib`` the first; ``hwm_kib`` the process's ``VmHWM`` at the end;
+    ``anon_peak_kib`` the largest ``RssAnon`` (heap, not file-backed pages).
     """
 
     def __init__(self, pid: int, interval: float = 0.005) -> None:
@@ -292,14 +293,17 @@ class RssSampler:
         self.before_kib = 0
         self.peak_kib = 0
         self.hwm_kib = 0
+        self.anon_peak_kib = 0
         self.samples = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="rss-sampler", daemon=True)
 
     def _sample(self) -> int:
-        rss = proc_status_kib(self.pid, ("VmRSS",)).get("VmRSS", 0)
+        status = proc_status_kib(self.pid, ("VmRSS", "RssAnon"))
+        rss = status.get("VmRSS", 0)
         self.samples += 1
         self.peak_kib = max(self.peak_kib, rss)
+        self.anon_peak_kib = max(self.anon_peak_kib, status.get("RssAnon", 0))
         return rss
 
     def _run(self) -> None:

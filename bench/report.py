@@ -76,7 +76,8 @@ def _of_limit(row: Row, rows: Mapping[str, Row]) -> str:
     parts = []
     for series in (row.subject, row.baseline):
         if series is not None and series.median is not None:
-            parts.append(f"{100 * series.median / value:.0f}%")
+            share = 100 * series.median / value
+            parts.append(f"{share:.1f}%" if share < 10 else f"{share:.0f}%")
     return f"{' | '.join(parts)} of {name}" if parts else ""
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from bench.workloads.base import PAIR, PROXY_PAIR, SINGLE, Workload
 from bench.workloads.library import LocalIngest, LocalRead, MetaInfo, MetaWalk
-from bench.workloads.limits import DdFsync, PageCacheRead, Sha256
+from bench.workloads.limits import DdFsync, DurableSmallFiles, PageCacheRead, Sha256
 from bench.workloads.memory import RssIngest, RssRead
 from bench.workloads.proxy import ProxyGet, ProxyPull
 from bench.workloads.small import CtrLs, SmallIngests
@@ -19,6 +19,7 @@ def all_workloads() -> list[Workload]:
         DdFsync(),
         Sha256(),
         PageCacheRead(),
+        DurableSmallFiles(),
         CtrIngest(),
         WriteStream(),
         CtrGet(),

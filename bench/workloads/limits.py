@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import shutil
 import subprocess
 import time
 
@@ -14,7 +15,7 @@ from bench.model import Sample
 from bench.peers import Target
 from bench.workloads.base import SINGLE, Workload
 
-__all__ = ["DdFsync", "PageCacheRead", "Sha256"]
+__all__ = ["DdFsync", "DurableSmallFiles", "PageCacheRead", "Sha256"]
 
 
 class DdFsync(Workload):
@@ -99,3 +100,45 @@ class PageCacheRead(Workload):
         n = self._read(path)
         seconds = time.perf_counter() - t0
         return Sample(rep, n / MIB / seconds, seconds)
+
+
+class DurableSmallFiles(Workload):
+    """K durable 1 KiB files the way a content store commits a blob: write a temp file,
+    fsync it, link it into a blob directory, fsync that directory, unlink the temp name.
+    The floor for any store that keeps a committed blob durable (no metadata DB)."""
+
+    name = "durable-small-files"
+    section = "limits"
+    unit = "blobs/s"
+    targets = SINGLE
+
+    def title(self, scale: Scale) -> str:
+        return f"{scale.blobs} durable {scale.small_size} B files (fsync file + dir)"
+
+    def sample(self, env: BenchEnv, target: Target | None, rep: int) -> Sample:
+        root = env.path(f"small-files-{rep}")
+        tmp_dir, blob_dir = os.path.join(root, "tmp"), os.path.join(root, "blobs")
+        os.makedirs(tmp_dir)
+        os.makedirs(blob_dir)
+        payloads = [
+            env.data.small(env.scale.small_size, f"floor {rep} {i}") for i in range(env.scale.blobs)
+        ]
+        t0 = time.perf_counter()
+        for i, (data, _) in enumerate(payloads):
+            tmp = os.path.join(tmp_dir, str(i))
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            try:
+                os.write(fd, data)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.link(tmp, os.path.join(blob_dir, str(i)))
+            dfd = os.open(blob_dir, os.O_RDONLY | os.O_DIRECTORY)
+            try:
+                os.fsync(dfd)
+            finally:
+                os.close(dfd)
+            os.unlink(tmp)
+        seconds = time.perf_counter() - t0
+        shutil.rmtree(root, ignore_errors=True)
+        return Sample(rep, env.scale.blobs / seconds, seconds)

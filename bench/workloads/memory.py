@@ -56,6 +56,7 @@ class _RssRow(Workload):
             extra[f"hwm_mb_{mib}"] = _mb(s.hwm_kib)
             extra[f"rss_peak_mb_{mib}"] = _mb(s.peak_kib)
             extra[f"rss_before_mb_{mib}"] = _mb(s.before_kib)
+            extra[f"rss_anon_peak_mb_{mib}"] = _mb(s.anon_peak_kib)
         quarter, full = env.scale.quarter_mib, env.scale.mib
         value = extra[f"hwm_mb_{full}"]
         extra["growth"] = value - extra[f"hwm_mb_{quarter}"]

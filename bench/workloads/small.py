@@ -34,7 +34,7 @@ class SmallIngests(Workload):
     name = "small-ingests"
     unit = "blobs/s"
     goal = Goal("≥ 2× (durability kept)", min_ratio=2.0)
-    limits = ("dd-fsync",)
+    limits = ("durable-small-files",)
 
     def title(self, scale: Scale) -> str:
         return f"{scale.blobs} sequential {scale.small_size} B ingests (a Write stream each)"
