@@ -158,6 +158,7 @@ def test_containerd_gc_never_touches_another_namespace(
     own, own_digest = blob(b"containerd's own", 5000)
     other, other_digest = blob(b"the other tenant's own", 7000)
     kept, kept_digest = blob(b"containerd keeps this one", 3000)
+    later, later_digest = blob(b"containerd's first, then the other tenant's too", 9000)
 
     # another tenant of contentd holds two blobs under a lease
     stack.create_lease("other", "keep")
@@ -169,14 +170,23 @@ def test_containerd_gc_never_touches_another_namespace(
     ctr("content", "ingest", "own", input=own)
     ctr("content", "ingest", "kept", input=kept)
     ctr("content", "label", kept_digest, "containerd.io/gc.root=yes")
+    ctr("content", "ingest", "later", input=later)
+    # the other way round: the tenant writes what containerd already has
+    _write(stack, "other", "keep", later, later_digest)
 
     # containerd sees its own blobs only, never the other tenant's
-    assert stack.pinned_digests() == {same_digest, own_digest, kept_digest}
+    assert stack.pinned_digests() == {same_digest, own_digest, kept_digest, later_digest}
     with pytest.raises(NotFound):
         stack.pinned().info(other_digest)
     assert ctr("content", "get", other_digest, check=False).returncode != 0
     # the bytes both hold are stored once
-    assert stack.blob_files() == {same_digest, own_digest, other_digest, kept_digest}
+    assert stack.blob_files() == {
+        same_digest,
+        own_digest,
+        other_digest,
+        kept_digest,
+        later_digest,
+    }
 
     # open ingests: the other tenant's, and one in the pinned namespace that containerd
     # has no record of (as after a crash of containerd mid-write)
@@ -195,14 +205,15 @@ def test_containerd_gc_never_touches_another_namespace(
     assert stack.pinned().list_statuses() == []
     assert stack.tenant("other").status("upload").offset == 40
     other_store = stack.tenant("other")
-    assert {i.digest for i in other_store.walk()} == {same_digest, other_digest}
+    assert {i.digest for i in other_store.walk()} == {same_digest, other_digest, later_digest}
     assert read_blob(other_store, same_digest) == same
     assert read_blob(other_store, other_digest) == other
 
     stack.contentd_gc()
-    assert stack.blob_files() == {same_digest, other_digest, kept_digest}
+    assert stack.blob_files() == {same_digest, other_digest, kept_digest, later_digest}
     assert read_blob(other_store, same_digest) == same
     assert read_blob(other_store, other_digest) == other
+    assert read_blob(other_store, later_digest) == later
     assert ctr("content", "get", kept_digest).stdout == kept
 
     # once the other tenant lets go, contentd's GC frees the bytes

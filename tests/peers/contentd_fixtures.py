@@ -24,11 +24,12 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Generator, Iterator, Sequence
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import pytest
 
-from tests.daemon.harness import ServeProcess
+if TYPE_CHECKING:  # imported when a daemon is started: loading this plugin stays cheap
+    from tests.daemon.harness import ServeProcess
 
 __all__ = ["ContentdFactory", "ContentdPool", "start_contentd"]
 
@@ -55,6 +56,8 @@ def start_contentd(
     name: str = "contentd",
 ) -> ServeProcess:
     """A started ``contentd serve`` (``--content-sharing-policy`` when ``policy`` is set)."""
+    from tests.daemon.harness import ServeProcess
+
     argv = list(args)
     if policy is not None:
         if policy not in POLICIES:
