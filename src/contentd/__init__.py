@@ -3,44 +3,56 @@
 The public surface is what ``__all__`` lists; modules whose names start with an
 underscore, and everything not re-exported here or in a layer's package, are
 implementation details.
+
+The error kinds load with the package; every other name loads its layer on
+first use, so ``import contentd`` (and the ``contentd`` command) stays cheap.
 """
 
 from typing import TYPE_CHECKING, Any
 
-from contentd.content import (
+from contentd.content.errors import (
     AlreadyExists,
+    Canceled,
     ContentError,
-    Descriptor,
+    DeadlineExceeded,
     DigestMismatch,
     FailedPrecondition,
-    Info,
     InvalidArgument,
     InvalidDigest,
     NotFound,
     NotImplemented,
     OutOfRange,
-    ReaderAt,
     ResourceExhausted,
     SizeMismatch,
-    Status,
-    Store,
     Unavailable,
     Unknown,
-    Writer,
-    copy,
-    open_writer,
-    read_blob,
-    write_blob,
 )
-from contentd.content.errors import Canceled, DeadlineExceeded
-from contentd.local import LocalStore, MemoryLabelStore
 
 if TYPE_CHECKING:
+    from contentd.content.helpers import copy, open_writer, read_blob, write_blob
+    from contentd.content.store import ReaderAt, Store, Writer
+    from contentd.content.types import Descriptor, Info, Status
+    from contentd.local import LocalStore, MemoryLabelStore
     from contentd.metadata import MetadataDB
     from contentd.proxy import ProxyStore
 
-# Heavier layers (SQLite, gRPC) load on first use, so `import contentd` stays cheap.
-_LAZY = {"MetadataDB": "contentd.metadata", "ProxyStore": "contentd.proxy"}
+# Each layer (the local store, SQLite, gRPC) loads on first use.
+_LAZY = {
+    "copy": "contentd.content.helpers",
+    "open_writer": "contentd.content.helpers",
+    "read_blob": "contentd.content.helpers",
+    "write_blob": "contentd.content.helpers",
+    "ReaderAt": "contentd.content.store",
+    "Store": "contentd.content.store",
+    "Writer": "contentd.content.store",
+    "Descriptor": "contentd.content.types",
+    "Info": "contentd.content.types",
+    "Status": "contentd.content.types",
+    "LocalStore": "contentd.local",
+    "MemoryLabelStore": "contentd.local",
+    "MetadataDB": "contentd.metadata",
+    "ProxyStore": "contentd.proxy",
+}
 
 
 def __getattr__(name: str) -> Any:
@@ -52,6 +64,11 @@ def __getattr__(name: str) -> Any:
     value = getattr(importlib.import_module(module), name)
     globals()[name] = value
     return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
 
 __version__ = "0.1.0"
 

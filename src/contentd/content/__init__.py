@@ -1,6 +1,11 @@
-"""The content contract: values, digests, labels, filters, errors and the Store protocols."""
+"""The content contract: values, digests, labels, filters, errors and the Store protocols.
 
-from contentd.content import digest, filters, gotime, labels
+The error kinds load with the package; every other name loads its module on first
+use, so importing one small piece (say ``contentd.content.errors``) stays cheap.
+"""
+
+from typing import TYPE_CHECKING, Any
+
 from contentd.content.errors import (
     AlreadyExists,
     Canceled,
@@ -18,18 +23,60 @@ from contentd.content.errors import (
     Unavailable,
     Unknown,
 )
-from contentd.content.helpers import copy, open_writer, read_blob, write_blob
-from contentd.content.store import (
-    Ingester,
-    IngestManager,
-    LabelStore,
-    Manager,
-    Provider,
-    ReaderAt,
-    Store,
-    Writer,
-)
-from contentd.content.types import ZERO_TIME, Descriptor, Info, Status
+
+if TYPE_CHECKING:
+    from contentd.content import digest, filters, gotime, labels
+    from contentd.content.helpers import copy, open_writer, read_blob, write_blob
+    from contentd.content.store import (
+        Ingester,
+        IngestManager,
+        LabelStore,
+        Manager,
+        Provider,
+        ReaderAt,
+        Store,
+        Writer,
+    )
+    from contentd.content.types import ZERO_TIME, Descriptor, Info, Status
+
+_SUBMODULES = frozenset({"digest", "filters", "gotime", "labels"})
+_LAZY = {
+    "copy": "contentd.content.helpers",
+    "open_writer": "contentd.content.helpers",
+    "read_blob": "contentd.content.helpers",
+    "write_blob": "contentd.content.helpers",
+    "Ingester": "contentd.content.store",
+    "IngestManager": "contentd.content.store",
+    "LabelStore": "contentd.content.store",
+    "Manager": "contentd.content.store",
+    "Provider": "contentd.content.store",
+    "ReaderAt": "contentd.content.store",
+    "Store": "contentd.content.store",
+    "Writer": "contentd.content.store",
+    "ZERO_TIME": "contentd.content.types",
+    "Descriptor": "contentd.content.types",
+    "Info": "contentd.content.types",
+    "Status": "contentd.content.types",
+}
+
+
+def __getattr__(name: str) -> Any:
+    import importlib
+
+    if name in _SUBMODULES:
+        value = importlib.import_module(f"contentd.content.{name}")
+    else:
+        module = _LAZY.get(name)
+        if module is None:
+            raise AttributeError(f"module 'contentd.content' has no attribute {name!r}")
+        value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
 
 __all__ = [
     "ZERO_TIME",
