@@ -13,6 +13,7 @@
 ``io.containerd.grpc.v1.version``      Version service
 ``io.containerd.grpc.v1.healthcheck``  grpc.health.v1 Health service
 ``io.containerd.grpc.v1.events``       Events service
+``io.containerd.grpc.v1.gc``           contentd's GC service (``contentd gc``)
 =====================================  ==============================================
 """
 
@@ -21,6 +22,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from contentd.plugins.builtin.configs import GCSchedulerConfig, MetadataConfig
+from contentd.plugins.builtin.gc_service import gc_service_registration
 from contentd.plugins.builtin.services import service_registrations
 from contentd.plugins.builtin.storage import (
     LOCAL_CONTENT_ID,
@@ -50,4 +52,10 @@ def builtin_registrations(config: Config | None = None) -> list[Registration]:
     storage = storage_registrations()
     proxies = proxy_registrations(config) if config is not None else []
     # proxies right after the local content store, before anything that needs content
-    return [storage[0], *proxies, *storage[1:], *service_registrations()]
+    return [
+        storage[0],
+        *proxies,
+        *storage[1:],
+        *service_registrations(),
+        gc_service_registration(),
+    ]
