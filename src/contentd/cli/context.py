@@ -1,0 +1,195 @@
+"""The state one command runs with: where the daemon is, the namespace, the output streams.
+
+Nothing here imports gRPC until a command asks for a channel, so commands that
+fail early (a bad digest, a socket that is not there) stay fast.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import IO, TYPE_CHECKING, Any, BinaryIO, Final, TextIO, TypeVar
+
+from contentd.cli.errors import unreachable
+
+if TYPE_CHECKING:
+    import argparse
+
+    import grpc
+
+    from contentd.proxy.store import ProxyStore
+
+__all__ = [
+    "DEFAULT_ADDRESS",
+    "DEFAULT_NAMESPACE",
+    "Context",
+    "Streams",
+    "display_address",
+    "resolve_address",
+    "resolve_namespace",
+    "socket_path",
+]
+
+#: The daemon's default socket (contentd.config.DEFAULT_ADDRESS; kept here so the
+#: command does not load the config package to find it).
+DEFAULT_ADDRESS: Final = "/run/contentd/contentd.sock"
+DEFAULT_NAMESPACE: Final = "default"
+
+_T = TypeVar("_T")
+
+
+@dataclass
+class Streams:
+    """Where a command reads and writes: bytes on ``out`` and ``inp``, text on ``err``."""
+
+    out: BinaryIO
+    err: TextIO
+    inp: BinaryIO
+
+    @property
+    def err_is_tty(self) -> bool:
+        return _isatty(self.err)
+
+    @property
+    def out_is_tty(self) -> bool:
+        return _isatty(self.out)
+
+
+def _isatty(stream: IO[Any]) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError, OSError):
+        return False
+
+
+def resolve_address(flag: str | None, env: dict[str, str] | os._Environ[str] = os.environ) -> str:
+    """``--address``, else ``$CONTENTD_ADDRESS``, else the daemon's default socket."""
+    return flag or env.get("CONTENTD_ADDRESS") or DEFAULT_ADDRESS
+
+
+def resolve_namespace(flag: str | None, env: dict[str, str] | os._Environ[str] = os.environ) -> str:
+    """``--namespace``, else ``$CONTENTD_NAMESPACE``, else ``$CONTAINERD_NAMESPACE``, else
+    ``default``."""
+    return (
+        flag
+        or env.get("CONTENTD_NAMESPACE")
+        or env.get("CONTAINERD_NAMESPACE")
+        or DEFAULT_NAMESPACE
+    )
+
+
+def socket_path(address: str) -> str | None:
+    """The unix socket path of ``address`` (absolute), or None for ``host:port`` and
+    other gRPC targets. ``unix:`` prefixes, paths, and names without a ``:`` are sockets."""
+    if address.startswith("unix://"):
+        path = address[len("unix://") :]
+    elif address.startswith("unix:"):
+        path = address[len("unix:") :]
+    elif "://" in address:
+        return None
+    elif "/" in address or ":" not in address or os.path.exists(address):
+        path = address
+    else:
+        return None
+    return os.path.abspath(path)
+
+
+def display_address(address: str) -> str:
+    path = socket_path(address)
+    return address if path is None else f"unix:{path}"
+
+
+class Context:
+    """The parsed global options and the (lazily opened) connection to the daemon."""
+
+    def __init__(self, args: argparse.Namespace, streams: Streams) -> None:
+        self.args = args
+        self.streams = streams
+        self.address = resolve_address(getattr(args, "address", None))
+        self.namespace = resolve_namespace(getattr(args, "namespace", None))
+        self.output: str = getattr(args, "output", None) or "table"
+        self.debug = bool(getattr(args, "debug", False))
+        self._channel: grpc.Channel | None = None
+        self._store: ProxyStore | None = None
+
+    @property
+    def json(self) -> bool:
+        return self.output == "json"
+
+    @property
+    def target(self) -> str:
+        """The address as shown to people (``unix:/abs/path`` or ``host:port``)."""
+        return display_address(self.address)
+
+    # -- output ------------------------------------------------------------------
+
+    def write(self, text: str) -> None:
+        self.streams.out.write(text.encode())
+
+    def write_bytes(self, data: bytes) -> None:
+        self.streams.out.write(data)
+
+    def flush(self) -> None:
+        self.streams.out.flush()
+
+    def warn(self, text: str) -> None:
+        print(f"contentd: {text}", file=self.streams.err)
+
+    # -- the daemon --------------------------------------------------------------
+
+    def check_socket(self) -> None:
+        """Fail fast (no gRPC) when the address is a unix socket that is not there."""
+        path = socket_path(self.address)
+        if path is None:
+            return
+        try:
+            mode = os.stat(path).st_mode
+        except FileNotFoundError:
+            raise unreachable(self.target, "no such file or directory") from None
+        except OSError as err:
+            raise unreachable(self.target, (err.strerror or str(err)).lower()) from None
+        if not stat.S_ISSOCK(mode):
+            raise unreachable(self.target, "not a socket")
+
+    def channel(self) -> grpc.Channel:
+        if self._channel is None:
+            self.check_socket()
+            from contentd.proxy.channel import dial
+
+            self._channel = dial(self.target)
+        return self._channel
+
+    def metadata(self, lease: str | None = None) -> tuple[tuple[str, str], ...]:
+        from contentd.api.metadata_keys import call_metadata
+
+        return call_metadata(self.namespace, lease)
+
+    def store(self) -> ProxyStore:
+        """The daemon's content store, in this namespace (and under ``--lease`` if given)."""
+        if self._store is None:
+            from contentd.proxy.store import ProxyStore
+
+            self._store = ProxyStore(
+                self.channel(), self.namespace, getattr(self.args, "lease", None)
+            )
+        return self._store
+
+    def call(self, method: Callable[..., _T], request: Any, **kwargs: Any) -> _T:
+        """One unary call with this namespace's headers; a failed call raises its error kind."""
+        import grpc
+
+        from contentd.api.errors import from_grpc
+
+        kwargs.setdefault("metadata", self.metadata())
+        try:
+            return method(request, **kwargs)
+        except grpc.RpcError as err:
+            raise from_grpc(err) from None
+
+    def close(self) -> None:
+        if self._channel is not None:
+            self._channel.close()
+            self._channel = None
+            self._store = None

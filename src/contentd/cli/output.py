@@ -1,0 +1,246 @@
+"""What the commands print: ctr's tables and humanised sizes and ages, and JSON.
+
+Tables are Go's ``text/tabwriter`` output (:func:`tabwrite`), with the settings
+each ``ctr`` command uses, so ``contentd content ls`` lines up like ``ctr
+content ls``. Sizes and ages are go-units' ``HumanSize`` and ``HumanDuration``.
+
+JSON: a command that lists things prints one object per line (JSON Lines);
+a command about one thing prints one object. Field names are stable, times are
+RFC 3339 in UTC (Go's text form), and :func:`info_from_json` reads an object
+of ``content ls``/``content info`` back into an :class:`~contentd.content.Info`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Final
+
+if TYPE_CHECKING:
+    from contentd.content.types import Info, Status
+
+__all__ = [
+    "CTR_TABLE",
+    "PLUGINS_TABLE",
+    "SPACED_TABLE",
+    "TableStyle",
+    "format_local_time",
+    "format_time",
+    "human_duration",
+    "human_size",
+    "info_from_json",
+    "info_to_json",
+    "json_line",
+    "labels_text",
+    "parse_time",
+    "status_to_json",
+    "table",
+    "tabwrite",
+]
+
+_DECIMAL_UNITS: Final = ("B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB")
+
+
+def human_size(size: float) -> str:
+    """go-units ``HumanSize``: decimal units, 4 significant digits (``1.024kB``)."""
+    unit = 0
+    while size >= 1000.0 and unit < len(_DECIMAL_UNITS) - 1:
+        size /= 1000.0
+        unit += 1
+    return f"{size:.4g}{_DECIMAL_UNITS[unit]}"
+
+
+def human_duration(seconds: float) -> str:
+    """go-units ``HumanDuration`` of a duration in seconds (``About a minute``, ``3 days``)."""
+    whole = int(seconds)
+    if whole < 1:
+        return "Less than a second"
+    if whole == 1:
+        return "1 second"
+    if whole < 60:
+        return f"{whole} seconds"
+    minutes = int(seconds / 60)
+    if minutes == 1:
+        return "About a minute"
+    if minutes < 60:
+        return f"{minutes} minutes"
+    hours = int(seconds / 3600 + 0.5)
+    if hours == 1:
+        return "About an hour"
+    if hours < 48:
+        return f"{hours} hours"
+    if hours < 24 * 7 * 2:
+        return f"{hours // 24} days"
+    if hours < 24 * 30 * 2:
+        return f"{hours // 24 // 7} weeks"
+    if hours < 24 * 365 * 2:
+        return f"{hours // 24 // 30} months"
+    return f"{int(seconds / 3600) // 24 // 365} years"
+
+
+def labels_text(labels: Mapping[str, str] | None, empty: str = "-") -> str:
+    """``k=v,...`` sorted by key (ctr prints Go map order), or ``empty``."""
+    if not labels:
+        return empty
+    return ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
+
+
+# -- tables ------------------------------------------------------------------------
+
+
+class TableStyle:
+    """The arguments of Go's ``tabwriter.NewWriter(w, minwidth, tabwidth, padding, padchar, 0)``."""
+
+    __slots__ = ("minwidth", "padchar", "padding", "tabwidth")
+
+    def __init__(self, minwidth: int, tabwidth: int, padding: int, padchar: str) -> None:
+        self.minwidth = minwidth
+        self.tabwidth = tabwidth
+        self.padding = padding
+        self.padchar = padchar
+
+
+#: ``ctr content ls``/``active``: padded with tabs.
+CTR_TABLE: Final = TableStyle(1, 8, 1, "\t")
+#: ``ctr leases ls``, ``ctr namespaces ls``: padded with spaces.
+SPACED_TABLE: Final = TableStyle(1, 8, 1, " ")
+#: ``ctr plugins ls``.
+PLUGINS_TABLE: Final = TableStyle(4, 8, 4, " ")
+
+
+def tabwrite(text: str, style: TableStyle = CTR_TABLE) -> str:
+    """Align ``text`` as Go's tabwriter does: every tab-terminated cell is a column cell.
+
+    Columns are blocks of consecutive lines that have a cell in that column;
+    the text after a line's last tab is not aligned.
+    """
+    lines = [line.split("\t") for line in text.split("\n")]
+    out: list[str] = []
+    widths: list[int] = []
+
+    def padding(textw: int, cellw: int) -> str:
+        if style.padchar == "\t":
+            if style.tabwidth == 0:
+                return ""
+            cellw = (cellw + style.tabwidth - 1) // style.tabwidth * style.tabwidth
+            return "\t" * ((cellw - textw + style.tabwidth - 1) // style.tabwidth)
+        return style.padchar * (cellw - textw)
+
+    def write_lines(line0: int, line1: int) -> None:
+        for i in range(line0, line1):
+            cells = lines[i]
+            parts: list[str] = []
+            for j, cell in enumerate(cells):
+                parts.append(cell)
+                if j < len(widths) and j < len(cells) - 1:
+                    parts.append(padding(len(cell), widths[j]))
+            out.append("".join(parts))
+
+    def format_block(line0: int, line1: int) -> None:
+        column = len(widths)
+        this = line0
+        while this < line1:
+            if column >= len(lines[this]) - 1:
+                this += 1
+                continue
+            write_lines(line0, this)
+            line0 = this
+            width = style.minwidth
+            while this < line1 and column < len(lines[this]) - 1:
+                width = max(width, len(lines[this][column]) + style.padding)
+                this += 1
+            widths.append(width)
+            format_block(line0, this)
+            widths.pop()
+            line0 = this
+        write_lines(line0, line1)
+
+    format_block(0, len(lines))
+    return "\n".join(out)
+
+
+def table(
+    header: Sequence[str],
+    rows: Iterable[Sequence[str]],
+    style: TableStyle = CTR_TABLE,
+    *,
+    trailing_tab: bool = False,
+) -> str:
+    """A header and rows joined by tabs (one more tab at each line's end with
+    ``trailing_tab``, as most ctr tables have), then aligned; ends with a newline."""
+    end = "\t\n" if trailing_tab else "\n"
+    text = "".join("\t".join(row) + end for row in (header, *rows))
+    return tabwrite(text, style)
+
+
+# -- times and JSON ----------------------------------------------------------------
+
+
+def format_time(t: datetime) -> str:
+    """RFC 3339 in UTC with trimmed fractional seconds (Go's ``Time.MarshalText``)."""
+    t = t.astimezone(UTC)
+    text = t.strftime("%Y-%m-%dT%H:%M:%S")
+    if len(text) < 19:  # years before 1000
+        text = f"{t.year:04d}" + text[text.index("-") :]
+    if t.microsecond:
+        text += "." + f"{t.microsecond:06d}".rstrip("0")
+    return text + "Z"
+
+
+def format_local_time(t: datetime) -> str:
+    """RFC 3339 in local time to the second (Go's ``t.Local().Format(time.RFC3339)``)."""
+    local = t.astimezone()
+    text = local.strftime("%Y-%m-%dT%H:%M:%S")
+    offset = local.utcoffset()
+    if not offset:
+        return text + "Z"
+    minutes = int(offset.total_seconds()) // 60
+    sign = "+" if minutes >= 0 else "-"
+    minutes = abs(minutes)
+    return f"{text}{sign}{minutes // 60:02d}:{minutes % 60:02d}"
+
+
+def parse_time(text: str) -> datetime:
+    """The inverse of :func:`format_time` (any RFC 3339 offset; the result is UTC)."""
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    return datetime.fromisoformat(text).astimezone(UTC)
+
+
+def json_line(obj: Any) -> str:
+    """One compact JSON object and a newline."""
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False) + "\n"
+
+
+def info_to_json(info: Info) -> dict[str, Any]:
+    return {
+        "digest": info.digest,
+        "size": info.size,
+        "created_at": format_time(info.created_at),
+        "updated_at": format_time(info.updated_at),
+        "labels": dict(info.labels or {}),
+    }
+
+
+def info_from_json(obj: Mapping[str, Any]) -> Info:
+    from contentd.content.types import Info
+
+    return Info(
+        digest=str(obj["digest"]),
+        size=int(obj["size"]),
+        created_at=parse_time(str(obj["created_at"])),
+        updated_at=parse_time(str(obj["updated_at"])),
+        labels={str(k): str(v) for k, v in dict(obj.get("labels") or {}).items()},
+    )
+
+
+def status_to_json(status: Status) -> dict[str, Any]:
+    return {
+        "ref": status.ref,
+        "offset": status.offset,
+        "total": status.total,
+        "expected": status.expected,
+        "started_at": format_time(status.started_at),
+        "updated_at": format_time(status.updated_at),
+    }

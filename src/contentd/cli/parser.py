@@ -1,0 +1,193 @@
+"""Building the argparse tree: global options, and one helper to add a command.
+
+Global options (``--address/-a``, ``--namespace/-n``, ``--output``,
+``--debug``) go before the command, as with ctr, or after it: every client
+command accepts them too (their defaults are suppressed there, so they never
+override a value given earlier).
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, Final
+
+if TYPE_CHECKING:
+    from contentd.cli.context import Context
+
+__all__ = [
+    "OUTPUTS",
+    "Handler",
+    "add_command",
+    "add_global_options",
+    "duration",
+    "group",
+    "label_pair",
+    "nonnegative",
+    "parse_go_duration",
+    "parse_label_args",
+]
+
+Handler = Callable[["Context"], int]
+
+OUTPUTS: Final = ("table", "json")
+
+
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    def __init__(self, prog: str) -> None:
+        super().__init__(prog, max_help_position=32)
+
+
+def add_global_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
+    """The client options; with ``suppress`` an unset option leaves no attribute."""
+    default: Any = argparse.SUPPRESS if suppress else None
+    group = parser.add_argument_group("global options")
+    group.add_argument(
+        "--address",
+        "-a",
+        dest="address",
+        metavar="ADDR",
+        default=default,
+        help="daemon socket (env CONTENTD_ADDRESS; default /run/contentd/contentd.sock)",
+    )
+    group.add_argument(
+        "--namespace",
+        "-n",
+        dest="namespace",
+        metavar="NS",
+        default=default,
+        help="namespace (env CONTENTD_NAMESPACE, then CONTAINERD_NAMESPACE; default 'default')",
+    )
+    group.add_argument(
+        "--output",
+        dest="output",
+        choices=OUTPUTS,
+        default=default,
+        help="table (default) or json: one object per line for lists",
+    )
+    group.add_argument(
+        "--debug",
+        dest="debug",
+        action="store_true",
+        default=default,
+        help="print tracebacks with errors",
+    )
+
+
+def add_command(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+    name: str,
+    *,
+    help: str,
+    example: str | Sequence[str],
+    handler: Handler | None = None,
+    aliases: Sequence[str] = (),
+    description: str | None = None,
+    client: bool = True,
+) -> argparse.ArgumentParser:
+    """A command with its one-line help, an example in its ``--help``, and (for client
+    commands) the global options."""
+    examples = [example] if isinstance(example, str) else list(example)
+    epilog = "example:\n" + "\n".join(f"  {line}" for line in examples)
+    parser = commands.add_parser(
+        name,
+        aliases=list(aliases),
+        help=help,
+        description=description or help[:1].upper() + help[1:] + ".",
+        epilog=epilog,
+        formatter_class=_Formatter,
+    )
+    if client:
+        add_global_options(parser, suppress=True)
+    if handler is not None:
+        parser.set_defaults(handler=handler)
+    return parser
+
+
+def group(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+    name: str,
+    *,
+    help: str,
+    example: str | Sequence[str],
+    aliases: Sequence[str] = (),
+) -> argparse._SubParsersAction[argparse.ArgumentParser]:
+    """A command with subcommands (``contentd content ...``); without one it prints its help."""
+    parser = add_command(commands, name, help=help, example=example, aliases=aliases)
+    parser.set_defaults(handler=None, help_parser=parser)
+    return parser.add_subparsers(dest=f"{name}_command", metavar="COMMAND", title="commands")
+
+
+# -- argument types (argparse turns their ValueError into a usage error) --------------
+
+
+_DURATION_UNITS: Final = {
+    "ns": 1e-9,
+    "us": 1e-6,
+    "\u00b5s": 1e-6,
+    "\u03bcs": 1e-6,
+    "ms": 1e-3,
+    "s": 1.0,
+    "m": 60.0,
+    "h": 3600.0,
+}
+_DURATION_TERM: Final = re.compile(r"(\d+\.?\d*|\.\d+)(ns|us|\u00b5s|\u03bcs|ms|s|m|h)")
+
+
+def parse_go_duration(text: str) -> float:
+    """Seconds from a Go duration string (``30s``, ``1h30m``, ``1.5h``, ``0``)."""
+    body = text.strip()
+    sign = -1.0 if body.startswith("-") else 1.0
+    body = body.lstrip("+-") if body[:1] in "+-" else body
+    if body == "0":
+        return 0.0
+    total = 0.0
+    pos = 0
+    while pos < len(body):
+        match = _DURATION_TERM.match(body, pos)
+        if match is None:
+            raise ValueError(f"invalid duration {text!r} (examples: 30s, 10m, 1h30m)")
+        total += float(match.group(1)) * _DURATION_UNITS[match.group(2)]
+        pos = match.end()
+    if not body:
+        raise ValueError(f"invalid duration {text!r} (examples: 30s, 10m, 1h30m)")
+    return sign * total
+
+
+def duration(text: str) -> float:
+    """An argparse type: a non-negative Go duration, in seconds."""
+    try:
+        seconds = parse_go_duration(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+    if seconds < 0:
+        raise argparse.ArgumentTypeError(f"negative duration {text!r}")
+    return seconds
+
+
+def nonnegative(text: str) -> int:
+    try:
+        value = int(text, 0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative: {value}")
+    return value
+
+
+def label_pair(text: str) -> tuple[str, str]:
+    """``k=v`` (``k=`` gives an empty value; a bare ``k`` is an error here)."""
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    return key, value
+
+
+def parse_label_args(items: Sequence[str]) -> dict[str, str]:
+    """ctr's label arguments: ``k=v``; ``k=`` (empty: remove); a bare ``k`` is ``k=true``."""
+    labels: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        labels[key] = value if sep else "true"
+    return labels
