@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import subprocess
 import tarfile
+import time
 from pathlib import Path
 
 import pytest
@@ -272,3 +273,30 @@ def test_pull_and_export_a_multi_platform_image(
     stack.contentd_gc()
     assert stack.blob_files() == {shared_layer}
     assert read_blob(stack.tenant("other"), shared_layer) == blobs[shared_layer]
+
+
+def test_either_side_restarts(stack: Stack) -> None:
+    data, digest = blob(b"survives restarts", 70_000)
+    ctr = stack.containerd.ctr
+    ctr("content", "ingest", "r", input=data)
+    ctr("content", "label", digest, "containerd.io/gc.root=yes")
+
+    # contentd restarts under a running containerd: its proxy connection comes back
+    stack.close()
+    stack.contentd.stop()
+    stack.contentd.start()
+    deadline = time.monotonic() + 30
+    while (got := ctr("content", "get", digest, check=False)).returncode != 0:
+        assert time.monotonic() < deadline, got.stderr.decode()
+        time.sleep(0.05)
+    assert got.stdout == data
+    assert stack.pinned_digests() == {digest}
+
+    # containerd restarts on the same contentd: its records and contentd's bytes still agree
+    stack.containerd.stop()
+    stack.containerd.start()
+    assert stack.containerd_digests() == {digest}
+    stack.containerd_gc()
+    stack.contentd_gc()
+    assert ctr("content", "get", digest).stdout == data
+    assert stack.blob_files() == {digest}
