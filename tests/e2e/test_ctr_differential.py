@@ -230,16 +230,6 @@ def test_steps_expand_digests() -> None:
     assert Step("content get $A").argv() == ["content", "get", A_DIGEST]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "contentd.metadata.leases.LeaseManager.list raises the filter parse error as is; "
-        "containerd's leaseManager.List wraps it once more with ErrInvalidArgument, so its "
-        "Leases/List status message ends in ': invalid argument: invalid argument' "
-        "(ctr: 'failed to list leases: filters: parse error: [id==]: expected value or "
-        "quoted: invalid argument: invalid argument')"
-    ),
-)
 def test_leases_ls_bad_filter_message_matches_containerd(
     contentd: ServeProcess, containerd_peer_factory: ContainerdFactory
 ) -> None:

@@ -145,7 +145,12 @@ class LeaseManager:
 
     def list(self, *filters: str) -> builtins.list[Lease]:
         ns = self._ns()
-        match = filtering.parse_all(filters)
+        try:
+            match = filtering.parse_all(filters)
+        except InvalidArgument as err:
+            # containerd's lease manager wraps the (already InvalidArgument) parse
+            # error in InvalidArgument once more; clients see the kind text twice
+            raise InvalidArgument(str(err)) from err
         out: builtins.list[Lease] = []
         with self._core.view() as conn:
             labels: dict[str, dict[str, str]] = {}
