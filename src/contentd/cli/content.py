@@ -354,8 +354,8 @@ def _skip(source: BinaryIO, offset: int, ref: str) -> None:
     from contentd.content.errors import FailedPrecondition
 
     if _seekable(source):
-        end = os.fstat(source.fileno()).st_size if _has_fileno(source) else None
-        if end is not None and end < offset:
+        end = source.seek(0, os.SEEK_END)
+        if end < offset:
             raise FailedPrecondition(
                 f"ref {ref} already holds {offset} bytes, more than the input's {end}; "
                 f"start over with `contentd content abort {ref}`"

@@ -169,11 +169,10 @@ class Context:
     def store(self) -> ProxyStore:
         """The daemon's content store, in this namespace (and under ``--lease`` if given)."""
         if self._store is None:
+            channel = self.channel()
             from contentd.proxy.store import ProxyStore
 
-            self._store = ProxyStore(
-                self.channel(), self.namespace, getattr(self.args, "lease", None)
-            )
+            self._store = ProxyStore(channel, self.namespace, getattr(self.args, "lease", None))
         return self._store
 
     def call(self, method: Callable[..., _T], request: Any, **kwargs: Any) -> _T:

@@ -10,7 +10,6 @@ that was tried and how to start one.
 
 from __future__ import annotations
 
-import traceback
 from typing import TYPE_CHECKING, Final, TextIO
 
 from contentd.content.errors import ContentError, NotImplemented, Unavailable
@@ -122,6 +121,8 @@ def _as_rpc_error(err: BaseException) -> grpc.RpcError | None:
 def report(err: BaseException, stderr: TextIO, *, debug: bool = False) -> int:
     """Print ``err`` (one line; with ``debug``, the traceback first) and return the exit status."""
     if debug:
+        import traceback
+
         traceback.print_exception(err, file=stderr)
     kind, message = describe(err)
     line = f"contentd: {kind}: {message}" if message else f"contentd: {kind}"

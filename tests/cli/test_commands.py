@@ -1,0 +1,213 @@
+"""``contentd leases|namespaces|plugins|gc|version|completion`` against a live daemon."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import subprocess
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from contentd.cli.output import parse_time
+from contentd.proxy import ProxyStore
+from tests.cli.conftest import Cli
+from tests.daemon.harness import ServeProcess
+
+
+def sha(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+# -- leases ---------------------------------------------------------------------------------
+
+
+def test_leases_create_ls_rm(cli: Cli) -> None:
+    assert cli("leases", "ls").ok().lines == ["ID CREATED AT LABELS "]
+    assert cli("leases", "create", "--id", "fixed", "--label", "a=b").ok().lines == ["fixed"]
+    random_id = cli("leases", "create", "--expires", "0").ok().text.strip()
+    assert random_id and random_id != "fixed"
+    assert sorted(cli("leases", "ls", "-q").ok().lines) == sorted(["fixed", random_id])
+    objs = {o["id"]: o for o in cli("--output", "json", "leases", "ls").ok().json_lines()}
+    expire = parse_time(objs["fixed"]["labels"]["containerd.io/gc.expire"])
+    in_a_day = datetime.now(UTC) + timedelta(hours=24)
+    assert abs((expire - in_a_day).total_seconds()) < 120
+    assert objs["fixed"]["labels"]["a"] == "b"
+    assert objs[random_id]["labels"] == {}
+    table = cli("leases", "ls").ok().lines
+    assert table[0].split() == ["ID", "CREATED", "AT", "LABELS"]
+    assert any(line.startswith("fixed ") and "a=b," in line for line in table)
+    assert cli("leases", "ls", "-q", "id==fixed").ok().lines == ["fixed"]
+    assert cli("leases", "rm", "fixed", random_id, "--sync").ok().lines == ["fixed", random_id]
+    assert cli("leases", "ls", "-q").ok().lines == []
+
+
+def test_lease_rm_sync_collects_what_it_held(cli: Cli) -> None:
+    lease = cli("leases", "create").ok().text.strip()
+    data = uuid.uuid4().bytes
+    cli("content", "ingest", "held", "--lease", lease, input=data).ok()
+    assert cli("content", "ls", "-q").ok().lines == [sha(data)]
+    cli("leases", "rm", "--sync", lease).ok()
+    assert cli("content", "ls", "-q").ok().lines == []
+
+
+# -- namespaces -----------------------------------------------------------------------------
+
+
+def test_namespaces_create_label_ls_rm(cli: Cli) -> None:
+    ns = cli.namespace
+    assert cli("namespaces", "create", ns, "owner=alice", "flag").ok().out == b""
+    assert ns in cli("namespaces", "ls", "-q").ok().lines
+    rows = [line for line in cli("namespaces", "ls").ok().lines if line.startswith(ns + " ")]
+    assert rows and rows[0].split() == [ns, "flag=true,owner=alice"]
+    assert cli("ns", "label", ns, "owner=", "team=a").ok().lines == ["flag=true,team=a"]
+    objs = {o["name"]: o for o in cli("--output", "json", "namespaces", "ls").ok().json_lines()}
+    assert objs[ns]["labels"] == {"flag": "true", "team": "a"}
+    again = cli("namespaces", "create", ns)
+    assert again.code == 1 and again.err.startswith("contentd: already exists: ")
+    # not empty: refused, reported, and the other names still go
+    cli("content", "ingest", "keep", "--label", "containerd.io/gc.root=x", input=b"x").ok()
+    other = ns + "-other"
+    cli("namespaces", "create", other).ok()
+    result = cli("namespaces", "rm", ns, other, ns + "-absent")
+    assert result.code == 1
+    assert result.lines == [other, ns + "-absent"]
+    assert result.err.startswith(f"contentd: failed precondition: unable to delete {ns}: ")
+    cli("content", "rm", sha(b"x")).ok()
+    assert cli("namespaces", "rm", ns).ok().lines == [ns]
+    assert ns not in cli("namespaces", "ls", "-q").ok().lines
+
+
+# -- plugins --------------------------------------------------------------------------------
+
+
+def test_plugins_ls(cli: Cli) -> None:
+    lines = cli("plugins", "ls").ok().lines
+    assert lines[0].split() == ["TYPE", "ID", "PLATFORMS", "STATUS"]
+    rows = {tuple(line.split()[:2]): line.split() for line in lines[1:]}
+    assert rows[("io.containerd.grpc.v1", "gc")][-1] == "ok"
+    assert rows[("io.containerd.content.v1", "content")] == [
+        "io.containerd.content.v1",
+        "content",
+        "-",
+        "ok",
+    ]
+    quiet = cli("plugins", "ls", "-q", "type==io.containerd.grpc.v1").ok().lines
+    assert "content" in quiet and "gc" in quiet and "sqlite" not in quiet
+    detailed = cli("plugins", "ls", "-d", "id==sqlite").ok().text
+    assert "Type:" in detailed and "io.containerd.metadata.v1" in detailed
+    assert "Exports:" in detailed and "policy" in detailed
+    objs = cli("--output", "json", "plugins", "ls", "id==sqlite").ok().json_lines()
+    assert objs[0]["exports"]["policy"] == "shared" and objs[0]["status"] == "ok"
+
+
+# -- gc -------------------------------------------------------------------------------------
+
+
+def test_gc_dry_run_then_collect(cli: Cli) -> None:
+    kept = b"kept " + uuid.uuid4().bytes
+    gone = b"gone " + uuid.uuid4().bytes * 100
+    cli("content", "ingest", "kept", "--label", "containerd.io/gc.root=x", input=kept).ok()
+    cli("content", "ingest", "gone", input=gone).ok()
+    lease = cli("leases", "create", "--id", "short", "--expires", "1ns").ok().text.strip()
+
+    dry = cli("--output", "json", "gc", "--dry-run").ok().json_lines()[0]
+    assert dry["dry_run"] is True
+    mine = dry["removed"][cli.namespace]
+    assert mine["content"] == [sha(gone)] and mine["leases"] == [lease]
+    assert sha(gone) in dry["backend_blobs"] and sha(kept) not in dry["backend_blobs"]
+    assert dry["bytes_freed"] >= len(gone)
+    assert sorted(cli("content", "ls", "-q").ok().lines) == sorted([sha(kept), sha(gone)])
+
+    text = cli("gc").ok().lines
+    assert text[0].split() == ["NAMESPACE", "KIND", "ID"]
+    assert [cli.namespace, "content", sha(gone)] in [line.split() for line in text]
+    assert ["-", "blob", sha(gone)] in [line.split() for line in text]
+    assert text[-1].startswith("removed ") and "freed" in text[-1]
+    assert cli("content", "ls", "-q").ok().lines == [sha(kept)]
+    assert cli("leases", "ls", "-q").ok().lines == []
+    again = cli("--output", "json", "gc", "--dry-run").ok().json_lines()[0]
+    assert cli.namespace not in again["removed"]
+
+
+# -- version, completion --------------------------------------------------------------------
+
+
+def test_version_shows_client_and_server(cli: Cli, tmp_path: object) -> None:
+    lines = cli("version").ok().lines
+    assert lines[0].startswith("contentd 0.1.0")
+    assert lines[1].startswith("server 0.1.0") and lines[1].endswith(f"at {cli.address}")
+    obj = cli("--output", "json", "version").ok().json_lines()[0]
+    assert obj["client"]["version"] == "0.1.0" and obj["server"]["version"] == "0.1.0"
+    nobody = Cli("/nonexistent/contentd.sock", "default")("version")
+    assert nobody.code == 0 and nobody.lines[0].startswith("contentd 0.1.0")
+    assert nobody.err.startswith("contentd: no server version: unavailable: cannot connect")
+    flag = cli.raw("--version")
+    assert flag.code == 0 and flag.text.startswith("contentd 0.1.0")
+
+
+def _bash_complete(script: str, words: list[str]) -> list[str]:
+    line = " ".join(f"'{w}'" for w in words)
+    program = (
+        f"{script}\nCOMP_WORDS=({line}); COMP_CWORD={len(words) - 1}; _contentd; "
+        'printf "%s\\n" "${COMPREPLY[@]}"'
+    )
+    proc = subprocess.run(
+        ["bash", "--norc", "--noprofile", "-c", program],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    return [w for w in proc.stdout.splitlines() if w]
+
+
+@pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
+def test_bash_completion(cli: Cli) -> None:
+    script = cli.raw("completion", "bash").ok().text
+    assert "complete -o default -F _contentd contentd" in script
+    assert {"content", "leases", "gc", "serve"} <= set(_bash_complete(script, ["contentd", ""]))
+    assert _bash_complete(script, ["contentd", "cont"]) == ["content"]
+    assert set(_bash_complete(script, ["contentd", "content", "l"])) == {"ls", "list", "label"}
+    assert "--quiet" in _bash_complete(script, ["contentd", "-n", "x", "content", "ls", "--"])
+    assert _bash_complete(script, ["contentd", "--output", ""]) == ["table", "json"]
+    assert "--dry-run" in _bash_complete(script, ["contentd", "gc", "--d"])
+
+
+def test_zsh_completion_script(cli: Cli) -> None:
+    script = cli.raw("completion", "zsh").ok().text
+    assert script.startswith("#compdef contentd\n")
+    assert "_contentd_cmds['contentd content']='ls list info get ingest" in script
+    zsh = shutil.which("zsh")
+    if zsh is not None:
+        proc = subprocess.run([zsh, "-n", "-c", script], capture_output=True, timeout=30)
+        assert proc.returncode == 0, proc.stderr
+
+
+# -- containerd's own GC is not ours to run -------------------------------------------------
+
+
+def test_gc_against_a_server_without_the_service(cli_daemon: ServeProcess) -> None:
+    # a contentd with the gc plugin disabled answers as containerd does: UNIMPLEMENTED
+    from tests.peers.contentd_fixtures import start_contentd
+
+    daemon = start_contentd('version = 2\ndisabled_plugins = ["io.containerd.grpc.v1.gc"]\n')
+    try:
+        result = Cli(daemon.address, "default")("gc")
+        assert result.code == 1
+        assert result.err.strip() == (
+            f"contentd: not implemented: the server at {daemon.address} has no "
+            "contentd.services.gc.v1.GC service; containerd collects garbage on its own schedule"
+        )
+    finally:
+        daemon.close()
+
+
+def test_json_lists_are_one_object_per_line(cli: Cli) -> None:
+    for i in range(3):
+        cli("content", "ingest", f"j{i}", "--label", "containerd.io/gc.root=x", input=b"%d" % i)
+    result = cli("--output", "json", "content", "ls").ok()
+    assert len(result.lines) == 3 and all(line.startswith("{") for line in result.lines)
+    with ProxyStore(cli.address, cli.namespace) as store:
+        assert {o["digest"] for o in result.json_lines()} == {i.digest for i in store.walk()}

@@ -1,0 +1,201 @@
+"""One-line errors and exit statuses: 1 for errors, 2 for usage errors."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from contentd.proxy import ProxyStore
+from tests.cli.conftest import Cli
+from tests.daemon.harness import short_tmpdir
+from tests.peers.process import clean_env
+
+MISSING = "sha256:" + "0" * 64
+
+
+def one_line(err: str) -> str:
+    lines = err.splitlines()
+    assert len(lines) == 1, err
+    return lines[0]
+
+
+def test_not_found(cli: Cli) -> None:
+    for args in (("content", "info", MISSING), ("content", "get", MISSING)):
+        result = cli(*args)
+        assert result.code == 1
+        assert one_line(result.err) == f"contentd: not found: content digest {MISSING}"
+        assert result.out == b""
+    result = cli("content", "label", MISSING, "a=b")
+    assert result.code == 1 and one_line(result.err).startswith("contentd: not found: ")
+    result = cli("leases", "rm", "no-such-lease")
+    assert result.code == 1 and one_line(result.err).startswith("contentd: not found: ")
+
+
+@pytest.mark.parametrize(
+    ("digest", "message"),
+    [
+        ("sha256:abc", "invalid checksum digest length"),
+        ("nonsense", "invalid checksum digest format"),
+        ("md5:" + "0" * 32, "unsupported digest algorithm"),
+    ],
+)
+def test_bad_digest_is_refused_before_connecting(digest: str, message: str, tmp_path: Path) -> None:
+    # the address does not exist: the digest is checked first
+    cli = Cli(str(tmp_path / "absent.sock"), "default")
+    for args in (
+        ("content", "info", digest),
+        ("content", "get", digest),
+        ("content", "label", digest, "a=b"),
+        ("content", "ingest", "r", "--expected-digest", digest),
+    ):
+        result = cli(*args)
+        assert result.code == 1, args
+        assert one_line(result.err) == f"contentd: invalid argument: {message}"
+
+
+def test_bad_filter(cli: Cli) -> None:
+    for args in (
+        ("content", "ls", "labels.=="),
+        ("content", "active", "ref=="),
+        ("leases", "ls", "id=="),
+    ):
+        result = cli(*args)
+        assert result.code == 1, args
+        line = one_line(result.err)
+        assert line.startswith("contentd: invalid argument: "), line
+        assert "parse error" in line
+
+
+def test_locked_ref(cli: Cli) -> None:
+    with ProxyStore(cli.address, cli.namespace) as store:
+        writer = store.writer("locked")
+        writer.write(b"held")
+        try:
+            started = time.monotonic()
+            result = cli("content", "ingest", "locked", "--wait", "0", input=b"other")
+            assert time.monotonic() - started < 30
+            assert result.code == 1
+            line = one_line(result.err)
+            assert line.startswith("contentd: unavailable: another writer holds locked"), line
+            assert "contentd content abort locked" in line and "locked" in line
+            # --wait retries, then gives up the same way
+            result = cli("content", "ingest", "locked", "--wait", "300ms", input=b"other")
+            assert result.code == 1
+            assert one_line(result.err).startswith("contentd: unavailable: another writer")
+        finally:
+            writer.close()
+    cli("content", "abort", "locked").ok()
+
+
+def test_unreachable_socket_names_the_address_and_the_fix(tmp_path: Path) -> None:
+    absent = tmp_path / "absent.sock"
+    result = Cli(str(absent), "default")("content", "ls")
+    assert result.code == 1
+    line = one_line(result.err)
+    assert line == (
+        f"contentd: unavailable: cannot connect to unix:{absent} (no such file or directory); "
+        "is the daemon running? Start it with `contentd serve`, or point --address "
+        "(or CONTENTD_ADDRESS) at its socket"
+    )
+    # a socket nobody listens on
+    base = short_tmpdir()
+    dead = base / "dead.sock"
+    with socket.socket(socket.AF_UNIX) as s:
+        s.bind(str(dead))
+    for args in (("content", "ls"), ("leases", "ls"), ("gc",), ("content", "rm", MISSING)):
+        result = Cli(str(dead), "default")(*args)
+        assert result.code == 1, args
+        line = one_line(result.err)
+        assert line.startswith(f"contentd: unavailable: cannot connect to unix:{dead} ("), line
+        assert "connection refused" in line and "contentd serve" in line
+    # a file that is no socket
+    result = Cli(str(tmp_path), "default")("content", "ls")
+    assert "(not a socket)" in one_line(result.err)
+    # TCP
+    result = Cli("127.0.0.1:1", "default")("content", "ls")
+    assert one_line(result.err).startswith("contentd: unavailable: cannot connect to 127.0.0.1:1")
+
+
+def test_default_address_and_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from contentd.cli import main
+    from contentd.cli.context import DEFAULT_ADDRESS
+    from contentd.config import DEFAULT_ADDRESS as DAEMON_DEFAULT
+
+    assert DEFAULT_ADDRESS == DAEMON_DEFAULT
+    monkeypatch.delenv("CONTENTD_ADDRESS", raising=False)
+    cli = Cli("unused", "default")
+    if not Path(DEFAULT_ADDRESS).exists():
+        assert f"unix:{DEFAULT_ADDRESS} (" in cli.raw("content", "ls").err
+    monkeypatch.setenv("CONTENTD_ADDRESS", str(tmp_path / "env.sock"))
+    assert f"unix:{tmp_path / 'env.sock'} (" in cli.raw("content", "ls").err
+    assert main is not None
+
+
+def test_usage_errors_exit_2(cli: Cli) -> None:
+    for args in (
+        ("content", "frobnicate"),
+        ("content", "get"),
+        ("content", "ls", "--bogus"),
+        ("leases", "create", "--expires", "soon"),
+        ("content", "ingest", "r", "--label", "novalue"),
+        ("--output", "yaml", "content", "ls"),
+        ("completion", "fish"),
+    ):
+        result = cli(*args)
+        assert result.code == 2, args
+        assert "usage:" in result.err or "error:" in result.err
+    empty_ref = cli("content", "ingest", "")
+    assert empty_ref.code == 2
+    assert one_line(empty_ref.err) == "contentd: usage: must specify a transaction reference"
+
+
+def test_debug_adds_a_traceback(cli: Cli) -> None:
+    plain = cli("content", "info", MISSING)
+    debug = cli("--debug", "content", "info", MISSING)
+    assert debug.code == 1
+    assert "Traceback (most recent call last)" in debug.err
+    assert debug.err.splitlines()[-1] == plain.err.strip()
+
+
+def test_help_has_an_example_for_every_command(cli: Cli) -> None:
+    from contentd.cli import build_parser
+    from contentd.cli.completion import tree
+
+    paths = [node.path for node in tree(build_parser()) if not node.commands]
+    assert len(paths) > 20
+    for path in paths:
+        args = path.split()[1:]
+        result = cli.raw(*args, "--help")
+        assert result.code == 0, path
+        text = result.text
+        assert "example:\n  " in text and "contentd" in text.split("example:")[-1], path
+    top = cli.raw("--help")
+    assert top.code == 0 and "examples:" in top.text
+
+
+def test_a_group_without_a_command_prints_its_help(cli: Cli) -> None:
+    result = cli.raw("content")
+    assert result.code == 0
+    assert "ingest" in result.text and "example:" in result.text
+
+
+def test_broken_pipe_is_quiet(cli: Cli) -> None:
+    data = bytes(4 << 20)
+    digest = cli("content", "ingest", "pipe", "--label", "containerd.io/gc.root=x", input=data)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "contentd", *cli.argv(["content", "get", digest.ok().text.strip()])],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=clean_env(),
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    assert proc.stdout.read(10) == bytes(10)
+    proc.stdout.close()
+    err = proc.stderr.read()
+    assert proc.wait(60) == 141
+    assert err == b""
