@@ -199,3 +199,22 @@ def test_broken_pipe_is_quiet(cli: Cli) -> None:
     err = proc.stderr.read()
     assert proc.wait(60) == 141
     assert err == b""
+
+
+def test_top_level_table_matches_the_parser() -> None:
+    import argparse
+
+    from contentd.cli import TOP_LEVEL, build_parser, command_module
+
+    parser = build_parser()
+    action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    assert set(action.choices) == set(TOP_LEVEL)
+    for name, sub in action.choices.items():
+        # the branch built for a command line naming it holds the same command
+        partial = build_parser([name])
+        branch = next(a for a in partial._actions if isinstance(a, argparse._SubParsersAction))
+        assert sub.format_help() == branch.choices[name].format_help(), name
+    assert command_module(["-n", "content", "--output", "json", "gc", "--dry-run"]) == "gc"
+    assert command_module(["--debug", "content", "ls"]) == "content"
+    assert command_module(["-a", "x"]) is None
+    assert command_module(["nonsense"]) is None

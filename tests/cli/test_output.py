@@ -13,6 +13,7 @@ from contentd.cli.output import (
     CTR_TABLE,
     PLUGINS_TABLE,
     SPACED_TABLE,
+    TableStyle,
     format_local_time,
     format_time,
     human_duration,
@@ -182,3 +183,22 @@ def test_info_json_round_trips(
 
 def test_age_uses_whole_seconds() -> None:
     assert human_duration(timedelta(minutes=2).total_seconds()) == "2 minutes"
+
+
+cells = st.text(alphabet=st.characters(blacklist_characters="\t\n"), max_size=30)
+
+
+@given(
+    width=st.integers(min_value=1, max_value=5),
+    data=st.data(),
+    style=st.sampled_from([CTR_TABLE, SPACED_TABLE, PLUGINS_TABLE]),
+    trailing_tab=st.booleans(),
+)
+def test_table_is_tabwrite(
+    width: int, data: st.DataObject, style: TableStyle, trailing_tab: bool
+) -> None:
+    header = data.draw(st.lists(cells, min_size=width, max_size=width))
+    rows = data.draw(st.lists(st.lists(cells, min_size=width, max_size=width), max_size=6))
+    end = "\t\n" if trailing_tab else "\n"
+    text = "".join("\t".join(row) + end for row in (header, *rows))
+    assert table(header, rows, style, trailing_tab=trailing_tab) == tabwrite(text, style)

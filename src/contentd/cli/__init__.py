@@ -22,7 +22,7 @@ import contextlib
 import io
 import sys
 from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING, BinaryIO, TextIO, cast
+from typing import TYPE_CHECKING, BinaryIO, Final, TextIO, cast
 
 from contentd.cli.context import Context, Streams
 from contentd.cli.parser import add_global_options
@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
     from contentd.content.errors import ContentError
 
-__all__ = ["Streams", "build_parser", "main"]
+__all__ = ["TOP_LEVEL", "Streams", "build_parser", "command_module", "main"]
 
 _EXAMPLES = """\
 examples:
@@ -47,9 +47,50 @@ examples:
 EXIT_BROKEN_PIPE = 141
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from contentd.cli import completion, content, events, gc, leases, namespaces, plugins, serve
+#: Each top-level command (and alias) -> the module that builds it.
+TOP_LEVEL: Final = {
+    "serve": "serve",
+    "config": "serve",
+    "version": "serve",
+    "content": "content",
+    "leases": "leases",
+    "lease": "leases",
+    "namespaces": "namespaces",
+    "namespace": "namespaces",
+    "ns": "namespaces",
+    "plugins": "plugins",
+    "plugin": "plugins",
+    "gc": "gc",
+    "events": "events",
+    "event": "events",
+    "completion": "completion",
+}
+_MODULES: Final = tuple(dict.fromkeys(TOP_LEVEL.values()))
+#: Global options that take a value (skipped when looking for the command).
+_VALUED: Final = frozenset({"-a", "--address", "-n", "--namespace", "--output"})
 
+
+def command_module(argv: Sequence[str]) -> str | None:
+    """The module of the command ``argv`` names, or None (no command, or an unknown one)."""
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--":
+            return None
+        elif arg.startswith("-"):
+            skip = arg in _VALUED
+        else:
+            return TOP_LEVEL.get(arg)
+    return None
+
+
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The whole command tree; with ``argv``, only the branch of the command it names
+    (argparse is slow to build ~50 parsers, and a command needs one branch)."""
+    import importlib
+
+    wanted = command_module(argv) if argv is not None else None
     parser = argparse.ArgumentParser(
         prog="contentd",
         description="containerd's content store, rebuilt in Python.",
@@ -59,14 +100,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", "-v", action="store_true", help="print the version and exit")
     add_global_options(parser, suppress=False)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
-    serve.add_commands(commands)
-    content.add_commands(commands)
-    leases.add_commands(commands)
-    namespaces.add_commands(commands)
-    plugins.add_commands(commands)
-    gc.add_commands(commands)
-    events.add_commands(commands)
-    completion.add_commands(commands)
+    for name in _MODULES:
+        if wanted is None or name == wanted:
+            importlib.import_module(f"contentd.cli.{name}").add_commands(commands)
     return parser
 
 
@@ -125,7 +161,9 @@ def main(argv: Sequence[str] | None = None, *, streams: Streams | None = None) -
 def _run(argv: Sequence[str] | None, streams: Streams) -> int:
     from contentd.cli.errors import EXIT_INTERRUPTED, report
 
-    parser = build_parser()
+    if argv is None:
+        argv = sys.argv[1:]
+    parser = build_parser(argv)
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:
@@ -140,7 +178,8 @@ def _run(argv: Sequence[str] | None, streams: Streams) -> int:
     if args.command == "completion":
         from contentd.cli.completion import bash_script, zsh_script
 
-        script = bash_script(parser) if args.shell == "bash" else zsh_script(parser)
+        full = build_parser()
+        script = bash_script(full) if args.shell == "bash" else zsh_script(full)
         streams.out.write(script.encode())
         streams.out.flush()
         return 0

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any, BinaryIO, Final, TextIO, TypeVar
 
@@ -186,6 +186,26 @@ class Context:
             return method(request, **kwargs)
         except grpc.RpcError as err:
             raise from_grpc(err) from None
+
+    def stream(
+        self, method: Callable[..., Iterable[_T]], request: Any, **kwargs: Any
+    ) -> Iterator[_T]:
+        """The responses of a server stream; a failure raises its error kind and ending
+        early cancels the call."""
+        import grpc
+
+        from contentd.api.errors import from_grpc
+
+        kwargs.setdefault("metadata", self.metadata())
+        call = method(request, **kwargs)
+        try:
+            yield from call
+        except grpc.RpcError as err:
+            raise from_grpc(err) from None
+        finally:
+            cancel = getattr(call, "cancel", None)
+            if callable(cancel):
+                cancel()
 
     def close(self) -> None:
         if self._channel is not None:

@@ -24,6 +24,8 @@ __all__ = [
     "CTR_TABLE",
     "PLUGINS_TABLE",
     "SPACED_TABLE",
+    "AgeCache",
+    "SizeCache",
     "TableStyle",
     "format_local_time",
     "format_time",
@@ -77,6 +79,48 @@ def human_duration(seconds: float) -> str:
     if hours < 24 * 365 * 2:
         return f"{hours // 24 // 30} months"
     return f"{int(seconds / 3600) // 24 // 365} years"
+
+
+class SizeCache:
+    """:func:`human_size` remembered per size (listings repeat sizes)."""
+
+    def __init__(self) -> None:
+        self._texts: dict[int, str] = {}
+
+    def __call__(self, size: int) -> str:
+        text = self._texts.get(size)
+        if text is None:
+            text = self._texts[size] = human_size(size)
+        return text
+
+
+class AgeCache:
+    """:func:`human_duration` of the time since ``(seconds, nanos)``, from ``now_ns``.
+
+    Ages under an hour depend on whole seconds only and are remembered; longer
+    ones round hours from the exact value, as go-units does. An unset
+    timestamp (0, 0) is Go's zero time, as the proxy reads it.
+    """
+
+    def __init__(self, now_ns: int) -> None:
+        self.now_ns = now_ns
+        self._texts: dict[int, str] = {}
+
+    def __call__(self, seconds: int, nanos: int) -> str:
+        if seconds == 0 and nanos == 0:
+            seconds = _ZERO_TIME_UNIX
+        elapsed_ns = self.now_ns - (seconds * 1_000_000_000 + nanos)
+        whole = elapsed_ns // 1_000_000_000
+        if whole >= 3600:
+            return human_duration(elapsed_ns / 1e9)
+        text = self._texts.get(whole)
+        if text is None:
+            text = self._texts[whole] = human_duration(whole)
+        return text
+
+
+#: Go's zero time (0001-01-01T00:00:00Z) in Unix seconds.
+_ZERO_TIME_UNIX: Final = -62135596800
 
 
 def labels_text(labels: Mapping[str, str] | None, empty: str = "-") -> str:
@@ -168,10 +212,41 @@ def table(
     trailing_tab: bool = False,
 ) -> str:
     """A header and rows joined by tabs (one more tab at each line's end with
-    ``trailing_tab``, as most ctr tables have), then aligned; ends with a newline."""
-    end = "\t\n" if trailing_tab else "\n"
-    text = "".join("\t".join(row) + end for row in (header, *rows))
-    return tabwrite(text, style)
+    ``trailing_tab``, as most ctr tables have), aligned as :func:`tabwrite` would;
+    ends with a newline. Every row has the header's number of cells."""
+    lines = [list(header), *(list(row) for row in rows)]
+    if trailing_tab:
+        for line in lines:
+            line.append("")
+    columns = len(header) + (1 if trailing_tab else 0) - 1  # the last cell is not aligned
+    if any(len(line) != columns + 1 for line in lines):
+        end = "\t\n" if trailing_tab else "\n"
+        text = "".join("\t".join(row) + end for row in (header, *rows))
+        return tabwrite(text, style)
+    widths = [
+        max(style.minwidth, max(len(line[j]) for line in lines) + style.padding)
+        for j in range(columns)
+    ]
+    tabs = style.padchar == "\t"
+    tw = style.tabwidth
+    if tabs:
+        if tw == 0:
+            return "".join("".join(line) + "\n" for line in lines)
+        widths = [(w + tw - 1) // tw * tw for w in widths]
+    out: list[str] = []
+    for line in lines:
+        parts: list[str] = []
+        for j in range(columns):
+            cell = line[j]
+            parts.append(cell)
+            if tabs:
+                parts.append("\t" * ((widths[j] - len(cell) + tw - 1) // tw))
+            else:
+                parts.append(style.padchar * (widths[j] - len(cell)))
+        parts.append(line[columns])
+        parts.append("\n")
+        out.append("".join(parts))
+    return "".join(out)
 
 
 # -- times and JSON ----------------------------------------------------------------

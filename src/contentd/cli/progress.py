@@ -30,14 +30,14 @@ class Progress:
         *,
         done: int = 0,
         enabled: bool = True,
-        show_after: float = SHOW_AFTER,
+        show_after: float | None = None,
     ) -> None:
         self.stream = stream
         self.description = description
         self.total = total
         self.done = done
         self.enabled = enabled
-        self._show_at = time.monotonic() + show_after
+        self._show_at = time.monotonic() + (SHOW_AFTER if show_after is None else show_after)
         self._bar: Any = None
         self._task: Any = None
 
@@ -67,6 +67,8 @@ class Progress:
             rich_progress.TimeRemainingColumn(),
             console=Console(file=self.stream),
             transient=True,
+            redirect_stdout=False,  # the data may be going to stdout
+            redirect_stderr=False,
         )
         self._task = bar.add_task(self.description, total=self.total, completed=self.done)
         bar.start()

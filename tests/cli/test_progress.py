@@ -1,0 +1,82 @@
+"""Progress bars: on a terminal, for transfers that last; never off a terminal."""
+
+from __future__ import annotations
+
+import io
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from contentd.cli import Streams, main
+from contentd.cli.progress import Progress
+from tests.cli.conftest import Cli
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_a_bar_appears_on_a_terminal_once_due() -> None:
+    pytest.importorskip("rich")
+    stream = Terminal()
+    with Progress(stream, "blob", 1000, show_after=0) as progress:
+        progress.advance(500)
+        assert progress.shown
+    text = stream.getvalue()
+    assert "blob" in text and "0.5/1.0 kB" in text
+
+
+def test_no_bar_before_it_is_due_or_when_disabled() -> None:
+    stream = Terminal()
+    with Progress(stream, "blob", 1000, show_after=3600) as progress:
+        progress.advance(1000)
+        assert not progress.shown
+    with Progress(stream, "blob", 1000, show_after=0, enabled=False) as progress:
+        progress.advance(1000)
+        assert not progress.shown
+    assert stream.getvalue() == ""
+
+
+def test_without_rich_there_is_no_bar(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "rich", None)
+    stream = Terminal()
+    with Progress(stream, "blob", 1000, show_after=0) as progress:
+        progress.advance(10)
+        assert not progress.shown
+    assert stream.getvalue() == ""
+
+
+def test_transfers_off_a_terminal_print_only_the_result(cli: Cli, tmp_path: Path) -> None:
+    data = os.urandom(3 * 1024 * 1024)
+    result = cli("content", "ingest", "quiet", "--label", "containerd.io/gc.root=x", input=data)
+    assert result.ok().err == ""
+    digest = result.text.strip()
+    got = cli("content", "get", digest, "-o", str(tmp_path / "out")).ok()
+    assert got.out == b"" and got.err == ""
+
+
+def test_transfers_on_a_terminal_show_a_bar(
+    cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("rich")
+    monkeypatch.setattr("contentd.cli.progress.SHOW_AFTER", 0.0)
+    data = os.urandom(3 * 1024 * 1024)
+    err = Terminal()
+    out = io.BytesIO()
+    code = main(
+        cli.argv(["content", "ingest", "loud", "--label", "containerd.io/gc.root=x"]),
+        streams=Streams(out=out, err=err, inp=io.BytesIO(data)),
+    )
+    assert code == 0
+    assert "loud" in err.getvalue()
+    digest = out.getvalue().decode().strip()
+    err = Terminal()
+    code = main(
+        cli.argv(["content", "get", digest, "-o", str(tmp_path / "out")]),
+        streams=Streams(out=io.BytesIO(), err=err, inp=io.BytesIO()),
+    )
+    assert code == 0 and digest[:19] in err.getvalue()
+    assert (tmp_path / "out").read_bytes() == data
