@@ -40,6 +40,7 @@ __all__ = [
     "RssSampler",
     "Target",
     "bench_containerd",
+    "proc_cpu_seconds",
     "proc_status_kib",
 ]
 
@@ -255,6 +256,20 @@ class Target:
             raise RuntimeError(f"ctr {' '.join(args[:3])} against {self.name}: {err}")
         return CtrResult(seconds, p.stdout if capture else b"")
 
+    def cpu_seconds(self) -> float | None:
+        """CPU time (user + system) the daemon(s) behind this target have used so far."""
+        total = 0.0
+        for target in (self, self.backend):
+            pid = target.pid if target is not None else None
+            if target is not None and pid is None:
+                return None
+            if pid is not None:
+                try:
+                    total += proc_cpu_seconds(pid)
+                except OSError:
+                    return None
+        return total
+
     def restart(self) -> None:
         """A fresh daemon process on the same store (``VmHWM`` starts over)."""
         if self.restart_fn is None:
@@ -265,6 +280,13 @@ class Target:
 
     def close(self) -> None:
         self.client.close()
+
+
+def proc_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of ``pid`` (all its threads) from ``/proc/<pid>/stat``."""
+    with open(f"/proc/{pid}/stat", "rb") as f:
+        fields = f.read().rsplit(b")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def proc_status_kib(pid: int, keys: Sequence[str] = ("VmRSS", "VmHWM")) -> dict[str, int]:

@@ -7,7 +7,7 @@ import traceback
 from collections.abc import Callable
 
 from bench.env import BenchEnv
-from bench.model import Row, Series
+from bench.model import Row, Sample, Series
 from bench.peers import Target
 from bench.report import format_value
 from bench.workloads.base import Workload
@@ -55,24 +55,53 @@ def run_workload(
             fail(name, "set-up", err)
         else:
             targets[name] = target
+
+    def record(name: str, rep: int, result: Sample | Exception) -> None:
+        if isinstance(result, Exception):
+            fail(name, f"rep {rep + 1}", result)
+        else:
+            series[name].samples.append(result)
+            cpu = result.extra.get("daemon_cpu_s")
+            more = f" (daemon CPU {cpu:.2f} s)" if cpu is not None else ""
+            log(
+                f"   rep {rep + 1}/{reps} {name}: {format_value(result.value, workload.unit)}{more}"
+            )
+
+    def cleanup(name: str, rep: int) -> None:
+        try:
+            workload.cleanup(env, targets[name], rep)
+        except Exception as err:
+            log(f"   {name}: clean-up after rep {rep + 1} failed: {_error(err)}")
+
     for rep in range(reps):
+        live = {n: t for n, t in targets.items() if not series[n].error}
+        if not live:
+            break
+        os.sync()
+        try:
+            together = workload.sample_interleaved(env, live, rep)
+        except Exception as err:
+            together = {name: err for name in live}
+        if together is not None:
+            for name in live:
+                record(name, rep, together.get(name, RuntimeError("no sample")))
+                cleanup(name, rep)
+            continue
         for name in names:
-            if name not in targets or series[name].error:
+            if name not in live:
                 continue
-            target = targets[name]
             os.sync()
+            target = live[name]
+            cpu0 = target.cpu_seconds() if target is not None else None
             try:
-                sample = workload.sample(env, target, rep)
+                result: Sample | Exception = workload.sample(env, target, rep)
             except Exception as err:
-                fail(name, f"rep {rep + 1}", err)
-            else:
-                series[name].samples.append(sample)
-                log(f"   rep {rep + 1}/{reps} {name}: {format_value(sample.value, workload.unit)}")
-            finally:
-                try:
-                    workload.cleanup(env, target, rep)
-                except Exception as err:
-                    log(f"   {name}: clean-up after rep {rep + 1} failed: {_error(err)}")
+                result = err
+            cpu1 = target.cpu_seconds() if target is not None else None
+            if isinstance(result, Sample) and cpu0 is not None and cpu1 is not None:
+                result.extra.setdefault("daemon_cpu_s", round(cpu1 - cpu0, 3))
+            record(name, rep, result)
+            cleanup(name, rep)
     for name, target in targets.items():
         try:
             workload.teardown(env, target)

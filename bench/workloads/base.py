@@ -21,7 +21,8 @@ class Workload:
     for each repetition, for each target in turn (A B A B ...): :meth:`sample` (the timed
     part) and :meth:`cleanup` (untimed); finally :meth:`teardown` per target.
 
-    For :data:`SINGLE` rows ``target`` is None.
+    For :data:`SINGLE` rows ``target`` is None. A workload whose
+    :meth:`sample_interleaved` returns samples is measured that way instead.
     """
 
     name: str = ""
@@ -49,6 +50,14 @@ class Workload:
 
     def sample(self, env: BenchEnv, target: Target | None, rep: int) -> Sample:
         raise NotImplementedError
+
+    def sample_interleaved(
+        self, env: BenchEnv, targets: dict[str, Target | None], rep: int
+    ) -> dict[str, Sample | Exception] | None:
+        """One repetition on all ``targets`` at once, alternating between them in small
+        steps (for samples that take minutes, so a change in machine load hits both
+        alike). None (the default) means: call :meth:`sample` per target instead."""
+        return None
 
     def cleanup(self, env: BenchEnv, target: Target | None, rep: int) -> None:
         pass

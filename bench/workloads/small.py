@@ -12,6 +12,8 @@ from bench.workloads.transfer import _need
 
 __all__ = ["CtrLs", "SmallIngests"]
 
+#: Blobs one target ingests before the other takes its turn (interleaved sampling).
+STEP = 100
 #: Where :class:`CtrLs` populates its own blobs when no small-ingest namespace is left.
 LS_NAMESPACE = "bench-ls"
 
@@ -21,15 +23,18 @@ def _populated(env: BenchEnv) -> dict[str, str]:
     return env.extra.setdefault("small-namespaces", {})  # type: ignore[no-any-return]
 
 
-def _ingest_all(t: Target, blobs: list[tuple[bytes, str]], namespace: str, prefix: str) -> None:
+def _ingest_all(
+    t: Target, blobs: list[tuple[bytes, str]], namespace: str, prefix: str, first: int = 0
+) -> None:
     write = t.client.write_blob
-    for i, (data, digest) in enumerate(blobs):
+    for i, (data, digest) in enumerate(blobs, first):
         write(f"{prefix}-{i}", (data,), total=len(data), expected=digest, namespace=namespace)
 
 
 class SmallIngests(Workload):
     """K sequential ingests of distinct 1 KiB blobs, one lock-step Write stream each
-    (STAT, WRITE, COMMIT with the expected digest), each committed durably."""
+    (STAT, WRITE, COMMIT with the expected digest), each committed durably. The two
+    targets take turns every :data:`STEP` blobs; each one's time is the sum of its turns."""
 
     name = "small-ingests"
     unit = "blobs/s"
@@ -43,15 +48,55 @@ class SmallIngests(Workload):
         return 60.0 + 0.2 * scale.blobs
 
     def sample(self, env: BenchEnv, target: Target | None, rep: int) -> Sample:
-        t = _need(target)
+        result = self.sample_interleaved(env, {_need(target).name: target}, rep)
+        sample = result[_need(target).name]
+        if isinstance(sample, Exception):
+            raise sample
+        return sample
+
+    def sample_interleaved(
+        self, env: BenchEnv, targets: dict[str, Target | None], rep: int
+    ) -> dict[str, Sample | Exception]:
+        """Each target ingests its K blobs in steps of :data:`STEP`, the targets taking
+        turns (a sample lasts minutes at full scale; load changes hit both alike)."""
         k, size = env.scale.blobs, env.scale.small_size
-        blobs = [env.data.small(size, f"small {t.name} {rep} {i}") for i in range(k)]
         namespace = f"bench-small-{rep}"
-        t0 = time.perf_counter()
-        _ingest_all(t, blobs, namespace, f"small-{rep}")
-        seconds = time.perf_counter() - t0
-        _populated(env).setdefault(t.address, namespace)
-        return Sample(rep, k / seconds, seconds)
+        work = {
+            name: (
+                _need(t),
+                [env.data.small(size, f"small {name} {rep} {i}") for i in range(k)],
+            )
+            for name, t in targets.items()
+        }
+        seconds = dict.fromkeys(work, 0.0)
+        cpu: dict[str, float | None] = dict.fromkeys(work, 0.0)
+        failed: dict[str, Exception] = {}
+        for start in range(0, k, STEP):
+            for name, (t, blobs) in work.items():
+                if name in failed:
+                    continue
+                cpu0 = t.cpu_seconds()
+                t0 = time.perf_counter()
+                try:
+                    _ingest_all(t, blobs[start : start + STEP], namespace, f"small-{rep}", start)
+                except Exception as err:
+                    failed[name] = err
+                seconds[name] += time.perf_counter() - t0
+                cpu1, used = t.cpu_seconds(), cpu[name]
+                cpu[name] = (
+                    None if cpu0 is None or cpu1 is None or used is None else used + cpu1 - cpu0
+                )
+        out: dict[str, Sample | Exception] = {}
+        for name, (t, _) in work.items():
+            if name in failed:
+                out[name] = failed[name]
+            else:
+                _populated(env).setdefault(t.address, namespace)
+                extra: dict[str, object] = {"step": STEP}
+                if cpu[name] is not None:
+                    extra["daemon_cpu_s"] = round(cpu[name] or 0.0, 3)
+                out[name] = Sample(rep, k / seconds[name], seconds[name], extra)
+        return out
 
 
 class CtrLs(Workload):
