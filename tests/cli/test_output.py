@@ -14,6 +14,7 @@ from contentd.cli.output import (
     PLUGINS_TABLE,
     SPACED_TABLE,
     TableStyle,
+    TimestampText,
     format_local_time,
     format_time,
     human_duration,
@@ -202,3 +203,23 @@ def test_table_is_tabwrite(
     end = "\t\n" if trailing_tab else "\n"
     text = "".join("\t".join(row) + end for row in (header, *rows))
     assert table(header, rows, style, trailing_tab=trailing_tab) == tabwrite(text, style)
+
+
+@given(
+    seconds=st.integers(min_value=-62135596800 - 5, max_value=253402300799 + 5),
+    nanos=st.integers(min_value=0, max_value=999_999_999),
+    present=st.booleans(),
+)
+def test_timestamp_text_is_format_time_of_the_proxys_datetime(
+    seconds: int, nanos: int, present: bool
+) -> None:
+    from google.protobuf.timestamp_pb2 import Timestamp
+
+    from contentd.api._pb.containerd.services.content.v1 import content_pb2 as pb
+    from contentd.api.convert import time_field
+
+    msg = pb.Info()
+    if present:
+        msg.created_at.CopyFrom(Timestamp(seconds=seconds, nanos=nanos))
+    expected = format_time(time_field(msg, "created_at"))
+    assert TimestampText()(seconds, nanos, present) == expected

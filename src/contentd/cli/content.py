@@ -23,6 +23,8 @@ from contentd.cli.parser import (
 )
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from contentd.cli.context import Context
     from contentd.content.types import Info
     from contentd.proxy.writer import ProxyWriter
@@ -158,10 +160,10 @@ def _validate(digest: str) -> str:
     return validate(digest)
 
 
-def _age(now: float, t: object) -> str:
+def _age(now: float, t: datetime) -> str:
     from contentd.cli.output import human_duration
 
-    return human_duration(now - t.timestamp())  # type: ignore[attr-defined]
+    return human_duration(now - t.timestamp())
 
 
 # -- ls, info --------------------------------------------------------------------------
@@ -173,18 +175,38 @@ def run_ls(ctx: Context) -> int:
     channel = ctx.channel()  # first: a missing socket fails before anything loads
     from contentd.api._pb.containerd.services.content.v1 import content_pb2 as pb
     from contentd.api._pb.containerd.services.content.v1 import content_pb2_grpc as pb_grpc
-    from contentd.cli.output import AgeCache, SizeCache, info_to_json, json_line, table
+    from contentd.cli.output import AgeCache, SizeCache, TimestampText, json_line, table
 
     stub = pb_grpc.ContentStub(channel)
     messages = ctx.stream(stub.List, pb.ListContentRequest(filters=ctx.args.filters))
     if ctx.args.quiet:
         ctx.write("".join(f"{m.digest}\n" for response in messages for m in response.info))
         return 0
-    if ctx.json:
-        from contentd.api.convert import info_from_pb
-
+    if ctx.json:  # info_to_json(info_from_pb(m)), without the objects in between
+        stamp = TimestampText()
         for response in messages:
-            ctx.write("".join(json_line(info_to_json(info_from_pb(m))) for m in response.info))
+            ctx.write(
+                "".join(
+                    json_line(
+                        {
+                            "digest": m.digest,
+                            "size": m.size,
+                            "created_at": stamp(
+                                m.created_at.seconds,
+                                m.created_at.nanos,
+                                m.HasField("created_at"),
+                            ),
+                            "updated_at": stamp(
+                                m.updated_at.seconds,
+                                m.updated_at.nanos,
+                                m.HasField("updated_at"),
+                            ),
+                            "labels": dict(m.labels),
+                        }
+                    )
+                    for m in response.info
+                )
+            )
         return 0
     size_text = SizeCache()
     age_text = AgeCache(time.time_ns())

@@ -13,6 +13,7 @@ of ``content ls``/``content info`` back into an :class:`~contentd.content.Info`.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
@@ -27,6 +28,7 @@ __all__ = [
     "AgeCache",
     "SizeCache",
     "TableStyle",
+    "TimestampText",
     "format_local_time",
     "format_time",
     "human_duration",
@@ -283,9 +285,41 @@ def parse_time(text: str) -> datetime:
     return datetime.fromisoformat(text).astimezone(UTC)
 
 
+_ENCODER: Final = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
+
 def json_line(obj: Any) -> str:
     """One compact JSON object and a newline."""
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False) + "\n"
+    return _ENCODER.encode(obj) + "\n"
+
+
+class TimestampText:
+    """:func:`format_time` of a protobuf Timestamp's ``(seconds, nanos)`` as the proxy client
+    reads it (microseconds; years 1..9999), without building a datetime; an absent
+    Timestamp is Go's zero time. The seconds' text is remembered (listings repeat it)."""
+
+    def __init__(self) -> None:
+        self._base: dict[int, str] = {}
+
+    def __call__(self, seconds: int, nanos: int, present: bool = True) -> str:
+        if not present or seconds <= _ZERO_TIME_UNIX:
+            return _ZERO_TIME_TEXT
+        seconds = min(seconds, _MAX_UNIX)
+        base = self._base.get(seconds)
+        if base is None:
+            t = time.gmtime(seconds)
+            base = self._base[seconds] = (
+                f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}"
+                f"T{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}"
+            )
+        micro = nanos // 1000
+        if micro:
+            return base + "." + f"{micro:06d}".rstrip("0") + "Z"
+        return base + "Z"
+
+
+_ZERO_TIME_TEXT: Final = "0001-01-01T00:00:00Z"
+_MAX_UNIX: Final = 253402300799  # 9999-12-31T23:59:59Z
 
 
 def info_to_json(info: Info) -> dict[str, Any]:
