@@ -43,6 +43,12 @@ class Series:
         return statistics.median(values) if values else None
 
     @property
+    def cpu_median(self) -> float | None:
+        """Median daemon CPU seconds per sample (where the runner could measure it)."""
+        values = [s.extra["daemon_cpu_s"] for s in self.samples if "daemon_cpu_s" in s.extra]
+        return statistics.median(values) if values else None
+
+    @property
     def values(self) -> list[float]:
         return [s.value for s in self.samples]
 
@@ -62,6 +68,7 @@ class Series:
             "target": self.target,
             "median": self.median,
             "best": self.best,
+            "daemon_cpu_s_median": self.cpu_median,
             "error": self.error,
             "note": self.note,
             "samples": [s.as_json() for s in self.samples],
