@@ -92,8 +92,14 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     ingest.add_argument("ref", metavar="REF", help="the ingest's name (its transaction ref)")
     ingest.add_argument("source", nargs="?", default="-", metavar="FILE", help="default: stdin")
-    ingest.add_argument("--expected-size", type=nonnegative, metavar="N")
-    ingest.add_argument("--expected-digest", metavar="DIGEST")
+    ingest.add_argument(
+        "--expected-size", type=nonnegative, metavar="N", help="the commit checks the size"
+    )
+    ingest.add_argument(
+        "--expected-digest",
+        metavar="DIGEST",
+        help="the commit checks the digest; a blob already stored is not sent again",
+    )
     ingest.add_argument(
         "--label",
         action="append",
