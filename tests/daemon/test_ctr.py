@@ -87,7 +87,7 @@ def test_plugins_ls(ctr: Ctr) -> None:
     assert listed[("io.containerd.metadata.v1", "sqlite")] == "ok"
     assert listed[("io.containerd.grpc.v1", "events")] == "ok"
     assert set(listed.values()) == {"ok"}
-    assert len(listed) == 11
+    assert len(listed) == 12
     detailed = ctr.text("plugins", "ls", "--detailed", "id==sqlite")
     assert "policy" in detailed and "shared" in detailed
     assert ctr.rows("plugins", "ls", "type==io.containerd.grpc.v1")[1:][0][0] == (
