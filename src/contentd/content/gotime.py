@@ -22,15 +22,18 @@ _TEXT = re.compile(
 )
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def to_ns(t: datetime) -> int:
     """Nanoseconds since the Unix epoch."""
-    delta = t - datetime(1970, 1, 1, tzinfo=UTC)
+    delta = t - _EPOCH
     return (delta.days * 86400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1000
 
 
 def from_ns(ns: int) -> datetime:
     """A UTC datetime from nanoseconds since the Unix epoch (truncated to µs)."""
-    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=ns // 1000)
+    return _EPOCH + timedelta(microseconds=ns // 1000)
 
 
 def format_text(t: datetime, nanos: int | None = None) -> str:

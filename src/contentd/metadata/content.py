@@ -151,13 +151,14 @@ class ContentStore:
                     (ns, rows[0][0], rows[-1][0]),
                 ):
                     labels.setdefault(digest, {})[key] = value
+            everything = match is filtering.ALWAYS
             for digest, size, created_at, updated_at in rows:
                 if not digests.is_valid(digest):
                     continue
                 info = Info(
                     digest, size, from_ns(created_at), from_ns(updated_at), labels.get(digest, {})
                 )
-                if match.match(filtering.info_adaptor(info)):
+                if everything or match.match(filtering.info_adaptor(info)):
                     yield info
             if len(rows) < WALK_CHUNK:
                 return
