@@ -121,16 +121,36 @@ class BenchEnv:
     def _make_target(self, name: str, key: str) -> Target:
         if name == "containerd":
             peer = self._start_containerd(key)
-            target = Target(name, peer.address, lambda: peer.pid, restart_fn=_restarter(peer))
+            target = Target(
+                name,
+                peer.address,
+                lambda: peer.pid,
+                restart_fn=_restarter(peer),
+                health_fn=_containerd_health(peer),
+            )
         elif name == "contentd":
             daemon = self._start_contentd(key)
-            target = Target(name, daemon.address, lambda: daemon.pid, restart_fn=_restarter(daemon))
+            target = Target(
+                name,
+                daemon.address,
+                lambda: daemon.pid,
+                restart_fn=_restarter(daemon),
+                health_fn=daemon.health,
+            )
         elif name == "containerd+contentd":
             backend = self._start_contentd(key + "-backend")
             peer = self._start_containerd(key, proxy_address=backend.address)
-            inner = Target("contentd-backend", backend.address, lambda: backend.pid)
+            inner = Target(
+                "contentd-backend", backend.address, lambda: backend.pid, health_fn=backend.health
+            )
             self._closers.append(inner.close)
-            target = Target(name, peer.address, lambda: peer.pid, backend=inner)
+            target = Target(
+                name,
+                peer.address,
+                lambda: peer.pid,
+                backend=inner,
+                health_fn=_containerd_health(peer),
+            )
         else:
             raise KeyError(name)
         self._closers.append(target.close)
@@ -207,3 +227,16 @@ def _restarter(peer: Any) -> Callable[[], None]:
         peer.start()
 
     return restart
+
+
+def _containerd_health(peer: Any) -> Callable[[], str]:
+    def health() -> str:
+        proc = getattr(peer, "_proc", None)
+        if proc is None:
+            return "not started"
+        code = proc.poll()
+        if code is None:
+            return "running"
+        return f"exited with {code}; log tail ({peer.log_path}):\n{peer.log_tail(30)}"
+
+    return health

@@ -173,6 +173,15 @@ class ContentdDaemon:
         proc, self._proc = self._proc, None
         return stop_process(proc, self._stop_timeout)
 
+    def health(self) -> str:
+        """``running``, or how the process ended and the tail of its log."""
+        if self._proc is None:
+            return "not started"
+        code = self._proc.poll()
+        if code is None:
+            return "running"
+        return f"exited with {code}; log tail ({self.log_path}):\n{tail(self.log_path, 30)}"
+
     def close(self) -> None:
         import shutil
 
@@ -216,6 +225,8 @@ class Target:
     backend: Target | None = None
     #: stops and starts the daemon again on the same directories (a fresh process)
     restart_fn: Any = field(default=None, repr=False)
+    #: () -> str: "running", or how the daemon ended (for error messages)
+    health_fn: Any = field(default=None, repr=False)
     client: ContentClient = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -255,6 +266,16 @@ class Target:
             err = p.stderr.decode("utf-8", "replace").strip()[-2000:]
             raise RuntimeError(f"ctr {' '.join(args[:3])} against {self.name}: {err}")
         return CtrResult(seconds, p.stdout if capture else b"")
+
+    def health(self) -> str:
+        """``running`` when every daemon behind this target runs; else what happened."""
+        parts = []
+        for target in (self, self.backend):
+            if target is not None and target.health_fn is not None:
+                state = str(target.health_fn())
+                if state != "running":
+                    parts.append(f"{target.name}: {state}")
+        return "; ".join(parts) or "running"
 
     def cpu_seconds(self) -> float | None:
         """CPU time (user + system) the daemon(s) behind this target have used so far."""

@@ -6,6 +6,8 @@ import os
 import traceback
 from collections.abc import Callable
 
+import grpc
+
 from bench.env import BenchEnv
 from bench.model import Row, Sample, Series
 from bench.peers import Target
@@ -16,6 +18,8 @@ __all__ = ["run_workload"]
 
 
 def _error(err: BaseException) -> str:
+    if isinstance(err, grpc.RpcError) and hasattr(err, "code") and hasattr(err, "details"):
+        return f"gRPC {err.code().name}: {err.details()}"
     text = str(err).strip() or type(err).__name__
     return f"{type(err).__name__}: {text}"
 
@@ -58,6 +62,10 @@ def run_workload(
 
     def record(name: str, rep: int, result: Sample | Exception) -> None:
         if isinstance(result, Exception):
+            target = targets.get(name)
+            health = target.health() if target is not None else "running"
+            if health != "running":
+                result = RuntimeError(f"{_error(result)} -- daemon {health}")
             fail(name, f"rep {rep + 1}", result)
         else:
             series[name].samples.append(result)
@@ -92,13 +100,15 @@ def run_workload(
                 continue
             os.sync()
             target = live[name]
+            pid0 = target.pid if target is not None else None
             cpu0 = target.cpu_seconds() if target is not None else None
             try:
                 result: Sample | Exception = workload.sample(env, target, rep)
             except Exception as err:
                 result = err
             cpu1 = target.cpu_seconds() if target is not None else None
-            if isinstance(result, Sample) and cpu0 is not None and cpu1 is not None:
+            same = target is not None and target.pid == pid0  # not restarted in between
+            if isinstance(result, Sample) and same and cpu0 is not None and cpu1 is not None:
                 result.extra.setdefault("daemon_cpu_s", round(cpu1 - cpu0, 3))
             record(name, rep, result)
             cleanup(name, rep)
