@@ -206,16 +206,18 @@ class ContentService(pb_grpc.ContentServicer):
     def _list(
         self, request: pb.ListContentRequest, context: grpc.ServicerContext
     ) -> Iterator[pb.ListContentResponse]:
-        response = pb.ListContentResponse()  # reused: each is sent before the next is built
-        batch = response.info
-        add = batch.add
+        # A fresh message per batch: protobuf (upb) keeps everything ever assigned to a
+        # message in that message's arena, so a reused one grows with the whole listing.
+        response = pb.ListContentResponse()
+        add = response.info.add
         count = 0
         for info in self._store(context).walk(*request.filters):
             info_to_pb(info, add(), updated_at=False)
             count += 1
             if count >= LIST_BATCH:
                 yield response
-                del batch[:]
+                response = pb.ListContentResponse()
+                add = response.info.add
                 count = 0
         if count:
             yield response
@@ -236,9 +238,11 @@ class ContentService(pb_grpc.ContentServicer):
             digests.validate(digest)
         except InvalidDigest as err:
             raise StatusError(_Code.INVALID_ARGUMENT, f"{digest}: {err.context}") from None
-        store = self._store(context)
-        blob_size = store.info(digest).size
-        with store.reader_at(digest) as ra:
+        # containerd calls Info and then ReaderAt; the reader's record check raises the
+        # same NotFound and its size is the blob's, so one metadata lookup serves both
+        # (ctr content get issues one Read per 32 KiB: per-call cost is what counts).
+        with self._store(context).reader_at(digest) as ra:
+            blob_size = ra.size
             offset = max(request.offset, 0)
             if offset > blob_size:
                 raise StatusError(_Code.OUT_OF_RANGE, f"read past object length {blob_size} bytes")
@@ -246,16 +250,16 @@ class ContentService(pb_grpc.ContentServicer):
             if size <= 0 or offset + size > blob_size:
                 size = blob_size - offset
             # The response offset counts the bytes sent in this stream (containerd's quirk).
-            response = pb.ReadContentResponse()
+            # One message per chunk: a reused message would keep every chunk ever assigned
+            # to it in its upb arena, so memory would grow with the blob (1 GiB read: 1.1 GB).
+            response = pb.ReadContentResponse
             read_at = ra.read_at
             sent = 0
             while sent < size:
                 chunk = read_at(offset + sent, min(READ_CHUNK, size - sent))
                 if not chunk:
                     break
-                response.offset = sent
-                response.data = chunk
-                yield response
+                yield response(offset=sent, data=chunk)
                 sent += len(chunk)
 
     # -- the Write bidi stream ----------------------------------------------
