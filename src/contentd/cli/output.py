@@ -267,15 +267,9 @@ def format_time(t: datetime) -> str:
 
 def format_local_time(t: datetime) -> str:
     """RFC 3339 in local time to the second (Go's ``t.Local().Format(time.RFC3339)``)."""
-    local = t.astimezone()
-    text = local.strftime("%Y-%m-%dT%H:%M:%S")
-    offset = local.utcoffset()
-    if not offset:
-        return text + "Z"
-    minutes = int(offset.total_seconds()) // 60
-    sign = "+" if minutes >= 0 else "-"
-    minutes = abs(minutes)
-    return f"{text}{sign}{minutes // 60:02d}:{minutes % 60:02d}"
+    from contentd.content.gotime import format_text
+
+    return format_text(t.astimezone().replace(microsecond=0))
 
 
 def parse_time(text: str) -> datetime:
