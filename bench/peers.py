@@ -30,7 +30,7 @@ from typing import IO, Any
 
 from bench.client import ContentClient
 from tests.peers import ContainerdPeer
-from tests.peers.process import PeerError, clean_env, die_with_parent, stop_process, tail
+from tests.peers.process import PeerError, clean_env, stop_process, tail, with_parent_death
 from tests.peers.tomlwrite import dumps
 
 __all__ = [
@@ -129,13 +129,12 @@ class ContentdDaemon:
             env.pop("GRPC_ENABLE_FORK_SUPPORT", None)  # set for the benchmark's process only
         with self.log_path.open("ab") as log:
             self._proc = subprocess.Popen(
-                self.argv(),
+                with_parent_death(self.argv()),
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env=env,
                 cwd=str(self.base),
-                preexec_fn=die_with_parent,
             )
         try:
             self._wait_ready()
@@ -259,7 +258,6 @@ class Target:
             timeout=timeout,
             env=clean_env({"CONTAINERD_SNAPSHOTTER": self.snapshotter}),
             check=False,
-            preexec_fn=die_with_parent,
         )
         seconds = time.perf_counter() - t0
         if p.returncode != 0:

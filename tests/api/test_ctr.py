@@ -33,7 +33,7 @@ class Ctr:
     def __call__(
         self, *args: str, input: bytes | None = None, check: bool = True
     ) -> subprocess.CompletedProcess[bytes]:
-        # No preexec_fn (tests.peers.process.run sets one): forking a process whose gRPC
+        # No preexec_fn: forking a process whose gRPC
         # threads are busy serving and then running Python in the child can abort it.
         proc = subprocess.run(
             [self.binary, "--address", self.server.socket, *args],

@@ -34,7 +34,7 @@ def _blob(seed: bytes, size: int) -> tuple[bytes, str]:
 
 
 def _contentd_ctr(daemon: ServeProcess, ns: str, *args: str, input: bytes | None = None) -> bytes:
-    # no preexec_fn (tests.peers.process.run sets one): this process may hold gRPC threads
+    # no preexec_fn: this process may hold gRPC threads
     return subprocess.run(
         ["ctr", "--address", str(daemon.socket), "--namespace", ns, *args],
         input=input,

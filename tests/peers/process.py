@@ -8,8 +8,6 @@ SIGTERM, a bounded wait, then SIGKILL.
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import ctypes.util
 import os
 import shutil
 import signal
@@ -17,8 +15,6 @@ import socket
 import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-
-_PR_SET_PDEATHSIG = 1
 
 
 class PeerError(RuntimeError):
@@ -34,29 +30,6 @@ class CommandError(subprocess.CalledProcessError):
         if len(text) > 4000:
             text = "..." + text[-4000:]
         return f"{super().__str__()}\nstderr:\n{text}"
-
-
-def _load_libc() -> ctypes.CDLL | None:
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return None
-    try:
-        return ctypes.CDLL(name, use_errno=True)
-    except OSError:
-        return None
-
-
-_LIBC = _load_libc()
-
-
-def die_with_parent() -> None:
-    """``preexec_fn``: ask the kernel to SIGTERM the child when its parent goes away.
-
-    Prefer :func:`with_parent_death`: a ``preexec_fn`` runs Python in the forked
-    child, which aborts now and then when the parent has busy gRPC threads.
-    """
-    if _LIBC is not None:
-        _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
 
 
 _SETPRIV = shutil.which("setpriv")
