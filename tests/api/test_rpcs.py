@@ -158,6 +158,16 @@ def test_list_batches_of_one_hundred(wire: Wire) -> None:
         assert set(info.labels) == {"idx"}
 
 
+def test_list_times_agree_with_info(wire: Wire) -> None:
+    digest = wire.put(blob(10)[0])
+    [batch] = list(wire.stub.List(pb.ListContentRequest(), metadata=wire.md))
+    [listed] = batch.info
+    info = wire.stub.Info(pb.InfoRequest(digest=digest), metadata=wire.md).info
+    assert listed.created_at.seconds == info.created_at.seconds
+    assert listed.created_at.nanos // 1000 == info.created_at.nanos // 1000
+    assert info.updated_at.seconds > 0
+
+
 def test_list_filters_are_ored(wire: Wire) -> None:
     for i in range(4):
         wire.put(blob(10)[0], ref=f"f-{i}", idx=str(i))

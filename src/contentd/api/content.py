@@ -25,14 +25,21 @@ from google.protobuf import empty_pb2
 
 from contentd.api._pb.containerd.services.content.v1 import content_pb2 as pb
 from contentd.api._pb.containerd.services.content.v1 import content_pb2_grpc as pb_grpc
-from contentd.api.convert import fill_timestamp, info_from_pb, info_to_pb, status_to_pb
+from contentd.api.convert import (
+    ZERO_SECONDS,
+    fill_timestamp,
+    info_from_pb,
+    info_rows,
+    info_to_pb,
+    status_to_pb,
+)
 from contentd.api.errors import StatusError, abort_with
 from contentd.api.goquote import go_quote
 from contentd.api.metadata_keys import namespace_and_lease
 from contentd.content import digest as digests
 from contentd.content.errors import ContentError, InvalidDigest
 from contentd.content.store import Store, Writer
-from contentd.content.types import ZERO_TIME
+from contentd.content.types import ZERO_TIME, InfoRow
 
 __all__ = [
     "LIST_BATCH",
@@ -206,13 +213,28 @@ class ContentService(pb_grpc.ContentServicer):
     def _list(
         self, request: pb.ListContentRequest, context: grpc.ServicerContext
     ) -> Iterator[pb.ListContentResponse]:
-        # A fresh message per batch: protobuf (upb) keeps everything ever assigned to a
-        # message in that message's arena, so a reused one grows with the whole listing.
+        store = self._store(context)
+        walk_rows = getattr(store, "walk_rows", None)
+        rows: Iterator[InfoRow] = (
+            walk_rows(*request.filters)
+            if walk_rows is not None
+            else info_rows(store.walk(*request.filters))
+        )
+        # Rows go straight into the messages: no datetimes, no Info objects (``ctr content
+        # ls`` of 10 000 blobs is mostly this loop). containerd's List sends updated_at as
+        # the zero time. A fresh message per batch: protobuf (upb) keeps everything ever
+        # assigned to a message in that message's arena, so a reused one would grow with
+        # the whole listing.
         response = pb.ListContentResponse()
         add = response.info.add
         count = 0
-        for info in self._store(context).walk(*request.filters):
-            info_to_pb(info, add(), updated_at=False)
+        for digest, size, created_ns, _, labels in rows:
+            seconds, nanos = divmod(created_ns, 1_000_000_000)
+            info = add(digest=digest, size=size, labels=labels)
+            created = info.created_at
+            created.seconds = seconds
+            created.nanos = nanos
+            info.updated_at.seconds = ZERO_SECONDS
             count += 1
             if count >= LIST_BATCH:
                 yield response

@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Final
+from typing import Final, NamedTuple
 
-__all__ = ["ZERO_TIME", "Descriptor", "Info", "Status", "utcnow"]
+__all__ = ["ZERO_TIME", "Descriptor", "Info", "InfoRow", "Status", "utcnow"]
 
 ZERO_TIME: Final = datetime(1, 1, 1, tzinfo=UTC)
 
@@ -45,6 +45,20 @@ class Info:
     created_at: datetime = ZERO_TIME
     updated_at: datetime = ZERO_TIME
     labels: Mapping[str, str] | None = None
+
+
+class InfoRow(NamedTuple):
+    """An :class:`Info` as a store keeps it: times in nanoseconds since the Unix epoch.
+
+    Listing many blobs (``ctr content ls``) goes from rows to the wire without
+    building a datetime per time; nanoseconds are kept, as containerd's List sends.
+    """
+
+    digest: str
+    size: int
+    created_ns: int
+    updated_ns: int
+    labels: Mapping[str, str] | None
 
 
 @dataclass(frozen=True, slots=True)
