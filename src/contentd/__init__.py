@@ -8,8 +8,9 @@ The error kinds load with the package; every other name loads its layer on
 first use, so ``import contentd`` (and the ``contentd`` command) stays cheap.
 """
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from contentd._lazy import lazy_exports
 from contentd.content.errors import (
     AlreadyExists,
     Canceled,
@@ -55,20 +56,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'contentd' has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
-
+__getattr__, __dir__ = lazy_exports("contentd", globals(), _LAZY)
 
 __version__ = "0.1.0"
 

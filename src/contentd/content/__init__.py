@@ -4,8 +4,9 @@ The error kinds load with the package; every other name loads its module on firs
 use, so importing one small piece (say ``contentd.content.errors``) stays cheap.
 """
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from contentd._lazy import lazy_exports
 from contentd.content.errors import (
     AlreadyExists,
     Canceled,
@@ -60,23 +61,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    import importlib
-
-    if name in _SUBMODULES:
-        value = importlib.import_module(f"contentd.content.{name}")
-    else:
-        module = _LAZY.get(name)
-        if module is None:
-            raise AttributeError(f"module 'contentd.content' has no attribute {name!r}")
-        value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
-
+__getattr__, __dir__ = lazy_exports("contentd.content", globals(), _LAZY, _SUBMODULES)
 
 __all__ = [
     "ZERO_TIME",
