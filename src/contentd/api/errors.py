@@ -1,4 +1,5 @@
-"""Error kinds <-> gRPC status codes: the one place the mapping lives (spec §5.4).
+"""Error kinds <-> ``grpc.StatusCode``: the grpcio face of :mod:`contentd.api.codes`,
+which holds the one kind/code table (spec §5.4).
 
 Server side, :func:`to_grpc` turns any exception into ``(code, message)``:
 
@@ -10,14 +11,8 @@ Server side, :func:`to_grpc` turns any exception into ``(code, message)``:
 * anything else is UNKNOWN with ``str(err)``.
 
 Client side, :func:`from_grpc` turns a status back into a ContentError of the
-matching kind, rebuilding the message the way containerd's errdefs do: one
-trailing ``": <kind text>"`` is stripped and the kind text appended again, so
-``content x: not found`` round-trips unchanged and a bare kind text stays bare.
-
-Two deliberate differences from containerd: OUT_OF_RANGE and
-RESOURCE_EXHAUSTED map to and from our OutOfRange and ResourceExhausted kinds
-(containerd has no such kinds and turns both codes into Unknown). DATA_LOSS
-and every other code still come back as Unknown.
+matching kind (see :func:`contentd.api.codes.error_of` for how the message is
+rebuilt, and for the two deliberate differences from containerd).
 """
 
 from __future__ import annotations
@@ -26,20 +21,8 @@ from typing import Final, NoReturn
 
 import grpc
 
-from contentd.content.errors import (
-    AlreadyExists,
-    Canceled,
-    ContentError,
-    DeadlineExceeded,
-    FailedPrecondition,
-    InvalidArgument,
-    NotFound,
-    NotImplemented,
-    OutOfRange,
-    ResourceExhausted,
-    Unavailable,
-    Unknown,
-)
+from contentd.api import codes
+from contentd.content.errors import ContentError
 
 __all__ = [
     "CODE_OF_KIND",
@@ -53,19 +36,11 @@ __all__ = [
 ]
 
 StatusCode = grpc.StatusCode
+_BY_NUMBER: Final[dict[int, grpc.StatusCode]] = {c.value[0]: c for c in StatusCode}
 
 #: Kind -> code, most specific first (subclasses map through their base kind).
-CODE_OF_KIND: Final[tuple[tuple[type[ContentError], grpc.StatusCode], ...]] = (
-    (InvalidArgument, StatusCode.INVALID_ARGUMENT),
-    (NotFound, StatusCode.NOT_FOUND),
-    (AlreadyExists, StatusCode.ALREADY_EXISTS),
-    (FailedPrecondition, StatusCode.FAILED_PRECONDITION),
-    (Unavailable, StatusCode.UNAVAILABLE),
-    (NotImplemented, StatusCode.UNIMPLEMENTED),
-    (Canceled, StatusCode.CANCELLED),
-    (DeadlineExceeded, StatusCode.DEADLINE_EXCEEDED),
-    (OutOfRange, StatusCode.OUT_OF_RANGE),
-    (ResourceExhausted, StatusCode.RESOURCE_EXHAUSTED),
+CODE_OF_KIND: Final[tuple[tuple[type[ContentError], grpc.StatusCode], ...]] = tuple(
+    (kind, _BY_NUMBER[number]) for kind, number in codes.KIND_CODES
 )
 
 #: Code -> kind; every code not listed comes back as Unknown.
@@ -132,14 +107,7 @@ def abort_with(context: grpc.ServicerContext, err: BaseException) -> NoReturn:
 
 def from_status(code: grpc.StatusCode, message: str) -> ContentError:
     """The ContentError for a received status (containerd's FromGRPC)."""
-    kind = KIND_OF_CODE.get(code, Unknown)
-    text = kind.kind_text
-    if message == text:
-        return kind()
-    suffix = ": " + text
-    if message.endswith(suffix):
-        message = message[: -len(suffix)]
-    return kind(message)
+    return codes.error_of(code.value[0], message)
 
 
 def from_grpc(err: grpc.RpcError) -> ContentError:
