@@ -178,13 +178,15 @@ def _age(now: float, t: datetime) -> str:
 def run_ls(ctx: Context) -> int:
     """One List stream, read as it comes; the table is built from the messages themselves
     (no Info objects), which keeps ``ls`` of many thousand blobs quick."""
-    channel = ctx.channel()  # first: a missing socket fails before anything loads
+    ctx.check_socket()  # first: a missing socket fails before anything loads
     from contentd.api._pb.containerd.services.content.v1 import content_pb2 as pb
-    from contentd.api._pb.containerd.services.content.v1 import content_pb2_grpc as pb_grpc
     from contentd.cli.output import AgeCache, SizeCache, TimestampText, json_line, table
 
-    stub = pb_grpc.ContentStub(channel)
-    messages = ctx.stream(stub.List, pb.ListContentRequest(filters=ctx.args.filters))
+    messages = ctx.quick_stream(
+        "/containerd.services.content.v1.Content/List",
+        pb.ListContentRequest(filters=ctx.args.filters),
+        pb.ListContentResponse,
+    )
     if ctx.args.quiet:
         ctx.write("".join(f"{m.digest}\n" for response in messages for m in response.info))
         return 0
@@ -218,17 +220,19 @@ def run_ls(ctx: Context) -> int:
     age_text = AgeCache(time.time_ns())
     rows: list[tuple[str, str, str, str]] = []
     add = rows.append
+    pair = "=".join
     for response in messages:
         for m in response.info:
             created = m.created_at
             labels = m.labels
-            if not labels:
-                text = "-"
-            elif len(labels) == 1:
-                text = "".join(f"{k}={v}" for k, v in labels.items())
-            else:
-                text = ",".join(sorted(f"{k}={v}" for k, v in labels.items()))
-            add((m.digest, size_text(m.size), age_text(created.seconds, created.nanos), text))
+            add(
+                (
+                    m.digest,
+                    size_text(m.size),
+                    age_text(created.seconds, created.nanos),
+                    ",".join(sorted(map(pair, labels.items()))) if labels else "-",
+                )
+            )
     ctx.write(table(("DIGEST", "SIZE", "AGE", "LABELS"), rows))
     return 0
 

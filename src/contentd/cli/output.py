@@ -235,16 +235,26 @@ def table(
         if tw == 0:
             return "".join("".join(line) + "\n" for line in lines)
         widths = [(w + tw - 1) // tw * tw for w in widths]
+    # The fill after a cell depends only on its column and length: build each once.
+    fills: list[list[str]] = []
+    for j in range(columns):
+        longest = max(len(line[j]) for line in lines)
+        if tabs:
+            fills.append(["\t" * ((widths[j] - n + tw - 1) // tw) for n in range(longest + 1)])
+        else:
+            fills.append([style.padchar * (widths[j] - n) for n in range(longest + 1)])
+    if columns == 3:  # four cells, as ctr's DIGEST SIZE AGE LABELS: the big listings
+        f0, f1, f2 = fills
+        return "".join(
+            [f"{a}{f0[len(a)]}{b}{f1[len(b)]}{c}{f2[len(c)]}{d}\n" for a, b, c, d in lines]
+        )
     out: list[str] = []
     for line in lines:
         parts: list[str] = []
         for j in range(columns):
             cell = line[j]
             parts.append(cell)
-            if tabs:
-                parts.append("\t" * ((widths[j] - len(cell) + tw - 1) // tw))
-            else:
-                parts.append(style.padchar * (widths[j] - len(cell)))
+            parts.append(fills[j][len(cell)])
         parts.append(line[columns])
         parts.append("\n")
         out.append("".join(parts))
