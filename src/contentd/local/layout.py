@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -21,7 +22,16 @@ from contentd.content import digest as digests
 from contentd.content import gotime
 from contentd.content.errors import InvalidDigest, NotFound
 
-__all__ = ["IngestPaths", "Layout", "fsync_dir", "read_timestamp", "write_timestamp"]
+__all__ = [
+    "IngestPaths",
+    "Layout",
+    "fsync_dir",
+    "read_timestamp",
+    "remove_ingest",
+    "sync_ingest",
+    "write_file",
+    "write_timestamp",
+]
 
 
 def fsync_dir(path: str) -> None:
@@ -83,15 +93,80 @@ class Layout:
         return IngestPaths(os.path.join(self.ingests, os.path.basename(name)))
 
 
-def write_timestamp(path: str, t: datetime) -> None:
-    """Write ``<path>.tmp`` synchronously, then rename it over ``path``."""
+def write_file(path: str, data: bytes) -> None:
+    """Create or replace ``path`` with ``data``, unsynced (see :func:`sync_ingest`)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o666)
+    try:
+        os.write(fd, data)
+    finally:
+        os.close(fd)
+
+
+def write_timestamp(path: str, t: datetime, *, durable: bool = False) -> None:
+    """Write ``<path>.tmp``, then rename it over ``path``: a reader sees one whole timestamp.
+
+    ``durable`` writes it with O_SYNC, as containerd writes every timestamp
+    file. Only :meth:`LocalWriter.close` asks for that: a new ingest's files
+    need no sync of their own, because an ingest is only worth resuming once
+    its data has been synced, and close syncs everything then.
+    """
     tmp = path + ".tmp"
-    fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_SYNC, 0o666)
+    flags = os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
+    if durable:
+        flags |= os.O_SYNC
+    fd = os.open(tmp, flags, 0o666)
     try:
         os.write(fd, gotime.format_text(t).encode())
     finally:
         os.close(fd)
     os.rename(tmp, path)
+
+
+def sync_ingest(paths: IngestPaths) -> None:
+    """fsync an ingest's small files, its directory and ``ingest/``: it survives power loss.
+
+    A new ingest writes ``ref``, ``startedat``, ``updatedat`` and ``total``
+    without syncing (a sync each cost more than the rest of a small ingest);
+    until this runs, a power loss may leave them empty, and such an ingest
+    restarts from nothing when reopened, which is safe because its data was
+    never synced either.
+    """
+    for name in ("ref", "startedat", "total"):
+        try:
+            fd = os.open(os.path.join(paths.dir, name), os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            continue  # no total
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    fsync_dir(paths.dir)
+    fsync_dir(os.path.dirname(paths.dir))
+
+
+#: what an ingest directory holds, as containerd writes it
+_INGEST_FILES = ("data", "ref", "startedat", "updatedat", "total")
+
+
+def remove_ingest(paths: IngestPaths) -> None:
+    """Remove an ingest directory: its known files one by one, then the directory.
+
+    Cheaper than a generic tree removal (no directory scan, no stat per
+    entry); anything else inside (a ``.tmp`` left by a crash) falls back to one.
+    """
+    for name in _INGEST_FILES:
+        try:
+            os.unlink(os.path.join(paths.dir, name))
+        except FileNotFoundError:
+            continue
+        except OSError:
+            break
+    try:
+        os.rmdir(paths.dir)
+    except FileNotFoundError:
+        pass
+    except OSError:
+        shutil.rmtree(paths.dir, ignore_errors=True)
 
 
 def read_timestamp(path: str) -> datetime:

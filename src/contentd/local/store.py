@@ -24,10 +24,17 @@ from contentd.content.errors import (
     InvalidArgument,
     NotFound,
 )
-from contentd.content.gotime import from_ns
+from contentd.content.gotime import format_text, from_ns
 from contentd.content.store import LabelStore, digest_of_target
 from contentd.content.types import Descriptor, Info, Status, utcnow
-from contentd.local.layout import IngestPaths, Layout, read_timestamp, write_timestamp
+from contentd.local.layout import (
+    IngestPaths,
+    Layout,
+    read_timestamp,
+    remove_ingest,
+    write_file,
+    write_timestamp,
+)
 from contentd.local.locks import RefLocks
 from contentd.local.reader import FileReaderAt
 from contentd.local.writer import LocalWriter, publish_blob
@@ -237,7 +244,7 @@ class LocalStore:
 
     def abort(self, ref: str) -> None:
         self._require_writable("abort")
-        shutil.rmtree(self._layout.ingest(ref).dir, ignore_errors=True)
+        remove_ingest(self._layout.ingest(ref))
 
     # -- Ingester --------------------------------------------------------
 
@@ -263,9 +270,11 @@ class LocalStore:
         paths = self._layout.ingest(ref)
         hasher = digests.new_hasher()
         resumed: Status | None = None
+        fresh = True
         try:
             os.mkdir(paths.dir, 0o755)
         except FileExistsError:
+            fresh = False
             try:
                 resumed = self._resume(paths, ref, total, hasher)
             except (ContentError, OSError, ValueError) as err:
@@ -278,11 +287,17 @@ class LocalStore:
         else:
             offset = 0
             started_at = updated_at = utcnow()
-            _write_file(paths.ref, ref.encode())
-            write_timestamp(paths.startedat, started_at)
-            write_timestamp(paths.updatedat, started_at)
+            # Unsynced: they only matter once the data is synced too (close, commit).
+            write_file(paths.ref, ref.encode())
+            if fresh:  # nobody reads an ingest before its data file exists
+                stamp = format_text(started_at).encode()
+                write_file(paths.startedat, stamp)
+                write_file(paths.updatedat, stamp)
+            else:  # over a broken ingest that a reader may be looking at
+                write_timestamp(paths.startedat, started_at)
+                write_timestamp(paths.updatedat, started_at)
             if total > 0:
-                _write_file(paths.total, str(total).encode())
+                write_file(paths.total, str(total).encode())
             # a broken ingest starts over from nothing (containerd keeps the stale tail)
             flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
         fd = os.open(paths.data, flags | os.O_CLOEXEC, 0o666)
@@ -316,19 +331,17 @@ class LocalStore:
     # -- commit (called by LocalWriter) ------------------------------------
 
     def _publish(
-        self, paths: IngestPaths, digest: str, mode: int, labels: Mapping[str, str] | None
+        self,
+        paths: IngestPaths,
+        digest: str,
+        fd: int,
+        mode: int,
+        labels: Mapping[str, str] | None,
     ) -> None:
         target = self._layout.blob_path(digest)
         algorithm = digests.parse(digest).algorithm
-        publish_blob(self._layout.blob_dir(algorithm), paths.data, target, paths.dir, digest)
-        # The blob is published; what follows is best effort, as in containerd.
-        now_ns = time.time_ns()
-        try:
-            os.utime(target, ns=(now_ns, now_ns))
-            os.chmod(target, mode & ~0o333)
-        except OSError as err:
-            log.error("commit %s: cannot set times/mode: %s", digest, err)
-        shutil.rmtree(paths.dir, ignore_errors=True)
+        blob_dir = self._layout.blob_dir(algorithm)
+        publish_blob(blob_dir, fd, paths.data, target, paths, digest, mode)
         if self._labels is not None and labels is not None:
             self._labels.set(digest, labels)
 
@@ -347,14 +360,6 @@ def _open_noatime(path: str) -> int:
         except PermissionError:  # O_NOATIME needs ownership of the file
             pass
     return os.open(path, flags)
-
-
-def _write_file(path: str, data: bytes) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o666)
-    try:
-        os.write(fd, data)
-    finally:
-        os.close(fd)
 
 
 def _read_total(path: str) -> int:

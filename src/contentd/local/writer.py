@@ -6,8 +6,8 @@ import contextlib
 import errno
 import logging
 import os
-import shutil
 import threading
+import time
 from collections.abc import Mapping
 from datetime import datetime
 from types import TracebackType
@@ -22,7 +22,14 @@ from contentd.content.errors import (
     Unknown,
 )
 from contentd.content.types import Status, utcnow
-from contentd.local.layout import IngestPaths, fsync_dir, write_timestamp
+from contentd.local.layout import (
+    IngestPaths,
+    fsync_dir,
+    remove_ingest,
+    sync_ingest,
+    write_timestamp,
+)
+from contentd.local.writeback import WINDOW, start_writeback
 
 if TYPE_CHECKING:
     import hashlib
@@ -59,18 +66,26 @@ class LocalWriter:
         self._hasher = hasher
         self._started_at = started_at
         self._updated_at = updated_at
+        # bytes before this offset are on their way to disk (early writeback)
+        self._flushed = offset
 
     # -- Writer protocol -------------------------------------------------
 
     def write(self, data: bytes) -> int:
         fd = self._require_open("write")
-        view = memoryview(data)
-        written = 0
-        while written < len(view):
-            written += os.pwrite(fd, view[written:], self._offset + written)
-        self._hasher.update(view)
-        self._offset += written
+        offset = self._offset
+        size = len(data)
+        written = os.pwrite(fd, data, offset)
+        if written < size:  # a short write (a signal, a full disk): finish it or raise
+            view = memoryview(data)
+            while written < size:
+                written += os.pwrite(fd, view[written:], offset + written)
+        self._hasher.update(data)
+        self._offset = offset = offset + written
         self._updated_at = utcnow()
+        if offset - self._flushed >= WINDOW:
+            start_writeback(fd, self._flushed, offset - self._flushed)
+            self._flushed = offset
         return written
 
     def digest(self) -> str:
@@ -91,6 +106,7 @@ class LocalWriter:
         fd = self._require_open("truncate")
         os.ftruncate(fd, 0)
         self._offset = 0
+        self._flushed = 0
         self._hasher = digests.new_hasher()
         self._updated_at = utcnow()
 
@@ -106,6 +122,7 @@ class LocalWriter:
             self._store._locks.unlock(self._ref)
 
     def close(self) -> None:
+        """Make the ingest durable as it stands, so it resumes after any crash."""
         fd, self._fd = self._fd, None
         if fd is None:
             return
@@ -114,7 +131,9 @@ class LocalWriter:
         finally:
             os.close(fd)
             try:
-                write_timestamp(self._paths.updatedat, self._updated_at)
+                write_timestamp(self._paths.updatedat, self._updated_at, durable=True)
+                # a new ingest's small files were written without syncing
+                sync_ingest(self._paths)
             except OSError:  # aborted underneath us: nothing left to resume
                 log.debug("ingest %s vanished before close", self._ref)
             self._store._locks.unlock(self._ref)
@@ -148,41 +167,59 @@ class LocalWriter:
             raise FailedPrecondition("cannot commit on closed writer")
         try:
             os.fsync(fd)
-            actual_size = os.fstat(fd).st_size
-            mode = os.fstat(fd).st_mode & 0o777
+            st = os.fstat(fd)
+            if size > 0 and size != st.st_size:
+                raise SizeMismatch(size, st.st_size)
+            actual = self.digest()
+            if expected and expected != actual:
+                raise DigestMismatch(expected, actual)
+            self._store._publish(self._paths, actual, fd, st.st_mode & 0o777, labels)
         finally:
             os.close(fd)
-        if size > 0 and size != actual_size:
-            raise SizeMismatch(size, actual_size)
-        actual = self.digest()
-        if expected and expected != actual:
-            raise DigestMismatch(expected, actual)
-        self._store._publish(self._paths, actual, mode, labels)
 
 
 def publish_blob(
-    layout_blob_dir: str, source: str, target: str, ingest_dir: str, digest: str
+    blob_dir: str, fd: int, source: str, target: str, paths: IngestPaths, digest: str, mode: int
 ) -> None:
-    """Link ``source`` to ``target`` atomically, exactly once per digest.
+    """Publish the fsynced ingest ``source`` (open as ``fd``) as ``target``, exactly once.
 
     ``link(2)`` fails with EEXIST if the blob is already there, so of several
     writers committing the same bytes at once exactly one wins; every other
-    gets AlreadyExists and its ingest is discarded. The ingest's name for the
-    data stays until the blob's directory is synced, so a crash leaves either a
-    resumable ingest or a durable blob (or both, which resume handles).
+    gets AlreadyExists and its ingest is discarded. The blob gets containerd's
+    commit time and read-only mode through ``fd`` before its directory is
+    synced, so that one sync makes the name, the times and the mode durable.
+    The ingest's name for the data is removed only after that sync, so a crash
+    leaves either a resumable ingest or a durable blob (or both, which resume
+    handles).
     """
-    _ensure_dir(layout_blob_dir)
     try:
-        os.link(source, target)
+        _link(source, target, blob_dir)
     except FileExistsError:
-        shutil.rmtree(ingest_dir, ignore_errors=True)
+        remove_ingest(paths)
         raise AlreadyExists(f"content {digest}") from None
     except OSError as err:
         if err.errno not in (errno.EPERM, errno.ENOTSUP, errno.EXDEV):
             raise
         # no hard links on this filesystem: an exclusive create stands in for link
-        _publish_by_rename(source, target, ingest_dir, digest)
-    fsync_dir(layout_blob_dir)
+        _publish_by_rename(source, target, paths, digest)
+    # The blob is published; its times and mode are best effort, as in containerd.
+    now_ns = time.time_ns()
+    try:
+        os.utime(fd, ns=(now_ns, now_ns))
+        os.fchmod(fd, mode & ~0o333)
+    except OSError as err:
+        log.error("commit %s: cannot set times/mode: %s", digest, err)
+    fsync_dir(blob_dir)
+    remove_ingest(paths)
+
+
+def _link(source: str, target: str, blob_dir: str) -> None:
+    try:
+        os.link(source, target)
+    except FileNotFoundError:
+        # the first blob of its algorithm (or the ingest vanished: then this fails again)
+        _ensure_dir(blob_dir)
+        os.link(source, target)
 
 
 def _ensure_dir(path: str) -> None:
@@ -201,10 +238,10 @@ def _ensure_dir(path: str) -> None:
 _rename_mutex = threading.Lock()
 
 
-def _publish_by_rename(source: str, target: str, ingest_dir: str, digest: str) -> None:
+def _publish_by_rename(source: str, target: str, paths: IngestPaths, digest: str) -> None:
     # Without link(2) only this process can be kept from racing itself.
     with _rename_mutex:
         if os.path.lexists(target):
-            shutil.rmtree(ingest_dir, ignore_errors=True)
+            remove_ingest(paths)
             raise AlreadyExists(f"content {digest}")
         os.rename(source, target)
