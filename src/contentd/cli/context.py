@@ -209,7 +209,9 @@ class Context:
             if callable(cancel):
                 cancel()
 
-    def quick_stream(self, path: str, request: Message, response: type[_M]) -> Iterator[_M]:
+    def quick_stream(
+        self, path: str, request: Message, response: type[_M], *, timeout: float | None = None
+    ) -> Iterator[_M]:
         """The responses of the server stream ``path`` (``/package.Service/Method``).
 
         On a unix socket this goes through :mod:`contentd.wire.client`, which needs
@@ -218,23 +220,41 @@ class Context:
         back as their kinds, as from :meth:`stream`.
         """
         if socket_path(self.address) is None:
-            channel = self.channel()
-            method = channel.unary_stream(
+            method = self.channel().unary_stream(
                 path,
                 request_serializer=type(request).SerializeToString,
                 response_deserializer=response.FromString,
             )
-            yield from self.stream(method, request)
+            yield from self.stream(method, request, timeout=timeout)
             return
         self.check_socket()
         from contentd.wire.client import CallError, Connection
 
         try:
-            with Connection(self.target) as conn:
+            with Connection(self.target, timeout=timeout) as conn:
                 for raw in conn.server_stream(path, request.SerializeToString(), self.metadata()):
                     yield response.FromString(raw)
         except CallError as err:
             raise err.error() from None
+
+    def quick_call(
+        self, path: str, request: Message, response: type[_M], *, timeout: float | None = None
+    ) -> _M:
+        """One unary call, as :meth:`quick_stream` makes its calls."""
+        if socket_path(self.address) is None:
+            method = self.channel().unary_unary(
+                path,
+                request_serializer=type(request).SerializeToString,
+                response_deserializer=response.FromString,
+            )
+            reply: _M = self.call(method, request, timeout=timeout)
+            return reply
+        replies = list(self.quick_stream(path, request, response, timeout=timeout))
+        if len(replies) != 1:
+            from contentd.content.errors import Unknown
+
+            raise Unknown(f"{path}: {len(replies)} responses to a unary call")
+        return replies[0]
 
     def close(self) -> None:
         if self._channel is not None:

@@ -114,7 +114,7 @@ def _error(message: str) -> None:
 
 def client_version() -> tuple[str, str]:
     from contentd import __version__
-    from contentd.api.version import git_revision
+    from contentd.revision import git_revision
 
     return __version__, git_revision()
 
@@ -128,10 +128,14 @@ def print_client_version() -> int:
 def _server_version(ctx: Context) -> tuple[str, str]:
     from google.protobuf import empty_pb2
 
-    from contentd.api._pb.containerd.services.version.v1 import version_pb2_grpc
+    from contentd.api._pb.containerd.services.version.v1 import version_pb2
 
-    stub = version_pb2_grpc.VersionStub(ctx.channel())
-    response = ctx.call(stub.Version, empty_pb2.Empty(), timeout=10)
+    response = ctx.quick_call(
+        "/containerd.services.version.v1.Version/Version",
+        empty_pb2.Empty(),
+        version_pb2.VersionResponse,
+        timeout=10,
+    )
     return response.version, response.revision
 
 
