@@ -34,6 +34,7 @@ from tests.peers.process import PeerError, clean_env, stop_process, tail, with_p
 from tests.peers.tomlwrite import dumps
 
 __all__ = [
+    "ENGINE_ENV",
     "GC_QUIET",
     "ContentdDaemon",
     "CtrResult",
@@ -43,6 +44,10 @@ __all__ = [
     "proc_cpu_seconds",
     "proc_status_kib",
 ]
+
+#: Environment variable naming contentd's ``[grpc] engine`` for the benchmark's daemons
+#: (``contentd`` or ``grpcio``; unset: contentd's default). ``bench.run --engine`` sets it.
+ENGINE_ENV = "CONTENTD_BENCH_ENGINE"
 
 #: The GC scheduler settings both daemons run with (containerd's keys).
 GC_QUIET: Mapping[str, Any] = {
@@ -118,7 +123,11 @@ class ContentdDaemon:
         return argv
 
     def config_text(self) -> str:
-        return dumps({"version": 2, "plugins": dict(GC_QUIET)})
+        doc: dict[str, Any] = {"version": 2, "plugins": dict(GC_QUIET)}
+        engine = os.environ.get(ENGINE_ENV)
+        if engine:  # [grpc] engine: compare the native HTTP/2 engine with grpcio's server
+            doc["grpc"] = {"engine": engine}
+        return dumps(doc)
 
     def start(self) -> ContentdDaemon:
         for d in (self.root, self.state):

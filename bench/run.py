@@ -14,6 +14,7 @@ machine are saved as JSON (default ``bench/results/<date>-<scale>.json``).
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import time
@@ -90,6 +91,12 @@ def parser() -> argparse.ArgumentParser:
         help="parent of the run's temp dir (default: var/ in the repository)",
     )
     p.add_argument("--log-level", default="warn", help="daemons' log level (default warn)")
+    p.add_argument(
+        "--engine",
+        choices=("contentd", "grpcio"),
+        help="contentd's gRPC engine ([grpc] engine; default: $CONTENTD_BENCH_ENGINE or the"
+        " daemon's default)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     p.add_argument("--verbose", action="store_true", help="tracebacks of failures on stderr")
     return p
@@ -137,6 +144,10 @@ def run(argv: Sequence[str] | None = None) -> tuple[dict[str, Any], str]:
     from contentd.api.server import tune_malloc
 
     client_tuned = tune_malloc()
+    from bench.peers import ENGINE_ENV
+
+    if args.engine:
+        os.environ[ENGINE_ENV] = args.engine
     Path(args.workdir).mkdir(parents=True, exist_ok=True)
     started = time.time()
     doc: dict[str, Any] = {
@@ -151,6 +162,7 @@ def run(argv: Sequence[str] | None = None) -> tuple[dict[str, Any], str]:
             "reps": args.reps,
             "reps_for": reps_for,
             "client_malloc_tuned": client_tuned,
+            "engine": os.environ.get(ENGINE_ENV) or "default",
             "ratio": "contentd relative to containerd; > 1 means contentd is better "
             "(rates: contentd/containerd; times and sizes: containerd/contentd)",
         },

@@ -1,7 +1,9 @@
 """Conformance factories: ProxyStore against a live ``contentd serve`` (issue 4).
 
 * ``daemon-shared``: the session's ``contentd serve --content-sharing-policy shared``;
-* ``daemon-isolated``: the same with ``isolated``.
+* ``daemon-isolated``: the same with ``isolated``;
+* ``daemon-grpcio``: ``shared`` served by grpcio's server instead of the native HTTP/2
+  engine (``[grpc] engine = "grpcio"``), so the suite covers both engines.
 
 Each test works in a fresh namespace, under a lease created through the daemon's Leases
 service so that contentd's own GC (running on its defaults, in the background) leaves the
@@ -19,12 +21,31 @@ import pytest
 from contentd.proxy import ProxyStore
 from tests.api.servers import create_lease, delete_lease
 from tests.conformance.harness import Harness, register
-from tests.peers.contentd_fixtures import ContentdPool
+from tests.daemon.harness import ServeProcess
+from tests.peers.contentd_fixtures import ContentdPool, start_contentd
+
+#: the session's grpcio-engine daemon (the pool keys daemons by policy only)
+_GRPCIO: dict[str, ServeProcess] = {}
+_GRPCIO_CONFIG = 'version = 2\n[grpc]\nengine = "grpcio"\n'
 
 
-def _daemon(request: pytest.FixtureRequest, policy: str) -> Harness:
-    pool: ContentdPool = request.getfixturevalue("contentd_peers")
-    daemon = pool.get(policy)
+def _grpcio_daemon(request: pytest.FixtureRequest) -> ServeProcess:
+    daemon = _GRPCIO.get("shared")
+    if daemon is None or daemon.proc is None or daemon.proc.poll() is not None:
+        if daemon is not None:
+            daemon.close()
+        daemon = start_contentd(_GRPCIO_CONFIG, policy="shared", name="contentd-grpcio")
+        _GRPCIO["shared"] = daemon
+        request.config.add_cleanup(daemon.close)
+    return daemon
+
+
+def _daemon(request: pytest.FixtureRequest, policy: str, engine: str | None = None) -> Harness:
+    if engine == "grpcio":
+        daemon = _grpcio_daemon(request)
+    else:
+        pool: ContentdPool = request.getfixturevalue("contentd_peers")
+        daemon = pool.get(policy)
     namespace: str = request.getfixturevalue("ctr_namespace")
     lease = f"conformance-{namespace}"
     store = ProxyStore(daemon.address, namespace=namespace, lease=lease)
@@ -63,3 +84,8 @@ def _daemon_shared(tmp_path: Path, request: pytest.FixtureRequest) -> Harness:
 @register("daemon-isolated")
 def _daemon_isolated(tmp_path: Path, request: pytest.FixtureRequest) -> Harness:
     return _daemon(request, "isolated")
+
+
+@register("daemon-grpcio")
+def _daemon_grpcio(tmp_path: Path, request: pytest.FixtureRequest) -> Harness:
+    return _daemon(request, "shared", engine="grpcio")

@@ -114,6 +114,7 @@ required_plugins = ["io.containerd.grpc.v1.content"]
             "proxy_plugins.content: the name 'content' is taken",
         ),
         ("version = 2\n[grpc]\nheaderless_namespace = 'a/b'", "grpc.headerless_namespace"),
+        ("version = 2\n[grpc]\nengine = 'h2o'", "grpc.engine: unknown engine 'h2o'"),
         (
             "version = 2\n[headerless_listeners.n]\nnamespace = 'x'",
             "headerless_listeners.n.address",
@@ -268,3 +269,13 @@ def test_cli_config_dump_and_errors(tmp_path: Path, capsys: pytest.CaptureFixtur
 def test_cli_version(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["version"]) == 0
     assert capsys.readouterr().out.startswith("contentd 0.1.0")
+
+
+def test_grpc_engine_option() -> None:
+    from contentd.api.server import DEFAULT_ENGINE, ENGINES
+    from contentd.config.model import DEFAULT_GRPC_ENGINE, GRPC_ENGINES
+
+    assert (GRPC_ENGINES, DEFAULT_GRPC_ENGINE) == (ENGINES, DEFAULT_ENGINE)
+    assert default_config().grpc.engine == DEFAULT_ENGINE
+    assert parse("version = 2\n[grpc]\nengine = 'grpcio'").grpc.engine == "grpcio"
+    assert 'engine = "contentd"' in render(to_table(default_config()))

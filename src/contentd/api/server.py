@@ -1,9 +1,19 @@
 """Building the gRPC server contentd's services run in.
 
-:func:`build_server` makes a synchronous grpcio server (a thread pool; every
-RPC, streams included, holds one worker while it runs) with containerd's
-16 MiB message limits, and binds it to a unix socket or a TCP address. The
-caller registers nothing by hand: each service passed in registers itself.
+:func:`build_server` makes a server with containerd's 16 MiB message limits
+and binds it to a unix socket or a TCP address. The caller registers nothing
+by hand: each service passed in registers itself. Two engines
+(:func:`new_server`, ``[grpc] engine``):
+
+* ``contentd`` (default): the native HTTP/2 engine (:mod:`contentd.wire`).
+  The calls in :data:`INLINE_CALLS` (Content/Info, Content/Read of at most
+  1 MiB: ``ctr content get`` and containerd's proxy plugin read 32 KiB per
+  call) run on the connection's reader thread; everything else on a pool;
+* ``grpcio``: grpcio's synchronous server (every RPC on a pool thread, behind
+  its poller; about 1 ms of overhead per call).
+
+Either way every RPC that does not run inline, streams included, holds one
+worker while it runs.
 
 On glibc, start-up also raises malloc's mmap and trim thresholds
 (:func:`tune_malloc`): 1 MiB message buffers then come from the heap instead
@@ -18,19 +28,23 @@ import ctypes.util
 import logging
 import os
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent import futures
 from typing import Any, Final, Protocol
 
 import grpc
 
 __all__ = [
+    "DEFAULT_ENGINE",
     "DEFAULT_MAX_WORKERS",
+    "ENGINES",
+    "INLINE_CALLS",
     "MAX_MESSAGE_SIZE",
     "SOCKET_MODE",
     "Service",
     "build_server",
     "listen",
+    "new_server",
     "server_options",
     "tune_malloc",
     "unix_path",
@@ -44,6 +58,31 @@ MAX_MESSAGE_SIZE: Final = 16 << 20
 DEFAULT_MAX_WORKERS: Final = 128
 #: Mode of a unix socket after bind (containerd: 0660, group-accessible).
 SOCKET_MODE: Final = 0o660
+#: gRPC server engines (``[grpc] engine``; config.model lists the same names without
+#: importing grpc): the native HTTP/2 engine, grpcio's synchronous server.
+ENGINES: Final = ("contentd", "grpcio")
+DEFAULT_ENGINE: Final = "contentd"
+#: A Read of at most this many bytes may run inline (on the native engine's reader thread).
+INLINE_READ_LIMIT: Final = 1 << 20
+_CONTENT: Final = "/containerd.services.content.v1.Content/"
+_HEADROOM: Final = 1 << 10
+
+
+def _read_inline(request: Any) -> int | None:
+    size = int(request.size)
+    return size + _HEADROOM if 0 < size <= INLINE_READ_LIMIT else None
+
+
+def _info_inline(request: Any) -> int | None:
+    return 64 << 10
+
+
+#: Calls cheap and bounded enough to answer on the connection's reader thread: method path ->
+#: the largest response they may send given the request (None: not this one, use the pool).
+INLINE_CALLS: Final[dict[str, Callable[[Any], int | None]]] = {
+    _CONTENT + "Info": _info_inline,
+    _CONTENT + "Read": _read_inline,
+}
 
 _M_TRIM_THRESHOLD: Final = -1
 _M_MMAP_THRESHOLD: Final = -3
@@ -69,25 +108,53 @@ def server_options(options: Sequence[tuple[str, Any]] = ()) -> list[tuple[str, A
     return list(merged.items())
 
 
+def new_server(
+    engine: str | None = None,
+    *,
+    executor: futures.ThreadPoolExecutor | None = None,
+    max_workers: int = DEFAULT_MAX_WORKERS,
+    options: Sequence[tuple[str, Any]] = (),
+    name: str = "contentd-grpc",
+) -> grpc.Server:
+    """An unbound server of ``engine`` (default :data:`DEFAULT_ENGINE`) on ``executor``.
+
+    Without an executor, one of ``max_workers`` threads is made. ``options``
+    are grpcio's (see :func:`server_options`); the native engine reads the
+    message limits from them.
+    """
+    engine = engine or DEFAULT_ENGINE
+    if engine not in ENGINES:
+        raise ValueError(f"unknown gRPC engine {engine!r} (want {' or '.join(ENGINES)})")
+    if executor is None:
+        from contentd.wire.threads import block_signals
+
+        executor = futures.ThreadPoolExecutor(
+            max_workers=max_workers, thread_name_prefix=name, initializer=block_signals
+        )
+    if engine == "grpcio":
+        return grpc.server(executor, options=server_options(options))
+    from contentd.wire import Server
+
+    return Server(executor, options=server_options(options), inline=INLINE_CALLS, name=name)
+
+
 def build_server(
     address: str,
     services: Iterable[Service],
     *,
     max_workers: int = DEFAULT_MAX_WORKERS,
     options: Sequence[tuple[str, Any]] = (),
+    engine: str | None = None,
 ) -> grpc.Server:
     """A server with ``services`` registered and bound to ``address`` (not started).
 
     ``address`` is ``unix:<path>``, ``unix://<abs path>``, a bare path
     starting with ``/``, or ``host:port`` for TCP (listen on 127.0.0.1 in
     tests). A TCP port 0 picks a free port: bind with :func:`listen` instead
-    to learn it.
+    to learn it. ``engine``: see :func:`new_server`.
     """
     tune_malloc()
-    server = grpc.server(
-        futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="contentd-grpc"),
-        options=server_options(options),
-    )
+    server = new_server(engine, max_workers=max_workers, options=options)
     for service in services:
         service.register(server)
     listen(server, address)

@@ -15,6 +15,7 @@
       max_recv_message_size = 16777216
       max_send_message_size = 16777216
       headerless_namespace = "containerd-proxy"
+      engine = "contentd"                  # or "grpcio"
 
     [debug]
       level = "info"
@@ -48,10 +49,12 @@ from contentd.content.errors import InvalidArgument
 __all__ = [
     "DEFAULT_ADDRESS",
     "DEFAULT_CONFIG_PATH",
+    "DEFAULT_GRPC_ENGINE",
     "DEFAULT_HEADERLESS_NAMESPACE",
     "DEFAULT_MAX_MESSAGE_SIZE",
     "DEFAULT_ROOT",
     "DEFAULT_STATE",
+    "GRPC_ENGINES",
     "LOG_FORMATS",
     "LOG_LEVELS",
     "PROXY_CONTENT_TYPES",
@@ -70,6 +73,9 @@ DEFAULT_CONFIG_PATH: Final = "/etc/contentd/config.toml"
 DEFAULT_MAX_MESSAGE_SIZE: Final = 16 << 20
 #: Where calls without a ``containerd-namespace`` header (containerd's proxy plugin) land.
 DEFAULT_HEADERLESS_NAMESPACE: Final = "containerd-proxy"
+#: ``[grpc] engine`` values: contentd's own HTTP/2 server (contentd.wire) or grpcio's.
+GRPC_ENGINES: Final = ("contentd", "grpcio")
+DEFAULT_GRPC_ENGINE: Final = "contentd"
 #: ``[proxy_plugins.<name>] type`` values that make a content proxy.
 PROXY_CONTENT_TYPES: Final = ("content", "io.containerd.content.v1")
 _PROXY_SNAPSHOT_TYPES: Final = ("snapshot", "io.containerd.snapshotter.v1")
@@ -86,6 +92,9 @@ class GRPCConfig:
     0 leaves that part unchanged. ``headerless_namespace``: the namespace of
     calls that carry no ``containerd-namespace`` header; ``""`` refuses them
     as containerd does (FailedPrecondition ``namespace is required``).
+    ``engine``: the gRPC server serving every socket: ``contentd`` (the native
+    HTTP/2 engine, :mod:`contentd.wire`: cheap calls answered on the connection's
+    reader thread) or ``grpcio`` (grpcio's synchronous server).
     """
 
     IGNORED_KEYS: ClassVar[frozenset[str]] = frozenset(
@@ -98,8 +107,13 @@ class GRPCConfig:
     max_recv_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
     max_send_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
     headerless_namespace: str = DEFAULT_HEADERLESS_NAMESPACE
+    engine: str = DEFAULT_GRPC_ENGINE
 
     def validate(self) -> None:
+        if self.engine not in GRPC_ENGINES:
+            raise ConfigError(
+                f"grpc.engine: unknown engine {self.engine!r} (want {' or '.join(GRPC_ENGINES)})"
+            )
         if not self.address:
             raise ConfigError("grpc.address: must not be empty")
         for name in ("uid", "gid"):

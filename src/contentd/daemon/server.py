@@ -7,8 +7,9 @@ plus the process-level care of ``contentd serve``:
   refused with a message naming the holder's pid);
 * a stale socket at the address is replaced, a live one refused; the socket
   gets mode 0660 and, if configured, ``[grpc] uid``/``gid``;
-* grpcio's synchronous server on a thread pool with the configured message
-  limits (16 MiB by default);
+* the ``[grpc] engine`` (the native HTTP/2 engine by default, or grpcio's
+  synchronous server) on a thread pool with the configured message limits
+  (16 MiB by default), for the main socket and every header-less one;
 * each ``[headerless_listeners.<name>]`` gets its own socket serving the
   Content and Health services, pinned to its namespace (see
   :mod:`contentd.daemon.resolver`);
@@ -154,26 +155,30 @@ class Daemon:
             log.warning("no metadata plugin is enabled: content services are unavailable")
 
     def _new_listener(self, name: str, socket: str, workers: int) -> _Listener:
-        from contentd.api.server import server_options
+        from contentd.api.server import new_server
+        from contentd.wire.threads import block_signals
 
         grpc_config = self.config.grpc
+        # handlers' threads leave SIGTERM/SIGINT to the main thread (see contentd.wire.threads)
         executor = futures.ThreadPoolExecutor(
-            max_workers=workers, thread_name_prefix=f"contentd-grpc-{name}"
+            max_workers=workers,
+            thread_name_prefix=f"contentd-grpc-{name}",
+            initializer=block_signals,
         )
-        server = grpc.server(
-            executor,
-            options=server_options(
-                [
-                    (
-                        "grpc.max_receive_message_length",
-                        grpc_config.max_recv_message_size or DEFAULT_MAX_MESSAGE_SIZE,
-                    ),
-                    (
-                        "grpc.max_send_message_length",
-                        grpc_config.max_send_message_size or DEFAULT_MAX_MESSAGE_SIZE,
-                    ),
-                ]
-            ),
+        server = new_server(
+            grpc_config.engine,
+            executor=executor,
+            options=[
+                (
+                    "grpc.max_receive_message_length",
+                    grpc_config.max_recv_message_size or DEFAULT_MAX_MESSAGE_SIZE,
+                ),
+                (
+                    "grpc.max_send_message_length",
+                    grpc_config.max_send_message_size or DEFAULT_MAX_MESSAGE_SIZE,
+                ),
+            ],
+            name=f"contentd-grpc-{name}",
         )
         listener = _Listener(name, socket, server, executor)
         self._listeners.append(listener)
@@ -210,6 +215,7 @@ class Daemon:
             "address": self.socket,
             "services": len(names),
             "boot_s": f"{elapsed:.3f}",
+            "engine": self.config.grpc.engine,
         }
         if age is not None:
             fields["since_exec_s"] = f"{age:.3f}"

@@ -1,0 +1,163 @@
+"""gRPC over HTTP/2 headers: the blocks a server sends, and reading what a client sent.
+
+Response headers and trailers are HPACK-encoded here as static-table
+references and literals *without indexing* (RFC 7541 §6.2.2), never Huffman:
+the encoder keeps no dynamic-table state, so any thread may build a block at
+any time, and the constant ones are built once. Request headers are decoded
+with the ``hpack`` package (clients use Huffman and the dynamic table).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Final
+
+import grpc
+
+__all__ = [
+    "RESPONSE_HEADERS",
+    "TRAILERS_OK",
+    "Request",
+    "parse_request",
+    "percent_encode",
+    "status_block",
+    "timeout_seconds",
+    "trailers_only",
+]
+
+# headers the gRPC transport consumes: not shown to handlers as metadata
+_RESERVED: Final = frozenset(
+    {
+        b"content-type",
+        b"te",
+        b"grpc-timeout",
+        b"grpc-encoding",
+        b"grpc-accept-encoding",
+        b"grpc-message-type",
+    }
+)
+_UNITS: Final = {
+    "H": 3600.0,
+    "M": 60.0,
+    "S": 1.0,
+    "m": 1e-3,
+    "u": 1e-6,
+    "n": 1e-9,
+}
+# bytes sent as they are in grpc-message (printable ASCII except '%')
+_PLAIN: Final = frozenset(range(0x20, 0x7F)) - {ord("%")}
+
+
+def _integer(value: int, prefix_bits: int, first: int) -> bytes:
+    """An HPACK integer (RFC 7541 §5.1); ``first`` holds the bits above the prefix."""
+    limit = (1 << prefix_bits) - 1
+    if value < limit:
+        return bytes((first | value,))
+    out = bytearray((first | limit,))
+    value -= limit
+    while value >= 128:
+        out.append(value & 0x7F | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def _string(text: bytes) -> bytes:
+    return _integer(len(text), 7, 0) + text
+
+
+def _literal(name: bytes, value: bytes) -> bytes:
+    """A literal header field without indexing, with a literal name."""
+    return b"\x00" + _string(name) + _string(value)
+
+
+#: ``:status: 200`` (static index 8) and ``content-type: application/grpc`` (name index 31)
+RESPONSE_HEADERS: Final = b"\x88" + _integer(31, 4, 0) + _string(b"application/grpc")
+_STATUS_BLOCKS: Final = {
+    code.value[0]: _literal(b"grpc-status", str(code.value[0]).encode()) for code in grpc.StatusCode
+}
+#: the trailers of a successful call
+TRAILERS_OK: Final = _STATUS_BLOCKS[0]
+
+
+def percent_encode(message: str) -> bytes:
+    """``grpc-message``'s encoding: UTF-8, bytes outside printable ASCII and '%' as ``%XX``."""
+    raw = message.encode("utf-8", "replace")
+    if all(b in _PLAIN for b in raw):
+        return raw
+    return b"".join(bytes((b,)) if b in _PLAIN else b"%%%02X" % b for b in raw)
+
+
+def status_block(code: int, message: str) -> bytes:
+    """A header block with ``grpc-status`` (and ``grpc-message`` when there is one)."""
+    block = _STATUS_BLOCKS.get(code) or _literal(b"grpc-status", str(code).encode())
+    if message:
+        block += _literal(b"grpc-message", percent_encode(message))
+    return block
+
+
+def trailers_only(code: int, message: str) -> bytes:
+    """The single header block of a call that fails before sending anything."""
+    return RESPONSE_HEADERS + status_block(code, message)
+
+
+def timeout_seconds(value: str) -> float | None:
+    """A ``grpc-timeout`` value (``1S``, ``250m``, ...) in seconds; None when malformed."""
+    if len(value) < 2 or len(value) > 9 or value[-1] not in _UNITS or not value[:-1].isdigit():
+        return None
+    return int(value[:-1]) * _UNITS[value[-1]]
+
+
+class Request:
+    """What the transport needs of a request's header block."""
+
+    __slots__ = ("content_type", "encoding", "metadata", "method", "path", "timeout")
+
+    def __init__(self) -> None:
+        self.method = ""
+        self.path = ""
+        self.content_type = ""
+        self.encoding = ""
+        self.timeout: float | None = None
+        #: ``(key, value)`` pairs for the handler; ``-bin`` values are bytes
+        self.metadata: tuple[tuple[str, str | bytes], ...] = ()
+
+
+def parse_request(fields: list[tuple[bytes, bytes]]) -> Request:
+    """Read decoded header fields (``hpack.Decoder.decode(raw=True)``) of a request."""
+    req = Request()
+    metadata: list[tuple[str, str | bytes]] = []
+    for name, value in fields:
+        if name[:1] == b":":
+            if name == b":path":
+                req.path = value.decode("utf-8", "replace")
+            elif name == b":method":
+                req.method = value.decode("latin-1")
+            continue
+        if name in _RESERVED:
+            if name == b"content-type":
+                req.content_type = value.decode("latin-1")
+            elif name == b"grpc-timeout":
+                req.timeout = timeout_seconds(value.decode("latin-1"))
+            elif name == b"grpc-encoding":
+                req.encoding = value.decode("latin-1")
+            continue
+        key = name.decode("latin-1")
+        if key.endswith("-bin"):
+            metadata.append((key, _binary(value)))
+        else:
+            metadata.append((key, value.decode("utf-8", "replace")))
+    req.metadata = tuple(metadata)
+    return req
+
+
+def _binary(value: bytes) -> bytes:
+    """A ``-bin`` value: base64, padded or not; several values may be joined by commas."""
+    try:
+        return b"".join(
+            base64.b64decode(part.strip() + b"=" * (-len(part.strip()) % 4))
+            for part in value.split(b",")
+        )
+    except (binascii.Error, ValueError):
+        return value

@@ -1,0 +1,105 @@
+"""Running one call's handler and turning how it ended into a gRPC status.
+
+The semantics are grpcio's synchronous server's, so servicers behave the same
+on either engine: ``context.abort`` ends the call with the code and details it
+was given; an exception ends it UNKNOWN ``Exception calling application: ...``
+(or the code and details the handler set); a response-streaming handler is
+stopped (its generator closed) when the call ends under it; an error raised
+because the call was cancelled is not logged.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from typing import Any, Final
+
+import grpc
+
+from contentd.wire.call import Call, CallCancelled, RequestIterator
+from contentd.wire.connection import MessageTooLarge
+from contentd.wire.context import AbortError, Context
+
+__all__ = ["run"]
+
+log = logging.getLogger("contentd.wire")
+
+_OK: Final = grpc.StatusCode.OK
+_UNKNOWN: Final = grpc.StatusCode.UNKNOWN
+
+
+def run(call: Call, argument: Any, *, deserialize: bool, inline: bool) -> None:
+    """Run ``call``'s handler with its request (raw bytes when ``deserialize``) and end the call.
+
+    ``argument`` is None for a client-streaming call (the handler gets the
+    request iterator). ``inline`` calls run on the connection's reader: their
+    output is written once, at the end.
+    """
+    conn = call.conn
+    handler = call.handler
+    context = Context(call)
+    if handler.request_streaming:
+        argument = RequestIterator(call, handler.request_deserializer)
+    elif deserialize and handler.request_deserializer is not None:
+        try:
+            argument = handler.request_deserializer(argument)
+        except Exception:
+            conn.fail(call, grpc.StatusCode.INTERNAL, "Exception deserializing request!")
+            return
+    serialize = handler.response_serializer
+    what = "calling application"
+    try:
+        if handler.response_streaming:
+            behavior = handler.stream_stream if handler.request_streaming else handler.unary_stream
+            assert behavior is not None
+            responses: Iterable[Any] = behavior(argument, context)
+            what = "iterating responses"
+            _stream(call, responses, serialize, not inline)
+        else:
+            behavior = handler.stream_unary if handler.request_streaming else handler.unary_unary
+            assert behavior is not None
+            response = behavior(argument, context)
+            if call.active:
+                what = "serializing response"
+                payload = serialize(response) if serialize is not None else response
+                conn.send(call, payload, flush=False)
+    except MessageTooLarge as err:
+        conn.fail(call, grpc.StatusCode.RESOURCE_EXHAUSTED, str(err))
+        return
+    except Exception as err:
+        _failed(call, err, what)
+        return
+    conn.finish(call, call.code or _OK, call.details or "")
+
+
+def _stream(call: Call, responses: Iterable[Any], serialize: Any, flush: bool) -> None:
+    send = call.conn.send
+    iterator = iter(responses)
+    try:
+        for response in iterator:
+            payload = serialize(response) if serialize is not None else response
+            if not send(call, payload, flush=flush):
+                break
+    finally:
+        close = getattr(iterator, "close", None)
+        if close is not None:
+            try:
+                close()
+            except Exception as err:
+                log.debug("closing the response generator of %s failed: %r", call.path, err)
+
+
+def _failed(call: Call, err: Exception, what: str) -> None:
+    conn = call.conn
+    if not call.active:
+        return  # cancelled under the handler: whatever it raised is moot
+    if isinstance(err, AbortError) or call.aborted:
+        code = call.code if call.code is not None and call.code is not _OK else _UNKNOWN
+        conn.finish(call, code, call.details or "")
+        return
+    if isinstance(err, CallCancelled):
+        conn.finish(call, grpc.StatusCode.CANCELLED, "Cancelled")
+        return
+    details = f"Exception {what}: {err}"
+    log.error("%s: %s", call.path, details, exc_info=err)
+    conn.finish(call, call.code or _UNKNOWN, call.details or details)

@@ -1,0 +1,285 @@
+"""The native engine's server: a drop-in for the part of ``grpc.Server`` contentd uses.
+
+Services register through their generated ``add_XServicer_to_server``
+(``add_generic_rpc_handlers`` / ``add_registered_method_handlers``); calls are
+dispatched by ``:path``. ``add_insecure_port`` binds at once (a unix socket
+file exists right after it; a stale one at the path is replaced, as grpcio
+does); ``start`` starts accepting; ``stop(grace)`` refuses new calls (GOAWAY),
+gives in-flight ones ``grace`` seconds, then cancels the rest, and returns an
+event set when every connection has closed.
+
+``inline`` maps a method path to a policy: given the deserialized request,
+the largest response size (bytes) for which the call is cheap enough to run
+on the connection's reader thread, or None to run it on the worker pool.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import logging
+import os
+import selectors
+import socket
+import stat
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent import futures
+from typing import Any, Final, NamedTuple
+
+import grpc
+
+from contentd.wire.connection import Connection
+from contentd.wire.deadlines import Deadlines
+from contentd.wire.threads import start_thread
+
+__all__ = ["DEFAULT_MAX_WORKERS", "InlinePolicy", "Server"]
+
+log = logging.getLogger("contentd.wire")
+
+DEFAULT_MAX_WORKERS: Final = 128
+_DEFAULT_MAX_MESSAGE: Final = 4 << 20
+_HARD_STOP_WAIT: Final = 5.0
+
+#: request -> largest response size to run inline, or None for the pool
+InlinePolicy = Callable[[Any], "int | None"]
+
+
+class _CallDetails(NamedTuple):
+    method: str
+    invocation_metadata: Sequence[tuple[str, str | bytes]]
+
+
+class Server(grpc.Server):
+    def __init__(
+        self,
+        executor: futures.Executor | None = None,
+        *,
+        options: Sequence[tuple[str, Any]] = (),
+        max_workers: int = DEFAULT_MAX_WORKERS,
+        inline: Mapping[str, InlinePolicy] | None = None,
+        name: str = "contentd-h2",
+    ) -> None:
+        self.executor = executor or futures.ThreadPoolExecutor(
+            max_workers=max_workers, thread_name_prefix=name
+        )
+        opts = dict(options)
+        self.max_receive: int = _limit(opts.get("grpc.max_receive_message_length"))
+        self.max_send: int = _limit(opts.get("grpc.max_send_message_length"), -1)
+        self.inline: dict[str, InlinePolicy] = dict(inline or {})
+        self.deadlines = Deadlines(f"{name}-deadlines")
+        self._name = name
+        self._methods: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
+        self._services: set[str] = set()
+        self._generic: list[grpc.GenericRpcHandler[Any, Any]] = []
+        self._listeners: list[socket.socket] = []
+        self._lock = threading.Condition()
+        self._conns: set[Connection] = set()
+        self._seq = itertools.count(1)
+        self._started = False
+        self._stopping = False
+        self._stopped = threading.Event()
+        self._accept_thread: threading.Thread | None = None
+        self._wake_r, self._wake_w = socket.socketpair()
+
+    # -- registration --------------------------------------------------------
+
+    def add_generic_rpc_handlers(
+        self, generic_rpc_handlers: Iterable[grpc.GenericRpcHandler[Any, Any]]
+    ) -> None:
+        for handler in generic_rpc_handlers:
+            methods = getattr(handler, "_method_handlers", None)
+            if isinstance(methods, dict):
+                for path, method in methods.items():
+                    self._add(path, method)
+            else:
+                self._generic.append(handler)
+
+    def add_registered_method_handlers(
+        self, service_name: str, method_handlers: Mapping[str, grpc.RpcMethodHandler[Any, Any]]
+    ) -> None:
+        for method, handler in method_handlers.items():
+            self._add(f"/{service_name}/{method}", handler)
+
+    def _add(self, path: str, handler: grpc.RpcMethodHandler[Any, Any]) -> None:
+        self._methods.setdefault(path, handler)
+        self._services.add(path[1:].rpartition("/")[0])
+
+    def lookup(
+        self, path: str, metadata: Sequence[tuple[str, str | bytes]]
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
+        handler = self._methods.get(path)
+        if handler is None and self._generic:
+            details = _CallDetails(path, metadata)
+            for generic in self._generic:
+                handler = generic.service(details)  # type: ignore[arg-type]
+                if handler is not None:
+                    break
+        return handler
+
+    def unknown(self, path: str) -> str:
+        """grpc-go's UNIMPLEMENTED message for an unknown ``:path``."""
+        service, _, method = path[1:].rpartition("/")
+        if not service or service not in self._services:
+            return f"unknown service {service or path}"
+        return f"unknown method {method} for service {service}"
+
+    # -- listening -----------------------------------------------------------
+
+    def add_insecure_port(self, address: str) -> int:
+        """Bind ``address`` (``unix:path``, ``unix:///path``, ``host:port``).
+
+        Returns the TCP port, or 1 for a unix socket (grpcio's convention: 0 is failure).
+        """
+        if address.startswith("unix:"):
+            path = address[len("unix://") :] if address.startswith("unix://") else address[5:]
+            self._listeners.append(_bind_unix(path))
+            return 1
+        host, _, port_text = address.rpartition(":")
+        host = host.strip("[]") or "0.0.0.0"
+        try:
+            port = int(port_text)
+        except ValueError:
+            raise OSError(f"cannot listen on {address}: bad port") from None
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        bound = 0
+        for family, kind, proto, _, sockaddr in infos:
+            sock = socket.socket(family, kind, proto)
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                if family == socket.AF_INET6:
+                    with contextlib.suppress(OSError):
+                        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+                sock.bind((sockaddr[0], bound or port, *sockaddr[2:]))
+                sock.listen(128)
+            except OSError:
+                sock.close()
+                if not bound:
+                    raise
+                continue  # e.g. ::1 unavailable once 127.0.0.1 has the port
+            bound = bound or sock.getsockname()[1]
+            self._listeners.append(sock)
+            if family == socket.AF_INET6 and host in ("::", "0.0.0.0"):
+                break  # dual stack
+        if not bound:
+            raise OSError(f"cannot listen on {address}")
+        return bound
+
+    def add_secure_port(self, address: str, server_credentials: grpc.ServerCredentials) -> int:
+        raise NotImplementedError("the native engine serves cleartext HTTP/2 only")
+
+    def start(self) -> None:
+        with self._lock:
+            if self._started:
+                return
+            self._started = True
+        self._accept_thread = start_thread(self._accept, f"{self._name}-accept")
+
+    def _accept(self) -> None:
+        selector = selectors.DefaultSelector()
+        for sock in self._listeners:
+            sock.setblocking(False)
+            selector.register(sock, selectors.EVENT_READ)
+        selector.register(self._wake_r, selectors.EVENT_READ)
+        try:
+            while True:
+                for key, _ in selector.select():
+                    if key.fileobj is self._wake_r:
+                        return
+                    listener: socket.socket = key.fileobj  # type: ignore[assignment]
+                    try:
+                        sock, addr = listener.accept()
+                    except (BlockingIOError, InterruptedError):
+                        continue
+                    except OSError as err:
+                        log.warning("accept failed: %s", err)
+                        time.sleep(0.05)
+                        continue
+                    self._serve(sock, addr)
+        finally:
+            selector.close()
+            for sock in self._listeners:
+                sock.close()
+            self._wake_r.close()
+
+    def _serve(self, sock: socket.socket, addr: Any) -> None:
+        sock.setblocking(True)
+        if sock.family in (socket.AF_INET, socket.AF_INET6):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            peer = f"ipv{4 if sock.family == socket.AF_INET else 6}:{addr[0]}:{addr[1]}"
+        else:
+            peer = "unix:"
+        conn = Connection(self, sock, peer)
+        with self._lock:
+            if self._stopping:
+                sock.close()
+                return
+            self._conns.add(conn)
+        start_thread(conn.run, f"{self._name}-conn-{next(self._seq)}")
+
+    def connection_closed(self, conn: Connection) -> None:
+        with self._lock:
+            self._conns.discard(conn)
+            self._lock.notify_all()
+
+    # -- stopping --------------------------------------------------------------
+
+    def stop(self, grace: float | None = None) -> threading.Event:
+        with self._lock:
+            if self._stopping:
+                return self._stopped
+            self._stopping = True
+            conns = list(self._conns)
+        if self._accept_thread is not None:
+            self._wake_w.send(b"x")
+        else:
+            for sock in self._listeners:
+                sock.close()
+        for conn in conns:
+            conn.goaway()
+        start_thread(self._finish_stop, f"{self._name}-stop", grace)
+        return self._stopped
+
+    def _finish_stop(self, grace: float | None) -> None:
+        deadline = time.monotonic() + (grace or 0.0)
+        with self._lock:
+            while self._conns and any(not c.idle for c in self._conns):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self._lock.wait(min(left, 0.05))
+            conns = list(self._conns)
+        for conn in conns:
+            conn.cancel_all()
+        end = time.monotonic() + _HARD_STOP_WAIT
+        with self._lock:
+            while self._conns and time.monotonic() < end:
+                self._lock.wait(0.05)
+        self.deadlines.stop()
+        self._wake_w.close()
+        self._stopped.set()
+
+    def wait_for_termination(self, timeout: float | None = None) -> bool:
+        return self._stopped.wait(timeout)
+
+
+def _limit(value: Any, default: int = _DEFAULT_MAX_MESSAGE) -> int:
+    """A grpcio message-size option: -1 is unlimited, None the default."""
+    if value is None:
+        return default
+    return int(value)
+
+
+def _bind_unix(path: str) -> socket.socket:
+    with contextlib.suppress(FileNotFoundError):
+        if stat.S_ISSOCK(os.lstat(path).st_mode):
+            os.unlink(path)  # a stale socket (the daemon refuses a live one before this)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.bind(path)
+        sock.listen(128)
+    except OSError:
+        sock.close()
+        raise
+    return sock

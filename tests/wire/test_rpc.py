@@ -1,0 +1,209 @@
+"""The native engine through a real grpcio client: the four RPC shapes, errors, limits."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import grpc
+import pytest
+
+from tests.wire.helpers import SERVICE, Probe, serve
+
+_LIMITS = [
+    ("grpc.max_receive_message_length", 64 << 20),
+    ("grpc.max_send_message_length", 64 << 20),
+]
+
+
+def _unary(ch: grpc.Channel, method: str = "Unary") -> Any:
+    return ch.unary_unary(f"/{SERVICE}/{method}")
+
+
+def _wait(event: threading.Event, what: str) -> None:
+    assert event.wait(10), what
+
+
+def test_four_shapes() -> None:
+    with serve() as (_, address), grpc.insecure_channel(address, options=_LIMITS) as ch:
+        assert _unary(ch)(b"hello") == b"hello"
+        assert _unary(ch)(b"") == b""
+        streamed = list(ch.unary_stream(f"/{SERVICE}/Stream")(b"3"))
+        assert [(len(m), m[:1]) for m in streamed] == [(1 << 20, bytes([i])) for i in range(3)]
+        chunks = [b"a" * 10, b"b" * (3 << 20), b"", b"c"]
+        assert ch.stream_unary(f"/{SERVICE}/Collect")(iter(chunks)) == str(3 * 2**20 + 11).encode()
+        echoed = list(ch.stream_stream(f"/{SERVICE}/Echo")(iter(chunks)))
+        assert echoed == chunks
+
+
+def test_metadata_huffman_dynamic_table_and_binary() -> None:
+    probe = Probe()
+    with serve(probe) as (_, address), grpc.insecure_channel(address) as ch:
+        for i in range(3):  # later calls refer to the dynamic table
+            md = (
+                ("containerd-namespace", f"ns-{i}"),
+                ("containerd-lease", "lease with spaces and UPPER"),
+                ("trace-bin", bytes(range(256))),
+            )
+            assert _unary(ch)(b"x", metadata=md) == b"x"
+    for i, seen in enumerate(probe.metadata):
+        d = dict(seen)
+        assert d["containerd-namespace"] == f"ns-{i}"
+        assert d["containerd-lease"] == "lease with spaces and UPPER"
+        assert d["trace-bin"] == bytes(range(256))
+        assert "user-agent" in d
+        assert not any(k.startswith(":") or k in ("te", "content-type") for k in d)
+
+
+def _error(call: Any, *args: Any) -> grpc.RpcError:
+    with pytest.raises(grpc.RpcError) as info:
+        result = call(*args)
+        if isinstance(result, Iterator):
+            list(result)
+    return info.value
+
+
+def test_errors() -> None:
+    probe = Probe()
+    with serve(probe) as (_, address), grpc.insecure_channel(address, options=_LIMITS) as ch:
+        err = _error(_unary(ch), b"abort")
+        assert err.code() == grpc.StatusCode.NOT_FOUND  # type: ignore[attr-defined]
+        assert err.details() == "no such thing: 100% ☃"  # type: ignore[attr-defined]
+        err = _error(_unary(ch), b"raise")
+        assert err.code() == grpc.StatusCode.UNKNOWN  # type: ignore[attr-defined]
+        assert err.details() == "Exception calling application: boom"  # type: ignore[attr-defined]
+        err = _error(_unary(ch), b"code")
+        assert err.code() == grpc.StatusCode.ALREADY_EXISTS  # type: ignore[attr-defined]
+        assert err.details() == "exists"  # type: ignore[attr-defined]
+        err = _error(_unary(ch, "Nope"), b"")
+        assert err.code() == grpc.StatusCode.UNIMPLEMENTED  # type: ignore[attr-defined]
+        assert err.details() == f"unknown method Nope for service {SERVICE}"  # type: ignore[attr-defined]
+        err = _error(ch.unary_unary("/no.Such/Thing"), b"")
+        assert err.code() == grpc.StatusCode.UNIMPLEMENTED  # type: ignore[attr-defined]
+        assert err.details() == "unknown service no.Such"  # type: ignore[attr-defined]
+        err = _error(ch.stream_stream("/no.Such/Stream"), iter([b"a", b"b"]))
+        assert err.code() == grpc.StatusCode.UNIMPLEMENTED  # type: ignore[attr-defined]
+        # the connection is still good after all that
+        assert _unary(ch)(b"ok") == b"ok"
+    assert probe.callbacks.count("unary") == 4
+
+
+def test_message_too_large_both_ways() -> None:
+    options = [
+        ("grpc.max_receive_message_length", 1 << 20),
+        ("grpc.max_send_message_length", 1 << 20),
+    ]
+    with (
+        serve(options=options) as (_, address),
+        grpc.insecure_channel(address, options=_LIMITS) as ch,
+    ):
+        err = _error(_unary(ch), b"x" * ((1 << 20) + 1))
+        assert err.code() == grpc.StatusCode.RESOURCE_EXHAUSTED  # type: ignore[attr-defined]
+        assert "received message larger than max" in err.details()  # type: ignore[attr-defined]
+        err = _error(ch.stream_unary(f"/{SERVICE}/Collect"), iter([b"a", b"y" * (2 << 20)]))
+        assert err.code() == grpc.StatusCode.RESOURCE_EXHAUSTED  # type: ignore[attr-defined]
+        err = _error(_unary(ch), f"big:{(1 << 20) + 1}".encode())
+        assert err.code() == grpc.StatusCode.RESOURCE_EXHAUSTED  # type: ignore[attr-defined]
+        assert "trying to send message larger than max" in err.details()  # type: ignore[attr-defined]
+        assert len(_unary(ch)(f"big:{1 << 20}".encode())) == 1 << 20
+
+
+def test_deadline() -> None:
+    probe = Probe()
+    with serve(probe) as (_, address), grpc.insecure_channel(address) as ch:
+        err = _error(lambda r: _unary(ch)(r, timeout=0.3), b"sleep:30")
+        assert err.code() == grpc.StatusCode.DEADLINE_EXCEEDED  # type: ignore[attr-defined]
+        _wait(probe.inactive, "the handler sees the call inactive after its deadline")
+        assert _unary(ch)(b"x", timeout=30) == b"x"
+    remaining = [r for r in probe.remaining if r is not None]
+    assert remaining and all(0 < r <= 31 for r in remaining)  # grpcio rounds the timeout up
+    assert probe.remaining[0] is not None and probe.remaining[0] <= 0.5
+
+
+def test_client_cancels_unary_and_server_stream() -> None:
+    probe = Probe()
+    with serve(probe) as (_, address), grpc.insecure_channel(address) as ch:
+        future = _unary(ch).future(b"sleep:30")
+        _wait(probe.started, "handler started")
+        future.cancel()
+        _wait(probe.inactive, "unary handler sees the cancel")
+        probe.started.clear()
+        probe.inactive.clear()
+        # a big stream against a client that stops reading, then cancels
+        call = ch.unary_stream(f"/{SERVICE}/Stream")(b"1000")
+        next(call)
+        call.cancel()
+        _wait(probe.ended, "the response generator is closed")
+        assert probe.inactive.is_set()
+        deadline = time.monotonic() + 10
+        while "stream" not in probe.callbacks and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert "stream" in probe.callbacks
+
+
+def test_client_cancels_bidi_stream_waiting_for_input() -> None:
+    probe = Probe()
+    with serve(probe) as (_, address), grpc.insecure_channel(address) as ch:
+        gate = threading.Event()
+
+        def requests() -> Iterator[bytes]:
+            yield b"first"
+            gate.wait(30)
+
+        call = ch.stream_stream(f"/{SERVICE}/Hold")(requests())
+        assert next(call) == b"first"
+        call.cancel()
+        gate.set()
+        _wait(probe.ended, "the handler ends")
+        assert probe.inactive.is_set()
+        assert "request iterator raised" in probe.callbacks
+        assert "hold" in probe.callbacks
+
+
+def test_flow_control_small_client_window() -> None:
+    """8 MiB each way through a client that keeps its windows small: no deadlock."""
+    small = [
+        *_LIMITS,
+        ("grpc.http2.lookahead_bytes", 1024),
+        ("grpc.http2.bdp_probe", 0),
+        ("grpc.http2.max_frame_size", 16384),
+    ]
+    with serve() as (_, address), grpc.insecure_channel(address, options=small) as ch:
+        got = list(ch.unary_stream(f"/{SERVICE}/Stream")(b"8"))
+        assert len(got) == 8 and all(len(m) == 1 << 20 for m in got)
+        chunks = [bytes([i]) * (1 << 20) for i in range(8)]
+        assert list(ch.stream_stream(f"/{SERVICE}/Echo")(iter(chunks))) == chunks
+        # several big streams at once on one connection
+        results: list[int] = []
+
+        def read() -> None:
+            results.append(sum(len(m) for m in ch.unary_stream(f"/{SERVICE}/Stream")(b"4")))
+
+        threads = [threading.Thread(target=read) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        assert results == [4 << 20] * 4
+
+
+def test_inline_calls_run_on_the_reader_thread() -> None:
+    names: list[str] = []
+
+    def policy(request: Any) -> int | None:
+        names.append(threading.current_thread().name)
+        return 1 << 10 if request != b"pool" else None
+
+    with (
+        serve(inline={f"/{SERVICE}/Unary": policy}) as (_, address),
+        grpc.insecure_channel(address) as ch,
+    ):
+        assert _unary(ch)(b"inline") == b"inline"
+        assert _unary(ch)(b"pool") == b"pool"
+        err = _error(_unary(ch), b"abort")
+        assert err.code() == grpc.StatusCode.NOT_FOUND  # type: ignore[attr-defined]
+        # a response bigger than the window the policy allowed for still arrives
+        assert len(_unary(ch)(b"big:300000")) == 300000
+    assert all("-conn-" in n for n in names)
