@@ -114,6 +114,24 @@ def test_crash_while_opening_a_writer(tmp_path: Path) -> None:
         db.close()
 
 
+def test_crash_after_the_unsynced_open_record(tmp_path: Path) -> None:
+    # the open's transaction skips the WAL fsync: a killed process still leaves it
+    db = crash(tmp_path, "open", "writer:after-record")
+    try:
+        cs = db.content_store(child.NS)
+        assert cs.status("opened").offset == 0
+        result = db.garbage_collect()
+        assert result.backend_ingests == ()  # recorded, so not an orphan
+        assert_consistent(db)
+        assert_half_resumes(db)
+        with cs.writer("opened") as w:
+            w.write(b"resumed")
+            w.commit(7, digest_of(b"resumed"))
+        assert read_blob(cs, digest_of(b"resumed")) == b"resumed"
+    finally:
+        db.close()
+
+
 @pytest.mark.parametrize("point", ["gc:after-sweep", "gc:after-backend-delete"])
 def test_crash_inside_gc(tmp_path: Path, point: str) -> None:
     db = crash(tmp_path, "gc", point)

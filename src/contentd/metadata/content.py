@@ -298,11 +298,13 @@ class ContentStore:
                     # the backend must not short-cut on it
                     bw = backend.writer(bref, total=size)
                     crash_point("writer:after-backend-open")
-                with core.update() as conn:
+                # not synced: see NamespacedWriter.close
+                with core.update(durable=False) as conn:
                     if expected and _blob_row(conn, ns, expected) is not None:
                         exists = True  # committed by someone else meanwhile
                     else:
                         self._open_ingest(conn, ns, ref, bref, expected if shared else "")
+                crash_point("writer:after-record")
                 if exists:
                     self._lease_existing(expected)
             except BaseException:

@@ -68,9 +68,9 @@ class Core:
         return self.sql.read()
 
     @contextmanager
-    def update(self) -> Iterator[sqlite3.Connection]:
+    def update(self, *, durable: bool = True) -> Iterator[sqlite3.Connection]:
         """A write transaction that counts as a mutation for the GC scheduler."""
-        with self.sql.write() as conn:
+        with self.sql.write(durable=durable) as conn:
             yield conn
         dirty = self.dirty > 0
         for callback in list(self._callbacks):

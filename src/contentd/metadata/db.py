@@ -19,7 +19,10 @@
   records whose bytes are gone - a record without its blob, the one state
   this layer must never reach. FULL fsyncs the WAL at every commit, so once a
   transaction returns it survives power loss; the cost is one fsync per
-  write transaction, the same price bolt pays.
+  write transaction, the same price bolt pays. The one exception is opt-in
+  (``write(durable=False)``, used for opening an ingest, whose data is not
+  synced either): NORMAL for that transaction, made durable by the next FULL
+  commit (one WAL file, synced whole) or by :meth:`SQLiteDB.sync`.
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ class _ThreadState(threading.local):
     conn: sqlite3.Connection | None = None
     depth: int = 0
     writing: bool = False
+    durable: bool = True
 
 
 class SQLiteDB:
@@ -62,6 +66,10 @@ class SQLiteDB:
         self._conns_lock = threading.Lock()
         self._write_mutex = threading.Lock()
         self._closed = False
+        # non-durable commits so far, and how many of them are known synced
+        self._lazy_commits = 0
+        self._synced_upto = 0
+        self._sync_lock = threading.Lock()
         parent = os.path.dirname(os.path.abspath(self.path))
         os.makedirs(parent, exist_ok=True)
         conn = self._conn()
@@ -139,13 +147,22 @@ class SQLiteDB:
             conn.execute("ROLLBACK")
 
     @contextmanager
-    def write(self) -> Iterator[sqlite3.Connection]:
-        """A write transaction: committed on success, rolled back on error."""
+    def write(self, *, durable: bool = True) -> Iterator[sqlite3.Connection]:
+        """A write transaction: committed on success, rolled back on error.
+
+        ``durable=False`` commits without syncing the WAL (``synchronous=NORMAL``
+        for this transaction only): the transaction survives a crash of this
+        process but not a power loss, until the next durable commit or
+        :meth:`sync`. Nested transactions join the outer one, so a durable
+        one cannot nest inside a non-durable one.
+        """
         state = self._state
         conn = self._conn()
         if state.depth:
             if not state.writing:
                 raise RuntimeError("write transaction inside a read transaction")
+            if durable and not state.durable:
+                raise RuntimeError("durable write transaction inside a non-durable one")
             state.depth += 1
             try:
                 yield conn
@@ -153,25 +170,66 @@ class SQLiteDB:
                 state.depth -= 1
             return
         with self._write_mutex:
-            conn.execute("BEGIN IMMEDIATE")
-            state.depth = 1
-            state.writing = True
+            if not durable:
+                conn.execute("PRAGMA synchronous=NORMAL")
             try:
-                yield conn
-            except BaseException:
+                changes = conn.total_changes
+                conn.execute("BEGIN IMMEDIATE")
+                state.depth = 1
+                state.writing = True
+                state.durable = durable
+                try:
+                    yield conn
+                except BaseException:
+                    state.depth = 0
+                    state.writing = False
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    raise
                 state.depth = 0
                 state.writing = False
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
-            state.depth = 0
-            state.writing = False
+                try:
+                    conn.execute("COMMIT")
+                except BaseException:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    raise
+                if not durable:
+                    self._lazy_commits += 1
+                elif conn.total_changes != changes:
+                    # it wrote WAL frames and synced the file: every earlier
+                    # frame is durable with it (a commit that changed nothing
+                    # may have synced nothing)
+                    self._mark_synced(self._lazy_commits)
+            finally:
+                if not durable:
+                    conn.execute("PRAGMA synchronous=FULL")
+
+    def sync(self) -> None:
+        """Make every transaction committed so far durable, non-durable ones included.
+
+        Only needed after ``write(durable=False)``; a no-op when a durable
+        commit has covered them already. fsyncs the WAL file: the frames of
+        every commit are in it (or, after a checkpoint, in the database file,
+        which SQLite syncs at every checkpoint; the WAL may then be gone).
+        """
+        wanted = self._lazy_commits
+        if self._synced_upto >= wanted:
+            return
+        try:
+            fd = os.open(self.path + "-wal", os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            pass
+        else:
             try:
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        self._mark_synced(wanted)
+
+    def _mark_synced(self, upto: int) -> None:
+        with self._sync_lock:
+            self._synced_upto = max(self._synced_upto, upto)
 
 
 def schema_version(conn: sqlite3.Connection) -> int:

@@ -106,8 +106,13 @@ class NamespacedWriter:
         self._w = self._create_and_copy(size)
 
     def close(self) -> None:
+        """Make the ingest durable as it stands (its data, then its record)."""
         if self._w is not None:
             self._w.close()
+        if not self._done:
+            # the record was written without a sync at open; commit syncs it
+            # with its own transaction, a closed ingest needs it here
+            self._core.sql.sync()
 
     def commit(
         self,
