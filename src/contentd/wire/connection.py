@@ -37,7 +37,13 @@ from hpack.exceptions import HPACKError
 
 from contentd.wire import frames as fr
 from contentd.wire.call import DATA_ITEM, HEADERS_ITEM, RST_ITEM, Call, CallCancelled
-from contentd.wire.metadata import RESPONSE_HEADERS, parse_request, status_block, trailers_only
+from contentd.wire.metadata import (
+    RESPONSE_HEADERS,
+    Request,
+    parse_request,
+    status_block,
+    trailers_only,
+)
 
 if TYPE_CHECKING:
     from contentd.wire.server import Server
@@ -72,6 +78,7 @@ _HEADER = fr.HEADER
 _DATA = fr.DATA
 _OK: Final = grpc.StatusCode.OK
 _SMALL_MESSAGE: Final = 64 << 10
+_BLOCK_CACHE: Final = 64
 
 # how an abandoned call is ended toward the client
 _SILENT: Final = 0  # the client reset it or is gone
@@ -125,6 +132,9 @@ class Connection:
         self._broken = False
         self._closed = threading.Event()
         self._continued: tuple[int, int, bytearray] | None = None
+        #: header block -> (decoder table generation, request); see _request
+        self._blocks: dict[bytes, tuple[int, Request]] = {}
+        self._generation = 0
 
     # -- the reader thread ---------------------------------------------------
 
@@ -175,6 +185,8 @@ class Connection:
             if rest:
                 used = self._frames(rest)
                 rest = rest[used:]
+            if self._dirty:  # what the batch queued (replies, acks, window) in one write
+                self._flush()
             chunk = recv(_RECV_SIZE)
             if not chunk:
                 return
@@ -206,16 +218,15 @@ class Connection:
                 self._on_data(sid, flags, payload, length)
             elif ftype == fr.HEADERS:
                 self._on_headers_frame(sid, flags, view[start:off])
-            elif ftype == fr.CONTINUATION:
-                self._on_continuation(sid, flags, view[start:off])
             elif ftype == fr.WINDOW_UPDATE:
                 self._on_window_update(sid, int.from_bytes(view[start:off]) & 0x7FFFFFFF)
+            elif ftype == fr.CONTINUATION:
+                self._on_continuation(sid, flags, view[start:off])
             elif ftype == fr.PING:
                 if not flags & fr.ACK:
                     with self.lock:
                         self._ctrl.append(fr.ping(bytes(view[start:off]), ack=True))
                         self._dirty = True
-                    self._flush()
             elif ftype == fr.SETTINGS:
                 if not flags & fr.ACK:
                     self._on_settings(bytes(view[start:off]))
@@ -238,7 +249,9 @@ class Connection:
                 if key == fr.Setting.INITIAL_WINDOW_SIZE:
                     delta = value - self._peer_window
                     self._peer_window = value
-                    for call in (*self._calls.values(), *self._ready.values()):
+                    # a call with output queued is in both maps: adjust each call once
+                    calls = {id(c): c for c in (*self._calls.values(), *self._ready.values())}
+                    for call in calls.values():
                         call.send_window += delta
                 elif key == fr.Setting.MAX_FRAME_SIZE:
                     self._peer_frame = max(_DEFAULT_FRAME, min(value, (1 << 24) - 1))
@@ -246,7 +259,6 @@ class Connection:
                     self._table_update = True  # we index nothing, but must say our table shrank
             self._ctrl.append(fr.settings(ack=True))
             self._dirty = True
-        self._flush()
 
     def _on_window_update(self, sid: int, increment: int) -> None:
         with self.lock:
@@ -257,10 +269,8 @@ class Connection:
                 if call is None:
                     return
                 call.send_window += increment
-            if not self._ready:
-                return
-            self._dirty = True
-        self._flush()
+            if self._ready:
+                self._dirty = True  # flushed after the batch
 
     def _on_reset(self, sid: int) -> None:
         call = self._calls.get(sid)
@@ -286,11 +296,31 @@ class Connection:
             self._continued = None
             self._on_headers(sid, first & fr.END_STREAM, bytes(block))
 
-    def _on_headers(self, sid: int, end_stream: int, block: bytes) -> None:
+    def _request(self, block: bytes) -> Request:
+        """Decode a request's header block, from the cache when that gives the same result.
+
+        A block made only of indexed fields leaves the decoder's dynamic table as it
+        was, so while no other block changed the table, the same bytes decode to
+        the same request: a client repeating a call sends the same few bytes.
+        """
+        cached = self._blocks.get(block)
+        if cached is not None and cached[0] == self._generation:
+            return cached[1]
         try:
             fields: Any = self._decoder.decode(block, raw=True)
         except HPACKError as err:
             raise ProtocolError(fr.ErrorCode.COMPRESSION_ERROR, str(err)) from None
+        request = parse_request(fields)
+        if _only_indexed(block):
+            if len(self._blocks) >= _BLOCK_CACHE:
+                self._blocks.clear()
+            self._blocks[block] = (self._generation, request)
+        else:
+            self._generation += 1
+        return request
+
+    def _on_headers(self, sid: int, end_stream: int, block: bytes) -> None:
+        request = self._request(block)
         call = self._calls.get(sid)
         if call is not None:  # the client's trailers
             if end_stream:
@@ -302,7 +332,6 @@ class Connection:
         if self._closing:
             self._control(fr.rst_stream(sid, fr.ErrorCode.REFUSED_STREAM))
             return
-        request = parse_request(fields)
         server = self.server
         handler = server.lookup(request.path, request.metadata)
         if handler is None:
@@ -338,9 +367,13 @@ class Connection:
     def _on_data(self, sid: int, flags: int, payload: memoryview, length: int) -> None:
         call = self._calls.get(sid)
         if call is None or call.remote_closed:
-            with self.lock:
-                self._give_back(None, length)
-            self._flush_if_dirty()
+            if length:
+                with self.lock:
+                    self._give_back(None, length)
+            return
+        if not length:  # grpc-go half-closes with an empty DATA frame
+            if flags & fr.END_STREAM:
+                self._remote_end(call)
             return
         rbuf = call.rbuf
         got: list[bytes] = []
@@ -384,7 +417,8 @@ class Connection:
         with self.lock:
             if got:
                 call.messages.extend(got)
-                call.queued += sum(len(m) for m in got)
+                for m in got:
+                    call.queued += len(m)
                 if call.cond is not None:
                     call.cond.notify_all()
             if call.queued > QUEUE_LIMIT and call.handler.request_streaming:
@@ -393,8 +427,6 @@ class Connection:
                 self._give_back(call, length)
         if flags & fr.END_STREAM:
             self._remote_end(call)
-        else:
-            self._flush_if_dirty()
 
     def _fail_input(self, call: Call, length: int, code: grpc.StatusCode, message: str) -> None:
         with self.lock:
@@ -425,7 +457,6 @@ class Connection:
                 _TRAILERS,
             )
             return
-        self._flush_if_dirty()
         policy = self.server.inline.get(call.path)
         if policy is None:
             self._submit(call, raw, True)
@@ -465,14 +496,12 @@ class Connection:
             self._header_frames(self._ctrl, sid, block, True)
             if not end_stream:
                 self._ctrl.append(fr.rst_stream(sid, fr.ErrorCode.NO_ERROR))
-            self._dirty = True
-        self._flush()
+            self._dirty = True  # flushed after the batch
 
     def _control(self, frame: bytes) -> None:
         with self.lock:
             self._ctrl.append(frame)
             self._dirty = True
-        self._flush()
 
     def _give_back(self, call: Call | None, n: int) -> None:
         """Return ``n`` received bytes to the client's windows (lock held)."""
@@ -554,14 +583,21 @@ class Connection:
                 return not call.ended
         return True
 
-    def finish(self, call: Call, code: grpc.StatusCode, details: str) -> None:
-        """End ``call`` with its status (the handler is done)."""
+    def finish(
+        self, call: Call, code: grpc.StatusCode, details: str, *, flush: bool = True
+    ) -> None:
+        """End ``call`` with its status (the handler is done).
+
+        Without ``flush`` (inline calls, on the reader thread) the reader writes
+        it with the rest of its batch.
+        """
         with self.lock:
             if call.ended:
                 return
             self._end(call, code, details, _TRAILERS)
             callbacks = self._take_callbacks(call)
-        self._flush()
+        if flush:
+            self._flush()
         _run_callbacks(callbacks)
 
     def fail(self, call: Call, code: grpc.StatusCode, details: str) -> None:
@@ -779,6 +815,22 @@ class Connection:
                 self.sock.close()
         self._closed.set()
         self.server.connection_closed(self)
+
+
+def _only_indexed(block: bytes) -> bool:
+    """True if every field of the HPACK block is an indexed one (RFC 7541 §6.1)."""
+    i = 0
+    n = len(block)
+    while i < n:
+        b = block[i]
+        if not b & 0x80:
+            return False
+        i += 1
+        if b & 0x7F == 0x7F:  # a multi-byte index
+            while i < n and block[i] & 0x80:
+                i += 1
+            i += 1
+    return True
 
 
 def _run_callbacks(callbacks: list[Callable[[], None]]) -> None:

@@ -69,7 +69,7 @@ def run(call: Call, argument: Any, *, deserialize: bool, inline: bool) -> None:
     except Exception as err:
         _failed(call, err, what)
         return
-    conn.finish(call, call.code or _OK, call.details or "")
+    conn.finish(call, call.code or _OK, call.details or "", flush=not inline)
 
 
 def _stream(call: Call, responses: Iterable[Any], serialize: Any, flush: bool) -> None:
