@@ -15,6 +15,7 @@ from contentd.content.errors import InvalidDigest
 __all__ = [
     "ALGORITHMS",
     "CANONICAL",
+    "CANONICAL_FORM",
     "EMPTY_DIGEST",
     "ParsedDigest",
     "digest_of",
@@ -31,8 +32,8 @@ EMPTY_DIGEST: Final = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca4
 
 _ANY_DIGEST = re.compile(r"[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-zA-Z0-9=_-]+")
 _HEX = re.compile(r"[a-f0-9]+")
-# the form nearly every digest has: one fullmatch instead of parse's split and checks
-_CANONICAL_FORM = re.compile(r"sha256:[a-f0-9]{64}")
+#: The form nearly every digest has: one fullmatch instead of parse's split and checks.
+CANONICAL_FORM: Final = re.compile(r"sha256:[a-f0-9]{64}")
 
 
 class ParsedDigest(NamedTuple):
@@ -68,7 +69,7 @@ def validate(digest: str) -> str:
 
 
 def is_valid(digest: str) -> bool:
-    if _CANONICAL_FORM.fullmatch(digest):
+    if CANONICAL_FORM.fullmatch(digest):
         return True
     try:
         parse(digest)

@@ -159,6 +159,7 @@ class ContentStore:
 
     def _rows(self, ns: str) -> Iterator[InfoRow]:
         last = ""
+        canonical = digests.CANONICAL_FORM.fullmatch  # one C call for nearly every row
         valid = digests.is_valid
         while True:
             with self._core.view() as conn:
@@ -180,7 +181,7 @@ class ContentStore:
             yield from [
                 InfoRow(digest, size, created_at, updated_at, get(digest))
                 for digest, size, created_at, updated_at in rows
-                if valid(digest)
+                if canonical(digest) or valid(digest)
             ]
             if len(rows) < WALK_CHUNK:
                 return
