@@ -101,11 +101,13 @@ def test_bad_config_names_the_key_and_exits_2(base: Path) -> None:
     assert "blobs" in text
 
 
-def test_sigterm_keeps_an_open_ingest_resumable(base: Path) -> None:
+@pytest.mark.parametrize("engine", ["contentd", "grpcio"])
+def test_sigterm_keeps_an_open_ingest_resumable(base: Path, engine: str) -> None:
     data = os.urandom(3 << 20)
     digest = "sha256:" + hashlib.sha256(data).hexdigest()
     half = len(data) // 2
-    daemon = ServeProcess(base).start()
+    config = f'version = 2\n[grpc]\nengine = "{engine}"\n'
+    daemon = ServeProcess(base, config=config).start()
     store = ProxyStore(daemon.address, namespace="ns1")
     try:
         writer = store.writer("resume-me", len(data), digest)

@@ -207,3 +207,21 @@ def test_inline_calls_run_on_the_reader_thread() -> None:
         # a response bigger than the window the policy allowed for still arrives
         assert len(_unary(ch)(b"big:300000")) == 300000
     assert all("-conn-" in n for n in names)
+
+
+def test_tcp_loopback() -> None:
+    from contentd.wire.server import Server
+    from tests.wire.helpers import probe_service
+
+    server = Server(max_workers=4)
+    server.add_generic_rpc_handlers([probe_service(Probe())])
+    port = server.add_insecure_port("127.0.0.1:0")
+    assert port > 0
+    server.start()
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as ch:
+            assert _unary(ch)(b"tcp") == b"tcp"
+        with pytest.raises(OSError):
+            Server().add_insecure_port(f"127.0.0.1:{port}")  # one server per port
+    finally:
+        server.stop(None).wait(10)

@@ -17,7 +17,15 @@ import grpc
 if TYPE_CHECKING:
     from contentd.wire.connection import Connection
 
-__all__ = ["DATA_ITEM", "HEADERS_ITEM", "RST_ITEM", "Call", "CallCancelled", "RequestIterator"]
+__all__ = [
+    "DATA_ITEM",
+    "HEADERS_ITEM",
+    "RST_ITEM",
+    "Call",
+    "CallCancelled",
+    "MessageTooLarge",
+    "RequestIterator",
+]
 
 #: kinds of queued output: flow-controlled message bytes, a header block, a reset
 DATA_ITEM: Final = 0
@@ -31,6 +39,13 @@ class CallCancelled(grpc.RpcError):
     Raised by the request iterator, as grpcio's is; Content/Write treats any
     ``grpc.RpcError`` there as the stream going away.
     """
+
+
+class MessageTooLarge(Exception):
+    """A response message over the send limit."""
+
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__(f"grpc: trying to send message larger than max ({size} vs. {limit})")
 
 
 class Call:

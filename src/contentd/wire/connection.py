@@ -36,7 +36,14 @@ import hpack
 from hpack.exceptions import HPACKError
 
 from contentd.wire import frames as fr
-from contentd.wire.call import DATA_ITEM, HEADERS_ITEM, RST_ITEM, Call, CallCancelled
+from contentd.wire.call import (
+    DATA_ITEM,
+    HEADERS_ITEM,
+    RST_ITEM,
+    Call,
+    CallCancelled,
+    MessageTooLarge,
+)
 from contentd.wire.metadata import (
     RESPONSE_HEADERS,
     Request,
@@ -44,6 +51,7 @@ from contentd.wire.metadata import (
     status_block,
     trailers_only,
 )
+from contentd.wire.rpc import run
 
 if TYPE_CHECKING:
     from contentd.wire.server import Server
@@ -90,13 +98,6 @@ class ProtocolError(Exception):
     def __init__(self, code: int, message: str) -> None:
         super().__init__(message)
         self.code = code
-
-
-class MessageTooLarge(Exception):
-    """A response message over the send limit."""
-
-    def __init__(self, size: int, limit: int) -> None:
-        super().__init__(f"grpc: trying to send message larger than max ({size} vs. {limit})")
 
 
 def _code(code: grpc.StatusCode) -> int:
@@ -299,9 +300,10 @@ class Connection:
     def _request(self, block: bytes) -> Request:
         """Decode a request's header block, from the cache when that gives the same result.
 
-        A block made only of indexed fields leaves the decoder's dynamic table as it
-        was, so while no other block changed the table, the same bytes decode to
-        the same request: a client repeating a call sends the same few bytes.
+        A block that adds nothing to the decoder's dynamic table (indexed fields and
+        literals without indexing) leaves it as it was, so while no other block
+        changed the table, the same bytes decode to the same request: a client
+        repeating a call sends the same few bytes.
         """
         cached = self._blocks.get(block)
         if cached is not None and cached[0] == self._generation:
@@ -311,7 +313,7 @@ class Connection:
         except HPACKError as err:
             raise ProtocolError(fr.ErrorCode.COMPRESSION_ERROR, str(err)) from None
         request = parse_request(fields)
-        if _only_indexed(block):
+        if _stateless(block):
             if len(self._blocks) >= _BLOCK_CACHE:
                 self._blocks.clear()
             self._blocks[block] = (self._generation, request)
@@ -471,15 +473,11 @@ class Connection:
             return
         bound = policy(request)
         if bound is not None and bound <= min(self._send_window, call.send_window):
-            from contentd.wire.rpc import run
-
             run(call, request, deserialize=False, inline=True)
         else:
             self._submit(call, request, False)
 
     def _submit(self, call: Call, argument: Any, deserialize: bool) -> None:
-        from contentd.wire.rpc import run
-
         if call.cond is None:
             call.cond = threading.Condition(self.lock)
         try:
@@ -809,6 +807,7 @@ class Connection:
             calls = list(self._calls.values())
         for call in calls:
             self._abandon(call, grpc.StatusCode.CANCELLED, "connection closed", _SILENT)
+        self.close()  # a worker stuck writing to a peer that stopped reading gets an error
         with self._wlock:  # a worker may still be writing the last frames
             self._broken = True
             with contextlib.suppress(OSError):
@@ -817,20 +816,50 @@ class Connection:
         self.server.connection_closed(self)
 
 
-def _only_indexed(block: bytes) -> bool:
-    """True if every field of the HPACK block is an indexed one (RFC 7541 §6.1)."""
-    i = 0
+def _integer_end(block: bytes, i: int, prefix_mask: int) -> tuple[int, int]:
+    """The value of the HPACK integer at ``i`` (RFC 7541 §5.1) and where it ends."""
+    value = block[i] & prefix_mask
+    i += 1
+    if value < prefix_mask:
+        return value, i
+    shift = 0
     n = len(block)
     while i < n:
         b = block[i]
-        if not b & 0x80:
-            return False
         i += 1
-        if b & 0x7F == 0x7F:  # a multi-byte index
-            while i < n and block[i] & 0x80:
-                i += 1
-            i += 1
-    return True
+        value += (b & 0x7F) << shift
+        shift += 7
+        if not b & 0x80:
+            break
+    return value, i
+
+
+def _stateless(block: bytes) -> bool:
+    """True if decoding the HPACK block leaves the dynamic table unchanged.
+
+    That is a block of indexed fields and literals without indexing / never
+    indexed (RFC 7541 §6.1, §6.2.2, §6.2.3): no incremental indexing, no table
+    size update.
+    """
+    i = 0
+    n = len(block)
+    try:
+        while i < n:
+            b = block[i]
+            if b & 0x80:
+                _, i = _integer_end(block, i, 0x7F)
+            elif b & 0x60:  # 01xxxxxx: incremental indexing; 001xxxxx: size update
+                return False
+            else:
+                index, i = _integer_end(block, i, 0x0F)
+                if index == 0:  # a literal name
+                    length, i = _integer_end(block, i, 0x7F)
+                    i += length
+                length, i = _integer_end(block, i, 0x7F)
+                i += length
+    except IndexError:
+        return False
+    return i == n
 
 
 def _run_callbacks(callbacks: list[Callable[[], None]]) -> None:

@@ -16,8 +16,7 @@ from typing import Any, Final
 
 import grpc
 
-from contentd.wire.call import Call, CallCancelled, RequestIterator
-from contentd.wire.connection import MessageTooLarge
+from contentd.wire.call import Call, CallCancelled, MessageTooLarge, RequestIterator
 from contentd.wire.context import AbortError, Context
 
 __all__ = ["run"]
