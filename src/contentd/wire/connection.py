@@ -254,6 +254,8 @@ class Connection:
                     calls = {id(c): c for c in (*self._calls.values(), *self._ready.values())}
                     for call in calls.values():
                         call.send_window += delta
+                    if delta > 0 and self._ready:
+                        self._dirty = True
                 elif key == fr.Setting.MAX_FRAME_SIZE:
                     self._peer_frame = max(_DEFAULT_FRAME, min(value, (1 << 24) - 1))
                 elif key == fr.Setting.HEADER_TABLE_SIZE and value < 4096:

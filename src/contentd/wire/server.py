@@ -236,6 +236,7 @@ class Server(grpc.Server):
         else:
             for sock in self._listeners:
                 sock.close()
+            self._wake_r.close()
         for conn in conns:
             conn.goaway()
         start_thread(self._finish_stop, f"{self._name}-stop", grace)
