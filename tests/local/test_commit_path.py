@@ -1,14 +1,16 @@
-"""The write path's syscalls: what is synced when, and early writeback.
+"""The write path's syscalls: what is synced when, pending ingests, early writeback.
 
-New ingests are created without syncing anything (a crash before their data
-is synced leaves nothing worth resuming); close makes an ingest durable as it
-stands; commit syncs the data, links it, sets times and mode, syncs the blob
-directory and only then removes the ingest. The order is the crash-safety
+A new ingest is pending (an anonymous file, no directory) and syncs nothing
+(a crash before its data is synced leaves nothing worth resuming); close gives
+it its directory and makes it durable as it stands; commit syncs the data,
+links it, sets times and mode, syncs the blob directory and only then removes
+the ingest's directory, if it has one. The order is the crash-safety
 argument, so these tests record it.
 """
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import os
 import stat
@@ -17,9 +19,11 @@ from pathlib import Path
 
 import pytest
 
-from contentd import LocalStore
+from contentd import AlreadyExists, FailedPrecondition, LocalStore, NotFound
 from contentd.content.digest import digest_of
-from contentd.local import writeback
+from contentd.local import pending, writeback
+from contentd.local import writer as writer_module
+from contentd.local.writer import LocalWriter
 
 MiB = 1 << 20
 
@@ -64,46 +68,118 @@ def syscalls(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[str, str]]]
     monkeypatch.setattr(os, "link", link)
     monkeypatch.setattr(os, "fchmod", fchmod)
     monkeypatch.setattr(os, "unlink", unlink)
+    real_link_anonymous = writer_module.link_anonymous
+
+    def link_anonymous(fd: int, dst: str) -> None:
+        events.append(("link", dst))
+        real_link_anonymous(fd, dst)
+
+    monkeypatch.setattr(writer_module, "link_anonymous", link_anonymous)
     yield events
 
 
-def test_a_new_ingest_syncs_nothing(tmp_path: Path, syscalls: list[tuple[str, str]]) -> None:
+def on_disk_writer(store: LocalStore, root: Path, ref: str, data: bytes = b"") -> LocalWriter:
+    """A writer whose ingest has its directory: opened, closed, reopened (a resume)."""
+    w = store.writer(ref)
+    w.write(data)
+    w.close()
+    w = store.writer(ref)
+    assert (ingest_dir(root, ref) / "data").is_file()
+    return w
+
+
+def test_a_new_ingest_is_pending_and_syncs_nothing(
+    tmp_path: Path, syscalls: list[tuple[str, str]]
+) -> None:
     store = LocalStore(tmp_path)
-    w = store.writer("r", total=3)
-    assert syscalls == []
-    w.write(b"abc")
-    assert syscalls == []
+    store.writer("probe").commit(0)  # the first pending writer probes the filesystem once
     syscalls.clear()
+    w = store.writer("r", total=3)
+    w.write(b"ab")
+    assert syscalls == []
+    assert os.listdir(tmp_path / "ingest") == []  # nothing on disk yet...
+    st = store.status("r")  # ...but the store knows it
+    assert (st.ref, st.offset, st.total) == ("r", 2, 3)
+    assert [s.ref for s in store.list_statuses("ref==r")] == ["r"]
+    assert list(store.walk_status_refs()) == ["r"]
+    assert LocalStore(tmp_path).status("r").offset == 2  # any store on this root
     w.close()
 
 
-def test_close_makes_the_ingest_durable(tmp_path: Path, syscalls: list[tuple[str, str]]) -> None:
+def test_close_gives_a_pending_ingest_its_durable_directory(
+    tmp_path: Path, syscalls: list[tuple[str, str]]
+) -> None:
     store = LocalStore(tmp_path)
     w = store.writer("r", total=3)
     w.write(b"ab")
     w.close()
     d = str(ingest_dir(tmp_path, "r"))
-    synced = {path for call, path in syscalls if call == "fsync"}
-    assert {
-        f"{d}/data",
-        f"{d}/ref",
-        f"{d}/startedat",
-        f"{d}/total",
-        d,
-        str(tmp_path / "ingest"),
-    } <= synced
+    assert sorted(os.listdir(d)) == ["data", "ref", "startedat", "total", "updatedat"]
+    synced = [path for call, path in syscalls if call == "fsync"]
+    assert synced[0].endswith("(deleted)")  # the data first, through its anonymous fd
+    assert {f"{d}/ref", f"{d}/startedat", f"{d}/total", d, str(tmp_path / "ingest")} <= set(synced)
     assert ("open-sync", f"{d}/updatedat.tmp") in syscalls
-    assert syscalls[0] == ("fsync", f"{d}/data")  # the data first
+    assert store.status("r").offset == 2
     with store.writer("r") as w2:
         assert w2.status().offset == 2
         assert w2.status().total == 3
+        assert w2.digest() == digest_of(b"ab")
 
 
-def test_commit_order(tmp_path: Path, syscalls: list[tuple[str, str]]) -> None:
+def test_close_keeps_an_ingest_on_disk_durable(
+    tmp_path: Path, syscalls: list[tuple[str, str]]
+) -> None:
+    store = LocalStore(tmp_path)
+    w = on_disk_writer(store, tmp_path, "r", b"ab")
+    w.write(b"c")
+    syscalls.clear()
+    w.close()
+    d = str(ingest_dir(tmp_path, "r"))
+    synced = [path for call, path in syscalls if call == "fsync"]
+    assert synced[0] == f"{d}/data"
+    assert {f"{d}/ref", f"{d}/startedat", d, str(tmp_path / "ingest")} <= set(synced)
+
+
+def test_a_pending_ingest_gets_its_directory_at_the_limit(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path)
+    w = store.writer("big")
+    w.write(b"x" * (pending.LIMIT - 1))
+    assert os.listdir(tmp_path / "ingest") == []
+    w.write(b"x")
+    d = ingest_dir(tmp_path, "big")
+    assert (d / "data").stat().st_size == pending.LIMIT
+    assert (d / "ref").read_bytes() == b"big"
+    assert [s.ref for s in store.list_statuses()] == ["big"]  # once, not twice
+    w.write(b"y")
+    w.commit(pending.LIMIT + 1)
+    assert os.listdir(tmp_path / "ingest") == []
+
+
+def test_commit_of_a_pending_ingest(tmp_path: Path, syscalls: list[tuple[str, str]]) -> None:
     store = LocalStore(tmp_path)
     store.writer("first").commit(0)  # blobs/sha256 exists from here on
     w = store.writer("r")
     w.write(b"hello")
+    syscalls.clear()
+    w.commit(5, digest_of(b"hello"))
+    blob = str(tmp_path / "blobs" / "sha256" / digest_of(b"hello").split(":")[1])
+    assert [call for call, _ in syscalls] == ["fsync", "link", "fchmod", "fsync"]
+    assert syscalls[1] == ("link", blob)
+    assert syscalls[3] == ("fsync", str(tmp_path / "blobs" / "sha256"))
+    assert os.listdir(tmp_path / "ingest") == []
+    with pytest.raises(NotFound):
+        store.status("r")
+    st = os.stat(blob)
+    assert stat.S_IMODE(st.st_mode) & 0o333 == 0
+    assert st.st_atime_ns == st.st_mtime_ns
+    assert st.st_nlink == 1
+
+
+def test_commit_order_of_an_ingest_on_disk(tmp_path: Path, syscalls: list[tuple[str, str]]) -> None:
+    store = LocalStore(tmp_path)
+    store.writer("first").commit(0)
+    w = on_disk_writer(store, tmp_path, "r", b"hel")
+    w.write(b"lo")
     syscalls.clear()
     w.commit(5, digest_of(b"hello"))
     d = str(ingest_dir(tmp_path, "r"))
@@ -116,9 +192,7 @@ def test_commit_order(tmp_path: Path, syscalls: list[tuple[str, str]]) -> None:
     ]
     assert ("unlink", f"{d}/data") in syscalls[4:]  # the ingest goes last
     assert not ingest_dir(tmp_path, "r").exists()
-    st = os.stat(blob)
-    assert stat.S_IMODE(st.st_mode) & 0o333 == 0
-    assert st.st_atime_ns == st.st_mtime_ns
+    assert os.stat(blob).st_nlink == 1
 
 
 def test_first_blob_creates_its_directory_durably(
@@ -134,10 +208,96 @@ def test_first_blob_creates_its_directory_durably(
     assert synced[-1] == str(tmp_path / "blobs" / "sha256")
 
 
+def test_a_failed_commit_keeps_a_pending_ingest(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path)
+    w = store.writer("r", total=5)
+    w.write(b"hel")
+    with pytest.raises(FailedPrecondition):
+        w.commit(5)  # too short: kept for resuming, on disk like a closed one
+    assert (ingest_dir(tmp_path, "r") / "data").read_bytes() == b"hel"
+    with store.writer("r") as w2:
+        assert w2.status().offset == 3
+        w2.write(b"lo")
+        w2.commit(5, digest_of(b"hello"))
+    assert os.listdir(tmp_path / "ingest") == []
+
+
+def test_existing_blob_discards_a_pending_ingest(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path)
+    for ref in ("a", "b"):
+        w = store.writer(ref)
+        w.write(b"same")
+        if ref == "a":
+            w.commit(4)
+        else:
+            with pytest.raises(AlreadyExists):
+                w.commit(4)
+    assert os.listdir(tmp_path / "ingest") == []
+    assert store.list_statuses() == []
+    assert store.writer("b").status().offset == 0
+
+
+def test_abort_of_a_pending_ingest(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path)
+    w = store.writer("r")
+    w.write(b"abc")
+    store.abort("r")
+    with pytest.raises(NotFound):
+        store.status("r")
+    assert store.list_statuses() == []
+    w.write(b"more")  # as with an ingest on disk, writes still land somewhere
+    with pytest.raises(NotFound, match="aborted"):
+        w.commit(0)
+    assert not (tmp_path / "blobs" / "sha256").exists()
+    assert os.listdir(tmp_path / "ingest") == []
+    with store.writer("r") as w2:
+        assert w2.status().offset == 0
+
+
+def test_abort_then_close_of_a_pending_ingest_leaves_nothing(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path)
+    w = store.writer("r")
+    w.write(b"x" * 10)
+    store.abort("r")
+    w.close()
+    assert os.listdir(tmp_path / "ingest") == []
+
+
+def test_a_dropped_pending_writer_is_closed_and_kept(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path)
+    w = store.writer("r")
+    w.write(b"abc")
+    del w
+    gc.collect()
+    assert store.status("r").offset == 3  # on disk now, as close leaves it
+    assert (ingest_dir(tmp_path, "r") / "data").read_bytes() == b"abc"
+    with store.writer("r") as w2:  # and the ref lock was released
+        assert w2.status().offset == 3
+
+
+def test_the_probe_leaves_nothing_behind(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path)
+    store.writer("r").close()
+    assert sorted(os.listdir(tmp_path)) == ["ingest"]
+
+
+def test_without_anonymous_files_ingests_start_on_disk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(pending, "_supported", False)
+    store = LocalStore(tmp_path)
+    w = store.writer("r", total=3)
+    d = ingest_dir(tmp_path, "r")
+    assert sorted(os.listdir(d)) == ["data", "ref", "startedat", "total", "updatedat"]
+    w.write(b"abc")
+    w.commit(3)
+    assert not d.exists()
+    assert store.info(digest_of(b"abc")).size == 3
+
+
 def test_commit_removes_an_ingest_with_stray_files(tmp_path: Path) -> None:
     store = LocalStore(tmp_path)
-    w = store.writer("r", total=1)
-    w.write(b"x")
+    w = on_disk_writer(store, tmp_path, "r", b"x")
     (ingest_dir(tmp_path, "r") / "updatedat.tmp").write_bytes(b"left by a crash")
     w.commit(1)
     assert os.listdir(tmp_path / "ingest") == []

@@ -29,6 +29,7 @@ def test_ingest_files(tmp_path: Path) -> None:
     store = LocalStore(tmp_path)
     w = store.writer("my/ref:1", total=42)
     w.write(b"hello")
+    w.close()  # a new ingest gets its directory at close (or when it grows big)
     d = ingest_dir(tmp_path, "my/ref:1")
     assert (d / "ref").read_bytes() == b"my/ref:1"
     assert (d / "total").read_bytes() == b"42"
@@ -37,7 +38,6 @@ def test_ingest_files(tmp_path: Path) -> None:
     assert started == w.status().started_at
     assert (d / "startedat").read_text().endswith("Z")
     assert stat.S_IMODE(d.stat().st_mode) == 0o755 & ~_umask()
-    w.close()
     updated = gotime.parse_text((d / "updatedat").read_text())
     assert updated == w.status().updated_at
     assert not list(d.glob("*.tmp"))

@@ -25,6 +25,7 @@ from contentd.content.errors import InvalidDigest, NotFound
 __all__ = [
     "IngestPaths",
     "Layout",
+    "create_ingest_files",
     "fsync_dir",
     "read_timestamp",
     "remove_ingest",
@@ -120,6 +121,38 @@ def write_timestamp(path: str, t: datetime, *, durable: bool = False) -> None:
     finally:
         os.close(fd)
     os.rename(tmp, path)
+
+
+def create_ingest_files(
+    paths: IngestPaths,
+    ref: str,
+    started_at: datetime,
+    total: int,
+    updated_at: datetime | None = None,
+    *,
+    fresh: bool,
+) -> None:
+    """Write a new ingest's ``ref``, ``startedat``, ``updatedat`` and ``total`` (if > 0).
+
+    Unsynced: they only matter once the data is synced too (close, commit).
+    ``fresh`` (the directory was just made, and its ``data`` comes last) lets
+    the timestamps be written in place; over a broken ingest that a reader
+    may be looking at, they are renamed into place whole.
+    """
+    if updated_at is None:
+        updated_at = started_at
+    write_file(paths.ref, ref.encode())
+    if fresh:
+        stamp = gotime.format_text(started_at).encode()
+        write_file(paths.startedat, stamp)
+        if updated_at != started_at:
+            stamp = gotime.format_text(updated_at).encode()
+        write_file(paths.updatedat, stamp)
+    else:
+        write_timestamp(paths.startedat, started_at)
+        write_timestamp(paths.updatedat, updated_at)
+    if total > 0:
+        write_file(paths.total, str(total).encode())
 
 
 def sync_ingest(paths: IngestPaths) -> None:

@@ -24,16 +24,16 @@ from contentd.content.errors import (
     InvalidArgument,
     NotFound,
 )
-from contentd.content.gotime import format_text, from_ns
+from contentd.content.gotime import from_ns
 from contentd.content.store import LabelStore, digest_of_target
 from contentd.content.types import Descriptor, Info, Status, utcnow
+from contentd.local import pending
 from contentd.local.layout import (
     IngestPaths,
     Layout,
+    create_ingest_files,
     read_timestamp,
     remove_ingest,
-    write_file,
-    write_timestamp,
 )
 from contentd.local.locks import RefLocks
 from contentd.local.reader import FileReaderAt
@@ -191,6 +191,9 @@ class LocalStore:
     # -- IngestManager ---------------------------------------------------
 
     def status(self, ref: str) -> Status:
+        w = pending.get(self.root, ref)
+        if w is not None:
+            return w.status()
         return self._status(self._layout.ingest(ref))
 
     def _status(self, paths: IngestPaths) -> Status:
@@ -215,22 +218,24 @@ class LocalStore:
 
     def list_statuses(self, *filters: str) -> list[Status]:
         match = filtering.parse_all(filters)
+        # pending first: one that gets its directory meanwhile is then seen twice, not never
+        found = {st.ref: st for st in (w.status() for w in pending.of_root(self.root))}
         try:
             names = os.listdir(self._layout.ingests)
         except FileNotFoundError:
-            return []
-        out: list[Status] = []
+            names = []
         for name in names:
             try:
                 status = self._status(self._layout.ingest_dir(name))
             except (NotFound, ValueError, OSError):
                 continue  # vanished or half-created
-            if match.match(filtering.status_adaptor(status)):
-                out.append(status)
-        return out
+            found[status.ref] = status
+        return [s for s in found.values() if match.match(filtering.status_adaptor(s))]
 
     def walk_status_refs(self) -> Iterator[str]:
-        """The ref of every ingest on disk (for garbage collection)."""
+        """The ref of every ingest, pending or on disk (for garbage collection)."""
+        seen = {w.status().ref for w in pending.of_root(self.root)}
+        yield from seen
         try:
             names = os.listdir(self._layout.ingests)
         except FileNotFoundError:
@@ -238,12 +243,15 @@ class LocalStore:
         for name in names:
             try:
                 with open(self._layout.ingest_dir(name).ref, "rb") as f:
-                    yield f.read().decode()
+                    ref = f.read().decode()
             except (OSError, UnicodeDecodeError):
                 continue
+            if ref not in seen:
+                yield ref
 
     def abort(self, ref: str) -> None:
         self._require_writable("abort")
+        pending.abort(self.root, ref)
         remove_ingest(self._layout.ingest(ref))
 
     # -- Ingester --------------------------------------------------------
@@ -269,6 +277,24 @@ class LocalStore:
                 raise AlreadyExists(f"content {expected}")
         paths = self._layout.ingest(ref)
         hasher = digests.new_hasher()
+        if not os.path.lexists(paths.dir):
+            fd = pending.open_anonymous(self._layout.ingests)
+            if fd is not None:  # a new ingest: on disk only when it must be
+                now = utcnow()
+                w = LocalWriter(
+                    self,
+                    ref,
+                    paths,
+                    fd,
+                    offset=0,
+                    total=total,
+                    hasher=hasher,
+                    started_at=now,
+                    updated_at=now,
+                    pending_ingest=True,
+                )
+                pending.add(self.root, ref, w)
+                return w
         resumed: Status | None = None
         fresh = True
         try:
@@ -287,17 +313,7 @@ class LocalStore:
         else:
             offset = 0
             started_at = updated_at = utcnow()
-            # Unsynced: they only matter once the data is synced too (close, commit).
-            write_file(paths.ref, ref.encode())
-            if fresh:  # nobody reads an ingest before its data file exists
-                stamp = format_text(started_at).encode()
-                write_file(paths.startedat, stamp)
-                write_file(paths.updatedat, stamp)
-            else:  # over a broken ingest that a reader may be looking at
-                write_timestamp(paths.startedat, started_at)
-                write_timestamp(paths.updatedat, started_at)
-            if total > 0:
-                write_file(paths.total, str(total).encode())
+            create_ingest_files(paths, ref, started_at, total, fresh=fresh)
             # a broken ingest starts over from nothing (containerd keeps the stale tail)
             flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
         fd = os.open(paths.data, flags | os.O_CLOEXEC, 0o666)
@@ -332,7 +348,7 @@ class LocalStore:
 
     def _publish(
         self,
-        paths: IngestPaths,
+        paths: IngestPaths | None,
         digest: str,
         fd: int,
         mode: int,
@@ -340,8 +356,7 @@ class LocalStore:
     ) -> None:
         target = self._layout.blob_path(digest)
         algorithm = digests.parse(digest).algorithm
-        blob_dir = self._layout.blob_dir(algorithm)
-        publish_blob(blob_dir, fd, paths.data, target, paths, digest, mode)
+        publish_blob(self._layout.blob_dir(algorithm), fd, paths, target, digest, mode)
         if self._labels is not None and labels is not None:
             self._labels.set(digest, labels)
 

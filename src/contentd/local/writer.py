@@ -18,17 +18,21 @@ from contentd.content.errors import (
     AlreadyExists,
     DigestMismatch,
     FailedPrecondition,
+    NotFound,
     SizeMismatch,
     Unknown,
 )
 from contentd.content.types import Status, utcnow
+from contentd.local import pending
 from contentd.local.layout import (
     IngestPaths,
+    create_ingest_files,
     fsync_dir,
     remove_ingest,
     sync_ingest,
     write_timestamp,
 )
+from contentd.local.pending import link_anonymous
 from contentd.local.writeback import WINDOW, start_writeback
 
 if TYPE_CHECKING:
@@ -42,7 +46,12 @@ log = logging.getLogger(__name__)
 
 
 class LocalWriter:
-    """Holds the ref lock from open until :meth:`close` or :meth:`commit`."""
+    """Holds the ref lock from open until :meth:`close` or :meth:`commit`.
+
+    A *pending* writer's ingest is not on disk yet: ``fd`` is an anonymous
+    file, linked to ``data`` in a new ingest directory when the ingest is
+    closed or reaches :data:`pending.LIMIT`, or straight to the blob at commit.
+    """
 
     def __init__(
         self,
@@ -56,6 +65,7 @@ class LocalWriter:
         hasher: hashlib._Hash,
         started_at: datetime,
         updated_at: datetime,
+        pending_ingest: bool = False,
     ) -> None:
         self._store = store
         self._ref = ref
@@ -68,6 +78,8 @@ class LocalWriter:
         self._updated_at = updated_at
         # bytes before this offset are on their way to disk (early writeback)
         self._flushed = offset
+        self._pending = pending_ingest
+        self._gone = False  # aborted while pending: nothing to keep or commit
 
     # -- Writer protocol -------------------------------------------------
 
@@ -86,6 +98,11 @@ class LocalWriter:
         if offset - self._flushed >= WINDOW:
             start_writeback(fd, self._flushed, offset - self._flushed)
             self._flushed = offset
+        if self._pending and offset >= pending.LIMIT:
+            try:
+                self._materialize(fd)
+            except OSError as err:  # the bytes are written: stay pending, try again later
+                log.warning("ingest %s: cannot create its directory yet: %s", self._ref, err)
         return written
 
     def digest(self) -> str:
@@ -127,13 +144,17 @@ class LocalWriter:
         if fd is None:
             return
         try:
-            os.fsync(fd)
+            if self._pending:
+                self._materialize(fd)
+            if not self._gone:
+                os.fsync(fd)
         finally:
             os.close(fd)
             try:
-                write_timestamp(self._paths.updatedat, self._updated_at, durable=True)
-                # a new ingest's small files were written without syncing
-                sync_ingest(self._paths)
+                if not self._gone:
+                    write_timestamp(self._paths.updatedat, self._updated_at, durable=True)
+                    # a new ingest's small files were written without syncing
+                    sync_ingest(self._paths)
             except OSError:  # aborted underneath us: nothing left to resume
                 log.debug("ingest %s vanished before close", self._ref)
             self._store._locks.unlock(self._ref)
@@ -150,7 +171,7 @@ class LocalWriter:
         self.close()
 
     def __del__(self) -> None:
-        if self._fd is not None:
+        if getattr(self, "_fd", None) is not None:
             with contextlib.suppress(Exception):
                 self.close()
 
@@ -166,6 +187,8 @@ class LocalWriter:
         if fd is None:
             raise FailedPrecondition("cannot commit on closed writer")
         try:
+            if self._gone:
+                raise NotFound(f"ingest {self._ref}: aborted")
             os.fsync(fd)
             st = os.fstat(fd)
             if size > 0 and size != st.st_size:
@@ -173,16 +196,67 @@ class LocalWriter:
             actual = self.digest()
             if expected and expected != actual:
                 raise DigestMismatch(expected, actual)
-            self._store._publish(self._paths, actual, fd, st.st_mode & 0o777, labels)
+            paths = None if self._pending else self._paths
+            self._store._publish(paths, actual, fd, st.st_mode & 0o777, labels)
+        except AlreadyExists:
+            raise  # the ingest is discarded
+        except BaseException:
+            # the ingest is kept for resuming (a mismatch): durably, as close keeps it
+            try:
+                if self._pending:
+                    self._materialize(fd)
+                if not self._gone:
+                    sync_ingest(self._paths)
+            except OSError as err:
+                log.warning("ingest %s: cannot keep it after a failed commit: %s", self._ref, err)
+            raise
         finally:
+            if self._pending:
+                pending.pop(self._store.root, self._ref, self)
             os.close(fd)
+
+    # -- pending ingests ---------------------------------------------------
+
+    def _materialize(self, fd: int) -> None:
+        """Give a pending ingest its directory, with ``fd`` as its ``data``.
+
+        On an error the ingest stays pending (what was made of its directory
+        is removed) and the error propagates.
+        """
+        store, paths = self._store, self._paths
+        if self._gone:  # aborted meanwhile
+            self._pending = False
+            return
+        try:
+            os.mkdir(paths.dir, 0o755)
+        except FileExistsError:  # made by another process meanwhile: ours wins
+            remove_ingest(paths)
+            os.mkdir(paths.dir, 0o755)
+        try:
+            create_ingest_files(
+                paths, self._ref, self._started_at, self._total, self._updated_at, fresh=True
+            )
+            link_anonymous(fd, paths.data)
+        except BaseException:
+            remove_ingest(paths)
+            raise
+        self._pending = False
+        pending.pop(store.root, self._ref, self)
+        if self._gone:  # aborted meanwhile
+            remove_ingest(paths)
+
+    def _aborted(self) -> None:
+        """Called by the store's abort while pending: nothing is to be kept or committed."""
+        self._gone = True
 
 
 def publish_blob(
-    blob_dir: str, fd: int, source: str, target: str, paths: IngestPaths, digest: str, mode: int
+    blob_dir: str, fd: int, paths: IngestPaths | None, target: str, digest: str, mode: int
 ) -> None:
-    """Publish the fsynced ingest ``source`` (open as ``fd``) as ``target``, exactly once.
+    """Publish the fsynced ingest open as ``fd`` as ``target``, exactly once.
 
+    ``paths`` is the ingest's directory, whose ``data`` is linked; None for a
+    pending ingest, whose anonymous file is linked through ``/proc/self/fd``.
     ``link(2)`` fails with EEXIST if the blob is already there, so of several
     writers committing the same bytes at once exactly one wins; every other
     gets AlreadyExists and its ingest is discarded. The blob gets containerd's
@@ -193,15 +267,16 @@ def publish_blob(
     handles).
     """
     try:
-        _link(source, target, blob_dir)
+        _link(fd, paths, target, blob_dir)
     except FileExistsError:
-        remove_ingest(paths)
+        if paths is not None:
+            remove_ingest(paths)
         raise AlreadyExists(f"content {digest}") from None
     except OSError as err:
-        if err.errno not in (errno.EPERM, errno.ENOTSUP, errno.EXDEV):
+        if err.errno not in (errno.EPERM, errno.ENOTSUP, errno.EXDEV) or paths is None:
             raise
         # no hard links on this filesystem: an exclusive create stands in for link
-        _publish_by_rename(source, target, paths, digest)
+        _publish_by_rename(paths.data, target, paths, digest)
     # The blob is published; its times and mode are best effort, as in containerd.
     now_ns = time.time_ns()
     try:
@@ -210,16 +285,24 @@ def publish_blob(
     except OSError as err:
         log.error("commit %s: cannot set times/mode: %s", digest, err)
     fsync_dir(blob_dir)
-    remove_ingest(paths)
+    if paths is not None:
+        remove_ingest(paths)
 
 
-def _link(source: str, target: str, blob_dir: str) -> None:
+def _link(fd: int, paths: IngestPaths | None, target: str, blob_dir: str) -> None:
     try:
-        os.link(source, target)
+        _link_once(fd, paths, target)
     except FileNotFoundError:
         # the first blob of its algorithm (or the ingest vanished: then this fails again)
         _ensure_dir(blob_dir)
-        os.link(source, target)
+        _link_once(fd, paths, target)
+
+
+def _link_once(fd: int, paths: IngestPaths | None, target: str) -> None:
+    if paths is None:
+        link_anonymous(fd, target)
+    else:
+        os.link(paths.data, target)
 
 
 def _ensure_dir(path: str) -> None:

@@ -1,0 +1,148 @@
+"""Open ingests that are not on disk yet, and the anonymous files that hold their bytes.
+
+Creating an ingest directory costs a mkdir and five file creations, and
+committing it five unlinks and an rmdir: journaled metadata operations that
+cost more than everything else a 1 KiB ingest does. So a new ingest starts
+*pending*: its bytes go to an anonymous file (``O_TMPFILE`` in ``ingest/``,
+no name on disk), and a commit links that file straight to
+``blobs/<alg>/<hex>``. It gets its containerd directory (``ref``,
+``startedat``, ``updatedat``, ``total``, ``data``) only when it is closed
+without a commit or grows past :data:`LIMIT` bytes.
+
+While pending, the ingest is known to this process only: this table (keyed by
+store root and ref, like the ref locks) lets status, list_statuses,
+walk_status_refs and abort see it. A crash loses a pending ingest entirely
+(at most :data:`LIMIT` bytes that were never synced); reopening the ref then
+starts it over, which is what happens to any ingest whose data a power loss
+took.
+
+Where ``O_TMPFILE`` or ``/proc/self/fd`` is missing, every ingest is created
+on disk at open, as before.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import logging
+import os
+import threading
+import weakref
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Final
+
+if TYPE_CHECKING:
+    from contentd.local.writer import LocalWriter
+
+__all__ = ["LIMIT", "abort", "add", "get", "link_anonymous", "of_root", "open_anonymous", "pop"]
+
+log = logging.getLogger(__name__)
+
+#: a pending ingest gets its directory once it holds this many bytes: small
+#: blobs never need one, and a crash loses at most this much progress
+LIMIT: Final = 1 << 20
+
+# weak: a writer dropped without close is collected (its __del__ closes it), not kept here
+_table: weakref.WeakValueDictionary[tuple[str, str], LocalWriter] = weakref.WeakValueDictionary()
+_mutex = threading.Lock()
+_supported = hasattr(os, "O_TMPFILE") and os.path.isdir("/proc/self/fd")
+_unsupported_dirs: set[str] = set()
+_probed_dirs: set[str] = set()
+
+
+def add(root: str, ref: str, writer: LocalWriter) -> None:
+    with _mutex:
+        _table[(root, ref)] = writer
+
+
+def get(root: str, ref: str) -> LocalWriter | None:
+    with _mutex:
+        return _table.get((root, ref))
+
+
+def pop(root: str, ref: str, writer: LocalWriter | None = None) -> LocalWriter | None:
+    """Remove the entry (only if it is ``writer``, when given); returns what was removed."""
+    with _mutex:
+        held = _table.get((root, ref))
+        if held is None or (writer is not None and held is not writer):
+            return None
+        del _table[(root, ref)]
+        return held
+
+
+def abort(root: str, ref: str) -> None:
+    """Forget a pending ingest: its writer can then neither keep nor commit it."""
+    with _mutex:
+        held = _table.pop((root, ref), None)
+        if held is not None:
+            held._aborted()
+
+
+def of_root(root: str) -> list[LocalWriter]:
+    with _mutex:
+        return [w for (r, _), w in _table.items() if r == root]
+
+
+def open_anonymous(directory: str) -> int | None:
+    """An unnamed, writable regular file on ``directory``'s filesystem; None if unsupported.
+
+    The first time per directory, a probe file is linked next to
+    ``directory`` and removed again, so a system where the link through /proc
+    is refused (no O_TMPFILE support, /proc hidden, a sandbox) creates every
+    ingest on disk instead of failing at commit.
+    """
+    if not _supported or directory in _unsupported_dirs:
+        return None
+    try:
+        fd = os.open(directory, os.O_RDWR | os.O_TMPFILE | os.O_CLOEXEC, 0o666)
+    except OSError as err:
+        if err.errno in (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL):
+            _unsupported_dirs.add(directory)  # no O_TMPFILE on this filesystem: stop asking
+            return None
+        raise
+    if directory not in _probed_dirs and not _probe(directory):
+        os.close(fd)
+        _unsupported_dirs.add(directory)
+        return None
+    _probed_dirs.add(directory)
+    return fd
+
+
+def _probe(directory: str) -> bool:
+    # beside the directory (the store root for ingest/), where containerd looks for nothing
+    name = os.path.join(
+        os.path.dirname(directory), f".contentd-link-probe-{os.getpid()}-{threading.get_ident()}"
+    )
+    fd = os.open(directory, os.O_RDWR | os.O_TMPFILE | os.O_CLOEXEC, 0o666)
+    try:
+        link_anonymous(fd, name)
+    except OSError as err:
+        log.info("no links to anonymous files in %s (%s): ingests start on disk", directory, err)
+        return False
+    finally:
+        os.close(fd)
+    os.unlink(name)
+    return True
+
+
+def link_anonymous(fd: int, path: str) -> None:
+    """Give the anonymous file ``fd`` the name ``path`` (FileExistsError if it is taken).
+
+    ``linkat(AT_FDCWD, "/proc/self/fd/N", AT_FDCWD, path, AT_SYMLINK_FOLLOW)``
+    through ctypes: ``os.link`` calls plain ``link(2)`` unless dir fds are
+    given, and that links the /proc symlink itself (EXDEV).
+    """
+    global _linkat
+    if _linkat is None:
+        fn = ctypes.CDLL(None, use_errno=True).linkat
+        fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_int]
+        fn.restype = ctypes.c_int
+        _linkat = fn
+    if _linkat(_AT_FDCWD, f"/proc/self/fd/{fd}".encode(), _AT_FDCWD, os.fsencode(path), _FOLLOW):
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err), path)
+
+
+_AT_FDCWD: Final = -100
+_FOLLOW: Final = 0x400  # AT_SYMLINK_FOLLOW
+_linkat: Callable[[int, bytes, int, bytes, int], int] | None = None
