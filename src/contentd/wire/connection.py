@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import socket
+import struct
 import threading
 import time
 from collections.abc import Callable
@@ -83,6 +84,7 @@ _RECV_SIZE: Final = 256 << 10
 _JOIN_LIMIT: Final = 64 << 10
 _IOV_MAX: Final = 512
 _HEADER = fr.HEADER
+_U32: Final = struct.Struct(">I")
 _DATA = fr.DATA
 _OK: Final = grpc.StatusCode.OK
 _SMALL_MESSAGE: Final = 64 << 10
@@ -220,7 +222,9 @@ class Connection:
             elif ftype == fr.HEADERS:
                 self._on_headers_frame(sid, flags, view[start:off])
             elif ftype == fr.WINDOW_UPDATE:
-                self._on_window_update(sid, int.from_bytes(view[start:off]) & 0x7FFFFFFF)
+                if length != 4:
+                    raise ProtocolError(fr.ErrorCode.FRAME_SIZE_ERROR, "WINDOW_UPDATE size")
+                self._on_window_update(sid, _U32.unpack_from(data, start)[0] & 0x7FFFFFFF)
             elif ftype == fr.CONTINUATION:
                 self._on_continuation(sid, flags, view[start:off])
             elif ftype == fr.PING:
@@ -667,9 +671,9 @@ class Connection:
                     with self.lock:
                         if not self._dirty or self._broken:
                             break
-                        bufs = self._collect()
+                        bufs, total = self._collect()
                     if bufs:
-                        self._write(bufs)
+                        self._write(bufs, total)
             except OSError as err:
                 log.debug("writing to %s failed: %s", self.peer, err)
                 self._break()
@@ -682,36 +686,52 @@ class Connection:
         if close:
             self.close()
 
-    def _collect(self) -> list[Any]:
-        """Frames to write now (lock held): control frames, then each ready call's output."""
+    def _collect(self) -> tuple[list[Any], int]:
+        """Frames to write now and their size (lock held): control frames, then calls' output."""
         self._dirty = False
         out: list[Any] = self._ctrl
         self._ctrl = []
+        total = 0
+        for frame in out:
+            total += len(frame)
         if not self._ready:
-            return out
+            return out, total
         maxf = self._peer_frame
         pack = _HEADER.pack
+        append = out.append
         for sid, call in list(self._ready.items()):
             q = call.out
             while q:
                 kind, item = q[0]
                 if kind == DATA_ITEM:
-                    window = min(self._send_window, call.send_window)
-                    if window <= 0:
-                        break
+                    window = self._send_window
+                    if call.send_window < window:
+                        window = call.send_window
                     n = len(item)
-                    if n > window or n > maxf:
-                        k = min(window, maxf)
-                        out.append(pack(k << 8 | _DATA, 0, sid))
-                        if not isinstance(item, memoryview):
-                            item = memoryview(item)
-                        out.append(item[:k])
-                        q[0] = (kind, item[k:])
-                        n = k
-                    else:
-                        out.append(pack(n << 8 | _DATA, 0, sid))
-                        out.append(item)
+                    if n <= window and n <= maxf:  # the usual case: one frame
+                        append(pack(n << 8 | _DATA, 0, sid))
+                        append(item)
                         q.popleft()
+                    elif window <= 0:
+                        break
+                    else:  # frames of at most maxf, as far as the window goes
+                        if n > window:
+                            n = window
+                        view = item if isinstance(item, memoryview) else memoryview(item)
+                        pos = 0
+                        while pos < n:
+                            m = n - pos
+                            if m > maxf:
+                                m = maxf
+                            append(pack(m << 8 | _DATA, 0, sid))
+                            append(view[pos : pos + m])
+                            pos += m
+                        if n < len(view):
+                            q[0] = (kind, view[n:])
+                        else:
+                            q.popleft()
+                        total += 9 * (n // maxf)
+                    total += n + 9
                     self._send_window -= n
                     call.send_window -= n
                     call.out_bytes -= n
@@ -720,16 +740,23 @@ class Connection:
                     if self._table_update:
                         self._table_update = False
                         block = b"\x20" + block
-                    self._header_frames(out, sid, block, end_stream)
+                    if len(block) <= maxf:
+                        flags = fr.END_HEADERS | fr.END_STREAM if end_stream else fr.END_HEADERS
+                        append(pack(len(block) << 8 | fr.HEADERS, flags, sid))
+                        append(block)
+                    else:
+                        self._header_frames(out, sid, block, end_stream)
+                    total += len(block) + 9 * (1 + len(block) // maxf)
                     q.popleft()
                 else:
-                    out.append(fr.rst_stream(sid, item))
+                    append(fr.rst_stream(sid, item))
+                    total += 13
                     q.popleft()
             if not q:
                 del self._ready[sid]
             if call.cond is not None and call.out_bytes <= SEND_BUFFER:
                 call.cond.notify_all()
-        return out
+        return out, total
 
     def _header_frames(self, out: list[Any], sid: int, block: bytes, end_stream: bool) -> None:
         maxf = self._peer_frame
@@ -745,9 +772,9 @@ class Connection:
             out.append(_HEADER.pack(len(chunk) << 8 | ftype, (flags if i == 0 else 0) | last, sid))
             out.append(chunk)
 
-    def _write(self, bufs: list[Any]) -> None:
+    def _write(self, bufs: list[Any], total: int) -> None:
+        """Send ``bufs`` (``total`` is about their size: it picks join or scatter-gather)."""
         sock = self.sock
-        total = sum(len(b) for b in bufs)
         if total <= _JOIN_LIMIT or len(bufs) == 1:
             sock.sendall(b"".join(bufs) if len(bufs) > 1 else bufs[0])
             return
