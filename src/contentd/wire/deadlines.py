@@ -35,10 +35,12 @@ class Deadlines:
         with self._cond:
             if self._stopped:
                 return
-            heapq.heappush(self._heap, (when, next(self._seq), action))
+            seq = next(self._seq)
+            heapq.heappush(self._heap, (when, seq, action))
             if self._thread is None:
                 self._thread = start_thread(self._run, self._name)
-            self._cond.notify()
+            elif self._heap[0][1] == seq:  # the timer sleeps until a later deadline
+                self._cond.notify()
 
     def stop(self) -> None:
         with self._cond:
