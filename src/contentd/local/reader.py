@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from types import TracebackType
 from typing import Self
 
@@ -12,11 +13,18 @@ __all__ = ["FileReaderAt"]
 
 
 class FileReaderAt:
-    """A ReaderAt over an open file; ``size`` is fixed when opened."""
+    """A ReaderAt over an open file; ``size`` is fixed when opened.
 
-    def __init__(self, fd: int) -> None:
+    With ``on_close`` the file is shared (see :mod:`contentd.local.openblobs`):
+    closing the reader calls it instead of closing the file.
+    """
+
+    def __init__(
+        self, fd: int, size: int | None = None, on_close: Callable[[], None] | None = None
+    ) -> None:
         self._fd: int | None = fd
-        self._size = os.fstat(fd).st_size
+        self._size = os.fstat(fd).st_size if size is None else size
+        self._on_close = on_close
 
     @property
     def size(self) -> int:
@@ -55,7 +63,11 @@ class FileReaderAt:
 
     def close(self) -> None:
         fd, self._fd = self._fd, None
-        if fd is not None:
+        if fd is None:
+            return
+        if self._on_close is not None:
+            self._on_close()
+        else:
             os.close(fd)
 
     def __enter__(self) -> Self:
@@ -70,5 +82,5 @@ class FileReaderAt:
         self.close()
 
     def __del__(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
+        if getattr(self, "_fd", None) is not None:
+            self.close()

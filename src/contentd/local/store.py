@@ -14,6 +14,7 @@ import shutil
 import stat
 import time
 from collections.abc import Iterator, Mapping
+from functools import partial
 
 from contentd.content import digest as digests
 from contentd.content import filters as filtering
@@ -27,7 +28,7 @@ from contentd.content.errors import (
 from contentd.content.gotime import from_ns
 from contentd.content.store import LabelStore, digest_of_target
 from contentd.content.types import Descriptor, Info, Status, utcnow
-from contentd.local import pending
+from contentd.local import openblobs, pending
 from contentd.local.layout import (
     IngestPaths,
     Layout,
@@ -83,14 +84,10 @@ class LocalStore:
         digest = digest_of_target(target)
         path = self._layout.blob_path(digest)
         try:
-            fd = _open_noatime(path)
-        except FileNotFoundError:
+            blob = openblobs.acquire(self.root, digest, path, _open_noatime)
+        except (FileNotFoundError, NotADirectoryError):
             raise NotFound(f"content {digest}") from None
-        try:
-            return FileReaderAt(fd)
-        except BaseException:
-            os.close(fd)
-            raise
+        return FileReaderAt(blob.fd, blob.size, partial(openblobs.release, blob))
 
     # -- Manager ---------------------------------------------------------
 
@@ -184,9 +181,10 @@ class LocalStore:
         try:
             os.unlink(path)
         except FileNotFoundError:
-            return
+            pass
         except IsADirectoryError:
             shutil.rmtree(path)
+        openblobs.forget(self.root, digest)  # after the unlink: see openblobs.acquire
 
     # -- IngestManager ---------------------------------------------------
 
