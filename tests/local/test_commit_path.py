@@ -355,3 +355,23 @@ def test_ingest_without_writeback_support(tmp_path: Path, monkeypatch: pytest.Mo
     w.write(data[writeback.WINDOW :])
     w.commit(len(data), digest_of(data))
     assert store.info(digest_of(data)).size == len(data)
+
+
+def test_a_pending_ingest_that_cannot_get_its_directory_is_gone_after_close(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def full_disk(*args: object, **kw: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    store = LocalStore(tmp_path)
+    w = store.writer("r")
+    w.write(b"abc")
+    monkeypatch.setattr(writer_module, "create_ingest_files", full_disk)
+    with pytest.raises(OSError, match="No space"):
+        w.close()
+    monkeypatch.undo()
+    with pytest.raises(NotFound):
+        store.status("r")  # no phantom left in the table
+    assert os.listdir(tmp_path / "ingest") == []
+    with store.writer("r") as w2:  # and the lock is free
+        assert w2.status().offset == 0

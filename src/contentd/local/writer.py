@@ -149,9 +149,11 @@ class LocalWriter:
             if not self._gone:
                 os.fsync(fd)
         finally:
+            if self._pending:  # it could not get its directory: it is gone with the fd
+                pending.pop(self._store.root, self._ref, self)
             os.close(fd)
             try:
-                if not self._gone:
+                if not self._gone and not self._pending:
                     write_timestamp(self._paths.updatedat, self._updated_at, durable=True)
                     # a new ingest's small files were written without syncing
                     sync_ingest(self._paths)
