@@ -52,6 +52,7 @@ class Call:
     """One HTTP/2 stream carrying one RPC."""
 
     __slots__ = (
+        "__weakref__",
         "aborted",
         "callbacks",
         "cancelled",

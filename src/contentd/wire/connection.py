@@ -29,7 +29,9 @@ import socket
 import struct
 import threading
 import time
+import weakref
 from collections.abc import Callable
+from functools import partial
 from typing import TYPE_CHECKING, Any, Final
 
 import grpc
@@ -130,6 +132,8 @@ class Connection:
         self._peer_frame = _DEFAULT_FRAME
         self._table_update = False
         self._credit = 0
+        #: response bytes queued on all calls and not written yet
+        self._pending_out = 0
         # life
         self._closing = False
         self._broken = False
@@ -283,6 +287,15 @@ class Connection:
         call = self._calls.get(sid)
         if call is not None:
             self._abandon(call, grpc.StatusCode.CANCELLED, "Cancelled", _SILENT)
+            return
+        with self.lock:  # ended here, its last output still waiting for window: drop it
+            call = self._ready.pop(sid, None)
+            if call is not None:
+                self._pending_out -= call.out_bytes
+                call.out.clear()
+                call.out_bytes = 0
+                if call.cond is not None:
+                    call.cond.notify_all()
 
     def _on_headers_frame(self, sid: int, flags: int, payload: memoryview) -> None:
         if flags & fr.PADDED:
@@ -362,8 +375,8 @@ class Connection:
                 self, sid, request.path, handler, request.metadata, deadline, self._peer_window
             )
             self._calls[sid] = call
-        if deadline is not None:
-            server.deadlines.add(deadline, lambda: self.expire(call))
+        if deadline is not None:  # weak: an ended call's entry keeps nothing alive
+            server.deadlines.add(deadline, partial(_expire, weakref.ref(self), weakref.ref(call)))
         if handler.request_streaming:
             call.cond = threading.Condition(self.lock)
             if end_stream:
@@ -430,7 +443,11 @@ class Connection:
                 if call.cond is not None:
                     call.cond.notify_all()
             if call.queued > QUEUE_LIMIT and call.handler.request_streaming:
+                # only the stream's credit waits for the handler: held-back connection
+                # credit would let a few slow streams (or ones that end before their
+                # handler takes what was queued) stall every other stream for good
                 call.deferred += length
+                self._give_back(None, length)
             else:
                 self._give_back(call, length)
         if flags & fr.END_STREAM:
@@ -478,7 +495,10 @@ class Connection:
             )
             return
         bound = policy(request)
-        if bound is not None and bound <= min(self._send_window, call.send_window):
+        # the windows count only what was written: output still queued takes from them too
+        if bound is not None and bound <= min(
+            self._send_window - self._pending_out, call.send_window
+        ):
             run(call, request, deserialize=False, inline=True)
         else:
             self._submit(call, request, False)
@@ -507,15 +527,17 @@ class Connection:
             self._ctrl.append(frame)
             self._dirty = True
 
-    def _give_back(self, call: Call | None, n: int) -> None:
-        """Return ``n`` received bytes to the client's windows (lock held)."""
+    def _give_back(self, call: Call | None, n: int, *, connection: bool = True) -> None:
+        """Return ``n`` received bytes to the client's windows (lock held): the
+        connection's (unless ``connection`` is False) and ``call``'s stream's."""
         if not n:
             return
-        self._credit += n
-        if self._credit >= CONNECTION_WINDOW // 4:
-            self._ctrl.append(fr.window_update(0, self._credit))
-            self._credit = 0
-            self._dirty = True
+        if connection:
+            self._credit += n
+            if self._credit >= CONNECTION_WINDOW // 4:
+                self._ctrl.append(fr.window_update(0, self._credit))
+                self._credit = 0
+                self._dirty = True
         if call is not None and not call.remote_closed:
             call.credit += n
             if call.credit >= STREAM_WINDOW // 4:
@@ -533,19 +555,19 @@ class Connection:
         cond = call.cond
         assert cond is not None
         with self.lock:
-            while not call.messages:
-                if call.ended:
-                    if call.cancelled:
-                        raise CallCancelled()
-                    return None
-                if call.remote_closed:
+            while True:
+                if call.cancelled:  # even with messages queued: none is handled after a cancel
+                    raise CallCancelled()
+                if call.messages:
+                    break
+                if call.ended or call.remote_closed:
                     return None
                 cond.wait()
             raw = call.messages.popleft()
             call.queued -= len(raw)
             if call.deferred and call.queued <= QUEUE_LIMIT:
                 deferred, call.deferred = call.deferred, 0
-                self._give_back(call, deferred)
+                self._give_back(call, deferred, connection=False)
         self._flush_if_dirty()
         return raw
 
@@ -574,6 +596,7 @@ class Connection:
                 out.append((DATA_ITEM, prefix + payload[:k]))
                 out.append((DATA_ITEM, memoryview(payload)[k:]))
             call.out_bytes += n + 5
+            self._pending_out += n + 5
             self._ready[call.id] = call
             self._dirty = True
         if not flush:
@@ -620,7 +643,11 @@ class Connection:
             if call.ended:
                 return
             call.cancelled = True
-            call.out.clear()  # queued output is dropped
+            q = call.out
+            if q and q[0][0] == HEADERS_ITEM and not q[0][1][1]:
+                call.headers_sent = False  # queued, never written: the end is trailers-only
+            q.clear()  # queued output is dropped
+            self._pending_out -= call.out_bytes
             call.out_bytes = 0
             self._end(call, code, details, how)
             callbacks = self._take_callbacks(call)
@@ -735,6 +762,7 @@ class Connection:
                     self._send_window -= n
                     call.send_window -= n
                     call.out_bytes -= n
+                    self._pending_out -= n
                 elif kind == HEADERS_ITEM:
                     block, end_stream = item
                     if self._table_update:
@@ -817,7 +845,8 @@ class Connection:
 
     @property
     def idle(self) -> bool:
-        return not self._calls
+        """No call running and no output of an ended call still waiting for window."""
+        return not self._calls and not self._ready
 
     def wait_closed(self, timeout: float | None) -> bool:
         return self._closed.wait(timeout)
@@ -827,6 +856,7 @@ class Connection:
             self._broken = True
             self._ctrl.clear()
             self._ready.clear()
+            self._pending_out = 0
         self.close()
 
     def _lost(self) -> None:
@@ -889,6 +919,12 @@ def _stateless(block: bytes) -> bool:
     except IndexError:
         return False
     return i == n
+
+
+def _expire(conn: weakref.ref[Connection], call: weakref.ref[Call]) -> None:
+    c, k = conn(), call()
+    if c is not None and k is not None:
+        c.expire(k)
 
 
 def _run_callbacks(callbacks: list[Callable[[], None]]) -> None:

@@ -104,7 +104,10 @@ def trailers_only(code: int, message: str) -> bytes:
 
 def timeout_seconds(value: str) -> float | None:
     """A ``grpc-timeout`` value (``1S``, ``250m``, ...) in seconds; None when malformed."""
-    if len(value) < 2 or len(value) > 9 or value[-1] not in _UNITS or not value[:-1].isdigit():
+    digits = value[:-1]
+    if len(value) < 2 or len(value) > 9 or value[-1] not in _UNITS or not digits.isascii():
+        return None
+    if not digits.isdigit():
         return None
     return int(value[:-1]) * _UNITS[value[-1]]
 

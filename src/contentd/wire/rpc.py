@@ -27,6 +27,10 @@ _OK: Final = grpc.StatusCode.OK
 _UNKNOWN: Final = grpc.StatusCode.UNKNOWN
 
 
+#: A unary reply up to this size is queued and written together with its trailers.
+_SMALL_REPLY: Final = 64 << 10
+
+
 def run(call: Call, argument: Any, *, deserialize: bool, inline: bool) -> None:
     """Run ``call``'s handler with its request (raw bytes when ``deserialize``) and end the call.
 
@@ -61,7 +65,10 @@ def run(call: Call, argument: Any, *, deserialize: bool, inline: bool) -> None:
             if call.active:
                 what = "serializing response"
                 payload = serialize(response) if serialize is not None else response
-                conn.send(call, payload, flush=False)
+                # small replies go out with the trailers in one write; a big one is written
+                # now and the worker waits for window, so a client that does not read
+                # holds at most a worker's worth of queued output per call
+                conn.send(call, payload, flush=not inline and len(payload) > _SMALL_REPLY)
     except MessageTooLarge as err:
         conn.fail(call, grpc.StatusCode.RESOURCE_EXHAUSTED, str(err))
         return
