@@ -1,0 +1,237 @@
+"""Regressions found by a review of the native engine, each driven by a raw HTTP/2 client."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import grpc
+import pytest
+
+from contentd.wire import frames as fr
+from contentd.wire.metadata import timeout_seconds
+from contentd.wire.server import Server
+from tests.wire.helpers import Probe, RawClient, message, serve
+
+
+class Tracker:
+    """Reads every frame the server sends (in the background) and keeps the windows
+    the server grants this client."""
+
+    def __init__(self, client: RawClient) -> None:
+        self.client = client
+        self.frames: list[fr.Frame] = []
+        self.conn_window = 65535
+        self.initial = 65535
+        self.stream_windows: dict[int, int] = {}
+        self.lock = threading.Lock()
+        threading.Thread(target=self._run, daemon=True).start()
+
+    def _run(self) -> None:
+        try:
+            while True:
+                f = self.client.frame()
+                with self.lock:
+                    self.frames.append(f)
+                    if f.type == fr.WINDOW_UPDATE:
+                        increment = int.from_bytes(f.payload, "big")
+                        if f.stream_id == 0:
+                            self.conn_window += increment
+                        else:
+                            sid = f.stream_id
+                            self.stream_windows[sid] = (
+                                self.stream_windows.get(sid, self.initial) + increment
+                            )
+                    elif f.type == fr.SETTINGS and not f.flags & fr.ACK:
+                        for key, value in fr.parse_settings(f.payload):
+                            if key == fr.Setting.INITIAL_WINDOW_SIZE:
+                                self.initial = value
+        except (OSError, EOFError):
+            return
+
+    def sent(self, sid: int, n: int) -> None:
+        with self.lock:
+            self.conn_window -= n
+            self.stream_windows[sid] = self.stream_windows.get(sid, self.initial) - n
+
+    def available(self, sid: int) -> int:
+        with self.lock:
+            return min(self.conn_window, self.stream_windows.get(sid, self.initial))
+
+
+def _connection(server: Server) -> Any:
+    [conn] = list(server._conns)  # type: ignore[attr-defined]
+    return conn
+
+
+def test_cancelled_uploads_do_not_eat_the_connection_window() -> None:
+    """A stream whose handler stops taking messages has its own window held back, never
+    the connection's: cancelling such uploads used to leak ~4 MiB of it each time."""
+    with serve(Probe()) as (_, addr):
+        client = RawClient(addr)
+        tracker = Tracker(client)
+        time.sleep(0.2)
+        chunk = message(b"x" * (64 << 10))
+        for round_ in range(6):
+            sid = 1 + 2 * round_
+            client.send(fr.headers(sid, client.request_block("/test.Probe/Hold")))
+            idle_since = time.monotonic()
+            while time.monotonic() - idle_since < 0.3:  # until the window stays shut
+                if tracker.available(sid) >= len(chunk):
+                    client.send(fr.data(sid, chunk))
+                    tracker.sent(sid, len(chunk))
+                    idle_since = time.monotonic()
+                else:
+                    time.sleep(0.02)
+            client.send(fr.rst_stream(sid, fr.ErrorCode.CANCEL))
+        time.sleep(0.3)
+        assert tracker.conn_window >= 8 << 20
+        client.close()
+
+
+def _stream_with_output_queued(server: Server, probe: Probe, client: RawClient) -> Any:
+    """Stream/1 answers 1 MiB, of which the client lets ~900 KiB through: the handler
+    ends with the rest of the data and the trailers still queued."""
+    client.send(
+        fr.headers(1, client.request_block("/test.Probe/Stream")),
+        fr.data(1, message(b"1"), end_stream=True),
+        fr.window_update(1, (900 << 10) - 65535),
+        fr.window_update(0, (900 << 10) - 65535),
+    )
+    assert probe.ended.wait(5)
+    conn = _connection(server)
+    deadline = time.monotonic() + 5
+    while conn._calls and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not conn._calls and list(conn._ready) == [1]
+    return conn
+
+
+def test_reset_of_an_ended_call_drops_its_queued_output() -> None:
+    probe = Probe()
+    with serve(probe) as (server, addr):
+        client = RawClient(addr)
+        Tracker(client)
+        conn = _stream_with_output_queued(server, probe, client)
+        client.send(fr.rst_stream(1, fr.ErrorCode.CANCEL))
+        deadline = time.monotonic() + 5
+        while conn._ready and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert not conn._ready and conn._pending_out == 0
+        client.close()
+
+
+def test_graceful_stop_waits_for_queued_output() -> None:
+    probe = Probe()
+    with serve(probe) as (server, addr):
+        client = RawClient(addr)
+        tracker = Tracker(client)
+        _stream_with_output_queued(server, probe, client)
+        server.stop(5)
+        time.sleep(0.3)
+        client.send(fr.window_update(1, 1 << 20), fr.window_update(0, 1 << 20))
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            with tracker.lock:
+                if any(
+                    f.type == fr.HEADERS and f.flags & fr.END_STREAM and f.stream_id == 1
+                    for f in tracker.frames
+                ):
+                    break
+            time.sleep(0.02)
+        else:
+            pytest.fail("the trailers never came: stop closed the connection with output queued")
+
+
+def test_cancelled_stream_hands_no_more_queued_messages() -> None:
+    seen: list[object] = []
+    done = threading.Event()
+
+    def slow(requests: Iterator[bytes], context: grpc.ServicerContext) -> bytes:
+        try:
+            for _ in requests:
+                seen.append(time.monotonic())
+                time.sleep(0.05)
+        except grpc.RpcError:
+            seen.append("raised")
+            raise
+        finally:
+            done.set()
+        return b"ok"
+
+    handler = grpc.method_handlers_generic_handler(
+        "t.S", {"Slow": grpc.stream_unary_rpc_method_handler(slow)}
+    )
+    with serve() as (server, addr):
+        server.add_generic_rpc_handlers([handler])
+        client = RawClient(addr)
+        client.send(
+            fr.headers(1, client.request_block("/t.S/Slow")),
+            *[fr.data(1, message(b"m%d" % i)) for i in range(20)],
+        )
+        time.sleep(0.12)
+        reset_at = time.monotonic()
+        client.send(fr.rst_stream(1, fr.ErrorCode.CANCEL))
+        assert done.wait(10)
+        after = [t for t in seen if isinstance(t, float) and t > reset_at + 0.06]
+        assert after == [] and seen[-1] == "raised"
+        client.close()
+
+
+def test_pipelined_big_unary_calls_queue_bounded_output() -> None:
+    """A client that pipelines many 1 MiB unary calls and reads nothing: inline calls stop
+    when the queued output would exceed the window, workers wait for window."""
+    inline = {"/test.Probe/Unary": lambda request: (1 << 20) + 1024}
+    with serve(Probe(), inline=inline) as (server, addr):
+        client = RawClient(addr)
+        client.send(
+            fr.settings({fr.Setting.INITIAL_WINDOW_SIZE: 4 << 20}),
+            fr.window_update(0, (16 << 20) - 65535),
+        )
+        time.sleep(0.2)
+        frames = []
+        for i in range(120):
+            sid = 1 + 2 * i
+            frames.append(fr.headers(sid, client.request_block("/test.Probe/Unary")))
+            frames.append(fr.data(sid, message(b"big:1048576"), end_stream=True))
+        client.send(*frames)
+        time.sleep(2)
+        conn = _connection(server)
+        # the connection window (16 MiB) plus one reply per worker (16 in the test server)
+        assert conn._pending_out <= (16 + 16 + 2) << 20
+        client.close()
+
+
+def test_abandoned_call_with_unwritten_headers_ends_trailers_only() -> None:
+    with serve(Probe()) as (server, addr):
+        client = RawClient(addr)
+        client.send(fr.headers(1, client.request_block("/test.Probe/Hold")))
+        time.sleep(0.3)
+        conn = _connection(server)
+        with conn._wlock:  # another thread is writing: the response headers stay queued
+            client.send(fr.data(1, message(b"x")))
+            [call] = list(conn._calls.values())
+            deadline = time.monotonic() + 5
+            while not call.out and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert call.out
+            conn.expire(call)
+        conn._flush()
+        f = client.until(fr.HEADERS, 1)
+        headers = client.headers(f)
+        assert f.flags & fr.END_STREAM
+        assert headers[":status"] == "200"
+        assert headers["content-type"] == "application/grpc"
+        assert headers["grpc-status"] == str(grpc.StatusCode.DEADLINE_EXCEEDED.value[0])
+        client.close()
+
+
+@pytest.mark.parametrize("value", ["\xb2S", "１S", "12", "S", "123456789S"])
+def test_malformed_timeouts_are_ignored(value: str) -> None:
+    assert timeout_seconds(value) is None
+
+
+def test_well_formed_timeout() -> None:
+    assert timeout_seconds("250m") == pytest.approx(0.25)
