@@ -235,3 +235,33 @@ def test_malformed_timeouts_are_ignored(value: str) -> None:
 
 def test_well_formed_timeout() -> None:
     assert timeout_seconds("250m") == pytest.approx(0.25)
+
+
+def test_a_larger_initial_window_counts_once_for_a_call_with_output_queued() -> None:
+    """SETTINGS_INITIAL_WINDOW_SIZE grows every open stream's window by the difference,
+    once: a call with output queued used to get it twice, and grpc-go then failed the
+    stream ("received N-bytes data exceeding the limit")."""
+    probe = Probe()
+    with serve(probe) as (_, addr):
+        client = RawClient(addr)
+        tracker = Tracker(client)
+        client.send(
+            fr.window_update(0, (16 << 20) - 65535),
+            fr.headers(1, client.request_block("/test.Probe/Stream")),
+            fr.data(1, message(b"1"), end_stream=True),
+        )
+
+        def data_bytes() -> int:
+            with tracker.lock:
+                return sum(
+                    len(f.payload) for f in tracker.frames if f.type == fr.DATA and f.stream_id == 1
+                )
+
+        deadline = time.monotonic() + 5
+        while data_bytes() < 65535 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert data_bytes() == 65535  # the default stream window, no more
+        client.send(fr.settings({fr.Setting.INITIAL_WINDOW_SIZE: 200_000}))
+        time.sleep(0.5)
+        assert data_bytes() == 200_000
+        client.close()
