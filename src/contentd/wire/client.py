@@ -24,6 +24,7 @@ from typing import Any, Final
 
 from contentd.api import codes
 from contentd.wire import frames as fr
+from contentd.wire.metadata import hpack_literal
 
 __all__ = ["CallError", "Connection"]
 
@@ -50,29 +51,8 @@ class CallError(Exception):
         return codes.error_of(self.code, self.message)
 
 
-def _integer(value: int, prefix_bits: int, first: int) -> bytes:
-    """An HPACK integer (RFC 7541 §5.1) with ``first``'s high bits as the pattern."""
-    limit = (1 << prefix_bits) - 1
-    if value < limit:
-        return bytes([first | value])
-    out = bytearray([first | limit])
-    value -= limit
-    while value >= 128:
-        out.append(value & 0x7F | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
-
-
-def _string(value: bytes) -> bytes:
-    return _integer(len(value), 7, 0) + value
-
-
 def _literal(name: str | int, value: str) -> bytes:
-    """A header field as a literal without indexing: static name index or a new name."""
-    if isinstance(name, int):
-        return _integer(name, 4, 0) + _string(value.encode())
-    return b"\x00" + _string(name.encode()) + _string(value.encode())
+    return hpack_literal(name if isinstance(name, int) else name.encode(), value.encode())
 
 
 # :method POST (3) and :scheme http (6) are fully indexed; :path (4), :authority (1) and

@@ -13,12 +13,13 @@ import base64
 import binascii
 from typing import Final
 
-import grpc
-
 __all__ = [
     "RESPONSE_HEADERS",
     "TRAILERS_OK",
     "Request",
+    "hpack_integer",
+    "hpack_literal",
+    "hpack_string",
     "parse_request",
     "percent_encode",
     "status_block",
@@ -49,7 +50,7 @@ _UNITS: Final = {
 _PLAIN: Final = frozenset(range(0x20, 0x7F)) - {ord("%")}
 
 
-def _integer(value: int, prefix_bits: int, first: int) -> bytes:
+def hpack_integer(value: int, prefix_bits: int, first: int) -> bytes:
     """An HPACK integer (RFC 7541 §5.1); ``first`` holds the bits above the prefix."""
     limit = (1 << prefix_bits) - 1
     if value < limit:
@@ -63,19 +64,24 @@ def _integer(value: int, prefix_bits: int, first: int) -> bytes:
     return bytes(out)
 
 
-def _string(text: bytes) -> bytes:
-    return _integer(len(text), 7, 0) + text
+def hpack_string(text: bytes) -> bytes:
+    """A string literal, not Huffman-coded."""
+    return hpack_integer(len(text), 7, 0) + text
 
 
-def _literal(name: bytes, value: bytes) -> bytes:
-    """A literal header field without indexing, with a literal name."""
-    return b"\x00" + _string(name) + _string(value)
+def hpack_literal(name: bytes | int, value: bytes) -> bytes:
+    """A literal header field without indexing: ``name`` literal, or a static-table index."""
+    if isinstance(name, int):
+        return hpack_integer(name, 4, 0) + hpack_string(value)
+    return b"\x00" + hpack_string(name) + hpack_string(value)
+
+
 
 
 #: ``:status: 200`` (static index 8) and ``content-type: application/grpc`` (name index 31)
-RESPONSE_HEADERS: Final = b"\x88" + _integer(31, 4, 0) + _string(b"application/grpc")
-_STATUS_BLOCKS: Final = {
-    code.value[0]: _literal(b"grpc-status", str(code.value[0]).encode()) for code in grpc.StatusCode
+RESPONSE_HEADERS: Final = b"\x88" + hpack_integer(31, 4, 0) + hpack_string(b"application/grpc")
+_STATUS_BLOCKS: Final = {  # the 17 codes gRPC defines
+    code: hpack_literal(b"grpc-status", str(code).encode()) for code in range(17)
 }
 #: the trailers of a successful call
 TRAILERS_OK: Final = _STATUS_BLOCKS[0]
@@ -91,9 +97,9 @@ def percent_encode(message: str) -> bytes:
 
 def status_block(code: int, message: str) -> bytes:
     """A header block with ``grpc-status`` (and ``grpc-message`` when there is one)."""
-    block = _STATUS_BLOCKS.get(code) or _literal(b"grpc-status", str(code).encode())
+    block = _STATUS_BLOCKS.get(code) or hpack_literal(b"grpc-status", str(code).encode())
     if message:
-        block += _literal(b"grpc-message", percent_encode(message))
+        block += hpack_literal(b"grpc-message", percent_encode(message))
     return block
 
 
