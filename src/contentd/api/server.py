@@ -28,7 +28,7 @@ import ctypes.util
 import logging
 import os
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent import futures
 from typing import Any, Final, Protocol
 
@@ -115,12 +115,14 @@ def new_server(
     max_workers: int = DEFAULT_MAX_WORKERS,
     options: Sequence[tuple[str, Any]] = (),
     name: str = "contentd-grpc",
+    inline: Mapping[str, Callable[[Any], int | None]] | None = None,
 ) -> grpc.Server:
     """An unbound server of ``engine`` (default :data:`DEFAULT_ENGINE`) on ``executor``.
 
     Without an executor, one of ``max_workers`` threads is made. ``options``
     are grpcio's (see :func:`server_options`); the native engine reads the
-    message limits from them.
+    message limits from them and runs the ``inline`` calls (default
+    :data:`INLINE_CALLS`; ``{}``: none) on its reader threads.
     """
     engine = engine or DEFAULT_ENGINE
     if engine not in ENGINES:
@@ -135,7 +137,12 @@ def new_server(
         return grpc.server(executor, options=server_options(options))
     from contentd.wire import Server
 
-    return Server(executor, options=server_options(options), inline=INLINE_CALLS, name=name)
+    return Server(
+        executor,
+        options=server_options(options),
+        inline=INLINE_CALLS if inline is None else inline,
+        name=name,
+    )
 
 
 def build_server(

@@ -167,6 +167,7 @@ class Daemon:
         )
         server = new_server(
             grpc_config.engine,
+            inline=None if self._local_backend() else {},
             executor=executor,
             options=[
                 (
@@ -183,6 +184,22 @@ class Daemon:
         listener = _Listener(name, socket, server, executor)
         self._listeners.append(listener)
         return listener
+
+    def _local_backend(self) -> bool:
+        """Whether blobs are on local disk (else Info/Read wait for another server).
+
+        Only then may the native engine answer Info and small Reads on a
+        connection's reader thread: a call that waits for a remote backend
+        there would hold up every other call of that connection.
+        """
+        from contentd.local import LocalStore
+        from contentd.metadata import MetadataDB
+
+        try:
+            db = self.plugins.get(types.METADATA)
+        except Exception:
+            return True  # no content service to serve anyway
+        return not isinstance(db, MetadataDB) or isinstance(db.backend, LocalStore)
 
     def _bind(self, listener: _Listener, uid: int, gid: int) -> None:
         from contentd.api.server import listen
