@@ -36,9 +36,8 @@ def _put(address: str, namespace: str, data: bytes) -> str:
     import io
 
     with ProxyStore(address, namespace) as store:
-        write_blob(
-            store, f"wire-{digest[7:19]}", io.BytesIO(data), Descriptor(digest=digest, size=len(data)), ROOT
-        )
+        descriptor = Descriptor(digest=digest, size=len(data))
+        write_blob(store, f"wire-{digest[7:19]}", io.BytesIO(data), descriptor, ROOT)
     return digest
 
 
