@@ -6,9 +6,10 @@ by hand: each service passed in registers itself. Two engines
 (:func:`new_server`, ``[grpc] engine``):
 
 * ``contentd`` (default): the native HTTP/2 engine (:mod:`contentd.wire`).
-  The calls in :data:`INLINE_CALLS` (Content/Info, Content/Read of at most
-  1 MiB: ``ctr content get`` and containerd's proxy plugin read 32 KiB per
-  call) run on the connection's reader thread; everything else on a pool;
+  The calls in :data:`INLINE_CALLS` (Content/Info, Content/Status,
+  Content/Read of at most 1 MiB: ``ctr content get`` and containerd's proxy
+  plugin read 32 KiB per call) run on the connection's reader thread when
+  blobs are on local disk; everything else on a pool;
 * ``grpcio``: grpcio's synchronous server (every RPC on a pool thread, behind
   its poller; about 1 ms of overhead per call).
 
@@ -73,15 +74,17 @@ def _read_inline(request: Any) -> int | None:
     return size + _HEADROOM if 0 < size <= INLINE_READ_LIMIT else None
 
 
-def _info_inline(request: Any) -> int | None:
-    return 4 << 10  # an Info with labels (bounded by containerd's label limits); fits any window
+def _small_inline(request: Any) -> int | None:
+    return 4 << 10  # an Info with labels, a Status (containerd bounds both); fits any window
 
 
-#: Calls cheap and bounded enough to answer on the connection's reader thread: method path ->
-#: the largest response they may send given the request (None: not this one, use the pool).
+#: Calls cheap and bounded enough to answer on the connection's reader thread (one metadata
+#: lookup, at most one 1 MiB read from local disk): method path -> the largest response they
+#: may send given the request (None: not this one, use the pool).
 INLINE_CALLS: Final[dict[str, Callable[[Any], int | None]]] = {
-    _CONTENT + "Info": _info_inline,
+    _CONTENT + "Info": _small_inline,
     _CONTENT + "Read": _read_inline,
+    _CONTENT + "Status": _small_inline,
 }
 
 _M_TRIM_THRESHOLD: Final = -1
