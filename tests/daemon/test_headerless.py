@@ -228,3 +228,33 @@ version = 2
             store.close()
         daemon.stop()
     assert not (base / "a.sock").exists() and not (base / "b.sock").exists()
+
+
+def test_pinned_label_is_read_again_only_after_a_namespace_change(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from contentd.daemon.resolver import NamespaceResolver
+    from contentd.local import LocalStore
+
+    db = MetadataDB(tmp_path / "meta.db", LocalStore(tmp_path / "root"))
+    try:
+        resolver = NamespaceResolver(db, PINNED)
+        reads: list[str] = []
+        labels = db.namespaces.labels
+        monkeypatch.setattr(
+            db.namespaces, "labels", lambda name: reads.append(name) or labels(name)
+        )
+        for _ in range(5):
+            resolver.resolve(None, None)
+        assert len(reads) <= 2  # the first check, and one after its own label write
+        assert db.namespaces.get(PINNED) == {LABEL_GC_MANAGED_EXTERNALLY: "true"}
+        reads.clear()
+        for _ in range(5):
+            resolver.resolve(None, None)
+        assert reads == []
+        db.namespaces.set_label("other", "k", "v")  # any change: read again, once
+        db.namespaces.set_label(PINNED, LABEL_GC_MANAGED_EXTERNALLY, "")
+        resolver.resolve(None, None)
+        assert db.namespaces.get(PINNED) == {LABEL_GC_MANAGED_EXTERNALLY: "true"}
+    finally:
+        db.close()

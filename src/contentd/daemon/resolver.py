@@ -60,6 +60,8 @@ class NamespaceResolver:
         self.headerless_namespace = headerless_namespace or None
         self.exclusive = exclusive
         self._lock = threading.Lock()
+        # namespaces.changes when the label was last seen in place (-1: never)
+        self._checked = -1
 
     def __repr__(self) -> str:
         return (
@@ -81,19 +83,25 @@ class NamespaceResolver:
     def ensure_pinned(self) -> None:
         """Create the pinned namespace if needed and make sure it carries the GC label.
 
-        One read per header-less call; a write only when the label is missing.
+        A database read only after some namespace's labels changed (containerd's
+        proxy makes a header-less call per 32 KiB it reads: a read each was most of
+        what finding the store cost them); a write only when the label is missing.
         """
         name = self.headerless_namespace
         if name is None:
             return
-        if self.db.namespaces.labels(name).get(LABEL_GC_MANAGED_EXTERNALLY) == "true":
+        namespaces = self.db.namespaces
+        if namespaces.changes == self._checked:
             return
         with self._lock:
-            if self.db.namespaces.labels(name).get(LABEL_GC_MANAGED_EXTERNALLY) == "true":
-                return
-            self.db.namespaces.set_label(name, LABEL_GC_MANAGED_EXTERNALLY, "true")
-            log.info(
-                "header-less calls are served from namespace %s (GC managed by the caller)",
-                name,
-                extra={"fields": {"namespace": name}},
-            )
+            # read before the labels: a change after this is noticed by the next call (our
+            # own write below included, which costs one more read)
+            seen = namespaces.changes
+            if namespaces.labels(name).get(LABEL_GC_MANAGED_EXTERNALLY) != "true":
+                namespaces.set_label(name, LABEL_GC_MANAGED_EXTERNALLY, "true")
+                log.info(
+                    "header-less calls are served from namespace %s (GC managed by the caller)",
+                    name,
+                    extra={"fields": {"namespace": name}},
+                )
+            self._checked = seen

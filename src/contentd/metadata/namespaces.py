@@ -8,6 +8,7 @@ creates the bucket on first write).
 from __future__ import annotations
 
 import builtins
+import itertools
 import sqlite3
 from collections.abc import Mapping
 from typing import Final
@@ -29,6 +30,13 @@ LABEL_GC_MANAGED_EXTERNALLY: Final = "contentd.io/gc.managed-externally"
 class NamespaceStore:
     def __init__(self, core: Core) -> None:
         self._core = core
+        self._changes = itertools.count(1)
+        #: Moves on whenever a namespace's labels change or a namespace goes, so a caller
+        #: can keep what it read until then (the daemon's pinned-namespace check).
+        self.changes = 0
+
+    def _changed(self) -> None:
+        self.changes = next(self._changes)
 
     def create(self, name: str, labels: Mapping[str, str] | None = None) -> None:
         identifiers.validate(name)
@@ -80,6 +88,7 @@ class NamespaceStore:
                 conn.execute(
                     "DELETE FROM namespace_labels WHERE namespace = ? AND key = ?", (name, key)
                 )
+        self._changed()
 
     def delete(self, name: str) -> None:
         """Delete an empty namespace: FailedPrecondition while it holds anything."""
@@ -98,6 +107,7 @@ class NamespaceStore:
                     f'namespace "{name}" must be empty, but it still has {", ".join(held)}'
                 )
             conn.execute("DELETE FROM namespaces WHERE name = ?", (name,))
+        self._changed()
 
 
 def _labels(conn: sqlite3.Connection, name: str) -> dict[str, str]:
