@@ -42,8 +42,11 @@ class ProxyPull(Workload):
         image = env.images(rep + 1)[rep]
         namespace = f"bench-pull-{rep}"
         self._ref[t.address] = image.ref
+        # --debug: without it ctr draws a progress display that ticks every 100 ms and
+        # returns only on a tick after the fetch is done, so every pull would be rounded
+        # up to the next tick (a 20 ms difference came out as 0 or 100 ms)
         r = t.ctr(
-            "images", "pull", "--plain-http", image.ref,
+            "--debug", "images", "pull", "--plain-http", image.ref,
             namespace=namespace, timeout=self.timeout(env.scale),
         )  # fmt: skip
         blobs = t.client.count(namespace=namespace)
