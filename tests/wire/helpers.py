@@ -18,7 +18,7 @@ import hpack
 from contentd.wire import frames as fr
 from contentd.wire.server import Server
 
-__all__ = ["Probe", "RawClient", "probe_service", "serve"]
+__all__ = ["Probe", "RawClient", "held_call", "probe_service", "serve"]
 
 SERVICE = "test.Probe"
 
@@ -137,6 +137,20 @@ def serve(
     finally:
         server.stop(None).wait(10)
         shutil.rmtree(directory, ignore_errors=True)
+
+
+def held_call(channel: grpc.Channel) -> tuple[Any, threading.Event]:
+    """A ``Hold`` call that has echoed its first message, and a gate: the client sends
+    nothing more (and does not half-close) until the gate is set."""
+    gate = threading.Event()
+
+    def requests() -> Iterator[bytes]:
+        yield b"first"
+        gate.wait(30)
+
+    call = channel.stream_stream(f"/{SERVICE}/Hold")(requests())
+    assert next(call) == b"first"
+    return call, gate
 
 
 class RawClient:

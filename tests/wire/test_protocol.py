@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 
 import grpc
 import pytest
 
 from contentd.wire import frames as fr
-from tests.wire.helpers import SERVICE, Probe, RawClient, message, serve
+from tests.wire.helpers import SERVICE, Probe, RawClient, held_call, message, serve
 
 UNARY = f"/{SERVICE}/Unary"
 
@@ -112,14 +111,7 @@ def test_goaway_lets_the_open_stream_finish(raw: tuple[RawClient, Probe, object]
 def test_stop_cancels_after_grace() -> None:
     probe = Probe()
     with serve(probe) as (server, address), grpc.insecure_channel(address) as ch:
-        gate = threading.Event()
-
-        def requests() -> Iterator[bytes]:
-            yield b"first"
-            gate.wait(30)
-
-        call = ch.stream_stream(f"/{SERVICE}/Hold")(requests())
-        assert next(call) == b"first"
+        call, gate = held_call(ch)
         stopped = server.stop(2.0)
         assert not probe.ended.is_set()  # in grace: the call goes on
         assert stopped.wait(10)

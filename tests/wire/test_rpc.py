@@ -10,7 +10,7 @@ from typing import Any
 import grpc
 import pytest
 
-from tests.wire.helpers import SERVICE, Probe, serve
+from tests.wire.helpers import SERVICE, Probe, held_call, serve
 
 _LIMITS = [
     ("grpc.max_receive_message_length", 64 << 20),
@@ -146,14 +146,7 @@ def test_client_cancels_unary_and_server_stream() -> None:
 def test_client_cancels_bidi_stream_waiting_for_input() -> None:
     probe = Probe()
     with serve(probe) as (_, address), grpc.insecure_channel(address) as ch:
-        gate = threading.Event()
-
-        def requests() -> Iterator[bytes]:
-            yield b"first"
-            gate.wait(30)
-
-        call = ch.stream_stream(f"/{SERVICE}/Hold")(requests())
-        assert next(call) == b"first"
+        call, gate = held_call(ch)
         call.cancel()
         gate.set()
         _wait(probe.ended, "the handler ends")
