@@ -30,7 +30,7 @@ from typing import IO, Any
 
 from bench.client import ContentClient
 from tests.peers import ContainerdPeer
-from tests.peers.process import PeerError, clean_env, stop_process, tail, with_parent_death
+from tests.peers.process import ChildProcess, PeerError, clean_env, tail
 from tests.peers.tomlwrite import dumps
 
 __all__ = [
@@ -55,7 +55,7 @@ GC_QUIET: Mapping[str, Any] = {
 }
 
 
-class ContentdDaemon:
+class ContentdDaemon(ChildProcess):
     """A ``contentd serve`` child process; ``start()`` waits until its socket answers."""
 
     def __init__(
@@ -100,10 +100,6 @@ class ContentdDaemon:
     def log_path(self) -> Path:
         return self.base / "contentd.log"
 
-    @property
-    def pid(self) -> int | None:
-        return self._proc.pid if self._proc is not None else None
-
     def argv(self) -> list[str]:
         argv = [self._python, "-m", "contentd", "serve"]
         argv += [
@@ -136,15 +132,7 @@ class ContentdDaemon:
         env = clean_env(self._env)
         if "GRPC_ENABLE_FORK_SUPPORT" not in self._env:
             env.pop("GRPC_ENABLE_FORK_SUPPORT", None)  # set for the benchmark's process only
-        with self.log_path.open("ab") as log:
-            self._proc = subprocess.Popen(
-                with_parent_death(self.argv()),
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=env,
-                cwd=str(self.base),
-            )
+        self._spawn(self.argv(), env=env, cwd=self.base)
         try:
             self._wait_ready()
         except BaseException:
@@ -175,12 +163,6 @@ class ContentdDaemon:
             f"log tail ({self.log_path}):\n{tail(self.log_path)}"
         )
 
-    def stop(self) -> int | None:
-        if self._proc is None:
-            return None
-        proc, self._proc = self._proc, None
-        return stop_process(proc, self._stop_timeout)
-
     def health(self) -> str:
         """``running``, or how the process ended and the tail of its log."""
         if self._proc is None:
@@ -195,12 +177,6 @@ class ContentdDaemon:
 
         self.stop()
         shutil.rmtree(self.base, ignore_errors=True)
-
-    def __enter__(self) -> ContentdDaemon:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 def bench_containerd(

@@ -52,19 +52,10 @@ import time
 import tomllib
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Self
 
 from tests.peers import tomlwrite
-from tests.peers.process import (
-    PeerError,
-    clean_env,
-    run,
-    stop_process,
-    tail,
-    unmount_under,
-    with_parent_death,
-)
+from tests.peers.process import ChildProcess, PeerError, run, tail, unmount_under
 
 #: Plugins that fail, skip, write outside the temp dir, or are not needed in tests.
 DEFAULT_DISABLED_PLUGINS: tuple[str, ...] = (
@@ -86,7 +77,7 @@ DEFAULT_DISABLED_PLUGINS: tuple[str, ...] = (
 CONTENT_PLUGIN_DIR = "io.containerd.content.v1.content"
 
 
-class ContainerdPeer:
+class ContainerdPeer(ChildProcess):
     """A private containerd process with its own root, state and socket.
 
     The temp directory (``base``) is made by the constructor, so the path properties are
@@ -155,13 +146,6 @@ class ContainerdPeer:
     def config_path(self) -> Path:
         return self._base / "config.toml"
 
-    @property
-    def pid(self) -> int | None:
-        return self._proc.pid if self._proc is not None else None
-
-    @property
-    def running(self) -> bool:
-        return self._proc is not None and self._proc.poll() is None
 
     # -- config ------------------------------------------------------------------------
 
@@ -207,14 +191,7 @@ class ContainerdPeer:
             d.mkdir(parents=True, exist_ok=True)
         self.config_path.write_text(self.config_text())
         t0 = time.monotonic()
-        with self.log_path.open("ab") as log:
-            self._proc = subprocess.Popen(
-                with_parent_death([self._containerd, "--config", str(self.config_path)]),
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=clean_env(),
-            )
+        self._spawn([self._containerd, "--config", str(self.config_path)])
         try:
             self._wait_ready(t0)
         except BaseException:
@@ -251,13 +228,6 @@ class ContainerdPeer:
             f"log tail ({self.log_path}):\n{tail(self.log_path)}"
         )
 
-    def stop(self) -> int | None:
-        """Stop containerd (SIGTERM, bounded wait, SIGKILL); keep its directories."""
-        if self._proc is None:
-            return None
-        proc, self._proc = self._proc, None
-        return stop_process(proc, self._stop_timeout)
-
     def close(self) -> None:
         """Stop containerd and remove its temp directory (unmounting leftovers first)."""
         if self._closed:
@@ -266,17 +236,6 @@ class ContainerdPeer:
         self._closed = True
         unmount_under(self._base)
         shutil.rmtree(self._base, ignore_errors=True)
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     # -- driving -----------------------------------------------------------------------
 
@@ -301,9 +260,6 @@ class ContainerdPeer:
             timeout=timeout,
             env={"CONTAINERD_SNAPSHOTTER": self.snapshotter},
         )
-
-    def log_tail(self, lines: int = 40) -> str:
-        return tail(self.log_path, lines)
 
     def plugins(self) -> dict[str, str]:
         """``ctr plugins ls``: ``{"<type>.<id>": status}``."""

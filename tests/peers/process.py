@@ -15,6 +15,8 @@ import socket
 import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from types import TracebackType
+from typing import Self
 
 
 class PeerError(RuntimeError):
@@ -65,6 +67,71 @@ def stop_process(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> int | 
         return proc.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
         return None
+
+
+class ChildProcess:
+    """What every peer harness does with its one long-running child: start it (dying
+    with this process, output appended to :attr:`log_path`), report on it, stop it.
+
+    A subclass sets :attr:`log_path` and ``_stop_timeout`` and provides ``start()``
+    (which calls :meth:`_spawn` and waits until the child answers) and ``close()``.
+    """
+
+    _stop_timeout: float = 10.0
+    _proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def log_path(self) -> Path:
+        raise NotImplementedError
+
+    def start(self) -> Self:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def _spawn(
+        self, argv: Sequence[str], *, env: Mapping[str, str] | None = None, cwd: Path | None = None
+    ) -> subprocess.Popen[bytes]:
+        with self.log_path.open("ab") as log:
+            self._proc = subprocess.Popen(
+                with_parent_death(argv),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=dict(env) if env is not None else clean_env(),
+                cwd=cwd,
+            )
+        return self._proc
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def stop(self) -> int | None:
+        """SIGTERM, a bounded wait, then SIGKILL; the exit status (None if never started)."""
+        if self._proc is None:
+            return None
+        proc, self._proc = self._proc, None
+        return stop_process(proc, self._stop_timeout)
+
+    def log_tail(self, lines: int = 40) -> str:
+        return tail(self.log_path, lines)
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
 
 
 def tail(path: Path, lines: int = 40) -> str:

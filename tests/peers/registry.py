@@ -18,17 +18,9 @@ import urllib.error
 import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
-from types import TracebackType
 from typing import Self
 
-from tests.peers.process import (
-    PeerError,
-    clean_env,
-    free_port,
-    stop_process,
-    tail,
-    with_parent_death,
-)
+from tests.peers.process import ChildProcess, PeerError, free_port, tail
 
 _NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
@@ -45,7 +37,7 @@ class RegistryResponse:
         return json.loads(self.body)
 
 
-class RegistryPeer:
+class RegistryPeer(ChildProcess):
     """A ``docker-registry`` child process on 127.0.0.1 with storage in a temp dir."""
 
     def __init__(
@@ -96,9 +88,6 @@ class RegistryPeer:
     def url(self) -> str:
         return f"http://{self.host}"
 
-    @property
-    def running(self) -> bool:
-        return self._proc is not None and self._proc.poll() is None
 
     def _config(self, port: int) -> str:
         # JSON is valid YAML, so no YAML writer is needed.
@@ -126,14 +115,7 @@ class RegistryPeer:
         for _ in range(3):  # a port can be taken between probing and binding
             port = free_port()
             self.config_path.write_text(self._config(port))
-            with self.log_path.open("ab") as log:
-                self._proc = subprocess.Popen(
-                    with_parent_death([self._binary, "serve", str(self.config_path)]),
-                    stdin=subprocess.DEVNULL,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    env=clean_env(),
-                )
+            proc = self._spawn([self._binary, "serve", str(self.config_path)])
             self._port = port
             try:
                 if self._wait_ready(deadline):
@@ -141,7 +123,7 @@ class RegistryPeer:
             except BaseException:
                 self.stop()
                 raise
-            errors.append(f"port {port}: exited {self._proc.returncode}")
+            errors.append(f"port {port}: exited {proc.returncode}")
             self.stop()
             if "address already in use" not in tail(self.log_path, 5):
                 break
@@ -190,32 +172,12 @@ class RegistryPeer:
     def get(self, path: str, *, timeout: float = 10.0) -> RegistryResponse:
         return self.request("GET", path, timeout=timeout)
 
-    def stop(self) -> int | None:
-        if self._proc is None:
-            return None
-        proc, self._proc = self._proc, None
-        return stop_process(proc, self._stop_timeout)
-
     def close(self) -> None:
         if self._closed:
             return
         self.stop()
         self._closed = True
         shutil.rmtree(self._base, ignore_errors=True)
-
-    def log_tail(self, lines: int = 40) -> str:
-        return tail(self.log_path, lines)
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         where = self.host if self._port is not None else "unstarted"
