@@ -10,16 +10,17 @@ argument, so these tests record it.
 
 from __future__ import annotations
 
+import errno
 import gc
 import hashlib
 import os
 import stat
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import pytest
 
-from contentd import AlreadyExists, FailedPrecondition, LocalStore, NotFound
+from contentd import AlreadyExists, DigestMismatch, FailedPrecondition, LocalStore, NotFound
 from contentd.content.digest import digest_of
 from contentd.local import pending, writeback
 from contentd.local import writer as writer_module
@@ -375,3 +376,63 @@ def test_a_pending_ingest_that_cannot_get_its_directory_is_gone_after_close(
     assert os.listdir(tmp_path / "ingest") == []
     with store.writer("r") as w2:  # and the lock is free
         assert w2.status().offset == 0
+
+
+def test_an_ingest_kept_after_a_failed_commit_is_synced_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A mismatch keeps the ingest for resuming; all its files are synced, updatedat too
+    (an empty one after a power loss would make it start over)."""
+    synced: list[str] = []
+    real_fsync = os.fsync
+
+    def recording(fd: int) -> None:
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real_fsync(fd)
+
+    store = LocalStore(tmp_path)
+    w = store.writer("kept", total=3)
+    w.write(b"abc")
+    monkeypatch.setattr(os, "fsync", recording)
+    with pytest.raises(DigestMismatch):
+        w.commit(3, "sha256:" + "0" * 64)
+    monkeypatch.undo()
+    directory = store._layout.ingest("kept").dir
+    for name in ("ref", "startedat", "updatedat", "total"):  # data: synced before the link
+        assert os.path.join(directory, name) in synced, name
+    resumed = store.writer("kept", total=3)
+    assert resumed.status().offset == 3
+    resumed.close()
+
+
+class _FailingLabels:
+    def get(self, digest: str) -> dict[str, str]:
+        return {}
+
+    def set(self, digest: str, labels: Mapping[str, str]) -> None:
+        raise OSError(errno.EIO, "label store failed")
+
+    def update(self, digest: str, changes: Mapping[str, str]) -> None:
+        pass
+
+
+def test_a_commit_failing_after_the_link_leaves_no_second_name_for_the_blob(
+    tmp_path: Path,
+) -> None:
+    """Once the blob has its name, a later failure must not keep the ingest: resuming it
+    would rewrite the published file in place."""
+    store = LocalStore(tmp_path, label_store=_FailingLabels())  # type: ignore[arg-type]
+    w = store.writer("r", total=3)
+    w.write(b"abc")
+    with pytest.raises(OSError):
+        w.commit(3, None, {"a": "b"})
+    digest = "sha256:" + hashlib.sha256(b"abc").hexdigest()
+    blob = store._layout.blob_path(digest)
+    assert not os.path.exists(store._layout.ingest("r").dir)
+    again = store.writer("r", total=3)
+    assert again.status().offset == 0
+    again.truncate(0)
+    again.write(b"x")
+    again.close()
+    with open(blob, "rb") as f:
+        assert f.read() == b"abc"

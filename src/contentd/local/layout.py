@@ -164,7 +164,7 @@ def sync_ingest(paths: IngestPaths) -> None:
     restarts from nothing when reopened, which is safe because its data was
     never synced either.
     """
-    for name in ("ref", "startedat", "total"):
+    for name in ("ref", "startedat", "updatedat", "total"):
         try:
             fd = os.open(os.path.join(paths.dir, name), os.O_RDONLY | os.O_CLOEXEC)
         except FileNotFoundError:

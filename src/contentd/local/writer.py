@@ -188,6 +188,7 @@ class LocalWriter:
         fd, self._fd = self._fd, None
         if fd is None:
             raise FailedPrecondition("cannot commit on closed writer")
+        target: str | None = None
         try:
             if self._gone:
                 raise NotFound(f"ingest {self._ref}: aborted")
@@ -199,10 +200,19 @@ class LocalWriter:
             if expected and expected != actual:
                 raise DigestMismatch(expected, actual)
             paths = None if self._pending else self._paths
+            target = self._store._layout.blob_path(actual)
             self._store._publish(paths, actual, fd, st.st_mode & 0o777, labels)
         except AlreadyExists:
             raise  # the ingest is discarded
         except BaseException:
+            if target is not None and _same_file(fd, target):
+                # Failed after the blob got its name (its directory sync, the labels): the
+                # ingest must not stay as a second name for the published file, or resuming
+                # it would rewrite the blob in place. Discard it; the error propagates.
+                if not self._pending:
+                    with contextlib.suppress(OSError):
+                        remove_ingest(self._paths)
+                raise
             # the ingest is kept for resuming (a mismatch): durably, as close keeps it
             try:
                 if self._pending:
@@ -250,6 +260,16 @@ class LocalWriter:
     def _aborted(self) -> None:
         """Called by the store's abort while pending: nothing is to be kept or committed."""
         self._gone = True
+
+
+def _same_file(fd: int, path: str) -> bool:
+    """Whether ``path`` names the file open as ``fd``."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return False
+    own = os.fstat(fd)
+    return (st.st_dev, st.st_ino) == (own.st_dev, own.st_ino)
 
 
 def publish_blob(
@@ -308,15 +328,17 @@ def _link_once(fd: int, paths: IngestPaths | None, target: str) -> None:
 
 
 def _ensure_dir(path: str) -> None:
-    """Create ``path`` (and its parent) durably if missing: mkdir, then fsync the parent."""
-    if os.path.isdir(path):
-        return
+    """Create ``path`` (and its parent) durably if missing: mkdir, then fsync the parent.
+
+    Runs only when a link found no directory (the first blob of an algorithm), so the
+    parent is synced even when another thread made the directory first: its sync may
+    not have happened yet, and this commit must not return before it has.
+    """
     parent = os.path.dirname(path)
-    _ensure_dir(parent)
-    try:
+    if not os.path.isdir(parent):
+        _ensure_dir(parent)
+    with contextlib.suppress(FileExistsError):
         os.mkdir(path, 0o755)
-    except FileExistsError:
-        return
     fsync_dir(parent)
 
 
