@@ -146,13 +146,16 @@ def test_graceful_stop_waits_for_queued_output() -> None:
 
 
 def test_cancelled_stream_hands_no_more_queued_messages() -> None:
-    seen: list[object] = []
+    """After the client's RST_STREAM the request iterator raises; it used to hand the
+    handler every message still queued first (each with is_active() False)."""
+    active_at_each: list[bool] = []
+    seen: list[str] = []
     done = threading.Event()
 
     def slow(requests: Iterator[bytes], context: grpc.ServicerContext) -> bytes:
         try:
             for _ in requests:
-                seen.append(time.monotonic())
+                active_at_each.append(context.is_active())
                 time.sleep(0.05)
         except grpc.RpcError:
             seen.append("raised")
@@ -172,11 +175,10 @@ def test_cancelled_stream_hands_no_more_queued_messages() -> None:
             *[fr.data(1, message(b"m%d" % i)) for i in range(20)],
         )
         time.sleep(0.12)
-        reset_at = time.monotonic()
         client.send(fr.rst_stream(1, fr.ErrorCode.CANCEL))
         assert done.wait(10)
-        after = [t for t in seen if isinstance(t, float) and t > reset_at + 0.06]
-        assert after == [] and seen[-1] == "raised"
+        assert all(active_at_each) and len(active_at_each) < 20
+        assert seen == ["raised"]
         client.close()
 
 
@@ -262,6 +264,9 @@ def test_a_larger_initial_window_counts_once_for_a_call_with_output_queued() -> 
             time.sleep(0.01)
         assert data_bytes() == 65535  # the default stream window, no more
         client.send(fr.settings({fr.Setting.INITIAL_WINDOW_SIZE: 200_000}))
-        time.sleep(0.5)
+        deadline = time.monotonic() + 5
+        while data_bytes() < 200_000 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.2)  # anything beyond the new window would have come by now
         assert data_bytes() == 200_000
         client.close()

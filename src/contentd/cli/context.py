@@ -6,6 +6,7 @@ fail early (a bad digest, a socket that is not there) stay fast.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 from collections.abc import Callable, Iterable, Iterator
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
     from google.protobuf.message import Message
 
     from contentd.proxy.store import ProxyStore
+    from contentd.wire.client import Connection as WireConnection
 
 __all__ = [
     "DEFAULT_ADDRESS",
@@ -227,15 +229,9 @@ class Context:
             )
             yield from self.stream(method, request, timeout=timeout)
             return
-        self.check_socket()
-        from contentd.wire.client import CallError, Connection
-
-        try:
-            with Connection(self.target, timeout=timeout) as conn:
-                for raw in conn.server_stream(path, request.SerializeToString(), self.metadata()):
-                    yield response.FromString(raw)
-        except CallError as err:
-            raise err.error() from None
+        with self._quick_connection(timeout) as conn:
+            for raw in conn.server_stream(path, request.SerializeToString(), self.metadata()):
+                yield response.FromString(raw)
 
     def quick_call(
         self, path: str, request: Message, response: type[_M], *, timeout: float | None = None
@@ -249,12 +245,21 @@ class Context:
             )
             reply: _M = self.call(method, request, timeout=timeout)
             return reply
-        replies = list(self.quick_stream(path, request, response, timeout=timeout))
-        if len(replies) != 1:
-            from contentd.content.errors import Unknown
+        with self._quick_connection(timeout) as conn:
+            raw = conn.unary(path, request.SerializeToString(), self.metadata())
+        return response.FromString(raw)
 
-            raise Unknown(f"{path}: {len(replies)} responses to a unary call")
-        return replies[0]
+    @contextlib.contextmanager
+    def _quick_connection(self, timeout: float | None) -> Iterator[WireConnection]:
+        """A grpcio-free connection to the unix socket; call errors come back as kinds."""
+        self.check_socket()
+        from contentd.wire.client import CallError, Connection
+
+        try:
+            with Connection(self.target, timeout=timeout) as conn:
+                yield conn
+        except CallError as err:
+            raise err.error() from None
 
     def close(self) -> None:
         if self._channel is not None:

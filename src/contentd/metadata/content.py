@@ -135,8 +135,8 @@ class ContentStore:
 
     def _walk(self, ns: str, match: filtering.Filter) -> Iterator[Info]:
         everything = match is filtering.ALWAYS
-        for digest, size, created_at, updated_at, labels in self._rows(ns):
-            info = Info(digest, size, from_ns(created_at), from_ns(updated_at), labels or {})
+        for row in self._rows(ns):
+            info = _info(row)
             if everything or match.match(filtering.info_adaptor(info)):
                 yield info
 
@@ -147,15 +147,7 @@ class ContentStore:
         match = filtering.parse_all(filters)
         if match is filtering.ALWAYS:
             return self._rows(ns)
-        return (
-            row
-            for row in self._rows(ns)
-            if match.match(
-                filtering.info_adaptor(
-                    Info(row[0], row[1], from_ns(row[2]), from_ns(row[3]), row[4] or {})
-                )
-            )
-        )
+        return (row for row in self._rows(ns) if match.match(filtering.info_adaptor(_info(row))))
 
     def _rows(self, ns: str) -> Iterator[InfoRow]:
         last = ""
@@ -361,6 +353,11 @@ class ContentStore:
 
 
 # -- queries -----------------------------------------------------------------
+
+
+def _info(row: InfoRow) -> Info:
+    digest, size, created_ns, updated_ns, labels = row
+    return Info(digest, size, from_ns(created_ns), from_ns(updated_ns), labels or {})
 
 
 def _blob_row(conn: sqlite3.Connection, ns: str, digest: str) -> tuple[int, int, int] | None:

@@ -78,7 +78,6 @@ class _Call:
 
     def __init__(self, stream_id: int) -> None:
         self.id = stream_id
-        self.headers_seen = False
         self.status: int | None = None
         self.message = ""
         self.http_status = 200
@@ -323,7 +322,6 @@ class Connection:
                 call.status = int(value)
             elif name == b"grpc-message":
                 call.message = _percent_decode(value.decode("utf-8", "replace"))
-        call.headers_seen = True
 
     def _messages(self, call: _Call, out: list[bytes]) -> None:
         buf = call.buffer
