@@ -35,9 +35,14 @@ def test_requires_skips_locally_and_fails_in_ci(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.delenv("CI", raising=False)
     with pytest.raises(pytest.skip.Exception):
         requires(missing)
-    monkeypatch.setenv("CI", "true")
-    with pytest.raises(pytest.fail.Exception):
-        requires("sh", missing)
+    for value in ("true", "1", "yes", "TRUE", "on"):
+        monkeypatch.setenv("CI", value)
+        with pytest.raises(pytest.fail.Exception):
+            requires("sh", missing)
+    for value in ("", "0", "false", "no"):
+        monkeypatch.setenv("CI", value)
+        with pytest.raises(pytest.skip.Exception):
+            requires(missing)
     assert os.path.isabs(requires("sh"))
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-import os
 import subprocess
 import sys
 from collections.abc import Callable
@@ -39,6 +38,7 @@ from contentd.api._pb.containerd.services.version.v1 import (
 from contentd.api._pb.containerd.types import descriptor_pb2, platform_pb2
 from contentd.api._pb.google.rpc import status_pb2
 from contentd.api._pb.grpc.health.v1 import health_pb2, health_pb2_grpc
+from tests.peers.requires import in_ci
 
 ROOT = Path(__file__).resolve().parent.parent
 PB_DIR = ROOT / "src" / "contentd" / "api" / "_pb"
@@ -79,7 +79,7 @@ def is_map(msg: type[Message], name: str) -> bool:
 
 def test_committed_stubs_match_proto_sources() -> None:
     if importlib.util.find_spec("grpc_tools") is None:
-        if os.environ.get("CI") == "true":
+        if in_ci():
             pytest.fail("grpc_tools (grpcio-tools) must be installed under CI")
         pytest.skip("grpc_tools is not installed")
     proc = subprocess.run(

@@ -12,7 +12,7 @@ Fixtures:
   :class:`PushedImage` (``.ref``, ``.digest``, ``.blobs`` = ``{digest: bytes}``).
 * ``ctr_namespace`` (function): a fresh containerd namespace name for one test.
 
-Missing binaries skip these fixtures locally and fail them when ``CI=true``.
+Missing binaries skip these fixtures locally and fail them in CI (``CI`` = true, 1, yes or on).
 """
 
 from __future__ import annotations
