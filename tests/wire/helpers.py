@@ -34,6 +34,19 @@ class Probe:
     started: threading.Event = field(default_factory=threading.Event)
     remaining: list[float | None] = field(default_factory=list)
     received: list[int] = field(default_factory=list)
+    _noted: threading.Condition = field(default_factory=threading.Condition)
+
+    def note(self, callback: str) -> None:
+        """Record that ``callback`` ran, waking :meth:`wait_callback`."""
+        with self._noted:
+            self.callbacks.append(callback)
+            self._noted.notify_all()
+
+    def wait_callback(self, callback: str, timeout: float = 10) -> bool:
+        """Wait until ``callback`` ran: a call's callbacks run after its handler ends,
+        so ``ended`` being set says nothing about them."""
+        with self._noted:
+            return self._noted.wait_for(lambda: callback in self.callbacks, timeout)
 
 
 def probe_service(probe: Probe) -> grpc.GenericRpcHandler[Any, Any]:
@@ -50,7 +63,7 @@ def probe_service(probe: Probe) -> grpc.GenericRpcHandler[Any, Any]:
     def unary(request: bytes, context: grpc.ServicerContext) -> bytes:
         probe.metadata.append(tuple(context.invocation_metadata()))  # type: ignore[arg-type]
         probe.remaining.append(context.time_remaining())
-        context.add_callback(lambda: probe.callbacks.append("unary"))
+        context.add_callback(lambda: probe.note("unary"))
         if request == b"abort":
             context.abort(grpc.StatusCode.NOT_FOUND, "no such thing: 100% ☃")
         if request == b"raise":
@@ -72,7 +85,7 @@ def probe_service(probe: Probe) -> grpc.GenericRpcHandler[Any, Any]:
         return request
 
     def stream(request: bytes, context: grpc.ServicerContext) -> Iterator[bytes]:
-        context.add_callback(lambda: probe.callbacks.append("stream"))
+        context.add_callback(lambda: probe.note("stream"))
         probe.started.set()
         try:
             for i in range(int(request)):
@@ -93,13 +106,13 @@ def probe_service(probe: Probe) -> grpc.GenericRpcHandler[Any, Any]:
         yield from requests
 
     def hold(requests: Iterator[bytes], context: grpc.ServicerContext) -> Iterator[bytes]:
-        context.add_callback(lambda: probe.callbacks.append("hold"))
+        context.add_callback(lambda: probe.note("hold"))
         try:
             for request in requests:
                 probe.started.set()
                 yield request
         except grpc.RpcError:
-            probe.callbacks.append("request iterator raised")
+            probe.note("request iterator raised")
             raise
         finally:
             if not context.is_active():

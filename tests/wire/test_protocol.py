@@ -118,6 +118,6 @@ def test_stop_cancels_after_grace() -> None:
         assert probe.ended.wait(10)
         gate.set()
         assert probe.inactive.is_set()
-        assert "hold" in probe.callbacks
+        assert probe.wait_callback("hold")
         with pytest.raises(grpc.RpcError):
             next(call)

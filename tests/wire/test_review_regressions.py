@@ -186,7 +186,8 @@ def test_pipelined_big_unary_calls_queue_bounded_output() -> None:
     """A client that pipelines many 1 MiB unary calls and reads nothing: inline calls stop
     when the queued output would exceed the window, workers wait for window."""
     inline = {"/test.Probe/Unary": lambda request: (1 << 20) + 1024}
-    with serve(Probe(), inline=inline) as (server, addr):
+    probe = Probe()
+    with serve(probe, inline=inline) as (server, addr):
         client = RawClient(addr)
         client.send(
             fr.settings({fr.Setting.INITIAL_WINDOW_SIZE: 4 << 20}),
@@ -199,8 +200,24 @@ def test_pipelined_big_unary_calls_queue_bounded_output() -> None:
             frames.append(fr.headers(sid, client.request_block("/test.Probe/Unary")))
             frames.append(fr.data(sid, message(b"big:1048576"), end_stream=True))
         client.send(*frames)
-        time.sleep(2)
         conn = _connection(server)
+        executor = server.executor
+
+        def settled() -> bool:
+            """Every call was read and either answered or queued, and each of the 16
+            workers is stopped: waiting for window, or the one blocked writing."""
+            with conn.lock:
+                waiting = sum(len(c.cond._waiters) for c in conn._calls.values() if c.cond)
+                return (
+                    conn._last_id == 239
+                    and len(probe.metadata) + executor._work_queue.qsize() == 120
+                    and waiting + conn._wlock.locked() >= 16
+                )
+
+        deadline = time.monotonic() + 30
+        while not settled() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert settled()
         # the connection window (16 MiB) plus one reply per worker (16 in the test server)
         assert conn._pending_out <= (16 + 16 + 2) << 20
         client.close()

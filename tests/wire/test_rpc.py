@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -137,10 +136,7 @@ def test_client_cancels_unary_and_server_stream() -> None:
         call.cancel()
         _wait(probe.ended, "the response generator is closed")
         assert probe.inactive.is_set()
-        deadline = time.monotonic() + 10
-        while "stream" not in probe.callbacks and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert "stream" in probe.callbacks
+        assert probe.wait_callback("stream")
 
 
 def test_client_cancels_bidi_stream_waiting_for_input() -> None:
@@ -152,7 +148,7 @@ def test_client_cancels_bidi_stream_waiting_for_input() -> None:
         _wait(probe.ended, "the handler ends")
         assert probe.inactive.is_set()
         assert "request iterator raised" in probe.callbacks
-        assert "hold" in probe.callbacks
+        assert probe.wait_callback("hold")
 
 
 def test_flow_control_small_client_window() -> None:
