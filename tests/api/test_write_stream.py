@@ -91,6 +91,17 @@ def test_write_must_occur_at_current_offset(wire: Wire, stream: StreamFactory) -
     assert code == Code.OUT_OF_RANGE
     assert message == "write @7 must occur at current offset 5"
     assert _status(wire, "oor").offset == 5  # the ingest is kept
+    # behind the current offset (but not 0, the restart) is refused the same way
+    s = stream()
+    assert s.send(action=pb.STAT, ref="oor").offset == 5
+    code, message = s.fails(action=pb.WRITE, offset=2, data=b"yy")
+    assert code == Code.OUT_OF_RANGE
+    assert message == "write @2 must occur at current offset 5"
+    status = _status(wire, "oor")
+    assert status.offset == 5
+    s = stream()
+    s.send(action=pb.STAT, ref="oor")
+    assert s.send(action=pb.STAT).digest == digest_of(b"abcde")  # nothing overwritten
 
 
 def test_write_at_offset_zero_restarts_the_ingest(wire: Wire, stream: StreamFactory) -> None:

@@ -85,6 +85,26 @@ def test_empty_label_value_never_stored(harness: Harness) -> None:
     assert harness.store.info(dgst).labels == {"b": "2"}
 
 
+def test_label_size_limit_counts_bytes_not_characters(harness: Harness) -> None:
+    if not harness.labels:
+        pytest.skip("store keeps no labels")
+    if harness.missing_ok:
+        pytest.skip("containerd's local store does not check label sizes (its metadata layer does)")
+    _, dgst = _put(harness)
+    fits = "\u00e9" * 2047  # 2047 characters, 4094 bytes: with the key, 4095 bytes
+    out = harness.store.update(Info(digest=dgst, labels={"k": fits}), "labels.k")
+    assert dict(out.labels or {}) == {"k": fits}
+    over = "\u00e9" * 2048  # 2049 characters with the key, far under 4096, but 4097 bytes
+    with pytest.raises(InvalidArgument, match="maximum size"):
+        harness.store.update(Info(digest=dgst, labels={"k": over}), "labels.k")
+    assert harness.store.info(dgst).labels == {"k": fits}
+    data, big = create_content(64)
+    with pytest.raises(InvalidArgument, match="maximum size"):
+        write_blob(
+            harness.store, "big-label", io.BytesIO(data), Descriptor(digest=big), {"k": over}
+        )
+
+
 def test_update_bad_path_and_missing(harness: Harness) -> None:
     if not harness.labels:
         pytest.skip("store keeps no labels")

@@ -10,7 +10,14 @@ import io
 
 import pytest
 
-from contentd import AlreadyExists, Descriptor, NotFound, read_blob, write_blob
+from contentd import (
+    AlreadyExists,
+    Descriptor,
+    FailedPrecondition,
+    NotFound,
+    read_blob,
+    write_blob,
+)
 from contentd.content.digest import EMPTY_DIGEST, digest_of
 from contentd.content.labels import LABEL_GC_ROOT, LABEL_NAMESPACE_SHAREABLE
 from contentd.content.types import utcnow
@@ -71,6 +78,20 @@ def test_cross_namespace_share_opens_never_lock(db: MetadataDB) -> None:
     w1.commit(SIZE, dgst)
     with pytest.raises(AlreadyExists):
         w2.commit(SIZE, dgst)
+
+
+def test_cross_namespace_share_commits_only_the_expected_digest(db: MetadataDB) -> None:
+    _, dgst = _setup(db)
+    ns2 = db.content_store("ns2")
+    other = digest_of(b"something else")
+    with ns2.writer(REF, total=SIZE, expected=dgst) as w:
+        with pytest.raises(FailedPrecondition, match="unexpected digest"):
+            w.commit(SIZE, other)
+        with pytest.raises(FailedPrecondition, match="failed size validation"):
+            w.commit(SIZE + 1, dgst)
+    for digest in (dgst, other):
+        with pytest.raises(NotFound):
+            ns2.info(digest)
 
 
 def test_cross_namespace_share_size_mismatch_is_not_shared(db: MetadataDB) -> None:
