@@ -1,8 +1,8 @@
 """SIGKILL a process that is ingesting and committing: what is left is consistent.
 
-After every kill, each file under ``blobs/`` hashes to its name (no torn or
-unverified blob is ever published) and every ingest left behind can be resumed
-and committed.
+After every kill, every commit the worker saw acknowledged is there, each file under
+``blobs/`` hashes to its name (no torn or unverified blob is ever published) and every
+ingest left behind (at least the worker's long upload) resumes with its bytes and commits.
 """
 
 from __future__ import annotations
@@ -29,8 +29,13 @@ WORKER = textwrap.dedent(
     root, seed = sys.argv[1], int(sys.argv[2])
     rng = random.Random(seed)
     store = LocalStore(root)
+    # one long upload that is never committed: there is always an ingest to resume
+    # (past 1 MiB, so it has its directory on disk: smaller new ones are pending)
+    keep = store.writer(f"keep-{seed}")
+    keep.write(rng.randbytes((1 << 20) + 4096))
     i = 0
     while True:
+        keep.write(rng.randbytes(rng.choice([1, 4096, 65536])))
         data = rng.randbytes(rng.choice([0, 1, 4096, 65536, 1 << 20, 3 << 20]))
         w = store.writer(f"ref-{seed}-{i % 7}")
         w.truncate(0)
@@ -40,6 +45,8 @@ WORKER = textwrap.dedent(
             w.commit(len(data))
         except Exception:
             pass
+        else:  # acknowledged: from here on the blob must survive any crash
+            print(w.digest(), flush=True)
         i += 1
     """
 )
@@ -51,19 +58,31 @@ def test_kill_during_ingest_and_commit(tmp_path: Path, seed: int) -> None:
     LocalStore(root)
     proc = subprocess.Popen(
         [sys.executable, "-c", WORKER, str(root), str(seed)],
-        stdout=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
+        text=True,
     )
+    acknowledged: list[str] = []
     try:
-        time.sleep(0.4 + random.Random(seed).random() * 0.6)
+        assert proc.stdout is not None
+        rng = random.Random(seed)
+        while len(acknowledged) < 1 + seed % 3:  # some commits first, then a seeded moment
+            line = proc.stdout.readline()
+            assert line, proc.stderr.read() if proc.stderr else ""
+            acknowledged.append(line.strip())
+        time.sleep(rng.random() * 0.3)
         assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
         os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+        acknowledged += [line.strip() for line in proc.stdout.read().splitlines()]
     finally:
         proc.kill()
         proc.wait(10)
 
     blobs = root / "blobs" / "sha256"
-    published = list(blobs.iterdir()) if blobs.exists() else []
+    published = list(blobs.iterdir())
+    names = {blob.name for blob in published}
+    assert acknowledged and all(d.removeprefix("sha256:") in names for d in acknowledged)
     for blob in published:
         h = hashlib.sha256()
         with blob.open("rb") as f:
@@ -72,7 +91,9 @@ def test_kill_during_ingest_and_commit(tmp_path: Path, seed: int) -> None:
         assert h.hexdigest() == blob.name, f"torn blob {blob.name}"
 
     store = LocalStore(root)
-    for status in store.list_statuses():
+    statuses = store.list_statuses()
+    assert f"keep-{seed}" in {status.ref for status in statuses}
+    for status in statuses:
         data_path = root / "ingest" / hashlib.sha256(status.ref.encode()).hexdigest() / "data"
         on_disk = data_path.read_bytes()
         with store.writer(status.ref) as w:
