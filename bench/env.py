@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bench.bigimage import BigImage, push_big_image
 from bench.client import GC_ROOT_LABEL
 from bench.data import MIB, BlobMaker
 from bench.peers import ContentdDaemon, Target, bench_containerd
@@ -44,6 +45,8 @@ class Scale:
     mib: int
     blobs: int
     proxy_mib: int = 64
+    #: the layer of the large-layer pull row
+    pull_mib: int = 512
     small_size: int = 1024
 
     @property
@@ -77,6 +80,7 @@ class BenchEnv:
         self._targets: dict[str, Target] = {}
         self._registry: RegistryPeer | None = None
         self._images: list[PushedImage] = []
+        self._big_images: dict[int, BigImage] = {}
         self._kept: dict[tuple[str, int], str] = {}
         self._no_gc: set[str] = set()
         self.extra: dict[str, Any] = {}
@@ -165,21 +169,36 @@ class BenchEnv:
 
     # -- registry and images ------------------------------------------------------------
 
-    def images(self, count: int) -> list[PushedImage]:
-        """``count`` distinct multi-platform test images in a private registry."""
+    def registry(self) -> RegistryPeer:
+        """The run's private docker-registry (started on first use)."""
         if self._registry is None:
             self._registry = RegistryPeer(base_dir=self.base)
             self._closers.append(self._registry.close)
             self.log("starting docker-registry")
             self._registry.start()
+        return self._registry
+
+    def images(self, count: int) -> list[PushedImage]:
+        """``count`` distinct multi-platform test images in a private registry."""
+        registry = self.registry()
         while len(self._images) < count:
             i = len(self._images)
             self.log(f"pushing test image {i + 1}/{count}")
             image = build_image(seed=IMAGE_SEED + i)
-            self._images.append(
-                push_image(image, self._registry, repository=f"bench/image{i}", tag="v1")
-            )
+            self._images.append(push_image(image, registry, repository=f"bench/image{i}", tag="v1"))
         return self._images[:count]
+
+    def big_image(self, mib: int) -> BigImage:
+        """A one-layer image with a ``mib`` MiB uncompressed layer in the registry."""
+        image = self._big_images.get(mib)
+        if image is None:
+            registry = self.registry()
+            self.log(f"pushing a one-layer {mib} MiB image")
+            image = push_big_image(
+                registry, self.data, mib, work_dir=str(self.base), repository=f"bench/big{mib}"
+            )
+            self._big_images[mib] = image
+        return image
 
     # -- blobs ---------------------------------------------------------------------------
 

@@ -3,6 +3,7 @@
     .venv/bin/pip install py-spy        # local tool, not a project dependency
     .venv/bin/python -m bench.profile ctr-get --mib 256 [--native] [--out DIR]
     .venv/bin/python -m bench.profile write-stream --mib 256
+    .venv/bin/python -m bench.profile proxy-get --mib 64      # containerd -> proxy -> contentd
 
 Starts its own ``contentd serve`` (same flags and config as the benchmark),
 prepares the blob, attaches ``py-spy record --nonblocking`` to the daemon for
@@ -39,6 +40,8 @@ __all__ = ["main", "summarise"]
 
 REPO = Path(__file__).resolve().parent.parent
 WORKLOADS = ("ctr-get", "write-stream", "read-stream", "ctr-ingest", "small-ingests", "ctr-ls")
+#: Rows run by containerd with a contentd as its proxy content plugin (the contentd is profiled).
+PROXY_WORKLOADS = ("proxy-get", "proxy-big-pull")
 
 
 def _py_spy() -> str:
@@ -85,7 +88,7 @@ def summarise(raw: str, top: int = 25) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.profile", description=__doc__)
-    p.add_argument("workload", choices=WORKLOADS)
+    p.add_argument("workload", choices=WORKLOADS + PROXY_WORKLOADS)
     p.add_argument("--mib", type=int, default=256)
     p.add_argument("--blobs", type=int, default=1000, help="for small-ingests and ctr-ls")
     p.add_argument("--repeat", type=int, default=10, help="ctr-ls: how many listings")
@@ -105,6 +108,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     out_dir.mkdir(parents=True, exist_ok=True)
     stem = f"{time.strftime('%Y%m%d-%H%M%S')}-{args.workload}-{args.mib}"
     raw_path = out_dir / f"{stem}.txt"
+    if args.workload in PROXY_WORKLOADS:
+        seconds, err = _profile_proxy(args, spy, raw_path)
+        return _report(args, seconds, raw_path, err)
     data = BlobMaker()
     with ContentdDaemon(args.workdir, name="contentd-profile") as daemon:
         target = Target("contentd", daemon.address, lambda: daemon.pid)
@@ -126,16 +132,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 )
         pid = daemon.pid
         assert pid is not None
-        spy_argv = [spy, "record", "--pid", str(pid), "--rate", str(args.rate), "--nonblocking"]
-        spy_argv += ["--format", "raw", "--output", str(raw_path), "--threads"]
-        if args.native:
-            spy_argv.append("--native")
-        if args.idle:
-            spy_argv.append("--idle")
-        if args.gil:
-            spy_argv.append("--gil")
-        spy_proc = subprocess.Popen(spy_argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        time.sleep(1.0)  # py-spy attaches
+        spy_proc = _spy(args, spy, pid, raw_path)
         t0 = time.perf_counter()
         try:
             if args.workload == "ctr-get":
@@ -164,13 +161,58 @@ def main(argv: Sequence[str] | None = None) -> int:
                     )  # fmt: skip
             seconds = time.perf_counter() - t0
         finally:
-            spy_proc.send_signal(signal.SIGINT)
-            try:
-                _, err = spy_proc.communicate(timeout=60)
-            except subprocess.TimeoutExpired:
-                spy_proc.kill()
-                _, err = spy_proc.communicate()
+            err = _stop_spy(spy_proc)
             target.close()
+    return _report(args, seconds, raw_path, err)
+
+
+def _spy(args: argparse.Namespace, spy: str, pid: int, raw_path: Path) -> subprocess.Popen[bytes]:
+    """py-spy recording ``pid`` into ``raw_path``, attached (after a second's wait)."""
+    spy_argv = [spy, "record", "--pid", str(pid), "--rate", str(args.rate), "--nonblocking"]
+    spy_argv += ["--format", "raw", "--output", str(raw_path), "--threads"]
+    if args.native:
+        spy_argv.append("--native")
+    if args.idle:
+        spy_argv.append("--idle")
+    if args.gil:
+        spy_argv.append("--gil")
+    spy_proc = subprocess.Popen(spy_argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    time.sleep(1.0)  # py-spy attaches
+    return spy_proc
+
+
+def _stop_spy(spy_proc: subprocess.Popen[bytes]) -> bytes:
+    spy_proc.send_signal(signal.SIGINT)
+    try:
+        _, err = spy_proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        spy_proc.kill()
+        _, err = spy_proc.communicate()
+    return err
+
+
+def _profile_proxy(args: argparse.Namespace, spy: str, raw_path: Path) -> tuple[float, bytes]:
+    """One proxy row's sample on containerd + contentd, py-spy on the contentd behind it."""
+    from bench.env import BenchEnv, Scale
+    from bench.workloads.proxy import ProxyBigPull, ProxyGet
+
+    scale = Scale("profile", mib=args.mib, blobs=args.blobs, proxy_mib=args.mib,
+                  pull_mib=args.mib)  # fmt: skip
+    with BenchEnv(scale, base_dir=args.workdir) as env:
+        workload = ProxyGet() if args.workload == "proxy-get" else ProxyBigPull()
+        target = env.target("containerd+contentd")
+        assert target.backend is not None and target.backend.pid is not None
+        workload.setup(env, target)
+        spy_proc = _spy(args, spy, target.backend.pid, raw_path)
+        try:
+            seconds = workload.sample(env, target, 0).seconds or 0.0
+        finally:
+            err = _stop_spy(spy_proc)
+        workload.cleanup(env, target, 0)
+    return seconds, err
+
+
+def _report(args: argparse.Namespace, seconds: float, raw_path: Path, err: bytes) -> int:
     size = (
         f"{args.blobs} blobs" if args.workload in ("small-ingests", "ctr-ls") else f"{args.mib} MiB"
     )

@@ -111,6 +111,7 @@ def _scale(args: argparse.Namespace) -> Scale:
         mib=args.mib if args.mib is not None else base.mib,
         blobs=args.blobs if args.blobs is not None else base.blobs,
         proxy_mib=min(base.proxy_mib, args.mib if args.mib is not None else base.proxy_mib),
+        pull_mib=min(base.pull_mib, args.mib if args.mib is not None else base.pull_mib),
     )
 
 
@@ -158,6 +159,7 @@ def run(argv: Sequence[str] | None = None) -> tuple[dict[str, Any], str]:
             "mib": scale.mib,
             "blobs": scale.blobs,
             "proxy_mib": scale.proxy_mib,
+            "pull_mib": scale.pull_mib,
             "small_size": scale.small_size,
             "reps": args.reps,
             "reps_for": reps_for,

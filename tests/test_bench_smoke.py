@@ -71,6 +71,7 @@ def _run_and_check(out: Path, work: Path) -> None:
     assert rows["ctr-ingest"]["baseline"]["target"] == "containerd"
     assert rows["ctr-ingest"]["subject"]["target"] == "contentd"
     assert rows["proxy-pull"]["subject"]["target"] == "containerd+contentd"
+    assert rows["proxy-big-pull"]["subject"]["target"] == "containerd+contentd"
     assert doc["machine"]["containerd"].startswith("containerd ")
 
     assert "| workload |" in stdout

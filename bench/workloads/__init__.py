@@ -6,7 +6,7 @@ from bench.workloads.base import PAIR, PROXY_PAIR, SINGLE, Workload
 from bench.workloads.library import LocalIngest, LocalRead, MetaInfo, MetaWalk
 from bench.workloads.limits import DdFsync, DurableSmallFiles, PageCacheRead, Sha256
 from bench.workloads.memory import RssIngest, RssRead
-from bench.workloads.proxy import ProxyGet, ProxyPull
+from bench.workloads.proxy import ProxyBigPull, ProxyGet, ProxyPull
 from bench.workloads.small import CtrLs, SmallIngests
 from bench.workloads.transfer import CtrGet, CtrIngest, ReadStream, WriteStream
 
@@ -28,6 +28,7 @@ def all_workloads() -> list[Workload]:
         CtrLs(),
         ProxyPull(),
         ProxyGet(),
+        ProxyBigPull(),
         RssIngest(),
         RssRead(),
         LocalIngest(),

@@ -10,7 +10,7 @@ from bench.peers import Target
 from bench.workloads.base import PROXY_PAIR, Workload
 from bench.workloads.transfer import _need
 
-__all__ = ["ProxyGet", "ProxyPull"]
+__all__ = ["ProxyBigPull", "ProxyGet", "ProxyPull"]
 
 #: Where a containerd's header-less calls to its proxy land in contentd (its default).
 HEADERLESS_NAMESPACE = "containerd-proxy"
@@ -59,6 +59,57 @@ class ProxyPull(Workload):
             return
         with contextlib.suppress(Exception):
             t.ctr("images", "rm", "--sync", ref, namespace=f"bench-pull-{rep}", timeout=60)
+        if t.backend is not None:
+            env.collect(t.backend, HEADERLESS_NAMESPACE)
+
+
+class ProxyBigPull(Workload):
+    """``ctr images pull --snapshotter native`` of an image with one big uncompressed layer
+    (:mod:`bench.bigimage`, ``scale.pull_mib`` MiB) from a local docker-registry: the
+    fetch writes the layer into the content store, the unpack reads it back (through
+    the proxy, one Read RPC per 32 KiB containerd reads) into a native snapshot. Every
+    repetition pulls into a fresh namespace; afterwards the image is removed with a
+    synchronous GC (content and snapshot), so the layer is never already there."""
+
+    name = "proxy-big-pull"
+    unit = "s"
+    higher_is_better = False
+    targets = PROXY_PAIR
+    goal = Goal("pull ≤ 1.5× plain's time", min_ratio=1 / 1.5)
+
+    def __init__(self) -> None:
+        self._ref: dict[str, str] = {}
+
+    def title(self, scale: Scale) -> str:
+        return f"ctr images pull, one {scale.pull_mib} MiB layer, native snapshotter, via proxy"
+
+    def timeout(self, scale: Scale) -> float:
+        return 120.0 + 0.5 * scale.pull_mib
+
+    def setup(self, env: BenchEnv, target: Target | None) -> None:
+        env.big_image(env.scale.pull_mib)
+
+    def sample(self, env: BenchEnv, target: Target | None, rep: int) -> Sample:
+        t = _need(target)
+        image = env.big_image(env.scale.pull_mib)
+        namespace = f"bench-bigpull-{rep}"
+        self._ref[t.address] = image.ref
+        r = t.ctr(
+            "--debug", "images", "pull", "--plain-http", "--snapshotter", "native", image.ref,
+            namespace=namespace, timeout=self.timeout(env.scale),
+        )  # fmt: skip
+        size = t.client.info_size(image.layer, namespace=namespace)
+        if size != image.layer_size:
+            raise RuntimeError(f"{t.name}: layer of {size} bytes, expected {image.layer_size}")
+        return Sample(rep, r.seconds, r.seconds)
+
+    def cleanup(self, env: BenchEnv, target: Target | None, rep: int) -> None:
+        t = _need(target)
+        ref = self._ref.pop(t.address, None)
+        if ref is None:
+            return
+        with contextlib.suppress(Exception):
+            t.ctr("images", "rm", "--sync", ref, namespace=f"bench-bigpull-{rep}", timeout=120)
         if t.backend is not None:
             env.collect(t.backend, HEADERLESS_NAMESPACE)
 
