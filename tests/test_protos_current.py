@@ -17,11 +17,13 @@ from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
 from contentd.api._pb.containerd.events import content_pb2 as events_content_pb2
+from contentd.api._pb.containerd.events import image_pb2 as events_image_pb2
 from contentd.api._pb.containerd.services.content.v1 import (
     content_pb2,
     content_pb2_grpc,
 )
 from contentd.api._pb.containerd.services.events.v1 import events_pb2, events_pb2_grpc
+from contentd.api._pb.containerd.services.images.v1 import images_pb2, images_pb2_grpc
 from contentd.api._pb.containerd.services.introspection.v1 import (
     introspection_pb2,
     introspection_pb2_grpc,
@@ -333,6 +335,34 @@ def test_namespaces_and_health_fields() -> None:
     }
 
 
+def test_images_fields() -> None:
+    assert fields(images_pb2.Image) == {
+        "name": (1, T.TYPE_STRING),
+        "labels": (2, T.TYPE_MESSAGE),
+        "target": (3, T.TYPE_MESSAGE),
+        "created_at": (7, T.TYPE_MESSAGE),
+        "updated_at": (8, T.TYPE_MESSAGE),
+    }
+    assert is_map(images_pb2.Image, "labels")
+    assert field_type(images_pb2.Image, "target") == "containerd.types.Descriptor"
+    assert fields(images_pb2.UpdateImageRequest) == {
+        "image": (1, T.TYPE_MESSAGE),
+        "update_mask": (2, T.TYPE_MESSAGE),
+    }
+    assert fields(images_pb2.ListImagesRequest) == {"filters": (1, T.TYPE_STRING)}
+    assert fields(images_pb2.DeleteImageRequest) == {
+        "name": (1, T.TYPE_STRING),
+        "sync": (2, T.TYPE_BOOL),
+    }
+    for event in ("ImageCreate", "ImageUpdate", "ImageDelete"):
+        msg = getattr(events_image_pb2, event)
+        assert msg.DESCRIPTOR.full_name == f"containerd.services.images.v1.{event}"
+    assert fields(events_image_pb2.ImageCreate) == {
+        "name": (1, T.TYPE_STRING),
+        "labels": (2, T.TYPE_MESSAGE),
+    }
+
+
 # --- service and method names ---------------------------------------------------------
 
 
@@ -371,6 +401,12 @@ SERVICES: list[tuple[ModuleType, str, str, dict[str, str]]] = [
             "Write": "stream_stream",
             "Abort": "unary_unary",
         },
+    ),
+    (
+        images_pb2_grpc,
+        "ImagesStub",
+        "containerd.services.images.v1.Images",
+        {m: "unary_unary" for m in ("Get", "List", "Create", "Update", "Delete")},
     ),
     (
         leases_pb2_grpc,

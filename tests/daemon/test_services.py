@@ -225,6 +225,7 @@ BUILTIN = [
     "io.containerd.gc.v1.scheduler",
     "io.containerd.event.v1.exchange",
     "io.containerd.grpc.v1.content",
+    "io.containerd.grpc.v1.images",
     "io.containerd.grpc.v1.leases",
     "io.containerd.grpc.v1.namespaces",
     "io.containerd.grpc.v1.introspection",

@@ -32,9 +32,13 @@ def test_unknown_policy(tmp_path: Path) -> None:
         MetadataDB(tmp_path / "m.db", new_backend(tmp_path / "c"), content_sharing_policy="open")
 
 
-def test_schema_v1_and_pragmas(db: MetadataDB) -> None:
+LATEST = MIGRATIONS[-1].version
+NEXT = LATEST + 1
+
+
+def test_schema_and_pragmas(db: MetadataDB) -> None:
     with sqlite3.connect(db.path) as conn:
-        assert schema_version(conn) == 1
+        assert schema_version(conn) == LATEST
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         assert {
             "namespaces",
@@ -45,6 +49,9 @@ def test_schema_v1_and_pragmas(db: MetadataDB) -> None:
             "leases",
             "lease_labels",
             "lease_resources",
+            "images",
+            "image_labels",
+            "image_annotations",
             "schema_version",
         } <= tables
         index = conn.execute("PRAGMA index_info(blob_labels_by_key_value)").fetchall()
@@ -70,18 +77,18 @@ def test_migrations_apply_in_order_once(tmp_path: Path) -> None:
     calls: list[int] = []
 
     def counted_v2(conn: sqlite3.Connection) -> None:
-        calls.append(2)
+        calls.append(NEXT)
         _v2(conn)
 
-    fake = (*MIGRATIONS, Migration(2, "notes on blobs", counted_v2))
+    fake = (*MIGRATIONS, Migration(NEXT, "notes on blobs", counted_v2))
     sql = SQLiteDB(path, migrations=fake)
     sql.close()
-    sql = SQLiteDB(path, migrations=fake)  # already at v2: nothing to do
+    sql = SQLiteDB(path, migrations=fake)  # already there: nothing to do
     with sql.read() as conn:
-        assert schema_version(conn) == 2
+        assert schema_version(conn) == NEXT
         assert conn.execute("SELECT note FROM blobs").fetchall() == [("migrated",)]
     sql.close()
-    assert calls == [2]
+    assert calls == [NEXT]
     # a newer database is refused, untouched
     with pytest.raises(FailedPrecondition, match="newer"):
         MetadataDB(path, new_backend(tmp_path / "c"))
@@ -96,12 +103,29 @@ def test_failed_migration_rolls_back(tmp_path: Path) -> None:
         raise RuntimeError("migration bug")
 
     with pytest.raises(RuntimeError):
-        SQLiteDB(path, migrations=(*MIGRATIONS, Migration(2, "broken", broken)))
+        SQLiteDB(path, migrations=(*MIGRATIONS, Migration(NEXT, "broken", broken)))
     with sqlite3.connect(path) as conn:
-        assert schema_version(conn) == 1
+        assert schema_version(conn) == LATEST
         assert (
             conn.execute("SELECT name FROM sqlite_master WHERE name='half_done'").fetchone() is None
         )
+
+
+def test_v1_database_gains_images_and_keeps_its_records(tmp_path: Path) -> None:
+    path = tmp_path / "m.db"
+    SQLiteDB(path, migrations=MIGRATIONS[:1]).close()
+    with sqlite3.connect(path) as conn:
+        conn.execute("INSERT INTO namespaces (name, created_at) VALUES ('ns', 1)")
+        conn.execute(
+            "INSERT INTO blobs (namespace, digest, size, created_at, updated_at)"
+            " VALUES ('ns', 'sha256:" + "a" * 64 + "', 3, 1, 1)"
+        )
+    sql = SQLiteDB(path)
+    with sql.read() as conn:
+        assert schema_version(conn) == LATEST
+        assert conn.execute("SELECT count(*) FROM blobs").fetchone()[0] == 1
+        assert conn.execute("SELECT count(*) FROM images").fetchone()[0] == 0
+    sql.close()
 
 
 def test_migrations_must_be_ordered() -> None:

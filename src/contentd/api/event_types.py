@@ -28,15 +28,22 @@ from google.protobuf import any_pb2
 from google.protobuf.message import DecodeError, Message
 
 from contentd.api._pb.containerd.events import content_pb2 as content_events
+from contentd.api._pb.containerd.events import image_pb2 as image_events
 from contentd.metadata.events import ContentCreate, ContentDelete
 
 __all__ = [
     "TYPE_CONTENT_CREATE",
     "TYPE_CONTENT_DELETE",
+    "TYPE_IMAGE_CREATE",
+    "TYPE_IMAGE_DELETE",
+    "TYPE_IMAGE_UPDATE",
     "TYPE_NAMESPACE_CREATE",
     "TYPE_NAMESPACE_DELETE",
     "TYPE_NAMESPACE_UPDATE",
     "AnyEvent",
+    "ImageCreate",
+    "ImageDelete",
+    "ImageUpdate",
     "NamespaceCreate",
     "NamespaceDelete",
     "NamespaceUpdate",
@@ -49,6 +56,10 @@ TYPE_CONTENT_CREATE: Final = "contentd.events.ContentCreate"
 TYPE_NAMESPACE_CREATE: Final = "containerd.events.NamespaceCreate"
 TYPE_NAMESPACE_UPDATE: Final = "containerd.events.NamespaceUpdate"
 TYPE_NAMESPACE_DELETE: Final = "containerd.events.NamespaceDelete"
+# containerd declares its image events in the images service's package
+TYPE_IMAGE_CREATE: Final = "containerd.services.images.v1.ImageCreate"
+TYPE_IMAGE_UPDATE: Final = "containerd.services.images.v1.ImageUpdate"
+TYPE_IMAGE_DELETE: Final = "containerd.services.images.v1.ImageDelete"
 
 _ABSENT: Final = ("", False)
 
@@ -96,6 +107,32 @@ def _namespace_field(
     if fieldpath[0] == "labels":
         return _labels_field(labels, fieldpath[1:])
     return _ABSENT
+
+
+@dataclass(frozen=True, slots=True)
+class ImageCreate:
+    name: str
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+    def field(self, fieldpath: Sequence[str]) -> tuple[str, bool]:
+        return _namespace_field(self.name, self.labels, fieldpath)
+
+
+@dataclass(frozen=True, slots=True)
+class ImageUpdate:
+    name: str
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+    def field(self, fieldpath: Sequence[str]) -> tuple[str, bool]:
+        return _namespace_field(self.name, self.labels, fieldpath)
+
+
+@dataclass(frozen=True, slots=True)
+class ImageDelete:
+    name: str
+
+    def field(self, fieldpath: Sequence[str]) -> tuple[str, bool]:
+        return _namespace_field(self.name, {}, fieldpath)
 
 
 # -- the wire format (proto3: strings and int64s, a map<string, string>) --------
@@ -212,6 +249,9 @@ _DECODERS: Final[dict[str, Callable[[bytes], dict[str, object]]]] = {
     TYPE_NAMESPACE_CREATE: _decode_name_labels,
     TYPE_NAMESPACE_UPDATE: _decode_name_labels,
     TYPE_NAMESPACE_DELETE: lambda data: {"name": _decode_name_labels(data)["name"]},
+    TYPE_IMAGE_CREATE: _decode_name_labels,
+    TYPE_IMAGE_UPDATE: _decode_name_labels,
+    TYPE_IMAGE_DELETE: lambda data: {"name": _decode_name_labels(data)["name"]},
 }
 
 
@@ -263,6 +303,15 @@ def to_any(event: object) -> any_pb2.Any:
         url = TYPE_NAMESPACE_CREATE if isinstance(event, NamespaceCreate) else TYPE_NAMESPACE_UPDATE
         value = _string_field(1, event.name) + _map_field(2, event.labels)
         return any_pb2.Any(type_url=url, value=value)
+    if isinstance(event, ImageCreate):
+        value = image_events.ImageCreate(name=event.name, labels=event.labels).SerializeToString()
+        return any_pb2.Any(type_url=TYPE_IMAGE_CREATE, value=value)
+    if isinstance(event, ImageUpdate):
+        value = image_events.ImageUpdate(name=event.name, labels=event.labels).SerializeToString()
+        return any_pb2.Any(type_url=TYPE_IMAGE_UPDATE, value=value)
+    if isinstance(event, ImageDelete):
+        value = image_events.ImageDelete(name=event.name).SerializeToString()
+        return any_pb2.Any(type_url=TYPE_IMAGE_DELETE, value=value)
     if isinstance(event, NamespaceDelete):
         return any_pb2.Any(type_url=TYPE_NAMESPACE_DELETE, value=_string_field(1, event.name))
     if isinstance(event, Message):

@@ -2,7 +2,8 @@
 
 ``MetadataDB(path, backend)`` wraps a namespace-agnostic backend store (the
 local store, or a proxy) and hands out per-namespace content stores that
-satisfy the same :class:`~contentd.content.store.Store` contract.
+satisfy the same :class:`~contentd.content.store.Store` contract, and image
+records (``db.images(namespace)``) whose targets are GC roots.
 """
 
 from contentd.metadata import identifiers
@@ -18,6 +19,7 @@ from contentd.metadata.events import (
     validate_topic,
 )
 from contentd.metadata.gc import GCResult
+from contentd.metadata.images import Image, ImageStore, image_field
 from contentd.metadata.leases import Lease, LeaseManager, Resource, generate_lease_id
 from contentd.metadata.metadb import POLICIES, MetadataDB
 from contentd.metadata.namespaces import LABEL_GC_MANAGED_EXTERNALLY, NamespaceStore
@@ -36,6 +38,8 @@ __all__ = [
     "Envelope",
     "Exchange",
     "GCResult",
+    "Image",
+    "ImageStore",
     "Lease",
     "LeaseManager",
     "MetadataDB",
@@ -48,6 +52,7 @@ __all__ = [
     "backend_ref",
     "generate_lease_id",
     "identifiers",
+    "image_field",
     "parse_duration",
     "validate_topic",
 ]

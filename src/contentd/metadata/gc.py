@@ -8,6 +8,8 @@
   followed;
 - ingests whose ``expire_at`` has not passed;
 - content labelled ``containerd.io/gc.root``;
+- images: the target digest of every image record, and the content its
+  ``containerd.io/gc.ref.content`` labels name;
 - in a namespace labelled ``contentd.io/gc.managed-externally=true``, every
   blob and every ingest record.
 
@@ -189,7 +191,13 @@ def _mark(conn: sqlite3.Connection, now_ns: int) -> set[_Node]:
         for (digest,) in conn.execute("SELECT digest FROM blobs WHERE namespace = ?", (ns,)):
             roots.append((_CONTENT, ns, digest))
 
-    refs = _content_references(conn)
+    # images: the target, and what the image's own labels reference
+    for ns, digest in conn.execute("SELECT namespace, digest FROM images"):
+        roots.append((_CONTENT, ns, digest))
+    for (ns, _image), targets in _references(conn, "image_labels", "image").items():
+        roots.extend((_CONTENT, ns, target) for target in targets)
+
+    refs = _references(conn, "blob_labels", "digest")
     expected = {
         (ns, ref): digest
         for ns, ref, digest in conn.execute(
@@ -210,15 +218,19 @@ def _expired(value: str | None, now_ns: int, ns: str, lease: str) -> bool:
     return now_ns > to_ns(expire)
 
 
-def _content_references(conn: sqlite3.Connection) -> dict[tuple[str, str], list[str]]:
+def _references(
+    conn: sqlite3.Connection, table: str, owner: str
+) -> dict[tuple[str, str], list[str]]:
+    """(namespace, owner) -> the digests its gc.ref.content labels name, for a label table
+    (``blob_labels`` keyed by digest, ``image_labels`` by image name)."""
     prefix = LABEL_GC_REF_CONTENT
     upper = prefix[:-1] + chr(ord(prefix[-1]) + 1)  # every key starting with prefix sorts below
     grouped: dict[tuple[str, str], dict[str, str]] = {}
-    for ns, digest, key, value in conn.execute(
-        "SELECT namespace, digest, key, value FROM blob_labels WHERE key >= ? AND key < ?",
+    for ns, key_owner, key, value in conn.execute(
+        f"SELECT namespace, {owner}, key, value FROM {table} WHERE key >= ? AND key < ?",
         (prefix, upper),
     ):
-        grouped.setdefault((ns, digest), {})[key] = value
+        grouped.setdefault((ns, key_owner), {})[key] = value
     return {node: content_refs(labels) for node, labels in grouped.items()}
 
 

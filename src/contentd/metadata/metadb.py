@@ -16,6 +16,7 @@ from contentd.metadata.core import Clock, Core
 from contentd.metadata.db import SQLiteDB
 from contentd.metadata.events import Exchange
 from contentd.metadata.gc import GCResult, collect
+from contentd.metadata.images import ImageStore
 from contentd.metadata.leases import LeaseManager
 from contentd.metadata.namespaces import NamespaceStore
 from contentd.metadata.scheduler import Scheduler, SchedulerConfig
@@ -77,6 +78,10 @@ class MetadataDB:
     def leases(self, namespace: str | None) -> LeaseManager:
         return LeaseManager(self._core, namespace)
 
+    def images(self, namespace: str | None) -> ImageStore:
+        """The image records of ``namespace``; an image's target is a GC root."""
+        return ImageStore(self._core, namespace)
+
     def garbage_collect(self, *, dry_run: bool = False) -> GCResult:
         """Collect now, on this thread; ``dry_run`` reports and touches nothing."""
         return collect(self._core, dry_run=dry_run)
@@ -99,6 +104,11 @@ class MetadataDB:
         with self._lock:
             self._scheduler = scheduler
         return scheduler
+
+    def collect_and_wait(self) -> GCResult | None:
+        """A collection through the running scheduler (or directly when none runs),
+        returned from once it is done: what deletes with ``sync`` wait for."""
+        return self._sync_gc()
 
     def register_mutation_callback(self, fn: Callable[[bool], None]) -> None:
         """Call ``fn(dirty)`` after every successful metadata write transaction."""

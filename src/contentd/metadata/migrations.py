@@ -16,6 +16,10 @@ Logical schema (containerd's bolt layout, spec §4.1, as tables):
   writer's digest, else NULL)
 - ``leases``, ``lease_labels`` and ``lease_resources`` (type ``content``,
   ``ingests`` or ``snapshots/<snapshotter>``)
+- (v2) ``images``: (namespace, name) -> the target descriptor's media type,
+  digest and size, created_at and updated_at; ``image_labels`` and
+  ``image_annotations`` (the target's annotations). ``images_by_digest``
+  serves GC and "which images point here".
 """
 
 from __future__ import annotations
@@ -103,10 +107,49 @@ CREATE TABLE lease_resources (
 """
 
 
-def _v1(conn: sqlite3.Connection) -> None:
-    for statement in _V1.split(";"):
-        if statement.strip():
-            conn.execute(statement)
+_V2 = """
+CREATE TABLE images (
+    namespace TEXT NOT NULL REFERENCES namespaces(name),
+    name TEXT NOT NULL,
+    media_type TEXT NOT NULL,
+    digest TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    PRIMARY KEY (namespace, name)
+) WITHOUT ROWID;
+CREATE INDEX images_by_digest ON images(digest);
+
+CREATE TABLE image_labels (
+    namespace TEXT NOT NULL,
+    image TEXT NOT NULL,
+    key TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (namespace, image, key),
+    FOREIGN KEY (namespace, image) REFERENCES images(namespace, name) ON DELETE CASCADE
+) WITHOUT ROWID;
+
+CREATE TABLE image_annotations (
+    namespace TEXT NOT NULL,
+    image TEXT NOT NULL,
+    key TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (namespace, image, key),
+    FOREIGN KEY (namespace, image) REFERENCES images(namespace, name) ON DELETE CASCADE
+) WITHOUT ROWID;
+"""
 
 
-MIGRATIONS: tuple[Migration, ...] = (Migration(1, "initial schema", _v1),)
+def _script(text: str) -> Callable[[sqlite3.Connection], None]:
+    def apply(conn: sqlite3.Connection) -> None:
+        for statement in text.split(";"):
+            if statement.strip():
+                conn.execute(statement)
+
+    return apply
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "initial schema", _script(_V1)),
+    Migration(2, "images", _script(_V2)),
+)

@@ -97,7 +97,7 @@ class NamespaceStore:
                 raise NotFound(f'namespace "{name}"')
             held = [
                 table
-                for table in ("blobs", "ingests", "leases")
+                for table in ("images", "blobs", "ingests", "leases")
                 if conn.execute(
                     f"SELECT 1 FROM {table} WHERE namespace = ? LIMIT 1", (name,)
                 ).fetchone()

@@ -20,6 +20,7 @@ __all__ = ["GRPC_IDS", "service_registrations"]
 
 GRPC_IDS: Final = (
     "content",
+    "images",
     "leases",
     "namespaces",
     "introspection",
@@ -65,6 +66,12 @@ def _init_content(ic: InitContext) -> object:
     return ContentService(resolver)
 
 
+def _init_images(ic: InitContext) -> object:
+    from contentd.api.images import ImagesService
+
+    return ImagesService(_metadata(ic), _exchange(ic))
+
+
 def _init_leases(ic: InitContext) -> object:
     from contentd.api.leases import LeasesService
 
@@ -105,6 +112,9 @@ def service_registrations() -> list[Registration]:
     grpc = types.GRPC
     return [
         Registration(grpc, "content", _init_content, requires=(types.METADATA, types.EVENT)),
+        Registration(
+            grpc, "images", _init_images, requires=(types.METADATA, types.EVENT, types.GC)
+        ),
         Registration(grpc, "leases", _init_leases, requires=(types.METADATA, types.GC)),
         Registration(grpc, "namespaces", _init_namespaces, requires=(types.METADATA, types.EVENT)),
         Registration(grpc, "introspection", _init_introspection),
