@@ -13,7 +13,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Self
@@ -84,7 +84,9 @@ class ServeProcess:
         root: Path | None = None,
         socket_path: Path | None = None,
         name: str = "contentd",
+        env: Mapping[str, str] | None = None,
     ) -> None:
+        self.env = dict(env or {})
         self.owns_base = base is None
         self.base = base if base is not None else short_tmpdir()
         self.root = root if root is not None else self.base / "root"
@@ -129,7 +131,7 @@ class ServeProcess:
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=log,
-                env=clean_env(),
+                env=clean_env(self.env),
             )
         finally:
             log.close()

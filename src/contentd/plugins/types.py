@@ -6,6 +6,7 @@ from typing import Final
 
 __all__ = [
     "CONTENT",
+    "CONTENTD_CONTENT",
     "EVENT",
     "GC",
     "GRPC",
@@ -15,6 +16,8 @@ __all__ = [
 
 #: A content store (the local store, or a proxy to another Content service).
 CONTENT: Final = "io.containerd.content.v1"
+#: contentd's own content stores (``io.contentd.content.v1.s3``); a configured one is the backend.
+CONTENTD_CONTENT: Final = "io.contentd.content.v1"
 #: The metadata layer (namespaces, leases, GC) over a content store.
 METADATA: Final = "io.containerd.metadata.v1"
 #: Garbage-collection scheduling.

@@ -124,6 +124,11 @@ class S3Store:
     def __repr__(self) -> str:
         return f"S3Store({self.location.describe()!r})"
 
+    def close(self) -> None:
+        """Close the ingest-state store and the client's connections."""
+        self.states.close()
+        self.client.close()
+
     # -- keys --------------------------------------------------------------
 
     def _blob_key(self, digest: str) -> str:

@@ -3,6 +3,7 @@
 =====================================  ==============================================
 ``io.containerd.content.v1.content``   the local store at its plugin root
 ``io.containerd.content.v1.<name>``    one per ``[proxy_plugins.<name>]`` (ProxyStore)
+``io.contentd.content.v1.s3``          S3Store, when a bucket is configured (else skipped)
 ``io.containerd.metadata.v1.sqlite``   MetadataDB over the chosen content plugin
 ``io.containerd.gc.v1.scheduler``      the GC scheduler (started at init)
 ``io.containerd.event.v1.exchange``    the event exchange (the metadata layer's)
@@ -23,6 +24,7 @@ from typing import TYPE_CHECKING
 
 from contentd.plugins.builtin.configs import GCSchedulerConfig, MetadataConfig
 from contentd.plugins.builtin.gc_service import gc_service_registration
+from contentd.plugins.builtin.s3 import S3_URI, S3Config, s3_registration
 from contentd.plugins.builtin.services import service_registrations
 from contentd.plugins.builtin.storage import (
     LOCAL_CONTENT_ID,
@@ -39,8 +41,10 @@ if TYPE_CHECKING:
 __all__ = [
     "LOCAL_CONTENT_ID",
     "METADATA_ID",
+    "S3_URI",
     "GCSchedulerConfig",
     "MetadataConfig",
+    "S3Config",
     "builtin_registrations",
     "choose_backend",
     "proxy_registrations",
@@ -55,6 +59,7 @@ def builtin_registrations(config: Config | None = None) -> list[Registration]:
     return [
         storage[0],
         *proxies,
+        s3_registration(),
         *storage[1:],
         *service_registrations(),
         gc_service_registration(),

@@ -14,7 +14,7 @@ from contentd.content.errors import FailedPrecondition, InvalidArgument, NotFoun
 from contentd.plugins import types
 from contentd.plugins.builtin.configs import GCSchedulerConfig, MetadataConfig
 from contentd.plugins.context import InitContext, Plugin
-from contentd.plugins.registry import InitFn, Registration
+from contentd.plugins.registry import InitFn, Registration, SkipPlugin
 
 if TYPE_CHECKING:
     from contentd.config import Config
@@ -81,10 +81,22 @@ def choose_backend(ic: InitContext) -> Plugin:
     """The content plugin the metadata layer stores bytes in.
 
     Deterministic, unlike containerd (which takes whichever its map yields):
-    the first configured proxy content plugin that initialised wins; else the
-    local store; else any other content plugin that initialised. With none,
-    the first failed one's error (or NotFound when there are none) is raised.
+    a configured contentd content plugin (``io.contentd.content.v1.s3`` with a
+    bucket) wins, and its failure is this plugin's (never a silent fall-back
+    to local disk); else the first configured proxy content plugin that
+    initialised; else the local store; else any other content plugin that
+    initialised. With none, the first failed one's error (or NotFound when
+    there are none) is raised.
     """
+    try:
+        ours = ic.get_by_type(types.CONTENTD_CONTENT)
+    except NotFound:  # disabled
+        ours = {}
+    for plugin in ours.values():
+        if plugin.ok:
+            return plugin
+        if not isinstance(plugin.error, SkipPlugin):
+            plugin.result()
     candidates = ic.get_by_type(types.CONTENT)
     ok = [p for p in candidates.values() if p.ok]
     proxies = [p for p in ok if p.registration.origin.startswith("proxy_plugins.")]
@@ -173,7 +185,7 @@ def storage_registrations() -> list[Registration]:
             types.METADATA,
             METADATA_ID,
             _init_metadata,
-            requires=(types.CONTENT,),
+            requires=(types.CONTENT, types.CONTENTD_CONTENT),
             config=MetadataConfig(),
         ),
         Registration(

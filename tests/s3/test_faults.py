@@ -1,0 +1,99 @@
+"""Faults SeaweedFS cannot be made to produce on demand, injected in-process (moto).
+
+moto serves S3 in this process; a botocore ``before-call`` hook fails the calls a test
+picks. Everything else about the S3 store is tested against SeaweedFS.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from contentd import Unavailable, read_blob
+from contentd.content.digest import digest_of
+from contentd.s3 import ReadCache, S3Location, S3Store, SqliteIngestStates, make_client
+from tests.s3.conftest import PART
+
+moto = pytest.importorskip("moto")
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[S3Store]:
+    import boto3
+
+    with moto.mock_aws():
+        session = boto3.session.Session(
+            aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1"
+        )
+        location = S3Location(bucket="faults")
+        client = make_client(location, session=session, attempts=1)
+        client.create_bucket(Bucket="faults")
+        s = S3Store(
+            client,
+            location,
+            states=SqliteIngestStates(tmp_path / "ingests.db"),
+            spool_dir=tmp_path / "spool",
+            cache=ReadCache(tmp_path / "cache", 64 << 20),
+            part_size=PART,
+        )
+        yield s
+        s.close()
+
+
+class _Fail:
+    """Fail the next ``count`` calls of ``operation`` as a dropped connection would."""
+
+    def __init__(self, store: S3Store, operation: str, count: int = 1) -> None:
+        self.count = count
+        store.client.meta.events.register(f"before-call.s3.{operation}", self)
+
+    def __call__(self, **kwargs: Any) -> None:
+        import botocore.exceptions
+
+        if self.count > 0:
+            self.count -= 1
+            raise botocore.exceptions.EndpointConnectionError(endpoint_url="http://s3.invalid")
+
+
+def test_failed_part_upload_is_unavailable_and_the_ingest_goes_on(store: S3Store) -> None:
+    data = os.urandom(2 * PART + 100)
+    _Fail(store, "UploadPart")
+    w = store.writer("layer", total=len(data))
+    with pytest.raises(Unavailable, match="unreachable"):
+        w.write(data[: PART + 10])
+    record = store.states.get("layer")
+    assert record is not None and record.parts == ()  # nothing recorded that was not uploaded
+    offset = w.status().offset
+    assert offset == PART  # the full spool waits for its upload
+    w.write(data[offset:])  # the part goes up now
+    w.commit(len(data), digest_of(data))
+    assert read_blob(store, digest_of(data)) == data
+
+
+def test_failed_commit_keeps_the_ingest_for_a_retry(store: S3Store) -> None:
+    data = os.urandom(PART + 5)
+    _Fail(store, "CompleteMultipartUpload")
+    w = store.writer("layer", expected=digest_of(data))
+    w.write(data)
+    with pytest.raises(Unavailable):
+        w.commit(len(data), digest_of(data))
+    with store.writer("layer", expected=digest_of(data)) as w:
+        assert w.status().offset == len(data)
+        w.commit(len(data), digest_of(data))
+    assert read_blob(store, digest_of(data)) == data
+
+
+def test_failed_read_is_unavailable_and_caches_nothing(store: S3Store) -> None:
+    data = b"x" * 1000
+    with store.writer("small") as w:
+        w.write(data)
+        w.commit(len(data))
+    _Fail(store, "GetObject")
+    with pytest.raises(Unavailable):
+        store.reader_at(digest_of(data))
+    assert store.cache is not None and store.cache.total_bytes == 0
+    assert read_blob(store, digest_of(data)) == data

@@ -1,0 +1,224 @@
+"""What the S3 store does beyond the conformance suite, against a real SeaweedFS."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import textwrap
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from contentd import FailedPrecondition, NotFound, read_blob
+from contentd.content.digest import digest_of
+from contentd.s3 import S3Location, check_bucket, make_client
+from contentd.s3.reader import RangedReaderAt
+from tests.peers.fixtures import S3_BUCKET
+from tests.peers.seaweedfs import SeaweedPeer
+from tests.s3.conftest import PART, StoreFactory
+
+
+def _keys(peer: SeaweedPeer, prefix: str) -> list[str]:
+    out = peer.client().list_objects_v2(Bucket=S3_BUCKET, Prefix=prefix)
+    return sorted(o["Key"][len(prefix) :] for o in out.get("Contents", ()))
+
+
+def test_blob_keys_and_multipart_without_copy_when_digest_known(
+    make_store: StoreFactory, seaweedfs_peer: SeaweedPeer, s3_prefix: str
+) -> None:
+    store = make_store()
+    data = os.urandom(2 * PART + 1234)
+    dgst = digest_of(data)
+    with store.writer("known", total=len(data), expected=dgst) as w:
+        w.write(data)
+        w.commit(len(data), dgst)
+    assert store.stats.parts == 3 and store.stats.copies == 0
+    other = os.urandom(PART + 10)
+    with store.writer("unknown") as w:
+        w.write(other)
+        w.commit(len(other))
+    assert store.stats.copies == 1  # staged, then copied server-side
+    assert _keys(seaweedfs_peer, s3_prefix) == sorted(
+        f"blobs/sha256/{d[7:]}" for d in (dgst, digest_of(other))
+    )  # no staging object left behind
+    assert read_blob(store, dgst) == data
+    assert read_blob(store, digest_of(other)) == other
+
+
+def test_resume_on_another_node_after_a_kill(
+    make_store: StoreFactory, seaweedfs_peer: SeaweedPeer, s3_prefix: str, tmp_path: Path
+) -> None:
+    """Node A uploads two parts and is killed with 1 MiB in its spool; node B (its own
+    spool, the shared ingest records) goes on from the last part; A's spool is ignored."""
+    data = os.urandom(3 * PART)
+    (tmp_path / "data").write_bytes(data)
+    script = textwrap.dedent(
+        f"""
+        import os
+        from contentd.s3 import ReadCache, S3Location, S3Store, SqliteIngestStates, make_client
+        import boto3
+        loc = S3Location(bucket={S3_BUCKET!r}, endpoint={seaweedfs_peer.endpoint!r},
+                         prefix={s3_prefix!r})
+        session = boto3.session.Session(aws_access_key_id={seaweedfs_peer.access_key!r},
+            aws_secret_access_key={seaweedfs_peer.secret_key!r}, region_name="us-east-1")
+        store = S3Store(make_client(loc, session=session), loc,
+            states=SqliteIngestStates({str(tmp_path / "ingests.db")!r}),
+            spool_dir={str(tmp_path / "a" / "spool")!r}, part_size={PART})
+        data = open({str(tmp_path / "data")!r}, "rb").read()
+        w = store.writer("layer", total=len(data))
+        w.write(data[: 2 * {PART} + (1 << 20)])
+        os.kill(os.getpid(), 9)
+        """
+    )
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=120)
+    assert proc.returncode == -9, proc.stderr.decode()
+    b = make_store("b")
+    assert b.status("layer").offset == 2 * PART  # B cannot see A's spool
+    with b.writer("layer", total=len(data)) as w:
+        assert w.status().offset == 2 * PART
+        assert w.digest() == digest_of(data[: 2 * PART])
+        w.write(data[2 * PART :])
+        w.commit(len(data), digest_of(data))
+    assert read_blob(b, digest_of(data)) == data
+    assert list(b.list_statuses()) == []
+
+
+def test_resume_on_the_same_node_keeps_the_spool(make_store: StoreFactory) -> None:
+    data = os.urandom(PART + 4321)
+    a = make_store("a")
+    w = a.writer("r", total=len(data))
+    w.write(data[: PART + 1000])
+    w.close()
+    again = make_store("a")  # a restart: same spool, same records
+    with again.writer("r", total=len(data)) as w:
+        assert w.status().offset == PART + 1000
+        w.write(data[PART + 1000 :])
+        w.commit(len(data), digest_of(data))
+    assert read_blob(again, digest_of(data)) == data
+
+
+def test_second_read_is_served_by_the_cache(make_store: StoreFactory) -> None:
+    store = make_store()
+    data = os.urandom(100_000)
+    dgst = digest_of(data)
+    with store.writer("c") as w:
+        w.write(data)
+        w.commit(len(data), dgst)
+    assert store.cache is not None
+    assert read_blob(store, dgst) == data
+    gets, hits = store.stats.gets, store.cache.stats.hits
+    for _ in range(3):
+        with store.reader_at(dgst) as ra:
+            assert ra.read_at(5000, 32768) == data[5000 : 5000 + 32768]
+    assert store.stats.gets == gets  # no S3 request
+    assert store.stats.ranged_gets == 0
+    assert store.cache.stats.hits == hits + 3
+
+
+def test_corrupt_cache_file_is_detected_and_refetched(make_store: StoreFactory) -> None:
+    store = make_store()
+    data = os.urandom(50_000)
+    dgst = digest_of(data)
+    with store.writer("c") as w:
+        w.write(data)
+        w.commit(len(data), dgst)
+    assert read_blob(store, dgst) == data
+    assert store.cache is not None
+    path = Path(store.cache.root) / "sha256" / dgst[7:]
+    with open(path, "r+b") as f:  # same size, one byte flipped
+        f.seek(1234)
+        f.write(bytes([data[1234] ^ 0xFF]))
+    gets = store.stats.gets
+    assert read_blob(store, dgst) == data
+    assert store.cache.stats.corrupt == 1
+    assert store.stats.gets == gets + 1
+    # a new process (a restart) verifies its first open of every cache file again
+    path.write_bytes(b"truncated")
+    restarted = make_store()
+    assert read_blob(restarted, dgst) == data
+    assert restarted.cache is not None and restarted.cache.stats.corrupt == 1
+
+
+def test_cache_is_bounded_least_recently_used_first(make_store: StoreFactory) -> None:
+    store = make_store(cache_size=300_000)
+    blobs = [os.urandom(120_000) for _ in range(3)]
+    for i, data in enumerate(blobs):
+        with store.writer(f"b{i}") as w:
+            w.write(data)
+            w.commit(len(data))
+    d = [digest_of(b) for b in blobs]
+    read_blob(store, d[0])
+    read_blob(store, d[1])
+    read_blob(store, d[0])  # d[1] is now the least recently used
+    read_blob(store, d[2])
+    assert store.cache is not None
+    assert store.cache.total_bytes <= 300_000
+    assert store.cache.stats.evictions == 1
+    cached = {p.name for p in (Path(store.cache.root) / "sha256").iterdir()}
+    assert cached == {d[0][7:], d[2][7:]}
+
+
+def test_blob_larger_than_the_cache_is_read_by_ranges(make_store: StoreFactory) -> None:
+    store = make_store(cache_size=1000)
+    data = os.urandom(200_000)
+    with store.writer("big") as w:
+        w.write(data)
+        w.commit(len(data))
+    with store.reader_at(digest_of(data)) as ra:
+        assert isinstance(ra, RangedReaderAt)
+        assert ra.read_at(199_990, 100) == data[199_990:]
+        assert ra.read_at(10, 20) == data[10:30]
+
+
+def test_delete_drops_the_cached_copy(make_store: StoreFactory) -> None:
+    store = make_store()
+    data = b"cached then deleted"
+    with store.writer("d") as w:
+        w.write(data)
+        w.commit(len(data))
+    assert read_blob(store, digest_of(data)) == data
+    store.delete(digest_of(data))
+    with pytest.raises(NotFound):
+        store.reader_at(digest_of(data))
+
+
+def test_wrong_credentials_are_a_clear_error(seaweedfs_peer: SeaweedPeer) -> None:
+    secret = "not-the-secret-" + hashlib.sha256(b"x").hexdigest()[:8]
+    location = S3Location(bucket=S3_BUCKET, endpoint=seaweedfs_peer.endpoint)
+    client = make_client(location, session=seaweedfs_peer.session(secret_key=secret))
+    with pytest.raises(FailedPrecondition) as err:
+        check_bucket(client, location)
+    assert "refused the credentials" in str(err.value)
+    assert "AWS_SECRET_ACCESS_KEY" in str(err.value)
+    assert secret not in str(err.value)
+
+
+def test_missing_bucket_is_a_clear_error(seaweedfs_peer: SeaweedPeer) -> None:
+    location = S3Location(bucket="no-such-bucket-here", endpoint=seaweedfs_peer.endpoint)
+    client = make_client(location, session=seaweedfs_peer.session())
+    with pytest.raises(FailedPrecondition, match="bucket does not exist"):
+        check_bucket(client, location)
+
+
+def test_orphan_multipart_uploads_are_aborted(
+    make_store: StoreFactory, seaweedfs_peer: SeaweedPeer, s3_prefix: str
+) -> None:
+    store = make_store()
+    orphan = seaweedfs_peer.client().create_multipart_upload(
+        Bucket=S3_BUCKET, Key=f"{s3_prefix}ingests/orphan"
+    )["UploadId"]
+    with store.writer("live") as w:
+        w.write(os.urandom(PART))  # a part: a real multipart upload with a record
+        live = store.states.get("live")
+        assert live is not None and live.upload_id
+        aborted = store.abort_orphan_uploads(older_than=timedelta(0))
+    assert aborted == [f"{s3_prefix}ingests/orphan"]
+    uploads = seaweedfs_peer.client().list_multipart_uploads(Bucket=S3_BUCKET, Prefix=s3_prefix)
+    ids = {u["UploadId"] for u in uploads.get("Uploads", ())}
+    assert orphan not in ids and live.upload_id in ids
+    store.abort("live")
+    uploads = seaweedfs_peer.client().list_multipart_uploads(Bucket=S3_BUCKET, Prefix=s3_prefix)
+    assert not uploads.get("Uploads")
