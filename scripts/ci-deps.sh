@@ -4,6 +4,8 @@
 #   docker-registry  distribution registry 2.8          (tests/peers/registry.py)
 #   skopeo           pushes the built test image         (tests/peers/images.py)
 #   umoci            OCI layout tool, for image tests
+#   postgresql       PostgreSQL 15 server binaries   (tests/peers/postgres.py; not on PATH,
+#                    the fixture runs /usr/lib/postgresql/15/bin/{initdb,postgres} itself)
 # Idempotent: does nothing (no apt-get update) when every binary is already there;
 # CI_DEPS_FORCE=1 runs the apt steps anyway.
 # Non-interactive and quiet; fails loudly (non-zero exit, apt's log tail) on error.
@@ -17,6 +19,8 @@ NEEDS=(
     docker-registry:docker-registry
     skopeo:skopeo
     umoci:umoci
+    postgresql:/usr/lib/postgresql/15/bin/initdb
+    postgresql:/usr/lib/postgresql/15/bin/postgres
 )
 
 missing=()
@@ -29,11 +33,11 @@ for pair in "${NEEDS[@]}"; do
 done
 
 if [[ ${CI_DEPS_FORCE:-0} == 1 ]]; then  # reinstall check, for testing this script
-    missing=(containerd docker-registry skopeo umoci)
+    missing=(containerd docker-registry skopeo umoci postgresql)
 fi
 
 if [[ ${#missing[@]} -eq 0 ]]; then
-    echo "ci-deps: all present (containerd, ctr, docker-registry, skopeo, umoci)"
+    echo "ci-deps: all present (containerd, ctr, docker-registry, skopeo, umoci, postgresql)"
     exit 0
 fi
 
@@ -70,7 +74,8 @@ apt-get install -y -qq --no-install-recommends \
     -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
     "${missing[@]}" >>"$log" 2>&1 || fail "apt-get install ${missing[*]}"
 
-for bin in containerd ctr docker-registry skopeo umoci; do
+for bin in containerd ctr docker-registry skopeo umoci \
+    /usr/lib/postgresql/15/bin/initdb /usr/lib/postgresql/15/bin/postgres; do
     command -v "$bin" >/dev/null 2>&1 || fail "finding $bin after install"
 done
 echo "ci-deps: installed ${missing[*]}"

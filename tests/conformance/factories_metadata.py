@@ -1,9 +1,11 @@
 """Conformance factories for the metadata layer over a local store, in both policies.
 
-Registered as ``metadata-shared`` and ``metadata-isolated``. The store under
-test is the namespace ``testing`` of a MetadataDB on SQLite; labels live in
-the database, missing digests/refs are NotFound, and truncate is delegated
-to the local writer (so only ``truncate(0)`` works).
+Registered as ``metadata-shared`` and ``metadata-isolated`` (SQLite), and
+``metadata-postgres-shared`` and ``metadata-postgres-isolated`` (a database of
+the session's private PostgreSQL cluster). The store under test is the
+namespace ``testing`` of a MetadataDB; labels live in the database, missing
+digests/refs are NotFound, and truncate is delegated to the local writer (so
+only ``truncate(0)`` works).
 """
 
 from __future__ import annotations
@@ -19,14 +21,17 @@ from tests.conformance.harness import Harness, register
 NAMESPACE = "testing"
 
 
-def _metadata(tmp_path: Path, request: pytest.FixtureRequest, policy: str) -> Harness:
+def _metadata(
+    tmp_path: Path, request: pytest.FixtureRequest, policy: str, *, postgres: bool = False
+) -> Harness:
     root = tmp_path / "content"
     path = tmp_path / "meta.db"
-    db = MetadataDB(path, LocalStore(root), content_sharing_policy=policy)
+    dsn = request.getfixturevalue("postgres_peer").create_database() if postgres else None
+    db = MetadataDB(path, LocalStore(root), content_sharing_policy=policy, dsn=dsn)
     request.addfinalizer(db.close)
 
     def reopen() -> Store:
-        other = MetadataDB(path, LocalStore(root), content_sharing_policy=policy)
+        other = MetadataDB(path, LocalStore(root), content_sharing_policy=policy, dsn=dsn)
         request.addfinalizer(other.close)
         return other.content_store(NAMESPACE)
 
@@ -37,7 +42,7 @@ def _metadata(tmp_path: Path, request: pytest.FixtureRequest, policy: str) -> Ha
         truncate_zero_only=True,
         reopen=reopen,
         root=None,  # backend refs are "<ns>/1/<ref>": the local layout checks do not apply
-        extra={"db": db, "namespace": NAMESPACE, "policy": policy},
+        extra={"db": db, "namespace": NAMESPACE, "policy": policy, "postgres": postgres},
     )
 
 
@@ -49,3 +54,13 @@ def _metadata_shared(tmp_path: Path, request: pytest.FixtureRequest) -> Harness:
 @register("metadata-isolated")
 def _metadata_isolated(tmp_path: Path, request: pytest.FixtureRequest) -> Harness:
     return _metadata(tmp_path, request, "isolated")
+
+
+@register("metadata-postgres-shared")
+def _metadata_postgres_shared(tmp_path: Path, request: pytest.FixtureRequest) -> Harness:
+    return _metadata(tmp_path, request, "shared", postgres=True)
+
+
+@register("metadata-postgres-isolated")
+def _metadata_postgres_isolated(tmp_path: Path, request: pytest.FixtureRequest) -> Harness:
+    return _metadata(tmp_path, request, "isolated", postgres=True)

@@ -99,8 +99,9 @@ def _local_nolabels(tmp_path: Path, request: pytest.FixtureRequest) -> Harness:
 
 # Every other Store registers its factories from its own module:
 # factories_daemon (daemon-shared, daemon-isolated: ProxyStore against contentd serve),
-# factories_metadata (metadata-shared, metadata-isolated), factories_proxy (proxy-local,
-# proxy-containerd), factories_s3 (s3, metadata-s3: against a private SeaweedFS).
+# factories_metadata (metadata-shared, metadata-isolated; metadata-postgres-shared and
+# -isolated on PostgreSQL), factories_proxy (proxy-local, proxy-containerd),
+# factories_s3 (s3, metadata-s3: against a private SeaweedFS).
 from tests.conformance import (  # noqa: E402, F401
     factories_daemon,
     factories_metadata,

@@ -1,4 +1,9 @@
-"""Fixtures for the metadata layer: a local backend, a fake clock, databases."""
+"""Fixtures for the metadata layer: a local backend, a fake clock, databases.
+
+Every test that makes a database runs twice: on SQLite and on PostgreSQL
+(``engine``; a database per test in the session's private cluster). Tests of
+the SQLite engine itself are marked ``sqlite_only``.
+"""
 
 from __future__ import annotations
 
@@ -40,13 +45,41 @@ def clock() -> FakeClock:
 MakeDB = Callable[..., MetadataDB]
 
 
+ENGINES = ("sqlite", "postgres")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    items[:] = [
+        item
+        for item in items
+        if not (
+            item.get_closest_marker("sqlite_only")
+            and getattr(item, "callspec", None) is not None
+            and item.callspec.params.get("engine") == "postgres"  # type: ignore[attr-defined]
+        )
+    ]
+
+
+@pytest.fixture(params=ENGINES)
+def engine(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
 @pytest.fixture
-def make_db(tmp_path: Path) -> Iterator[MakeDB]:
-    """``make_db(policy="shared", clock=None, name="meta.db", **kw)``; closed at teardown."""
+def make_db(tmp_path: Path, engine: str, request: pytest.FixtureRequest) -> Iterator[MakeDB]:
+    """``make_db(policy="shared", clock=None, name="meta.db", **kw)``; closed at teardown.
+
+    On PostgreSQL ``name`` picks the database: the same name, the same database.
+    """
     opened: list[MetadataDB] = []
+    dsns: dict[str, str] = {}
 
     def make(policy: str = "shared", name: str = "meta.db", **kw: object) -> MetadataDB:
         backend = kw.pop("backend", None) or new_backend(tmp_path / "content")
+        if engine == "postgres":
+            if name not in dsns:
+                dsns[name] = request.getfixturevalue("postgres_peer").create_database()
+            kw["dsn"] = dsns[name]
         db = MetadataDB(tmp_path / name, backend, content_sharing_policy=policy, **kw)  # type: ignore[arg-type]
         opened.append(db)
         return db

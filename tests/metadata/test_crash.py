@@ -18,6 +18,8 @@ from contentd.metadata import MetadataDB, backend_ref
 from contentd.metadata.crashpoints import CRASH_ENV
 from tests.metadata import crash_child as child
 
+pytestmark = pytest.mark.sqlite_only  # the SQLite engine itself
+
 REPO = Path(__file__).resolve().parents[2]
 
 

@@ -188,6 +188,7 @@ def test_dry_run_reports_and_touches_nothing(db: MetadataDB) -> None:
     assert not db.dirty
 
 
+@pytest.mark.sqlite_only  # shared by nodes, PostgreSQL's backend is cleaned at every collection
 def test_backend_cleanup_runs_only_when_dirty(db: MetadataDB) -> None:
     cs = db.content_store("ns")
     put(cs, b"anchor", labels=ROOT)

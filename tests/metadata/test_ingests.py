@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
-
 import pytest
 
 from contentd import InvalidArgument, NotFound
@@ -13,7 +11,7 @@ from tests.metadata.conftest import FakeClock
 
 
 def _expire_at(db: MetadataDB, ns: str, ref: str) -> int | None:
-    with sqlite3.connect(db.path) as conn:
+    with db._sql.read() as conn:  # either engine
         row = conn.execute(
             "SELECT expire_at FROM ingests WHERE namespace = ? AND ref = ?", (ns, ref)
         ).fetchone()

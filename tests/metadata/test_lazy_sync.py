@@ -19,6 +19,8 @@ from contentd.metadata import MetadataDB
 from contentd.metadata.db import SQLiteDB
 from tests.metadata.conftest import MakeDB, put
 
+pytestmark = pytest.mark.sqlite_only  # the SQLite engine itself
+
 
 @pytest.fixture
 def wal_syncs(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:

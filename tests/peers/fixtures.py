@@ -14,6 +14,8 @@ Fixtures:
 * ``seaweedfs_peer`` (session): one private SeaweedFS (``weed mini``) S3 server, with the
   bucket :data:`S3_BUCKET` created; tests keep apart by key prefix (``s3_prefix``).
 * ``s3_prefix`` (function): a fresh key prefix (``t-<hex>/``) for one test.
+* ``postgres_peer`` (session): one private PostgreSQL 15 cluster
+  (:class:`PostgresPeer`; ``create_database()`` gives each test its own database).
 
 Missing binaries skip these fixtures locally and fail them in CI (``CI`` = true, 1, yes or on).
 """
@@ -29,6 +31,7 @@ import pytest
 
 from tests.peers.containerd import ContainerdPeer
 from tests.peers.images import PushedImage, build_image, push_image
+from tests.peers.postgres import PostgresPeer, require_postgres
 from tests.peers.registry import RegistryPeer
 from tests.peers.requires import in_ci, requires
 from tests.peers.seaweedfs import SeaweedPeer, find_weed
@@ -115,3 +118,10 @@ def seaweedfs_peer() -> Iterator[SeaweedPeer]:
 @pytest.fixture
 def s3_prefix() -> str:
     return "t-" + uuid.uuid4().hex[:12] + "/"
+
+
+@pytest.fixture(scope="session")
+def postgres_peer() -> Iterator[PostgresPeer]:
+    require_postgres()
+    with PostgresPeer() as peer:
+        yield peer

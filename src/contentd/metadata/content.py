@@ -9,8 +9,8 @@ recorded per namespace and map the caller's ref to the backend ref
 from __future__ import annotations
 
 import builtins
-import sqlite3
 from collections.abc import Iterator
+from contextlib import nullcontext
 from dataclasses import replace
 from datetime import timedelta
 from typing import Final
@@ -28,10 +28,12 @@ from contentd.content.labels import LABEL_NAMESPACE_SHAREABLE, validate_labels
 from contentd.content.store import ReaderAt, Writer, digest_of_target
 from contentd.content.types import Descriptor, Info, InfoRow, Status
 from contentd.metadata import identifiers, leases
+from contentd.metadata.cluster import RefLock
 from contentd.metadata.core import Core
 from contentd.metadata.crashpoints import crash_point
 from contentd.metadata.events import TOPIC_CONTENT_DELETE, ContentDelete
 from contentd.metadata.namespaces import LABEL_GC_MANAGED_EXTERNALLY
+from contentd.metadata.sql import Conn
 from contentd.metadata.writer import NamespacedWriter
 
 __all__ = ["INGEST_EXPIRY", "WALK_CHUNK", "ContentStore", "backend_ref"]
@@ -189,7 +191,7 @@ class ContentStore:
                 raise NotFound(f"content digest {digest}")
             leases.remove_content(conn, ns, self.lease, digest)
             core.mark_dirty(content=True)
-        core.events.publish(ns, TOPIC_CONTENT_DELETE, ContentDelete(digest))
+        core.publish(ns, TOPIC_CONTENT_DELETE, ContentDelete(digest))
 
     # -- IngestManager ---------------------------------------------------
 
@@ -272,37 +274,46 @@ class ContentStore:
                     leases.check(conn, ns, self.lease)
             if exists:
                 self._lease_existing(expected)
-            shared = False
-            size = total
-            if shareable:
-                try:
-                    binfo = backend.info(expected)
-                except ContentError:
-                    pass
-                else:
-                    if total <= 0 or total == binfo.size:
-                        shared = True
-                        size = binfo.size
             bref = str(row[0]) if row is not None and row[0] else backend_ref(ns, ref)
+            lock: RefLock | None = None
             bw: Writer | None = None
             try:
-                if not shared:
-                    # the expected digest was checked against this namespace only;
-                    # the backend must not short-cut on it
-                    bw = backend.writer(bref, total=size)
-                    crash_point("writer:after-backend-open")
-                # not synced: see NamespacedWriter.close
-                with core.update(durable=False) as conn:
-                    if expected and _blob_row(conn, ns, expected) is not None:
-                        exists = True  # committed by someone else meanwhile
-                    else:
-                        self._open_ingest(conn, ns, ref, bref, expected if shared else "")
+                # a shared open relies on the backend's bytes: until the ingest
+                # record names them, no collector may take them
+                with core.cluster.guard_digest(expected) if shareable else nullcontext():
+                    shared = False
+                    size = total
+                    if shareable:
+                        try:
+                            binfo = backend.info(expected)
+                        except ContentError:
+                            pass
+                        else:
+                            if total <= 0 or total == binfo.size:
+                                shared = True
+                                size = binfo.size
+                    if not shared:
+                        # other nodes: the ref is ours until close or commit (Unavailable
+                        # while another live writer holds it)
+                        lock = core.cluster.lock_ref(ns, ref, bref)
+                        # the expected digest was checked against this namespace only;
+                        # the backend must not short-cut on it
+                        bw = backend.writer(bref, total=size)
+                        crash_point("writer:after-backend-open")
+                    # not synced: see NamespacedWriter.close
+                    with core.update(durable=False) as conn:
+                        if expected and _blob_row(conn, ns, expected) is not None:
+                            exists = True  # committed by someone else meanwhile
+                        else:
+                            self._open_ingest(conn, ns, ref, bref, expected if shared else "")
                 crash_point("writer:after-record")
                 if exists:
                     self._lease_existing(expected)
             except BaseException:
                 if bw is not None:
                     bw.close()
+                if lock is not None:
+                    lock.release()
                 raise
         return NamespacedWriter(
             core,
@@ -314,6 +325,7 @@ class ContentStore:
             started=started,
             size=size,
             digest=expected if shared else "",
+            lock=lock,
         )
 
     def _lease_existing(self, digest: str) -> None:
@@ -326,9 +338,7 @@ class ContentStore:
                 raise err.wrap("unable to lease content") from None
         raise AlreadyExists(f"content {digest}")
 
-    def _open_ingest(
-        self, conn: sqlite3.Connection, ns: str, ref: str, bref: str, expected: str
-    ) -> None:
+    def _open_ingest(self, conn: Conn, ns: str, ref: str, bref: str, expected: str) -> None:
         """Create or reuse the ingest record and do the lease bookkeeping."""
         core = self._core
         core.ensure_namespace(conn, ns)
@@ -360,7 +370,7 @@ def _info(row: InfoRow) -> Info:
     return Info(digest, size, from_ns(created_ns), from_ns(updated_ns), labels or {})
 
 
-def _blob_row(conn: sqlite3.Connection, ns: str, digest: str) -> tuple[int, int, int] | None:
+def _blob_row(conn: Conn, ns: str, digest: str) -> tuple[int, int, int] | None:
     row = conn.execute(
         "SELECT size, created_at, updated_at FROM blobs WHERE namespace = ? AND digest = ?",
         (ns, digest),
@@ -368,7 +378,7 @@ def _blob_row(conn: sqlite3.Connection, ns: str, digest: str) -> tuple[int, int,
     return None if row is None else (int(row[0]), int(row[1]), int(row[2]))
 
 
-def _blob_labels(conn: sqlite3.Connection, ns: str, digest: str) -> dict[str, str]:
+def _blob_labels(conn: Conn, ns: str, digest: str) -> dict[str, str]:
     return dict(
         conn.execute(
             "SELECT key, value FROM blob_labels WHERE namespace = ? AND digest = ?", (ns, digest)
@@ -376,7 +386,7 @@ def _blob_labels(conn: sqlite3.Connection, ns: str, digest: str) -> dict[str, st
     )
 
 
-def _shareable_elsewhere(conn: sqlite3.Connection, digest: str) -> bool:
+def _shareable_elsewhere(conn: Conn, digest: str) -> bool:
     """A namespace labelled ``containerd.io/namespace.shareable=true`` records ``digest``."""
     row = conn.execute(
         "SELECT 1 FROM blobs b JOIN namespace_labels l ON l.namespace = b.namespace"
@@ -386,7 +396,7 @@ def _shareable_elsewhere(conn: sqlite3.Connection, digest: str) -> bool:
     return row is not None
 
 
-def _managed_externally(conn: sqlite3.Connection, ns: str) -> bool:
+def _managed_externally(conn: Conn, ns: str) -> bool:
     row = conn.execute(
         "SELECT 1 FROM namespace_labels WHERE namespace = ? AND key = ? AND value = 'true'",
         (ns, LABEL_GC_MANAGED_EXTERNALLY),

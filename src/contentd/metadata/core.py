@@ -2,13 +2,13 @@
 
 The content store, lease manager, namespace store, garbage collector and
 scheduler of one :class:`~contentd.metadata.MetadataDB` all work through one
-:class:`Core`: the SQLite handle, the backend, the clock, the content lock,
-the event exchange, and the dirty bookkeeping that drives GC.
+:class:`Core`: the database (SQLite or PostgreSQL), the cluster hooks, the
+backend, the clock, the content lock, the event exchange, and the dirty
+bookkeeping that drives GC.
 """
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -16,9 +16,10 @@ from datetime import datetime
 
 from contentd.content.gotime import to_ns
 from contentd.content.store import Store
-from contentd.metadata.db import SQLiteDB
+from contentd.metadata.cluster import Cluster, SingleNode
 from contentd.metadata.events import Exchange
 from contentd.metadata.rwlock import RWLock
+from contentd.metadata.sql import Conn, Database
 
 __all__ = ["Clock", "Core"]
 
@@ -28,15 +29,17 @@ Clock = Callable[[], datetime]
 class Core:
     def __init__(
         self,
-        sql: SQLiteDB,
+        sql: Database,
         backend: Store,
         *,
         shared: bool,
         clock: Clock,
         events: Exchange,
         backend_grace: float,
+        cluster: Cluster | None = None,
     ) -> None:
         self.sql = sql
+        self.cluster: Cluster = cluster if cluster is not None else SingleNode(sql)
         self.backend = backend
         self.shared = shared
         self.clock = clock
@@ -64,11 +67,15 @@ class Core:
 
     # -- transactions ----------------------------------------------------
 
-    def view(self) -> AbstractContextManager[sqlite3.Connection]:
+    def publish(self, namespace: str, topic: str, event: object) -> None:
+        """An event for this node's subscribers and, through the cluster, every other node's."""
+        self.cluster.publish(self.events.publish(namespace, topic, event))
+
+    def view(self) -> AbstractContextManager[Conn]:
         return self.sql.read()
 
     @contextmanager
-    def update(self, *, durable: bool = True) -> Iterator[sqlite3.Connection]:
+    def update(self, *, durable: bool = True) -> Iterator[Conn]:
         """A write transaction that counts as a mutation for the GC scheduler."""
         with self.sql.write(durable=durable) as conn:
             yield conn
@@ -102,9 +109,9 @@ class Core:
 
     # -- shared helpers --------------------------------------------------
 
-    def ensure_namespace(self, conn: sqlite3.Connection, namespace: str) -> None:
+    def ensure_namespace(self, conn: Conn, namespace: str) -> None:
         """Create the namespace row on first use, as bolt creates its bucket."""
         conn.execute(
-            "INSERT OR IGNORE INTO namespaces (name, created_at) VALUES (?, ?)",
+            "INSERT INTO namespaces (name, created_at) VALUES (?, ?) ON CONFLICT DO NOTHING",
             (namespace, self.now_ns()),
         )

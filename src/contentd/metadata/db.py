@@ -1,5 +1,8 @@
 """SQLite plumbing: connections, pragmas, transactions and schema migrations.
 
+:class:`SQLiteDB` is the SQLite :class:`~contentd.metadata.sql.Database`;
+:func:`migrate` applies the migrations on either engine.
+
 - **Connections.** One per thread, opened lazily (a sqlite3 connection must
   not be used by two threads at once). Connections of threads that have
   ended are closed when the next one is opened.
@@ -31,11 +34,12 @@ import os
 import sqlite3
 import threading
 import weakref
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
 from contentd.content.errors import FailedPrecondition
 from contentd.metadata.migrations import MIGRATIONS, Migration
+from contentd.metadata.sql import Conn
 
 __all__ = ["SQLiteDB", "migrate", "schema_version"]
 
@@ -243,12 +247,16 @@ def schema_version(conn: sqlite3.Connection) -> int:
     return int(row[0]) if row else 0
 
 
-def migrate(conn: sqlite3.Connection, migrations: Sequence[Migration] = MIGRATIONS) -> int:
+def migrate(
+    conn: Conn,
+    migrations: Sequence[Migration] = MIGRATIONS,
+    translate: Callable[[str], str] = str,
+) -> int:
     """Apply, in order, every migration newer than the database; returns the new version.
 
     Must run inside a write transaction. A database newer than the newest
     migration known here is refused with FailedPrecondition rather than
-    touched.
+    touched. ``translate`` turns each statement into the engine's dialect.
     """
     versions = [m.version for m in migrations]
     if versions != sorted(set(versions)) or (versions and versions[0] < 1):
@@ -257,7 +265,8 @@ def migrate(conn: sqlite3.Connection, migrations: Sequence[Migration] = MIGRATIO
         "CREATE TABLE IF NOT EXISTS schema_version ("
         " id INTEGER PRIMARY KEY CHECK (id = 0), version INTEGER NOT NULL)"
     )
-    current = schema_version(conn)
+    row = conn.execute("SELECT version FROM schema_version WHERE id = 0").fetchone()
+    current = int(row[0]) if row else 0
     latest = versions[-1] if versions else 0
     if current > latest:
         raise FailedPrecondition(
@@ -265,7 +274,8 @@ def migrate(conn: sqlite3.Connection, migrations: Sequence[Migration] = MIGRATIO
         )
     for migration in migrations:
         if migration.version > current:
-            migration.apply(conn)
+            for statement in migration.statements():
+                conn.execute(translate(statement))
             current = migration.version
     conn.execute(
         "INSERT INTO schema_version (id, version) VALUES (0, ?)"

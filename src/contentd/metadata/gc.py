@@ -36,7 +36,6 @@ matters when something other than this database writes into the backend.
 from __future__ import annotations
 
 import logging
-import sqlite3
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -56,6 +55,7 @@ from contentd.content.types import utcnow
 from contentd.metadata.core import Core
 from contentd.metadata.crashpoints import crash_point
 from contentd.metadata.namespaces import LABEL_GC_MANAGED_EXTERNALLY
+from contentd.metadata.sql import Conn
 
 __all__ = ["GCResult", "collect"]
 
@@ -80,7 +80,8 @@ class GCResult:
     whether backend cleanup ran (it runs only when the store was dirty);
     ``backend_error`` holds its failure, if any (the store then stays dirty
     and the next collection retries). ``duration`` is the whole collection
-    in seconds, all of it with content writes paused.
+    in seconds, all of it with content writes paused. ``skipped``: another
+    node of a shared database was collecting, so this one did nothing.
     """
 
     dry_run: bool = False
@@ -93,6 +94,7 @@ class GCResult:
     backend_cleaned: bool = False
     backend_error: str | None = None
     duration: float = 0.0
+    skipped: bool = False
 
     @property
     def elapsed(self) -> float:
@@ -110,7 +112,9 @@ class _Sweep:
 def collect(core: Core, *, dry_run: bool = False) -> GCResult:
     """Run one collection; see the module docstring."""
     started = time.monotonic()
-    with core.content_lock.exclusive():
+    with core.cluster.collector() as ours, core.content_lock.exclusive():
+        if not ours:  # another node is collecting: its sweep covers this node's records too
+            return GCResult(dry_run=dry_run, skipped=True, duration=time.monotonic() - started)
         now_ns = core.now_ns()
         if dry_run:
             with core.sql.read() as conn:
@@ -125,7 +129,8 @@ def collect(core: Core, *, dry_run: bool = False) -> GCResult:
                 sweep = _find_unmarked(conn, _mark(conn, now_ns))
                 _delete(conn, sweep)
             crash_point("gc:after-sweep")
-            if sweep.content or sweep.ingests:
+            if sweep.content or sweep.ingests or core.cluster.shared_backend:
+                # other nodes' deletes are not counted here: clean every time
                 core.dirty_content = True
             core.reset_dirty()
             result = _result(sweep, dry_run=False)
@@ -141,7 +146,7 @@ def collect(core: Core, *, dry_run: bool = False) -> GCResult:
 # -- mark ----------------------------------------------------------------------
 
 
-def _mark(conn: sqlite3.Connection, now_ns: int) -> set[_Node]:
+def _mark(conn: Conn, now_ns: int) -> set[_Node]:
     managed = {
         row[0]
         for row in conn.execute(
@@ -218,9 +223,7 @@ def _expired(value: str | None, now_ns: int, ns: str, lease: str) -> bool:
     return now_ns > to_ns(expire)
 
 
-def _references(
-    conn: sqlite3.Connection, table: str, owner: str
-) -> dict[tuple[str, str], list[str]]:
+def _references(conn: Conn, table: str, owner: str) -> dict[tuple[str, str], list[str]]:
     """(namespace, owner) -> the digests its gc.ref.content labels name, for a label table
     (``blob_labels`` keyed by digest, ``image_labels`` by image name)."""
     prefix = LABEL_GC_REF_CONTENT
@@ -262,7 +265,7 @@ def _tricolor(
 # -- sweep ---------------------------------------------------------------------
 
 
-def _find_unmarked(conn: sqlite3.Connection, marked: set[_Node]) -> _Sweep:
+def _find_unmarked(conn: Conn, marked: set[_Node]) -> _Sweep:
     sweep = _Sweep()
     for ns, digest in conn.execute("SELECT namespace, digest FROM blobs"):
         if (_CONTENT, ns, digest) not in marked:
@@ -276,7 +279,7 @@ def _find_unmarked(conn: sqlite3.Connection, marked: set[_Node]) -> _Sweep:
     return sweep
 
 
-def _delete(conn: sqlite3.Connection, sweep: _Sweep) -> None:
+def _delete(conn: Conn, sweep: _Sweep) -> None:
     conn.executemany("DELETE FROM blobs WHERE namespace = ? AND digest = ?", sweep.content)
     conn.executemany("DELETE FROM ingests WHERE namespace = ? AND ref = ?", sweep.ingests)
     conn.executemany("DELETE FROM leases WHERE namespace = ? AND id = ?", sweep.leases)
@@ -285,7 +288,7 @@ def _delete(conn: sqlite3.Connection, sweep: _Sweep) -> None:
 # -- backend cleanup -------------------------------------------------------------
 
 
-def _backend_keep(conn: sqlite3.Connection, sweep: _Sweep) -> tuple[set[str], set[str]]:
+def _backend_keep(conn: Conn, sweep: _Sweep) -> tuple[set[str], set[str]]:
     """(digests, backend refs) the backend must keep, once ``sweep`` is applied."""
     gone_content = set(sweep.content)
     gone_ingests = set(sweep.ingests)
@@ -314,6 +317,9 @@ def _clean_backend(
     freed = 0
     error: str | None = None
     cutoff = utcnow() - timedelta(seconds=core.backend_grace) if core.backend_grace > 0 else None
+    cluster = core.cluster
+    if cutoff is None and cluster.shared_backend:
+        cutoff = utcnow()  # never a blob another node is committing right now
     try:
         candidates = [
             (info.digest, info.size)
@@ -322,8 +328,12 @@ def _clean_backend(
         ]
         for digest, size in candidates:
             if not dry_run:
-                backend.delete(digest)
-                crash_point("gc:after-backend-delete")
+                # re-checked holding the digest against writers (of any node)
+                with cluster.sweep_digest(digest) as conn:
+                    if _digest_needed(conn, digest):
+                        continue
+                    backend.delete(digest)
+                    crash_point("gc:after-backend-delete")
             deleted.append(digest)
             freed += size
         walk_refs = getattr(backend, "walk_status_refs", None)
@@ -334,6 +344,10 @@ def _clean_backend(
         for ref in backend_refs:
             if ref in keep_refs:
                 continue
+            if cluster.shared_backend:
+                with core.sql.read() as conn:
+                    if cluster.ref_in_use(conn, ref):
+                        continue
             if not dry_run:
                 backend.abort(ref)
             aborted.append(ref)
@@ -348,6 +362,16 @@ def _clean_backend(
         backend_cleaned=True,
         backend_error=error,
     )
+
+
+def _digest_needed(conn: Conn, digest: str) -> bool:
+    """Some namespace records ``digest`` or some ingest expects it (one snapshot)."""
+    row = conn.execute(
+        "SELECT 1 FROM blobs WHERE digest = ?"
+        " UNION ALL SELECT 1 FROM ingests WHERE expected = ? LIMIT 1",
+        (digest, digest),
+    ).fetchone()
+    return row is not None
 
 
 # -- results -------------------------------------------------------------------

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import builtins
 import functools
-import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -31,6 +30,7 @@ from contentd.content.labels import validate_labels
 from contentd.content.types import ZERO_TIME, Descriptor
 from contentd.metadata import identifiers
 from contentd.metadata.core import Core
+from contentd.metadata.sql import Conn
 
 __all__ = ["Image", "ImageStore", "image_field"]
 
@@ -216,19 +216,19 @@ def _apply(current: Image, given: Image, fieldpaths: Iterable[str]) -> Image:
 # -- rows ----------------------------------------------------------------------
 
 
-def _exists(conn: sqlite3.Connection, ns: str, name: str) -> bool:
+def _exists(conn: Conn, ns: str, name: str) -> bool:
     row = conn.execute("SELECT 1 FROM images WHERE namespace = ? AND name = ?", (ns, name))
     return row.fetchone() is not None
 
 
-def _created_ns(conn: sqlite3.Connection, ns: str, name: str) -> int:
+def _created_ns(conn: Conn, ns: str, name: str) -> int:
     row = conn.execute(
         "SELECT created_at FROM images WHERE namespace = ? AND name = ?", (ns, name)
     ).fetchone()
     return int(row[0])
 
 
-def _write(conn: sqlite3.Connection, ns: str, image: Image, created: int, updated: int) -> None:
+def _write(conn: Conn, ns: str, image: Image, created: int, updated: int) -> None:
     """Insert ``image``; empty label and annotation values are not stored (as bolt's)."""
     target = image.target
     conn.execute(
@@ -246,7 +246,7 @@ def _write(conn: sqlite3.Connection, ns: str, image: Image, created: int, update
     )
 
 
-def _read(conn: sqlite3.Connection, ns: str, name: str) -> Image | None:
+def _read(conn: Conn, ns: str, name: str) -> Image | None:
     row = conn.execute(
         "SELECT name, media_type, digest, size, created_at, updated_at FROM images"
         " WHERE namespace = ? AND name = ?",
@@ -268,7 +268,7 @@ def _read(conn: sqlite3.Connection, ns: str, name: str) -> Image | None:
     return _image(row, labels, annotations)
 
 
-def _read_all(conn: sqlite3.Connection, ns: str) -> builtins.list[Image]:
+def _read_all(conn: Conn, ns: str) -> builtins.list[Image]:
     labels: dict[str, dict[str, str]] = {}
     for image, key, value in conn.execute(
         "SELECT image, key, value FROM image_labels WHERE namespace = ?", (ns,)

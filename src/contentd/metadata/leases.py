@@ -12,7 +12,6 @@ import base64
 import builtins
 import functools
 import os
-import sqlite3
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -26,6 +25,7 @@ from contentd.content.gotime import from_ns, to_ns
 from contentd.content.labels import validate_labels
 from contentd.metadata import identifiers
 from contentd.metadata.core import Core
+from contentd.metadata.sql import Conn
 
 __all__ = [
     "RESOURCE_CONTENT",
@@ -176,8 +176,8 @@ class LeaseManager:
                 raise NotFound(f'lease "{id}"')
             kind, key = _parse_resource(resource)
             conn.execute(
-                "INSERT OR IGNORE INTO lease_resources (namespace, lease, type, id)"
-                " VALUES (?, ?, ?, ?)",
+                "INSERT INTO lease_resources (namespace, lease, type, id)"
+                " VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
                 (ns, id, kind, key),
             )
 
@@ -209,7 +209,7 @@ class LeaseManager:
         return [Resource(id=rid, type=kind) for kind, rid in rows]
 
 
-def _exists(conn: sqlite3.Connection, ns: str, lease: str) -> bool:
+def _exists(conn: Conn, ns: str, lease: str) -> bool:
     row = conn.execute("SELECT 1 FROM leases WHERE namespace = ? AND id = ?", (ns, lease))
     return row.fetchone() is not None
 
@@ -217,23 +217,24 @@ def _exists(conn: sqlite3.Connection, ns: str, lease: str) -> bool:
 # -- hooks used by the content store, inside its transactions ----------------
 
 
-def check(conn: sqlite3.Connection, ns: str, lease: str | None) -> None:
+def check(conn: Conn, ns: str, lease: str | None) -> None:
     """NotFound unless ``lease`` (when given) exists in ``ns``."""
     if lease is not None and not _exists(conn, ns, lease):
         raise NotFound("lease does not exist")
 
 
-def add_content(conn: sqlite3.Connection, ns: str, lease: str | None, digest: str) -> None:
+def add_content(conn: Conn, ns: str, lease: str | None, digest: str) -> None:
     if lease is None:
         return
     check(conn, ns, lease)
     conn.execute(
-        "INSERT OR IGNORE INTO lease_resources (namespace, lease, type, id) VALUES (?, ?, ?, ?)",
+        "INSERT INTO lease_resources (namespace, lease, type, id) VALUES (?, ?, ?, ?)"
+        " ON CONFLICT DO NOTHING",
         (ns, lease, RESOURCE_CONTENT, digest),
     )
 
 
-def remove_content(conn: sqlite3.Connection, ns: str, lease: str | None, digest: str) -> None:
+def remove_content(conn: Conn, ns: str, lease: str | None, digest: str) -> None:
     if lease is None:
         return
     conn.execute(
@@ -242,19 +243,20 @@ def remove_content(conn: sqlite3.Connection, ns: str, lease: str | None, digest:
     )
 
 
-def add_ingest(conn: sqlite3.Connection, ns: str, lease: str | None, ref: str) -> bool:
+def add_ingest(conn: Conn, ns: str, lease: str | None, ref: str) -> bool:
     """Add ``ref`` to the lease; False when there is no lease (the ingest then expires)."""
     if lease is None:
         return False
     check(conn, ns, lease)
     conn.execute(
-        "INSERT OR IGNORE INTO lease_resources (namespace, lease, type, id) VALUES (?, ?, ?, ?)",
+        "INSERT INTO lease_resources (namespace, lease, type, id) VALUES (?, ?, ?, ?)"
+        " ON CONFLICT DO NOTHING",
         (ns, lease, RESOURCE_INGESTS, ref),
     )
     return True
 
 
-def remove_ingest(conn: sqlite3.Connection, ns: str, lease: str | None, ref: str) -> None:
+def remove_ingest(conn: Conn, ns: str, lease: str | None, ref: str) -> None:
     if lease is None:
         return
     conn.execute(

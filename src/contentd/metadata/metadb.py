@@ -1,4 +1,4 @@
-"""MetadataDB: containerd's metadata layer for content, on SQLite."""
+"""MetadataDB: containerd's metadata layer for content, on SQLite or PostgreSQL."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from typing import Final, Literal, Self
 from contentd.content.errors import InvalidArgument
 from contentd.content.store import Store
 from contentd.content.types import utcnow
+from contentd.metadata.cluster import Cluster
 from contentd.metadata.content import ContentStore
 from contentd.metadata.core import Clock, Core
 from contentd.metadata.db import SQLiteDB
@@ -20,6 +21,7 @@ from contentd.metadata.images import ImageStore
 from contentd.metadata.leases import LeaseManager
 from contentd.metadata.namespaces import NamespaceStore
 from contentd.metadata.scheduler import Scheduler, SchedulerConfig
+from contentd.metadata.sql import Database
 
 __all__ = ["POLICIES", "MetadataDB"]
 
@@ -36,25 +38,62 @@ class MetadataDB:
     ``containerd.io/namespace.shareable=true`` records them). ``clock``
     (UTC-aware datetimes) stamps records and decides expiry; tests inject
     one. ``backend_grace`` keeps backend blobs younger than that many seconds
-    from GC (see :mod:`contentd.metadata.gc` for why 0 is safe).
+    from GC (see :mod:`contentd.metadata.gc` for why 0 is safe on one node).
+
+    With ``dsn`` the records live in that PostgreSQL database instead of the
+    SQLite file ``path`` (which is then ignored), and every node given the
+    same ``dsn`` and the same backend is one store
+    (:mod:`contentd.metadata.postgres`): ``node`` names this one in locks and
+    errors, ``ref_lock_lease`` is how long a dead node's ingest stays locked,
+    ``pool_size`` bounds this node's connections.
     """
 
     def __init__(
         self,
-        path: str | os.PathLike[str],
+        path: str | os.PathLike[str] | None,
         backend: Store,
         *,
         content_sharing_policy: str = "shared",
         clock: Clock | None = None,
         backend_grace: float = 0.0,
+        dsn: str | None = None,
+        node: str | None = None,
+        ref_lock_lease: float | None = None,
+        pool_size: int = 16,
     ) -> None:
         if content_sharing_policy not in POLICIES:
             raise InvalidArgument("unknown policy")
-        self.path = os.fspath(path)
         self.backend = backend
         self.policy = content_sharing_policy
-        self._sql = SQLiteDB(self.path)
         self.events = Exchange()
+        cluster: Cluster | None = None
+        sql: Database
+        if dsn:
+            from contentd.metadata.postgres import (
+                DEFAULT_REF_LOCK_LEASE,
+                PostgresCluster,
+                PostgresDB,
+            )
+
+            pg = PostgresDB(dsn, pool_size=pool_size)
+            try:
+                cluster = PostgresCluster(
+                    pg,
+                    self.events,
+                    node=node,
+                    ref_lock_lease=ref_lock_lease or DEFAULT_REF_LOCK_LEASE,
+                )
+            except BaseException:
+                pg.close()
+                raise
+            self.path = pg.redacted
+            sql = pg
+        elif path is None:
+            raise InvalidArgument("a metadata database needs a path or a dsn")
+        else:
+            self.path = os.fspath(path)
+            sql = SQLiteDB(self.path)
+        self._sql = sql
         self._core = Core(
             self._sql,
             backend,
@@ -62,6 +101,7 @@ class MetadataDB:
             clock=clock or utcnow,
             events=self.events,
             backend_grace=backend_grace,
+            cluster=cluster,
         )
         self._core.sync_gc = self._sync_gc
         self.namespaces = NamespaceStore(self._core)
@@ -74,6 +114,16 @@ class MetadataDB:
     def content_store(self, namespace: str | None, lease: str | None = None) -> ContentStore:
         """The content of ``namespace``, with ``lease`` (if any) applied to its calls."""
         return ContentStore(self._core, namespace, lease)
+
+    @property
+    def cluster(self) -> Cluster:
+        """The coordination with other nodes (a no-op on SQLite)."""
+        return self._core.cluster
+
+    def pin_namespace(self, namespace: str) -> None:
+        """Claim ``namespace`` for this node's header-less callers: FailedPrecondition
+        while another live node of a shared database has claimed it."""
+        self._core.cluster.pin(namespace)
 
     def leases(self, namespace: str | None) -> LeaseManager:
         return LeaseManager(self._core, namespace)
@@ -124,6 +174,7 @@ class MetadataDB:
             scheduler, self._scheduler = self._scheduler, None
         if scheduler is not None:
             scheduler.stop()
+        self._core.cluster.close()
         self._sql.close()
 
     def __enter__(self) -> Self:

@@ -1,9 +1,14 @@
 """The metadata schema, as an ordered list of migrations.
 
 A database records the version of the last migration applied to it; opening
-it applies every later migration, in order, in one write transaction (SQLite
-DDL is transactional, so a failed upgrade leaves the old schema intact).
-Never edit a released migration: append a new one.
+it applies every later migration, in order, in one write transaction (DDL is
+transactional in SQLite and PostgreSQL alike, so a failed upgrade leaves the
+old schema intact). Never edit a released migration: append a new one.
+
+A migration is DDL text in SQLite's spelling; :func:`statements` splits it and
+PostgreSQL's layer (:mod:`contentd.metadata.postgres`) translates each
+statement (``INTEGER`` -> ``BIGINT``, ``TEXT`` -> ``TEXT COLLATE "C"``, no
+``WITHOUT ROWID``), so one list of migrations serves both engines.
 
 Logical schema (containerd's bolt layout, spec §4.1, as tables):
 
@@ -24,18 +29,24 @@ Logical schema (containerd's bolt layout, spec §4.1, as tables):
 
 from __future__ import annotations
 
-import sqlite3
-from collections.abc import Callable
 from dataclasses import dataclass
 
-__all__ = ["MIGRATIONS", "Migration"]
+__all__ = ["MIGRATIONS", "Migration", "statements"]
 
 
 @dataclass(frozen=True)
 class Migration:
     version: int
     description: str
-    apply: Callable[[sqlite3.Connection], None]
+    ddl: str
+
+    def statements(self) -> list[str]:
+        return statements(self.ddl)
+
+
+def statements(ddl: str) -> list[str]:
+    """The statements of a DDL text (``;``-separated; no ``;`` inside one)."""
+    return [s.strip() for s in ddl.split(";") if s.strip()]
 
 
 _V1 = """
@@ -106,7 +117,6 @@ CREATE TABLE lease_resources (
 ) WITHOUT ROWID;
 """
 
-
 _V2 = """
 CREATE TABLE images (
     namespace TEXT NOT NULL REFERENCES namespaces(name),
@@ -140,16 +150,7 @@ CREATE TABLE image_annotations (
 """
 
 
-def _script(text: str) -> Callable[[sqlite3.Connection], None]:
-    def apply(conn: sqlite3.Connection) -> None:
-        for statement in text.split(";"):
-            if statement.strip():
-                conn.execute(statement)
-
-    return apply
-
-
 MIGRATIONS: tuple[Migration, ...] = (
-    Migration(1, "initial schema", _script(_V1)),
-    Migration(2, "images", _script(_V2)),
+    Migration(1, "initial schema", _V1),
+    Migration(2, "images", _V2),
 )

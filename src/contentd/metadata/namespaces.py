@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import builtins
 import itertools
-import sqlite3
 from collections.abc import Mapping
 from typing import Final
 
@@ -17,6 +16,7 @@ from contentd.content.errors import AlreadyExists, ContentError, FailedPrecondit
 from contentd.content.labels import validate_label, validate_labels
 from contentd.metadata import identifiers
 from contentd.metadata.core import Core
+from contentd.metadata.sql import Conn
 
 __all__ = ["LABEL_GC_MANAGED_EXTERNALLY", "NamespaceStore"]
 
@@ -110,7 +110,7 @@ class NamespaceStore:
         self._changed()
 
 
-def _labels(conn: sqlite3.Connection, name: str) -> dict[str, str]:
+def _labels(conn: Conn, name: str) -> dict[str, str]:
     return dict(
         conn.execute(
             "SELECT key, value FROM namespace_labels WHERE namespace = ? ORDER BY key", (name,)

@@ -16,7 +16,6 @@ dirty GC removes; it can never leave a record without its blob.
 from __future__ import annotations
 
 import contextlib
-import sqlite3
 from collections.abc import Mapping
 from dataclasses import replace
 from datetime import datetime
@@ -34,9 +33,11 @@ from contentd.content.labels import validate_labels
 from contentd.content.store import Writer
 from contentd.content.types import Status
 from contentd.metadata import leases
+from contentd.metadata.cluster import RefLock
 from contentd.metadata.core import Core
 from contentd.metadata.crashpoints import crash_point
 from contentd.metadata.events import TOPIC_CONTENT_CREATE, ContentCreate
+from contentd.metadata.sql import Conn
 
 __all__ = ["NamespacedWriter", "insert_blob"]
 
@@ -54,6 +55,7 @@ class NamespacedWriter:
         started: datetime,
         size: int,
         digest: str,
+        lock: RefLock | None = None,
     ) -> None:
         self._core = core
         self._ns = namespace
@@ -65,6 +67,7 @@ class NamespacedWriter:
         self._size = size  # desc.size: the expected total (the blob's size when shared)
         self._digest = digest  # desc.digest: the shared blob (only read while shared)
         self._done = False
+        self._lock = lock  # other nodes' writers of this ref wait for it
 
     @property
     def shared(self) -> bool:
@@ -107,12 +110,16 @@ class NamespacedWriter:
 
     def close(self) -> None:
         """Make the ingest durable as it stands (its data, then its record)."""
-        if self._w is not None:
-            self._w.close()
-        if not self._done:
-            # the record was written without a sync at open; commit syncs it
-            # with its own transaction, a closed ingest needs it here
-            self._core.sql.sync()
+        try:
+            if self._w is not None:
+                self._w.close()
+            if not self._done:
+                # the record was written without a sync at open; commit syncs it
+                # with its own transaction, a closed ingest needs it here
+                self._core.sql.sync()
+        finally:
+            if self._lock is not None:
+                self._lock.release()
 
     def commit(
         self,
@@ -132,25 +139,41 @@ class NamespacedWriter:
         exists: AlreadyExists | None = None
         if core.sql.closed:
             raise FailedPrecondition("metadata database is closed")
-        with core.content_lock.shared():
-            # the backend commit (fsync, link) needs no database transaction:
-            # a record written after it cannot be undone by one anyway
-            actual, size = self._commit_backend(size, expected)
-            crash_point("commit:after-backend")
-            with core.update() as conn:
-                if insert_blob(core, conn, self._ns, actual, size, labels):
-                    created = ContentCreate(actual, size)
-                else:
-                    exists = AlreadyExists(f"content {actual}")
-                conn.execute(
-                    "DELETE FROM ingests WHERE namespace = ? AND ref = ?", (self._ns, self._ref)
-                )
-                leases.remove_ingest(conn, self._ns, self._lease, self._ref)
-                leases.add_content(conn, self._ns, self._lease, actual)
-        self._done = True
+        try:
+            # the digest the bytes are expected to have: no other node's collector
+            # may delete that blob between the backend commit and the record
+            guarded = expected or self.digest()
+            with core.content_lock.shared(), core.cluster.guard_digest(guarded):
+                if self._lock is not None:
+                    # still ours, and for a whole lease from now: the backend commit
+                    # must not complete an ingest another node has taken over
+                    self._lock.renew()
+                # the backend commit (fsync, link) needs no database transaction:
+                # a record written after it cannot be undone by one anyway
+                actual, size = self._commit_backend(size, expected)
+                crash_point("commit:after-backend")
+                with core.update() as conn:
+                    if self._lock is not None:
+                        # the fencing token, checked where the record is written
+                        self._lock.check(conn)
+                    if insert_blob(core, conn, self._ns, actual, size, labels):
+                        created = ContentCreate(actual, size)
+                    else:
+                        exists = AlreadyExists(f"content {actual}")
+                    conn.execute(
+                        "DELETE FROM ingests WHERE namespace = ? AND ref = ?",
+                        (self._ns, self._ref),
+                    )
+                    leases.remove_ingest(conn, self._ns, self._lease, self._ref)
+                    leases.add_content(conn, self._ns, self._lease, actual)
+            self._done = True
+        finally:
+            # every outcome releases the ref, as the backend's own lock is
+            if self._lock is not None:
+                self._lock.release()
         crash_point("commit:after-record")
         if created is not None:
-            core.events.publish(self._ns, TOPIC_CONTENT_CREATE, created)
+            core.publish(self._ns, TOPIC_CONTENT_CREATE, created)
         if exists is not None:
             raise exists
 
@@ -193,6 +216,8 @@ class NamespacedWriter:
     def _create_and_copy(self, size: int) -> Writer:
         """Unshare: a backend ingest holding the first ``size`` bytes of the shared blob."""
         backend = self._core.backend
+        if self._lock is None:
+            self._lock = self._core.cluster.lock_ref(self._ns, self._ref, self._bref)
         w = backend.writer(self._bref, total=size)
         try:
             if w.status().offset:
@@ -216,24 +241,27 @@ class NamespacedWriter:
 
 def insert_blob(
     core: Core,
-    conn: sqlite3.Connection,
+    conn: Conn,
     namespace: str,
     digest: str,
     size: int,
     labels: Mapping[str, str] | None,
 ) -> bool:
-    """Record ``digest`` in ``namespace``; False if it is already recorded there."""
-    if conn.execute(
-        "SELECT 1 FROM blobs WHERE namespace = ? AND digest = ?", (namespace, digest)
-    ).fetchone():
-        return False
+    """Record ``digest`` in ``namespace``; False if it is already recorded there.
+
+    The row decides (``INSERT ... ON CONFLICT DO NOTHING``): of any number of
+    commits of one digest into one namespace, in this process or on other
+    nodes of a shared database, exactly one inserts it.
+    """
     core.ensure_namespace(conn, namespace)
     now = core.now_ns()
-    conn.execute(
+    cur = conn.execute(
         "INSERT INTO blobs (namespace, digest, size, created_at, updated_at)"
-        " VALUES (?, ?, ?, ?, ?)",
+        " VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
         (namespace, digest, size, now, now),
     )
+    if cur.rowcount != 1:
+        return False
     conn.executemany(
         "INSERT INTO blob_labels (namespace, digest, key, value) VALUES (?, ?, ?, ?)",
         [(namespace, digest, k, v) for k, v in (labels or {}).items() if v],

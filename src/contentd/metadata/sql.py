@@ -1,0 +1,58 @@
+"""What the metadata layer needs of a SQL database, whichever engine holds it.
+
+The content store, leases, namespaces and GC are written once, in the SQL
+both SQLite (>= 3.24) and PostgreSQL understand: ``?`` placeholders, ``INSERT
+... ON CONFLICT ... DO NOTHING/UPDATE``, integer nanosecond timestamps, byte
+order for text (``COLLATE "C"`` on PostgreSQL). A :class:`Database` hands out
+transactions as :class:`Conn` objects; sqlite3's connection is one as it is,
+PostgreSQL's is adapted by :mod:`contentd.metadata.postgres`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager
+from typing import Any, Protocol
+
+__all__ = ["Conn", "Cursor", "Database"]
+
+
+class Cursor(Protocol):
+    """The result of one statement: rows (tuples) and, for DML, ``rowcount``."""
+
+    @property
+    def rowcount(self) -> int: ...
+
+    def fetchone(self) -> Any: ...
+
+    def fetchall(self) -> list[Any]: ...
+
+    def __iter__(self) -> Iterator[Any]: ...
+
+
+class Conn(Protocol):
+    """A connection inside one transaction."""
+
+    def execute(self, sql: str, parameters: Sequence[Any] = ..., /) -> Cursor: ...
+
+    def executemany(self, sql: str, parameters: Iterable[Sequence[Any]], /) -> Cursor: ...
+
+
+class Database(Protocol):
+    """Transactions over one metadata database (see :class:`contentd.metadata.db.SQLiteDB`).
+
+    ``read()`` is a consistent snapshot; ``write()`` is serialised against every
+    other writer of the database (of any process or node) and commits on
+    success. Nesting on one thread joins the outer transaction.
+    """
+
+    def read(self) -> AbstractContextManager[Conn]: ...
+
+    def write(self, *, durable: bool = True) -> AbstractContextManager[Conn]: ...
+
+    def sync(self) -> None: ...
+
+    def close(self) -> None: ...
+
+    @property
+    def closed(self) -> bool: ...
