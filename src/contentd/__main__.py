@@ -1,5 +1,3 @@
-import sys
+from contentd.cli import entry
 
-from contentd.cli import main
-
-sys.exit(main())
+entry()

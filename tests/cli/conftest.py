@@ -41,7 +41,12 @@ class Result:
     def lines(self) -> list[str]:
         return self.text.splitlines()
 
+    def json(self) -> Any:
+        """The output as one JSON document (``--output json``)."""
+        return json.loads(self.text)
+
     def json_lines(self) -> list[Any]:
+        """One JSON object per line (``--output jsonl``)."""
         return [json.loads(line) for line in self.lines]
 
     def ok(self) -> Result:
@@ -75,7 +80,8 @@ class Cli:
         return Result(code, out.getvalue(), err.getvalue())
 
     def process_argv(self, args: Sequence[str]) -> list[str]:
-        return [sys.executable, "-m", "contentd", *self.argv(args)]
+        """The installed ``contentd`` command (the console script next to this Python)."""
+        return [*contentd_command(), *self.argv(args)]
 
     def spawn(self, *args: str, **kwargs: Any) -> subprocess.Popen[bytes]:
         """The command as a child process (no preexec_fn: this process has gRPC threads)."""
@@ -96,6 +102,12 @@ class Cli:
             env=clean_env(),
             check=False,
         )
+
+
+def contentd_command() -> list[str]:
+    """The ``contentd`` program as installed (``python -m contentd`` without a script)."""
+    script = os.path.join(os.path.dirname(sys.executable), "contentd")
+    return [script] if os.access(script, os.X_OK) else [sys.executable, "-m", "contentd"]
 
 
 @pytest.fixture(scope="session")

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
 import subprocess
+import sys
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -29,7 +31,7 @@ def test_leases_create_ls_rm(cli: Cli) -> None:
     random_id = cli("leases", "create", "--expires", "0").ok().text.strip()
     assert random_id and random_id != "fixed"
     assert sorted(cli("leases", "ls", "-q").ok().lines) == sorted(["fixed", random_id])
-    objs = {o["id"]: o for o in cli("--output", "json", "leases", "ls").ok().json_lines()}
+    objs = {o["id"]: o for o in cli("--output", "json", "leases", "ls").ok().json()}
     expire = parse_time(objs["fixed"]["labels"]["containerd.io/gc.expire"])
     in_a_day = datetime.now(UTC) + timedelta(hours=24)
     assert abs((expire - in_a_day).total_seconds()) < 120
@@ -57,12 +59,12 @@ def test_lease_rm_sync_collects_what_it_held(cli: Cli) -> None:
 
 def test_namespaces_create_label_ls_rm(cli: Cli) -> None:
     ns = cli.namespace
-    assert cli("namespaces", "create", ns, "owner=alice", "flag").ok().out == b""
+    assert cli("namespaces", "create", ns, "owner=alice", "flag").ok().lines == [ns]
     assert ns in cli("namespaces", "ls", "-q").ok().lines
     rows = [line for line in cli("namespaces", "ls").ok().lines if line.startswith(ns + " ")]
     assert rows and rows[0].split() == [ns, "flag=true,owner=alice"]
     assert cli("ns", "label", ns, "owner=", "team=a").ok().lines == ["flag=true,team=a"]
-    objs = {o["name"]: o for o in cli("--output", "json", "namespaces", "ls").ok().json_lines()}
+    objs = {o["name"]: o for o in cli("--output", "json", "namespaces", "ls").ok().json()}
     assert objs[ns]["labels"] == {"flag": "true", "team": "a"}
     again = cli("namespaces", "create", ns)
     assert again.code == 1 and again.err.startswith("contentd: already exists: ")
@@ -98,7 +100,7 @@ def test_plugins_ls(cli: Cli) -> None:
     detailed = cli("plugins", "ls", "-d", "id==sqlite").ok().text
     assert "Type:" in detailed and "io.containerd.metadata.v1" in detailed
     assert "Exports:" in detailed and "policy" in detailed
-    objs = cli("--output", "json", "plugins", "ls", "id==sqlite").ok().json_lines()
+    objs = cli("--output", "json", "plugins", "ls", "id==sqlite").ok().json()
     assert objs[0]["exports"]["policy"] == "shared" and objs[0]["status"] == "ok"
 
 
@@ -112,7 +114,7 @@ def test_gc_dry_run_then_collect(cli: Cli) -> None:
     cli("content", "ingest", "gone", input=gone).ok()
     lease = cli("leases", "create", "--id", "short", "--expires", "1ns").ok().text.strip()
 
-    dry = cli("--output", "json", "gc", "--dry-run").ok().json_lines()[0]
+    dry = cli("--output", "json", "gc", "--dry-run").ok().json()
     assert dry["dry_run"] is True
     mine = dry["removed"][cli.namespace]
     assert mine["content"] == [sha(gone)] and mine["leases"] == [lease]
@@ -127,7 +129,7 @@ def test_gc_dry_run_then_collect(cli: Cli) -> None:
     assert text[-1].startswith("removed ") and "freed" in text[-1]
     assert cli("content", "ls", "-q").ok().lines == [sha(kept)]
     assert cli("leases", "ls", "-q").ok().lines == []
-    again = cli("--output", "json", "gc", "--dry-run").ok().json_lines()[0]
+    again = cli("--output", "json", "gc", "--dry-run").ok().json()
     assert cli.namespace not in again["removed"]
 
 
@@ -138,10 +140,11 @@ def test_version_shows_client_and_server(cli: Cli, tmp_path: object) -> None:
     lines = cli("version").ok().lines
     assert lines[0].startswith("contentd 0.1.0")
     assert lines[1].startswith("server 0.1.0") and lines[1].endswith(f"at {cli.address}")
-    obj = cli("--output", "json", "version").ok().json_lines()[0]
+    obj = cli("--output", "json", "version").ok().json()
     assert obj["client"]["version"] == "0.1.0" and obj["server"]["version"] == "0.1.0"
     nobody = Cli("/nonexistent/contentd.sock", "default")("version")
-    assert nobody.code == 0 and nobody.lines[0].startswith("contentd 0.1.0")
+    # the client's version is printed, and the exit status says no daemon answered
+    assert nobody.code == 1 and nobody.lines[0].startswith("contentd 0.1.0")
     assert nobody.err.startswith("contentd: no server version: unavailable: cannot connect")
     flag = cli.raw("--version")
     assert flag.code == 0 and flag.text.startswith("contentd 0.1.0")
@@ -171,7 +174,7 @@ def test_bash_completion(cli: Cli) -> None:
     assert _bash_complete(script, ["contentd", "cont"]) == ["content"]
     assert set(_bash_complete(script, ["contentd", "content", "l"])) == {"ls", "list", "label"}
     assert "--quiet" in _bash_complete(script, ["contentd", "-n", "x", "content", "ls", "--"])
-    assert _bash_complete(script, ["contentd", "--output", ""]) == ["table", "json"]
+    assert _bash_complete(script, ["contentd", "--output", ""]) == ["table", "json", "jsonl"]
     assert "--dry-run" in _bash_complete(script, ["contentd", "gc", "--d"])
 
 
@@ -204,10 +207,23 @@ def test_gc_against_a_server_without_the_service(cli_daemon: ServeProcess) -> No
         daemon.close()
 
 
-def test_json_lists_are_one_object_per_line(cli: Cli) -> None:
+def test_json_is_one_document_and_jsonl_one_object_per_line(cli: Cli) -> None:
     for i in range(3):
         cli("content", "ingest", f"j{i}", "--label", "containerd.io/gc.root=x", input=b"%d" % i)
-    result = cli("--output", "json", "content", "ls").ok()
-    assert len(result.lines) == 3 and all(line.startswith("{") for line in result.lines)
     with ProxyStore(cli.address, cli.namespace) as store:
-        assert {o["digest"] for o in result.json_lines()} == {i.digest for i in store.walk()}
+        stored = {i.digest for i in store.walk()}
+    doc = cli.run_process("--output", "json", "content", "ls")
+    assert doc.returncode == 0, doc.stderr
+    # what `python3 -m json.tool` reads: one document, an array for a list
+    tool = subprocess.run(
+        [sys.executable, "-m", "json.tool"], input=doc.stdout, capture_output=True, check=False
+    )
+    assert tool.returncode == 0, tool.stderr
+    listed = json.loads(doc.stdout)
+    assert isinstance(listed, list) and {o["digest"] for o in listed} == stored
+    lines = cli("--output", "jsonl", "content", "ls").ok()
+    assert len(lines.lines) == 3 and {o["digest"] for o in lines.json_lines()} == stored
+    # an empty list is still a document
+    assert cli("--output", "json", "content", "ls", "labels.none==x").ok().json() == []
+    for args in (("leases", "ls"), ("namespaces", "ls"), ("plugins", "ls"), ("content", "active")):
+        assert isinstance(cli("--output", "json", *args).ok().json(), list), args

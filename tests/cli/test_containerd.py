@@ -50,7 +50,7 @@ def test_ls_matches_ctr(containerd_peer: ContainerdPeer, ctrd: Cli) -> None:
     assert ours.splitlines()[0] == their_lines[0]
     assert sorted(ours.splitlines()[1:]) == sorted(their_lines[1:])
     assert ctrd("content", "ls", "-q", f"digest=={digests[1]}").ok().lines == [digests[1]]
-    objs = ctrd("--output", "json", "content", "ls").ok().json_lines()
+    objs = ctrd("--output", "json", "content", "ls").ok().json()
     assert {o["digest"]: o["size"] for o in objs} == {
         d: n for d, n in zip(digests, (1, 1000, 4096), strict=True)
     }
@@ -61,7 +61,7 @@ def test_info_and_get(containerd_peer: ContainerdPeer, ctrd: Cli) -> None:
     digest = _store(containerd_peer, ctrd.namespace, data)
     assert ctrd("content", "get", digest).ok().out == data
     assert ctrd("content", "get", digest, "--offset", "10", "--size", "20").ok().out == data[10:30]
-    obj = ctrd("--output", "json", "content", "info", digest).ok().json_lines()[0]
+    obj = ctrd("--output", "json", "content", "info", digest).ok().json()
     with ProxyStore(containerd_peer.address, ctrd.namespace) as store:
         assert info_from_json(obj) == store.info(digest)
     assert obj["labels"] == {"containerd.io/gc.root": "cli-test"}
@@ -80,7 +80,7 @@ def test_active_matches_ctr(containerd_peer: ContainerdPeer, ctrd: Cli) -> None:
             theirs = containerd_peer.ctr("content", "active", namespace=ctrd.namespace)
             assert ours[0] == theirs.stdout.decode().splitlines()[0]
             assert [c for c in ours[1].split("\t") if c][:2] == ["cli-active", "300B"]
-            objs = ctrd("--output", "json", "content", "active", "ref==cli-active").json_lines()
+            objs = ctrd("--output", "json", "content", "active", "ref==cli-active").json()
             assert objs[0]["offset"] == 300 and objs[0]["total"] == 1000
         finally:
             writer.close()

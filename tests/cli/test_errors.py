@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from contentd.proxy import ProxyStore
-from tests.cli.conftest import Cli
+from tests.cli.conftest import Cli, contentd_command
 from tests.daemon.harness import short_tmpdir
 from tests.peers.process import clean_env
 
@@ -47,15 +47,16 @@ def test_not_found(cli: Cli) -> None:
 def test_bad_digest_is_refused_before_connecting(digest: str, message: str, tmp_path: Path) -> None:
     # the address does not exist: the digest is checked first
     cli = Cli(str(tmp_path / "absent.sock"), "default")
-    for args in (
-        ("content", "info", digest),
-        ("content", "get", digest),
-        ("content", "label", digest, "a=b"),
-        ("content", "ingest", "r", "--expected-digest", digest),
+    for args, name in (
+        (("content", "info", digest), "DIGEST"),
+        (("content", "get", digest), "DIGEST"),
+        (("content", "label", digest, "a=b"), "DIGEST"),
+        (("content", "ingest", "r", "--expected-digest", digest), "--expected-digest"),
     ):
         result = cli(*args)
         assert result.code == 1, args
-        assert one_line(result.err) == f"contentd: invalid argument: {message}"
+        # the argument, its value, and what is wrong with it
+        assert one_line(result.err) == f"contentd: invalid argument: {name} {digest!r}: {message}"
 
 
 def test_bad_filter(cli: Cli) -> None:
@@ -180,8 +181,14 @@ def test_help_has_an_example_for_every_command(cli: Cli) -> None:
 
 def test_a_group_without_a_command_prints_its_help(cli: Cli) -> None:
     result = cli.raw("content")
-    assert result.code == 0
-    assert "ingest" in result.text and "example:" in result.text
+    assert result.code == 2 and result.out == b""
+    assert "ingest" in result.err and "example:" in result.err
+
+
+def test_no_command_prints_help_and_exits_2(cli: Cli) -> None:
+    proc = subprocess.run(contentd_command(), capture_output=True, timeout=60, check=False)
+    assert proc.returncode == 2 and proc.stdout == b""
+    assert b"usage: contentd" in proc.stderr and b"commands:" in proc.stderr
 
 
 def test_broken_pipe_is_quiet(cli: Cli) -> None:

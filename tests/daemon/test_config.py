@@ -268,8 +268,9 @@ def test_cli_config_dump_and_errors(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert "cannot read config" in capsys.readouterr().err
 
 
-def test_cli_version(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["version"]) == 0
+def test_cli_version(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    # the client's version is printed; no daemon answers at the address: exit 1
+    assert main(["-a", str(tmp_path / "none.sock"), "version"]) == 1
     assert capsys.readouterr().out.startswith("contentd 0.1.0")
 
 

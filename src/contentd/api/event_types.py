@@ -11,11 +11,12 @@ adaptor: the metadata layer's :class:`~contentd.metadata.ContentDelete` and
 here, and :class:`AnyEvent` (an event a client published or forwarded, kept
 as the ``Any`` it arrived as). :func:`to_any` turns any of them into an Any.
 
-contentd's own ``/content/create`` event is sent as
-``contentd.events.ContentCreate{digest=1, size=2}``; containerd's clients do
-not know that type (``ctr events`` logs that it cannot decode it and goes
-on). The namespace events and ContentCreate are not in contentd's generated
-stubs, so their (tiny) wire format is written and read here directly.
+The ``/content/create`` event (containerd 1.6 publishes none) is sent as
+containerd 2.x's ``containerd.events.ContentCreate{digest=1, size=2}``, so
+containerd 2 clients decode it; ``ctr`` 1.6 does not know the type (it logs
+that it cannot decode it and goes on). The namespace events and ContentCreate
+are not in contentd's generated stubs, so their (tiny) wire format is written
+and read here directly.
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ __all__ = [
 ]
 
 TYPE_CONTENT_DELETE: Final = "containerd.events.ContentDelete"
-TYPE_CONTENT_CREATE: Final = "contentd.events.ContentCreate"
+TYPE_CONTENT_CREATE: Final = "containerd.events.ContentCreate"
 TYPE_NAMESPACE_CREATE: Final = "containerd.events.NamespaceCreate"
 TYPE_NAMESPACE_UPDATE: Final = "containerd.events.NamespaceUpdate"
 TYPE_NAMESPACE_DELETE: Final = "containerd.events.NamespaceDelete"

@@ -22,17 +22,17 @@ import contextlib
 import io
 import sys
 from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING, BinaryIO, Final, TextIO, cast
+from typing import TYPE_CHECKING, BinaryIO, Final, NoReturn, TextIO, cast
 
 from contentd.cli.context import Context, Streams
-from contentd.cli.parser import add_global_options
+from contentd.cli.parser import CommandParser, add_global_options
 
 if TYPE_CHECKING:
     from typing_extensions import Buffer
 
     from contentd.content.errors import ContentError
 
-__all__ = ["TOP_LEVEL", "Streams", "build_parser", "command_module", "main"]
+__all__ = ["TOP_LEVEL", "Streams", "build_parser", "command_module", "entry", "main"]
 
 _EXAMPLES = """\
 examples:
@@ -91,7 +91,7 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     import importlib
 
     wanted = command_module(argv) if argv is not None else None
-    parser = argparse.ArgumentParser(
+    parser = CommandParser(
         prog="contentd",
         description="containerd's content store, rebuilt in Python.",
         epilog=_EXAMPLES,
@@ -158,8 +158,21 @@ def main(argv: Sequence[str] | None = None, *, streams: Streams | None = None) -
         return _run(argv, streams)
 
 
+def entry() -> NoReturn:
+    """The ``contentd`` program: :func:`main` with contentd's Ctrl-C handling
+    (:mod:`contentd.cli.interrupt`), ending the process when the command is done."""
+    from contentd.cli import interrupt
+
+    interrupt.install()
+    status = main()
+    if "grpc" in sys.modules or interrupt.interrupted():
+        # grpcio's finalizers, run at exit, can hang once an interrupt broke a call
+        interrupt.exit_now(status)
+    sys.exit(status)
+
+
 def _run(argv: Sequence[str] | None, streams: Streams) -> int:
-    from contentd.cli.errors import EXIT_INTERRUPTED, report
+    from contentd.cli.errors import EXIT_INTERRUPTED, EXIT_USAGE, report
 
     if argv is None:
         argv = sys.argv[1:]
@@ -173,8 +186,8 @@ def _run(argv: Sequence[str] | None, streams: Streams) -> int:
             from contentd.cli.serve import print_client_version
 
             return print_client_version()
-        parser.print_help()
-        return 0
+        parser.print_help(sys.stderr)  # a command is required: a usage error
+        return EXIT_USAGE
     if args.command == "completion":
         from contentd.cli.completion import bash_script, zsh_script
 
@@ -186,13 +199,14 @@ def _run(argv: Sequence[str] | None, streams: Streams) -> int:
     handler = getattr(args, "handler", None)
     if handler is None:
         help_parser = getattr(args, "help_parser", parser)
-        help_parser.print_help()
-        return 0
+        help_parser.print_help(sys.stderr)  # a group without its command
+        return EXIT_USAGE
     ctx = Context(args, streams)
     try:
         return int(handler(ctx))
     except KeyboardInterrupt:
         print("contentd: interrupted", file=streams.err)
+        ctx.abandon()  # no waiting on the daemon; what it holds stays (an ingest resumes)
         return EXIT_INTERRUPTED
     except BrokenPipeError:
         _silence_stdout(streams)

@@ -11,7 +11,8 @@ import argparse
 import contextlib
 import os
 import time
-from typing import IO, TYPE_CHECKING, BinaryIO, Final
+from collections.abc import Iterable, Iterator
+from typing import IO, TYPE_CHECKING, Any, BinaryIO, Final
 
 from contentd.cli.parser import (
     add_command,
@@ -110,6 +111,11 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     ingest.add_argument("--lease", metavar="ID", help="hold the ingest and blob with this lease")
     ingest.add_argument(
+        "--restart",
+        action="store_true",
+        help="discard what an earlier, interrupted ingest of REF holds and start over",
+    )
+    ingest.add_argument(
         "--wait",
         type=duration,
         default=2.0,
@@ -136,6 +142,12 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         handler=run_rm,
     )
     rm.add_argument("digests", nargs="+", metavar="DIGEST")
+    rm.add_argument(
+        "--force",
+        "-f",
+        action="store_true",
+        help="also in a namespace labelled contentd.io/gc.managed-externally=true",
+    )
 
     label = add_command(
         content,
@@ -160,10 +172,15 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
 # -- helpers ---------------------------------------------------------------------------
 
 
-def _validate(digest: str) -> str:
+def _validate(digest: str, what: str = "DIGEST") -> str:
+    """``digest`` if valid; else InvalidArgument naming the argument and the value."""
     from contentd.content.digest import validate
+    from contentd.content.errors import InvalidArgument
 
-    return validate(digest)
+    try:
+        return validate(digest)
+    except InvalidArgument as err:
+        raise InvalidArgument(f"{what} {digest!r}: {err.context}") from None
 
 
 def _age(now: float, t: datetime) -> str:
@@ -180,7 +197,7 @@ def run_ls(ctx: Context) -> int:
     (no Info objects), which keeps ``ls`` of many thousand blobs quick."""
     ctx.check_socket()  # first: a missing socket fails before anything loads
     from contentd.api._pb.containerd.services.content.v1 import content_pb2 as pb
-    from contentd.cli.output import AgeCache, SizeCache, TimestampText, json_line, table
+    from contentd.cli.output import AgeCache, SizeCache, table
 
     messages = ctx.quick_stream(
         "/containerd.services.content.v1.Content/List",
@@ -190,31 +207,8 @@ def run_ls(ctx: Context) -> int:
     if ctx.args.quiet:
         ctx.write("".join(f"{m.digest}\n" for response in messages for m in response.info))
         return 0
-    if ctx.json:  # info_to_json(info_from_pb(m)), without the objects in between
-        stamp = TimestampText()
-        for response in messages:
-            ctx.write(
-                "".join(
-                    json_line(
-                        {
-                            "digest": m.digest,
-                            "size": m.size,
-                            "created_at": stamp(
-                                m.created_at.seconds,
-                                m.created_at.nanos,
-                                m.HasField("created_at"),
-                            ),
-                            "updated_at": stamp(
-                                m.updated_at.seconds,
-                                m.updated_at.nanos,
-                                m.HasField("updated_at"),
-                            ),
-                            "labels": dict(m.labels),
-                        }
-                    )
-                    for m in response.info
-                )
-            )
+    if ctx.json:
+        ctx.emit_list(_json_infos(ctx, messages))
         return 0
     size_text = SizeCache()
     age_text = AgeCache(time.time_ns())
@@ -237,6 +231,38 @@ def run_ls(ctx: Context) -> int:
     return 0
 
 
+def _json_infos(ctx: Context, messages: Iterable[Any]) -> Iterator[dict[str, Any]]:
+    """``content ls`` objects with the fields and values of ``content info``.
+
+    containerd's List sends no update time (the zero time), so each blob's comes from
+    an Info call, all on one connection once the listing has been read. A blob deleted
+    in between is left out.
+    """
+    from contentd.api._pb.containerd.services.content.v1 import content_pb2 as pb
+    from contentd.cli.output import TimestampText
+    from contentd.content.errors import NotFound
+
+    listed = [m for response in messages for m in response.info]
+    stamp = TimestampText()
+    with ctx.quick_unary(
+        "/containerd.services.content.v1.Content/Info", pb.InfoResponse
+    ) as info_call:
+        for m in listed:
+            try:
+                updated = info_call(pb.InfoRequest(digest=m.digest)).info.updated_at
+            except NotFound:
+                continue
+            yield {
+                "digest": m.digest,
+                "size": m.size,
+                "created_at": stamp(
+                    m.created_at.seconds, m.created_at.nanos, m.HasField("created_at")
+                ),
+                "updated_at": stamp(updated.seconds, updated.nanos, True),
+                "labels": dict(m.labels),
+            }
+
+
 def _info_text(info: Info, now: float) -> str:
     from contentd.cli.output import format_time, human_size
 
@@ -255,17 +281,21 @@ def _info_text(info: Info, now: float) -> str:
 
 
 def run_info(ctx: Context) -> int:
-    from contentd.cli.output import info_to_json, json_line
+    """One blob: an object; several: a list (with ``--output json``)."""
+    from contentd.cli.output import info_to_json
 
     digests = [_validate(d) for d in ctx.args.digests]
     store = ctx.store()
+    if ctx.json:
+        infos = (info_to_json(store.info(digest)) for digest in digests)
+        if len(digests) == 1:
+            ctx.emit(next(infos))
+        else:
+            ctx.emit_list(infos)
+        return 0
     now = time.time()
     for i, digest in enumerate(digests):
-        info = store.info(digest)
-        if ctx.json:
-            ctx.write(json_line(info_to_json(info)))
-        else:
-            ctx.write(("\n" if i else "") + _info_text(info, now))
+        ctx.write(("\n" if i else "") + _info_text(store.info(digest), now))
     return 0
 
 
@@ -387,35 +417,34 @@ def _open_writer(ctx: Context, ref: str, total: int, expected: str | None) -> Pr
         pause = min(pause * 2, 0.5)
 
 
-def _skip(source: BinaryIO, offset: int, ref: str) -> None:
-    """Move ``source`` past what the ref already holds: seek, or read and discard."""
-    from contentd.content.errors import FailedPrecondition
+class _Input:
+    """The input's chunks; :meth:`skip` hashes the first bytes (what a resumed ingest
+    already holds) and the rest come from iterating."""
 
-    if _seekable(source):
-        end = source.seek(0, os.SEEK_END)
-        if end < offset:
-            raise FailedPrecondition(
-                f"ref {ref} already holds {offset} bytes, more than the input's {end}; "
-                f"start over with `contentd content abort {ref}`"
-            )
-        source.seek(offset, os.SEEK_SET)
-        return
-    left = offset
-    while left > 0:
-        chunk = source.read(min(left, CHUNK))
-        if not chunk:
-            raise FailedPrecondition(
-                f"ref {ref} already holds {offset} bytes, more than the input's "
-                f"{offset - left}; start over with `contentd content abort {ref}`"
-            )
-        left -= len(chunk)
+    def __init__(self, source: BinaryIO) -> None:
+        from contentd.cli.interrupt import read_interruptibly
 
+        self._chunks = read_interruptibly(source, CHUNK)
+        self._held = b""
 
-def _seekable(stream: BinaryIO) -> bool:
-    try:
-        return stream.seekable()
-    except (AttributeError, ValueError, OSError):
-        return False
+    def skip(self, n: int, hasher: Any) -> int:
+        """Read and hash up to ``n`` bytes; how many there were."""
+        left = n
+        while left:
+            chunk = self._held or next(self._chunks, b"")
+            if not chunk:
+                break
+            used = chunk[:left]
+            hasher.update(used)
+            left -= len(used)
+            self._held = chunk[len(used) :]
+        return n - left
+
+    def __iter__(self) -> Iterator[bytes]:
+        if self._held:
+            held, self._held = self._held, b""
+            yield held
+        yield from self._chunks
 
 
 def _has_fileno(stream: BinaryIO) -> bool:
@@ -435,18 +464,61 @@ def _input_size(source: BinaryIO) -> int | None:
     return st.st_size if stat.S_ISREG(st.st_mode) else None
 
 
+def _check_resumed(writer: ProxyWriter, ref: str, offset: int, data: _Input, hasher: Any) -> int:
+    """Hash as much of the input as the ingest already holds and compare it with the
+    digest the daemon reported for what it holds; the offset to go on from.
+
+    A different input under the same ref (or a changed file) is refused: appending
+    to it would commit one file's head with another's tail.
+    """
+    from contentd.content.errors import FailedPrecondition
+
+    if not offset:
+        return 0
+    held = writer.digest()
+    restart = f"start over with `contentd content ingest --restart {ref} ...`"
+    got = data.skip(offset, hasher)
+    if got < offset:
+        raise FailedPrecondition(
+            f"ref {ref} already holds {offset} bytes, more than the input's {got}; {restart}"
+        )
+    mine = f"{hasher.name}:{hasher.hexdigest()}"
+    if mine != held:
+        raise FailedPrecondition(
+            f"ref {ref} holds {offset} bytes that are not the input's first {offset} bytes "
+            f"({held or 'no digest reported'} != {mine}): was another input ingested under "
+            f"this ref? {restart}, or use another ref"
+        )
+    return offset
+
+
+def _set_labels(ctx: Context, digest: str, labels: dict[str, str]) -> None:
+    """Labels for a blob that was stored already: an Update, said on stderr."""
+    from contentd.content.types import Info
+
+    if not labels:
+        return
+    ctx.store().update(Info(digest=digest, labels=labels), *(f"labels.{k}" for k in labels))
+    text = ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
+    ctx.warn(f"{digest} was already stored; labels set: {text}")
+
+
 def run_ingest(ctx: Context) -> int:
+    import hashlib
+
     from contentd.cli.errors import UsageError
-    from contentd.cli.output import json_line
+    from contentd.cli.interrupt import raise_if_interrupted
     from contentd.cli.progress import Progress
-    from contentd.content.errors import AlreadyExists
+    from contentd.content.errors import AlreadyExists, FailedPrecondition, NotFound
 
     args = ctx.args
     ref: str = args.ref
     if not ref:
         raise UsageError("must specify a transaction reference")
-    expected = _validate(args.expected_digest) if args.expected_digest else None
-    labels = dict(args.label)
+    expected = None
+    if args.expected_digest:
+        expected = _validate(args.expected_digest, "--expected-digest")
+    labels: dict[str, str] = dict(args.label)  # each checked by the parser
     source: BinaryIO
     if args.source == "-":
         source = ctx.streams.inp
@@ -456,16 +528,37 @@ def run_ingest(ctx: Context) -> int:
         close_source = True
     try:
         input_size = _input_size(source)
+        if args.expected_size is not None and input_size not in (None, args.expected_size):
+            raise FailedPrecondition(
+                f"{args.source} holds {input_size} bytes, not the --expected-size "
+                f"{args.expected_size}"
+            )
+        if args.source == "-" and _isatty(source):
+            ctx.warn("reading stdin (Ctrl-D to end)")
         total = args.expected_size or input_size or 0
         try:
             writer = _open_writer(ctx, ref, total, expected)
-        except AlreadyExists:
-            _report_ingest(ctx, ref, expected or "", args.expected_size)
+        except AlreadyExists:  # the expected blob is stored: nothing to send
+            assert expected is not None
+            size = ctx.store().info(expected).size
+            _set_labels(ctx, expected, labels)
+            _report_ingest(ctx, ref, expected, size)
             return 0
         try:
-            offset = writer.status().offset
+            held = writer.status().offset
+            if held and args.restart:
+                writer.close()
+                with contextlib.suppress(NotFound):
+                    ctx.store().abort(ref)
+                ctx.warn(f"discarded {held} bytes of a previous ingest of {ref}")
+                writer = _open_writer(ctx, ref, total, expected)
+                held = writer.status().offset
+            data = _Input(source)
+            algorithm = (writer.digest() or "sha256:").partition(":")[0]
+            hasher = hashlib.new(algorithm)
+            offset = _check_resumed(writer, ref, held, data, hasher)
             if offset:
-                _skip(source, offset, ref)
+                ctx.warn(f"resuming {ref} at {offset} of {total or 'unknown'} bytes")
             progress = Progress(
                 ctx.streams.err,
                 ref if len(ref) <= 24 else ref[:23] + "\u2026",
@@ -474,34 +567,40 @@ def run_ingest(ctx: Context) -> int:
                 enabled=ctx.streams.err_is_tty,
             )
             with progress:
-                while True:
-                    chunk = source.read(CHUNK)
-                    if not chunk:
-                        break
+                for chunk in data:
+                    hasher.update(chunk)
                     writer.write(chunk)
                     progress.advance(len(chunk))
+            raise_if_interrupted()  # never commit after Ctrl-C, even one a finalizer ate
             size = writer.status().offset
-            with contextlib.suppress(AlreadyExists):
+            digest = f"{hasher.name}:{hasher.hexdigest()}"
+            try:
                 writer.commit(args.expected_size or 0, expected, labels or None)
-            digest = writer.digest() or expected or ""
+            except AlreadyExists:
+                _set_labels(ctx, digest, labels)
+        except BaseException:
+            writer.cancel()  # the daemon keeps the ingest: running the command again resumes
+            raise
         finally:
             writer.close()
     finally:
         if close_source:
             source.close()
-    if ctx.json:
-        ctx.write(json_line({"ref": ref, "digest": digest, "size": size}))
-    else:
-        ctx.write(f"{digest}\n")
+    _report_ingest(ctx, ref, digest, size)
     return 0
 
 
-def _report_ingest(ctx: Context, ref: str, digest: str, size: int | None) -> None:
-    from contentd.cli.output import json_line
+def _isatty(stream: BinaryIO) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError, OSError):
+        return False
 
+
+def _report_ingest(ctx: Context, ref: str, digest: str, size: int) -> None:
     if ctx.json:
-        ctx.write(json_line({"ref": ref, "digest": digest, "size": size}))
-    elif digest:
+        ctx.emit({"ref": ref, "digest": digest, "size": size})
+    else:
         ctx.write(f"{digest}\n")
 
 
@@ -512,7 +611,7 @@ def run_active(ctx: Context) -> int:
     from contentd.api._pb.containerd.services.content.v1 import content_pb2 as pb
     from contentd.api._pb.containerd.services.content.v1 import content_pb2_grpc as pb_grpc
     from contentd.api.convert import status_from_pb
-    from contentd.cli.output import human_size, json_line, status_to_json, table
+    from contentd.cli.output import human_size, status_to_json, table
 
     stub = pb_grpc.ContentStub(ctx.channel())
     response = ctx.call(
@@ -522,7 +621,7 @@ def run_active(ctx: Context) -> int:
     )
     statuses = [status_from_pb(s) for s in response.statuses]
     if ctx.json:
-        ctx.write("".join(json_line(status_to_json(s)) for s in statuses))
+        ctx.emit_list(status_to_json(s) for s in statuses)
         return 0
     now = time.time()
     rows = [(s.ref, human_size(s.offset), _age(now, s.started_at)) for s in statuses]
@@ -530,13 +629,35 @@ def run_active(ctx: Context) -> int:
     return 0
 
 
+def _refuse_managed_namespace(ctx: Context) -> None:
+    """FailedPrecondition when the namespace's blobs are another daemon's to delete."""
+    from contentd.api._pb.containerd.services.namespaces.v1 import namespace_pb2 as pb
+    from contentd.api._pb.containerd.services.namespaces.v1 import namespace_pb2_grpc
+    from contentd.content.errors import FailedPrecondition, NotFound
+    from contentd.metadata.namespaces import LABEL_GC_MANAGED_EXTERNALLY
+
+    stub = namespace_pb2_grpc.NamespacesStub(ctx.channel())
+    try:
+        namespace = ctx.call(stub.Get, pb.GetNamespaceRequest(name=ctx.namespace)).namespace
+    except NotFound:
+        return
+    if namespace.labels.get(LABEL_GC_MANAGED_EXTERNALLY) == "true":
+        raise FailedPrecondition(
+            f"namespace {ctx.namespace} is labelled {LABEL_GC_MANAGED_EXTERNALLY}=true: its "
+            "blobs are managed by the containerd that uses contentd as its content store, "
+            "which still references them; delete them through containerd, or pass --force"
+        )
+
+
 def run_rm(ctx: Context) -> int:
     from contentd.cli.errors import connection_lost, report
-    from contentd.cli.output import json_line
     from contentd.content.errors import ContentError, NotFound
 
+    if not ctx.args.force:
+        _refuse_managed_namespace(ctx)
     status = 0
     store = None
+    removed: list[dict[str, str]] = []
     for arg in ctx.args.digests:
         try:
             digest = _validate(arg)
@@ -549,12 +670,17 @@ def run_rm(ctx: Context) -> int:
                 raise
             status = status or report(err, ctx.streams.err, debug=ctx.debug)
             continue
-        ctx.write(json_line({"digest": digest}) if ctx.json else f"{digest}\n")
+        if ctx.json:
+            removed.append({"digest": digest})
+        else:
+            ctx.write(f"{digest}\n")
+    if ctx.json:
+        ctx.emit_list(removed)
     return status
 
 
 def run_label(ctx: Context) -> int:
-    from contentd.cli.output import info_to_json, json_line, labels_text
+    from contentd.cli.output import info_to_json, labels_text
     from contentd.content.types import Info
 
     digest = _validate(ctx.args.digest)
@@ -567,7 +693,7 @@ def run_label(ctx: Context) -> int:
     else:
         info = store.info(digest)
     if ctx.json:
-        ctx.write(json_line(info_to_json(info)))
+        ctx.emit(info_to_json(info))
     else:
         ctx.write(labels_text(info.labels, empty="") + "\n")
     return 0

@@ -120,7 +120,29 @@ class Context:
 
     @property
     def json(self) -> bool:
-        return self.output == "json"
+        """Whether objects are printed as JSON (``--output json`` or ``jsonl``)."""
+        return self.output in ("json", "jsonl")
+
+    def emit(self, obj: Any) -> None:
+        """One object: a compact JSON document on its own line."""
+        from contentd.cli.output import json_line
+
+        self.write(json_line(obj))
+
+    def emit_list(self, objs: Iterable[Any]) -> None:
+        """A list: one JSON array (``json``), written as the items come, one per line;
+        or one object per line (``jsonl``)."""
+        from contentd.cli.output import json_line
+
+        if self.output == "jsonl":
+            for obj in objs:
+                self.write(json_line(obj))
+            return
+        sep = "[\n"
+        for obj in objs:
+            self.write(sep + json_line(obj)[:-1])
+            sep = ",\n"
+        self.write("[]\n" if sep == "[\n" else "\n]\n")
 
     @property
     def target(self) -> str:
@@ -250,6 +272,26 @@ class Context:
         return response.FromString(raw)
 
     @contextlib.contextmanager
+    def quick_unary(
+        self, path: str, response: type[_M], *, timeout: float | None = None
+    ) -> Iterator[Callable[[Message], _M]]:
+        """A function making unary calls to ``path``, all on one connection (many small
+        calls in a row, as :meth:`quick_call` makes one)."""
+        if socket_path(self.address) is None:
+            method = self.channel().unary_unary(
+                path,
+                request_serializer=lambda m: m.SerializeToString(),
+                response_deserializer=response.FromString,
+            )
+            yield lambda request: self.call(method, request, timeout=timeout)
+            return
+        with self._quick_connection(timeout) as conn:
+            metadata = self.metadata()
+            yield lambda request: response.FromString(
+                conn.unary(path, request.SerializeToString(), metadata)
+            )
+
+    @contextlib.contextmanager
     def _quick_connection(self, timeout: float | None) -> Iterator[WireConnection]:
         """A grpcio-free connection to the unix socket; call errors come back as kinds."""
         self.check_socket()
@@ -260,6 +302,11 @@ class Context:
                 yield conn
         except CallError as err:
             raise err.error() from None
+
+    def abandon(self) -> None:
+        """Forget the connection without closing it (the process is about to end)."""
+        self._channel = None
+        self._store = None
 
     def close(self) -> None:
         if self._channel is not None:

@@ -66,7 +66,6 @@ def run_events(ctx: Context) -> int:
     from contentd.api._pb.containerd.services.events.v1 import events_pb2 as pb
     from contentd.api._pb.containerd.services.events.v1 import events_pb2_grpc as pb_grpc
     from contentd.api.errors import from_grpc
-    from contentd.cli.output import json_line
     from contentd.proxy.channel import cancel_call
 
     stub = pb_grpc.EventsStub(ctx.channel())
@@ -74,8 +73,8 @@ def run_events(ctx: Context) -> int:
     try:
         for envelope in call:
             obj = envelope_to_json(envelope)
-            if ctx.json:
-                ctx.write(json_line(obj))
+            if ctx.json:  # json and jsonl alike: one object per event, as it happens
+                ctx.emit(obj)
             else:
                 payload = json.dumps(obj["event"], separators=(",", ":")) if obj["event"] else ""
                 ctx.write(f"{obj['timestamp']} {obj['namespace']} {obj['topic']} {payload}\n")

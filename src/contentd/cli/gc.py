@@ -82,7 +82,7 @@ def run_gc(ctx: Context) -> int:
     from contentd.api._pb.contentd.services.gc.v1 import gc_pb2 as pb
     from contentd.api._pb.contentd.services.gc.v1 import gc_pb2_grpc as pb_grpc
     from contentd.cli.errors import unimplemented_service
-    from contentd.cli.output import SPACED_TABLE, json_line, table
+    from contentd.cli.output import SPACED_TABLE, table
     from contentd.content.errors import NotImplemented
 
     stub = pb_grpc.GCStub(ctx.channel())
@@ -93,7 +93,7 @@ def run_gc(ctx: Context) -> int:
             ctx.target, SERVICE, "containerd collects garbage on its own schedule"
         ) from None
     if ctx.json:
-        ctx.write(json_line(response_to_json(response)))
+        ctx.emit(response_to_json(response))
         return 0
     rows: list[tuple[str, str, str]] = []
     for removed in response.removed:

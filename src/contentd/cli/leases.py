@@ -95,7 +95,6 @@ def run_ls(ctx: Context) -> int:
     from contentd.cli.output import (
         SPACED_TABLE,
         format_local_time,
-        json_line,
         labels_text,
         table,
     )
@@ -105,7 +104,7 @@ def run_ls(ctx: Context) -> int:
     if ctx.args.quiet:
         ctx.write("".join(f"{lease.id}\n" for lease in leases))
     elif ctx.json:
-        ctx.write("".join(json_line(lease_to_json(lease)) for lease in leases))
+        ctx.emit_list(lease_to_json(lease) for lease in leases)
     else:
         rows = [
             (
@@ -123,7 +122,7 @@ def run_create(ctx: Context) -> int:
     from datetime import UTC, datetime, timedelta
 
     from contentd.api._pb.containerd.services.leases.v1 import leases_pb2 as pb
-    from contentd.cli.output import format_time, json_line
+    from contentd.cli.output import format_time
 
     labels = dict(ctx.args.label)
     if ctx.args.expires > 0:
@@ -131,7 +130,7 @@ def run_create(ctx: Context) -> int:
         labels[EXPIRE_LABEL] = format_time(expire_at.replace(microsecond=0))
     response = ctx.call(_stub(ctx).Create, pb.CreateRequest(id=ctx.args.id, labels=labels))
     if ctx.json:
-        ctx.write(json_line(lease_to_json(response.lease)))
+        ctx.emit(lease_to_json(response.lease))
     else:
         ctx.write(f"{response.lease.id}\n")
     return 0
@@ -139,13 +138,20 @@ def run_create(ctx: Context) -> int:
 
 def run_rm(ctx: Context) -> int:
     from contentd.api._pb.containerd.services.leases.v1 import leases_pb2 as pb
-    from contentd.cli.output import json_line
 
     stub = _stub(ctx)
     ids: list[str] = ctx.args.ids
-    for i, lease_id in enumerate(ids):
-        # as ctr: only the last delete waits for the collection
-        sync = ctx.args.sync and i == len(ids) - 1
-        ctx.call(stub.Delete, pb.DeleteRequest(id=lease_id, sync=sync))
-        ctx.write(json_line({"id": lease_id}) if ctx.json else f"{lease_id}\n")
+    removed: list[dict[str, str]] = []
+    try:
+        for i, lease_id in enumerate(ids):
+            # as ctr: only the last delete waits for the collection
+            sync = ctx.args.sync and i == len(ids) - 1
+            ctx.call(stub.Delete, pb.DeleteRequest(id=lease_id, sync=sync))
+            if ctx.json:
+                removed.append({"id": lease_id})
+            else:
+                ctx.write(f"{lease_id}\n")
+    finally:
+        if ctx.json:
+            ctx.emit_list(removed)
     return 0

@@ -70,16 +70,14 @@ def _stub(ctx: Context) -> Any:
 
 def run_ls(ctx: Context) -> int:
     from contentd.api._pb.containerd.services.namespaces.v1 import namespace_pb2 as pb
-    from contentd.cli.output import SPACED_TABLE, json_line, labels_text, table
+    from contentd.cli.output import SPACED_TABLE, labels_text, table
 
     response = ctx.call(_stub(ctx).List, pb.ListNamespacesRequest())
     namespaces = list(response.namespaces)
     if ctx.args.quiet:
         ctx.write("".join(f"{ns.name}\n" for ns in namespaces))
     elif ctx.json:
-        ctx.write(
-            "".join(json_line({"name": ns.name, "labels": dict(ns.labels)}) for ns in namespaces)
-        )
+        ctx.emit_list({"name": ns.name, "labels": dict(ns.labels)} for ns in namespaces)
     else:
         rows = [(ns.name, labels_text(ns.labels, empty="")) for ns in namespaces]
         ctx.write(table(("NAME", "LABELS"), rows, SPACED_TABLE, trailing_tab=True))
@@ -91,18 +89,22 @@ def run_create(ctx: Context) -> int:
 
     labels = parse_label_args(ctx.args.labels)
     request = pb.CreateNamespaceRequest(namespace=pb.Namespace(name=ctx.args.name, labels=labels))
-    ctx.call(_stub(ctx).Create, request)
+    created = ctx.call(_stub(ctx).Create, request).namespace
+    if ctx.json:
+        ctx.emit({"name": created.name, "labels": dict(created.labels)})
+    else:
+        ctx.write(f"{created.name}\n")
     return 0
 
 
 def run_rm(ctx: Context) -> int:
     from contentd.api._pb.containerd.services.namespaces.v1 import namespace_pb2 as pb
     from contentd.cli.errors import connection_lost, report
-    from contentd.cli.output import json_line
     from contentd.content.errors import ContentError, NotFound
 
     stub = _stub(ctx)
     status = 0
+    removed: list[dict[str, str]] = []
     for name in ctx.args.names:
         try:
             ctx.call(stub.Delete, pb.DeleteNamespaceRequest(name=name))
@@ -113,7 +115,12 @@ def run_rm(ctx: Context) -> int:
                 raise
             status = status or report(err.wrap(f"unable to delete {name}"), ctx.streams.err)
             continue
-        ctx.write(json_line({"name": name}) if ctx.json else f"{name}\n")
+        if ctx.json:
+            removed.append({"name": name})
+        else:
+            ctx.write(f"{name}\n")
+    if ctx.json:
+        ctx.emit_list(removed)
     return status
 
 
@@ -121,7 +128,7 @@ def run_label(ctx: Context) -> int:
     from google.protobuf.field_mask_pb2 import FieldMask
 
     from contentd.api._pb.containerd.services.namespaces.v1 import namespace_pb2 as pb
-    from contentd.cli.output import json_line, labels_text
+    from contentd.cli.output import labels_text
 
     name: str = ctx.args.name
     labels = parse_label_args(ctx.args.labels)
@@ -133,7 +140,7 @@ def run_label(ctx: Context) -> int:
     ctx.call(stub.Update, request)
     current = ctx.call(stub.Get, pb.GetNamespaceRequest(name=name)).namespace
     if ctx.json:
-        ctx.write(json_line({"name": current.name, "labels": dict(current.labels)}))
+        ctx.emit({"name": current.name, "labels": dict(current.labels)})
     else:
         ctx.write(labels_text(current.labels, empty="") + "\n")
     return 0

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "OUTPUTS",
+    "CommandParser",
     "Handler",
     "add_command",
     "add_global_options",
@@ -31,7 +32,29 @@ __all__ = [
 
 Handler = Callable[["Context"], int]
 
-OUTPUTS: Final = ("table", "json")
+OUTPUTS: Final = ("table", "json", "jsonl")
+
+
+class CommandParser(argparse.ArgumentParser):
+    """A parser whose commands take options anywhere: before, between and after their
+    positionals (``ingest REF --label k=v FILE``), as argparse's intermixed parsing does.
+
+    Every parser in the tree is of this class (``add_subparsers`` builds its children
+    with the parent's class); one that has subcommands parses as usual.
+    """
+
+    _intermixed = False
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        if self._intermixed or self._subparsers is not None:
+            return super().parse_known_args(args, namespace)
+        self._intermixed = True
+        try:
+            return self.parse_known_intermixed_args(args, namespace)
+        finally:
+            self._intermixed = False
 
 
 class _Formatter(argparse.RawDescriptionHelpFormatter):
@@ -64,7 +87,7 @@ def add_global_options(parser: argparse.ArgumentParser, *, suppress: bool) -> No
         dest="output",
         choices=OUTPUTS,
         default=default,
-        help="table (default) or json: one object per line for lists",
+        help="table (default); json: one document (an array for lists); jsonl: one object per line",
     )
     group.add_argument(
         "--debug",
@@ -178,16 +201,27 @@ def nonnegative(text: str) -> int:
 
 def label_pair(text: str) -> tuple[str, str]:
     """``k=v`` (``k=`` gives an empty value; a bare ``k`` is an error here)."""
+    from contentd.content.errors import InvalidArgument
+    from contentd.content.labels import validate_label
+
     key, sep, value = text.partition("=")
     if not sep or not key:
         raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    try:
+        validate_label(key, value)
+    except InvalidArgument as err:
+        raise argparse.ArgumentTypeError(err.context) from None
     return key, value
 
 
 def parse_label_args(items: Sequence[str]) -> dict[str, str]:
-    """ctr's label arguments: ``k=v``; ``k=`` (empty: remove); a bare ``k`` is ``k=true``."""
+    """ctr's label arguments: ``k=v``; ``k=`` (empty: remove); a bare ``k`` is ``k=true``.
+    A label too big for the server is InvalidArgument here, before any call."""
+    from contentd.content.labels import validate_label
+
     labels: dict[str, str] = {}
     for item in items:
         key, sep, value = item.partition("=")
         labels[key] = value if sep else "true"
+        validate_label(key, labels[key])
     return labels

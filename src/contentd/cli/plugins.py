@@ -102,7 +102,7 @@ def run_ls(ctx: Context) -> int:
     from contentd.api._pb.containerd.services.introspection.v1 import (
         introspection_pb2_grpc as pb_grpc,
     )
-    from contentd.cli.output import PLUGINS_TABLE, json_line, table, tabwrite
+    from contentd.cli.output import PLUGINS_TABLE, table, tabwrite
 
     stub = pb_grpc.IntrospectionStub(ctx.channel())
     response = ctx.call(stub.Plugins, pb.PluginsRequest(filters=ctx.args.filters))
@@ -110,7 +110,7 @@ def run_ls(ctx: Context) -> int:
     if ctx.args.quiet:
         ctx.write("".join(f"{p.id}\n" for p in plugins))
     elif ctx.json:
-        ctx.write("".join(json_line(plugin_to_json(p)) for p in plugins))
+        ctx.emit_list(plugin_to_json(p) for p in plugins)
     elif ctx.args.detailed:
         ctx.write(tabwrite(_detailed(plugins), PLUGINS_TABLE))
     else:

@@ -142,11 +142,10 @@ def _server_version(ctx: Context) -> tuple[str, str]:
 def run_version(ctx: Context) -> int:
     """The client line first (``contentd <version> <revision>``), then the server's.
 
-    A server that does not answer is reported on stderr; the exit status is
-    still 0, since the client's version was printed.
+    A server that does not answer is reported on stderr and the exit status is 1
+    (as ``ctr version``), so the command works as a health check.
     """
     from contentd.cli.errors import describe
-    from contentd.cli.output import json_line
     from contentd.content.errors import ContentError
 
     version, revision = client_version()
@@ -160,7 +159,7 @@ def run_version(ctx: Context) -> int:
         problem = f"{kind}: {message}"
     if ctx.json:
         client = {"version": version, "revision": revision}
-        ctx.write(json_line({"client": client, "server": server}))
+        ctx.emit({"client": client, "server": server})
     else:
         ctx.write(f"contentd {version}{' ' + revision if revision else ''}\n")
         if server is not None:
@@ -169,6 +168,7 @@ def run_version(ctx: Context) -> int:
     if problem:
         ctx.flush()
         ctx.warn(f"no server version: {problem}")
+        return 1
     return 0
 
 

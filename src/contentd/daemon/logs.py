@@ -92,11 +92,15 @@ class JSONFormatter(logging.Formatter):
 
 
 def setup_logging(level: str = "info", fmt: str = "text", stream: TextIO | None = None) -> None:
-    """Send contentd's (and grpc's) logs to ``stream`` (stderr) at ``level``."""
+    """Send logs to ``stream`` (stderr): contentd's at ``level``, the libraries' (grpc,
+    hpack, ...) at warning and above whatever ``level`` says (hpack logs every header
+    field it decodes at debug)."""
     handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
     handler.setFormatter(JSONFormatter() if fmt == "json" else LogfmtFormatter())
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)
     root.addHandler(handler)
-    root.setLevel(level_number(level))
+    number = level_number(level)
+    root.setLevel(max(number, logging.WARNING))
+    logging.getLogger("contentd").setLevel(number)

@@ -293,6 +293,7 @@ class Scheduler:
             ):
                 next_at = time.monotonic() + self.interval
                 continue
+            reason = "request" if triggered else "startup" if last is None else "changes"
             with self._waiter_lock:
                 try:
                     result = self._collect()
@@ -305,6 +306,7 @@ class Scheduler:
                         waiter.error = err
                         waiter.done.set()
                     continue
+                _log_collection(result, reason, deletions, mutations)
                 gc_time += result.elapsed
                 collections += 1
                 self.collections = collections
@@ -321,3 +323,22 @@ class Scheduler:
                 for waiter in waiters:
                     waiter.result = result
                     waiter.done.set()
+
+
+def _log_collection(result: GCResult, reason: str, deletions: int, mutations: int) -> None:
+    """One info line per collection: what triggered it, what it removed, how long it took."""
+    records = sum(len(v) for v in result.content.values())
+    log.info(
+        "garbage collected",
+        extra={
+            "fields": {
+                "trigger": reason,
+                "deletions": deletions,
+                "mutations": mutations,
+                "records": records,
+                "blobs": len(result.backend_blobs),
+                "bytes": result.bytes_freed,
+                "duration": f"{result.duration:.3f}s",
+            }
+        },
+    )

@@ -218,6 +218,12 @@ class ProxyWriter:
         finally:
             self.close()
 
+    def cancel(self) -> None:
+        """End the stream at once, without waiting for the server: the ingest stays
+        (resumable), as after a lost connection."""
+        if not self._closed:
+            self._end_stream()
+
     def close(self) -> None:
         """Half-close the stream and wait until the server has released the ingest.
 
