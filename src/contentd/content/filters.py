@@ -7,10 +7,17 @@ A filter string is a comma-separated list of selectors that must *all* match::
 
 A list of filter strings (the ``filters`` of List RPCs) matches when *any* of
 them does. ``""`` and ``[]`` match everything. Operators are ``==`` (present and
-equal), ``!=`` (differs; an absent field counts as ``""``) and ``~=`` (Go RE2
-search, see :mod:`contentd.content._filter_regex`); a selector without an
-operator tests presence. A bad regular expression is not a parse error: its
-selector never matches, as in containerd.
+equal), ``!=`` (differs; an absent field counts as ``""``) and ``~=`` (Go regexp
+search, run by RE2 in linear time, see :mod:`contentd.content._filter_regexp`); a
+selector without an operator tests presence. A bad regular expression is not a
+parse error: its selector never matches and the error is logged, as in containerd.
+
+Filters come from whoever can reach the socket, so one list is bounded (containerd
+has no bounds): at most :data:`MAX_LENGTH` characters, :data:`MAX_SELECTORS`
+selectors and :data:`MAX_REGEXPS` regular expressions. Parsing is linear in the
+text and matching one object is linear in its fields, so a List costs at most a
+constant times the objects it walks. A list beyond a bound is an
+:class:`~contentd.content.errors.InvalidArgument`.
 
 Objects are seen through an :class:`Adaptor` that answers ``(value, present)``
 for a field path. :func:`info_adaptor` and :func:`status_adaptor` give
@@ -26,7 +33,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Final, Protocol, final
 
-from contentd.content._filter_regex import compile_go_regexp
+from contentd.content._filter_regexp import compile_go_regexp
 from contentd.content._filter_syntax import (
     OP_EQUAL,
     OP_MATCHES,
@@ -41,6 +48,9 @@ from contentd.content.errors import InvalidArgument
 
 __all__ = [
     "ALWAYS",
+    "MAX_LENGTH",
+    "MAX_REGEXPS",
+    "MAX_SELECTORS",
     "Adaptor",
     "Filter",
     "HasDigestAndLabels",
@@ -52,6 +62,14 @@ __all__ = [
     "quote",
     "status_adaptor",
 ]
+
+
+MAX_LENGTH: Final = 16 * 1024
+"""Characters in one list of filter strings, all strings together."""
+MAX_SELECTORS: Final = 256
+"""Selectors in one list of filter strings."""
+MAX_REGEXPS: Final = 8
+"""``~=`` selectors in one list of filter strings (each holds up to 4 MiB in RE2)."""
 
 
 class Adaptor(Protocol):
@@ -187,8 +205,8 @@ class _Matches:
 
     def match(self, adaptor: Adaptor, /) -> bool:
         if self.search is None:
-            return False  # a pattern Go cannot compile never matches
-        return self.search(adaptor.field(self.path)[0]) is not None
+            return False  # a pattern that does not compile never matches
+        return self.search(adaptor.field(self.path)[0])
 
     def __repr__(self) -> str:
         return f"Matches({self.path!r}, {self.pattern!r})"
@@ -209,26 +227,25 @@ def parse(filter_str: str) -> Filter:
     """Parse one filter string: its comma-separated selectors must all match.
 
     ``""`` matches everything. Raises :class:`InvalidArgument` with containerd's
-    parse error text.
+    parse error text, or when the string is beyond a bound.
     """
-    if filter_str == "":
-        return ALWAYS
-    try:
-        selectors = parse_selectors(filter_str)
-    except ParseError as err:
-        raise InvalidArgument(err.text) from None
-    filters = [_selector_filter(s) for s in selectors]
-    return filters[0] if len(filters) == 1 else _AllOf(filters)
+    return parse_all((filter_str,))
 
 
 def parse_all(filters: Iterable[str]) -> Filter:
     """Parse a list of filter strings, any of which may match; ``[]`` matches everything.
 
-    A bare ``str`` is taken as one filter, not as a list of characters.
+    A bare ``str`` is taken as one filter, not as a list of characters. Raises
+    :class:`InvalidArgument` for a string that does not parse (containerd's text) and
+    for a list beyond a bound.
     """
-    if isinstance(filters, str):
-        filters = (filters,)
-    parsed = [parse(f) for f in filters]
+    strings = (filters,) if isinstance(filters, str) else tuple(filters)
+    length = sum(map(len, strings))
+    if length > MAX_LENGTH:
+        raise InvalidArgument(f"filters: {length} characters exceed the limit of {MAX_LENGTH}")
+    groups = [_selectors(s) for s in strings]
+    _check_counts(groups)
+    parsed = [_all_of(g) for g in groups]
     if not parsed:
         return ALWAYS
     if len(parsed) == 1:
@@ -236,6 +253,33 @@ def parse_all(filters: Iterable[str]) -> Filter:
     if any(f is ALWAYS for f in parsed):
         return ALWAYS
     return _AnyOf(parsed)
+
+
+def _selectors(filter_str: str) -> list[Selector]:
+    if filter_str == "":
+        return []
+    try:
+        return parse_selectors(filter_str)
+    except ParseError as err:
+        raise InvalidArgument(err.text) from None
+
+
+def _check_counts(groups: Sequence[Sequence[Selector]]) -> None:
+    selectors = sum(map(len, groups))
+    if selectors > MAX_SELECTORS:
+        raise InvalidArgument(f"filters: {selectors} selectors exceed the limit of {MAX_SELECTORS}")
+    regexps = sum(s.op == OP_MATCHES for g in groups for s in g)
+    if regexps > MAX_REGEXPS:
+        raise InvalidArgument(
+            f"filters: {regexps} regular expressions (~=) exceed the limit of {MAX_REGEXPS}"
+        )
+
+
+def _all_of(selectors: Sequence[Selector]) -> Filter:
+    if not selectors:
+        return ALWAYS  # the empty filter string
+    filters = [_selector_filter(s) for s in selectors]
+    return filters[0] if len(filters) == 1 else _AllOf(filters)
 
 
 # --------------------------------------------------------------------------- adaptors
