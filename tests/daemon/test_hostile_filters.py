@@ -89,7 +89,7 @@ def test_a_catastrophic_regexp_answers_and_the_daemon_keeps_serving(
 
 
 def test_catastrophic_regexps_on_every_filtered_service(daemon: ServeProcess) -> None:
-    # leases, ingests and plugins take the same filters
+    # leases, ingests, images and plugins take the same filters
     name = "a" * 30
     assert _run(daemon, "leases", "create", "--id", name).returncode == 0
     with ProxyStore(str(daemon.socket), NS) as store:
@@ -100,6 +100,7 @@ def test_catastrophic_regexps_on_every_filtered_service(daemon: ServeProcess) ->
     assert _digests(_run(daemon, "leases", "ls", "id~=^(a+)+$")) == [name]
     assert _digests(_run(daemon, "content", "active", "ref~=^(a|aa)+b$")) == []
     assert _digests(_run(daemon, "content", "active", "ref~=^(a|aa)+$")) == [name]
+    assert _digests(_run(daemon, "images", "ls", "name~=^(a+)+b$")) == []
     assert _digests(_run(daemon, "plugins", "ls", "id~=^(a+)+b$")) == []
 
 
