@@ -5,6 +5,8 @@ Target names:
 * ``containerd`` / ``contentd`` -- the pair most rows compare;
 * ``containerd+contentd`` -- a containerd whose content store is a second contentd
   (proxy plugin), compared with plain ``containerd``;
+* ``contentd-s3`` -- a contentd whose blobs are in a private SeaweedFS (the S3 plugin,
+  read cache on local disk), compared with ``contentd`` on its local store;
 
 :meth:`close` stops every daemon and removes the temp dir; it is safe to call twice.
 """
@@ -25,6 +27,11 @@ from bench.client import GC_ROOT_LABEL
 from bench.data import MIB, BlobMaker
 from bench.peers import ContentdDaemon, Target, bench_containerd
 from tests.peers import PushedImage, RegistryPeer, build_image, push_image
+from tests.peers.seaweedfs import SeaweedPeer
+
+#: The S3 content plugin and the bucket the ``contentd-s3`` target keeps its blobs in.
+S3_URI = "io.contentd.content.v1.s3"
+S3_BUCKET = "bench"
 
 __all__ = ["KEEP_NAMESPACE", "BenchEnv", "Scale"]
 
@@ -79,6 +86,7 @@ class BenchEnv:
         self._closers: list[Callable[[], None]] = []
         self._targets: dict[str, Target] = {}
         self._registry: RegistryPeer | None = None
+        self._seaweedfs: SeaweedPeer | None = None
         self._images: list[PushedImage] = []
         self._big_images: dict[int, BigImage] = {}
         self._kept: dict[tuple[str, int], str] = {}
@@ -110,8 +118,27 @@ class BenchEnv:
 
     # -- daemons ------------------------------------------------------------------------
 
-    def _start_contentd(self, name: str) -> ContentdDaemon:
-        daemon = ContentdDaemon(self.base, name=name, log_level=self.log_level)
+    def seaweedfs(self) -> SeaweedPeer:
+        """The run's private SeaweedFS S3 server with bucket :data:`S3_BUCKET` (on first use)."""
+        if self._seaweedfs is None:
+            peer = SeaweedPeer(base_dir=self.base)
+            self._closers.append(peer.close)
+            self.log("starting SeaweedFS")
+            peer.start()
+            peer.create_bucket(S3_BUCKET)
+            self._seaweedfs = peer
+        return self._seaweedfs
+
+    def _start_contentd(self, name: str, *, s3: bool = False) -> ContentdDaemon:
+        plugins: dict[str, Any] = {}
+        env: dict[str, str] = {}
+        if s3:
+            peer = self.seaweedfs()
+            plugins[S3_URI] = {"endpoint": peer.endpoint, "bucket": S3_BUCKET, "prefix": name + "/"}
+            env = peer.env()
+        daemon = ContentdDaemon(
+            self.base, name=name, log_level=self.log_level, plugins=plugins, env=env
+        )
         self._closers.append(daemon.close)
         self.log(f"starting {name}")
         return daemon.start()
@@ -132,8 +159,8 @@ class BenchEnv:
                 restart_fn=_restarter(peer),
                 health_fn=_containerd_health(peer),
             )
-        elif name == "contentd":
-            daemon = self._start_contentd(key)
+        elif name in ("contentd", "contentd-s3"):
+            daemon = self._start_contentd(key, s3=name == "contentd-s3")
             target = Target(
                 name,
                 daemon.address,

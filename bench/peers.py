@@ -67,10 +67,12 @@ class ContentdDaemon(ChildProcess):
         policy: str | None = None,
         python: str = sys.executable,
         env: Mapping[str, str] | None = None,
+        plugins: Mapping[str, Any] | None = None,
         start_timeout: float = 30.0,
         stop_timeout: float = 10.0,
     ) -> None:
         self.base = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=base_dir))
+        self._plugins = dict(plugins or {})
         self.name = name
         self._log_level = log_level
         self._policy = policy
@@ -119,7 +121,7 @@ class ContentdDaemon(ChildProcess):
         return argv
 
     def config_text(self) -> str:
-        doc: dict[str, Any] = {"version": 2, "plugins": dict(GC_QUIET)}
+        doc: dict[str, Any] = {"version": 2, "plugins": {**GC_QUIET, **self._plugins}}
         engine = os.environ.get(ENGINE_ENV)
         if engine:  # [grpc] engine: compare the native HTTP/2 engine with grpcio's server
             doc["grpc"] = {"engine": engine}

@@ -210,7 +210,8 @@ def render(doc: dict[str, Any], rows: list[Row]) -> str:
         f"{r['reps']} reps per target{f' ({fewer})' if fewer else ''}, alternating; "
         f"cells: median (best); ratio > 1 means contentd is better (times and sizes "
         f"inverted); proxy rows: the contentd column is containerd with contentd as its "
-        f"content store.",
+        f"content store; S3 rows: the containerd column is contentd on its local store, the "
+        f"contentd column contentd on S3 (a private SeaweedFS).",
         f"{m['date']}: {cpu['model']}, {cpu['cores']} cores"
         f"{' (SHA-NI)' if cpu['sha_ni'] else ''}, {m['memory']} RAM, kernel {m['kernel']}, "
         f"{fs['type']} on {fs['device']}; Python {m['python']}, grpcio {m['grpcio']}; "

@@ -72,6 +72,8 @@ def _run_and_check(out: Path, work: Path) -> None:
     assert rows["ctr-ingest"]["subject"]["target"] == "contentd"
     assert rows["proxy-pull"]["subject"]["target"] == "containerd+contentd"
     assert rows["proxy-big-pull"]["subject"]["target"] == "containerd+contentd"
+    assert rows["s3-get-warm"]["baseline"]["target"] == "contentd"
+    assert rows["s3-get-warm"]["subject"]["target"] == "contentd-s3"
     assert doc["machine"]["containerd"].startswith("containerd ")
 
     assert "| workload |" in stdout

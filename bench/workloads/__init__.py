@@ -7,6 +7,7 @@ from bench.workloads.library import LocalIngest, LocalRead, MetaInfo, MetaWalk
 from bench.workloads.limits import DdFsync, DurableSmallFiles, PageCacheRead, Sha256
 from bench.workloads.memory import RssIngest, RssRead
 from bench.workloads.proxy import ProxyBigPull, ProxyGet, ProxyPull
+from bench.workloads.s3 import S3GetCold, S3GetWarm, S3ReadWarm, S3Write
 from bench.workloads.small import CtrLs, SmallIngests
 from bench.workloads.transfer import CtrGet, CtrIngest, ReadStream, WriteStream
 
@@ -29,6 +30,10 @@ def all_workloads() -> list[Workload]:
         ProxyPull(),
         ProxyGet(),
         ProxyBigPull(),
+        S3Write(),
+        S3GetCold(),
+        S3GetWarm(),
+        S3ReadWarm(),
         RssIngest(),
         RssRead(),
         LocalIngest(),
