@@ -3,7 +3,7 @@
     contentd [--address ADDR] [-n NS] [--output table|json] [--debug] COMMAND ...
 
     serve, config default|dump, version       the daemon (see contentd.cli.serve)
-    content ls|info|get|ingest|active|rm|label|abort
+    content ls|info|get|ingest|active|rm|label|abort        images ls|tag|rm|inspect
     leases ls|create|rm    namespaces ls|create|rm|label    plugins ls
     gc [--dry-run]         events                            completion bash|zsh
 
@@ -53,6 +53,9 @@ TOP_LEVEL: Final = {
     "config": "serve",
     "version": "serve",
     "content": "content",
+    "images": "images",
+    "image": "images",
+    "i": "images",
     "leases": "leases",
     "lease": "leases",
     "namespaces": "namespaces",

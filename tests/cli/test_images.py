@@ -1,0 +1,104 @@
+"""``contentd images ls|tag|rm|inspect`` against a daemon holding the peers' test image."""
+
+from __future__ import annotations
+
+import io
+
+import grpc
+import pytest
+
+from contentd import Descriptor, write_blob
+from contentd.api._pb.containerd.services.images.v1 import images_pb2 as ipb
+from contentd.api._pb.containerd.services.images.v1 import images_pb2_grpc as ipb_grpc
+from contentd.api._pb.containerd.types import descriptor_pb2
+from contentd.api.metadata_keys import NAMESPACE_KEY
+from contentd.proxy import ProxyStore
+from tests.cli.conftest import Cli
+from tests.peers.images import MT_INDEX, OciImage, build_image
+
+IMAGE = build_image()
+
+
+def load(cli: Cli, image: OciImage, name: str, *, skip: str | None = None) -> None:
+    """Write every blob of ``image`` (but ``skip``) and record it as ``name``."""
+    store = ProxyStore(cli.address, namespace=cli.namespace)
+    try:
+        for blob in image.iter_blobs():
+            if blob.digest != skip:
+                desc = Descriptor(digest=blob.digest, size=blob.size)
+                write_blob(store, f"load-{blob.digest}", io.BytesIO(blob.data), desc)
+    finally:
+        store.close()
+    target = descriptor_pb2.Descriptor(
+        media_type=MT_INDEX, digest=image.index.digest, size=image.index.size
+    )
+    with grpc.insecure_channel(cli.address) as channel:
+        ipb_grpc.ImagesStub(channel).Create(
+            ipb.CreateImageRequest(image=ipb.Image(name=name, target=target, labels={"k": "v"})),
+            metadata=((NAMESPACE_KEY, cli.namespace),),
+        )
+
+
+def test_ls_tag_inspect_rm(cli: Cli) -> None:
+    load(cli, IMAGE, "example.com/app:1")
+    rows = [line.split() for line in cli("images", "ls").ok().lines]
+    assert rows[0] == ["REF", "TYPE", "DIGEST", "SIZE", "PLATFORMS", "LABELS"]
+    total = sum(b.size for b in IMAGE.iter_blobs())
+    assert rows[1][:3] == ["example.com/app:1", MT_INDEX, IMAGE.index.digest]
+    assert rows[1][4:] == ["linux/amd64,linux/arm64", "k=v"]
+    (doc,) = cli("--output", "json", "images", "ls").ok().json_lines()
+    assert (doc["size"], doc["present"], doc["missing"]) == (total, total, 0)
+    assert doc["blobs"] == len(list(IMAGE.iter_blobs()))
+
+    assert cli("images", "tag", "example.com/app:1", "app:a", "app:b").ok().lines == [
+        "app:a",
+        "app:b",
+    ]
+    again = cli("images", "tag", "example.com/app:1", "app:a")
+    assert again.code == 1 and "already exists" in again.err
+    cli("images", "tag", "--force", "example.com/app:1", "app:a").ok()
+    assert cli("images", "ls", "-q").ok().lines == ["app:a", "app:b", "example.com/app:1"]
+    assert cli("images", "ls", "-q", "name~=^app:b$").ok().lines == ["app:b"]
+
+    out = cli("images", "inspect", "app:a").ok().text
+    assert f"Target:   {IMAGE.index.digest}" in out
+    tree = [
+        line.split() for line in out.splitlines() if line.startswith(" ") or line[:5] == "index"
+    ]
+    roles = [row[0] for row in tree]
+    amd64 = ["manifest", "config", "layer", "layer", "layer"]
+    assert roles == ["index", *amd64, "manifest", "config", "layer"]
+    assert all(row[-1] == "present" for row in tree)
+    assert [row[1] for row in tree if row[0] == "manifest"] == ["linux/amd64", "linux/arm64"]
+
+    assert cli("images", "rm", "--sync", "app:a", "app:b").ok().lines == ["app:a", "app:b"]
+    assert cli("images", "ls", "-q").ok().lines == ["example.com/app:1"]
+    cli("images", "rm", "--sync", "example.com/app:1").ok()
+    assert cli("content", "ls", "-q").ok().lines == []  # the image was the only root
+
+
+def test_inspect_shows_missing_blobs(cli: Cli) -> None:
+    arm = IMAGE.platform("linux/arm64")
+    load(cli, IMAGE, "partial:1", skip=arm.layers[-1].digest)
+    (doc,) = cli("--output", "json", "images", "ls").ok().json_lines()
+    assert doc["missing"] == 1
+    assert doc["present"] == doc["size"] - arm.layers[-1].size
+    rows = [line.split() for line in cli("images", "inspect", "partial:1").ok().lines]
+    missing = [row for row in rows if row and row[-1] == "MISSING"]
+    assert [row[2] for row in missing] == [arm.layers[-1].digest]
+    cli("images", "rm", "partial:1").ok()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("images", "inspect", "nope"), 'not found: image "nope"'),
+        (("images", "rm", "nope"), 'not found: image "nope"'),
+        (("images", "tag", "nope", "x"), 'not found: image "nope"'),
+        (("images", "ls", "name==="), "invalid argument"),
+    ],
+)
+def test_errors(cli: Cli, args: tuple[str, ...], message: str) -> None:
+    result = cli(*args)
+    assert result.code == 1
+    assert message in result.err
