@@ -21,9 +21,10 @@ PAIRS = [
     (e.NotImplemented, Code.UNIMPLEMENTED),
     (e.Canceled, Code.CANCELLED),
     (e.DeadlineExceeded, Code.DEADLINE_EXCEEDED),
-    # ours: containerd maps these two codes to Unknown
+    # ours: containerd maps these three codes to Unknown
     (e.OutOfRange, Code.OUT_OF_RANGE),
     (e.ResourceExhausted, Code.RESOURCE_EXHAUSTED),
+    (e.DataLoss, Code.DATA_LOSS),
 ]
 
 
@@ -84,7 +85,7 @@ def test_only_one_trailing_kind_text_is_stripped() -> None:
 
 
 @pytest.mark.parametrize(
-    "code", [Code.UNKNOWN, Code.DATA_LOSS, Code.INTERNAL, Code.ABORTED, Code.UNAUTHENTICATED]
+    "code", [Code.UNKNOWN, Code.INTERNAL, Code.ABORTED, Code.UNAUTHENTICATED]
 )
 def test_other_codes_come_back_as_unknown(code: grpc.StatusCode) -> None:
     err = from_grpc(FakeRpcError(code, "wrote 1 of 2 bytes"))

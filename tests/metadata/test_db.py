@@ -54,6 +54,7 @@ def test_schema_and_pragmas(db: MetadataDB) -> None:
             "images",
             "image_labels",
             "image_annotations",
+            "blob_health",
             "schema_version",
         } <= tables
         index = conn.execute("PRAGMA index_info(blob_labels_by_key_value)").fetchall()
@@ -63,6 +64,17 @@ def test_schema_and_pragmas(db: MetadataDB) -> None:
         assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
         assert conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
         assert conn.execute("PRAGMA busy_timeout").fetchone()[0] > 0
+
+
+def test_a_version_1_database_gets_blob_health(tmp_path: Path) -> None:
+    path = tmp_path / "m.db"
+    SQLiteDB(path, migrations=MIGRATIONS[:1]).close()
+    db = MetadataDB(path, new_backend(tmp_path / "c"))
+    put(db.content_store("ns"), b"after v2")
+    with db._sql.read() as conn:
+        assert schema_version(conn) == LATEST
+        assert conn.execute("SELECT COUNT(*) FROM blob_health").fetchone() == (0,)
+    db.close()
 
 
 _V2 = "ALTER TABLE blobs ADD COLUMN note TEXT; UPDATE blobs SET note = 'migrated'"

@@ -8,9 +8,9 @@ quick calls, :mod:`contentd.wire.client`) maps statuses exactly as
 Rebuilding a message follows containerd's errdefs: one trailing
 ``": <kind text>"`` is stripped and the kind text appended again, so
 ``content x: not found`` round-trips unchanged and a bare kind text stays bare.
-OUT_OF_RANGE and RESOURCE_EXHAUSTED map to our OutOfRange and
-ResourceExhausted kinds (containerd turns both into Unknown); every code not
-listed comes back as Unknown.
+OUT_OF_RANGE, RESOURCE_EXHAUSTED and DATA_LOSS map to our OutOfRange,
+ResourceExhausted and DataLoss kinds (containerd turns all three into Unknown);
+every code not listed comes back as Unknown.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from contentd.content.errors import (
     AlreadyExists,
     Canceled,
     ContentError,
+    DataLoss,
     DeadlineExceeded,
     FailedPrecondition,
     InvalidArgument,
@@ -34,6 +35,7 @@ from contentd.content.errors import (
 
 __all__ = [
     "CANCELLED",
+    "DATA_LOSS",
     "DEADLINE_EXCEEDED",
     "INTERNAL",
     "KIND_CODES",
@@ -58,6 +60,7 @@ OUT_OF_RANGE: Final = 11
 UNIMPLEMENTED: Final = 12
 INTERNAL: Final = 13
 UNAVAILABLE: Final = 14
+DATA_LOSS: Final = 15
 
 #: Kind -> code number, most specific first (subclasses map through their base kind).
 KIND_CODES: Final[tuple[tuple[type[ContentError], int], ...]] = (
@@ -71,6 +74,7 @@ KIND_CODES: Final[tuple[tuple[type[ContentError], int], ...]] = (
     (DeadlineExceeded, DEADLINE_EXCEEDED),
     (OutOfRange, OUT_OF_RANGE),
     (ResourceExhausted, RESOURCE_EXHAUSTED),
+    (DataLoss, DATA_LOSS),
 )
 
 _KIND_OF_CODE: Final[dict[int, type[ContentError]]] = {code: kind for kind, code in KIND_CODES}

@@ -17,6 +17,8 @@ containerd 2 clients decode it; ``ctr`` 1.6 does not know the type (it logs
 that it cannot decode it and goes on). The namespace events and ContentCreate
 are not in contentd's generated stubs, so their (tiny) wire format is written
 and read here directly.
+``/content/corrupt`` (contentd's) is sent as
+``contentd.events.ContentCorrupt{digest=1, reason=2}``, written and read here too.
 """
 
 from __future__ import annotations
@@ -30,9 +32,10 @@ from google.protobuf.message import DecodeError, Message
 
 from contentd.api._pb.containerd.events import content_pb2 as content_events
 from contentd.api._pb.containerd.events import image_pb2 as image_events
-from contentd.metadata.events import ContentCreate, ContentDelete
+from contentd.metadata.events import ContentCorrupt, ContentCreate, ContentDelete
 
 __all__ = [
+    "TYPE_CONTENT_CORRUPT",
     "TYPE_CONTENT_CREATE",
     "TYPE_CONTENT_DELETE",
     "TYPE_IMAGE_CREATE",
@@ -54,6 +57,7 @@ __all__ = [
 
 TYPE_CONTENT_DELETE: Final = "containerd.events.ContentDelete"
 TYPE_CONTENT_CREATE: Final = "containerd.events.ContentCreate"
+TYPE_CONTENT_CORRUPT: Final = "contentd.events.ContentCorrupt"
 TYPE_NAMESPACE_CREATE: Final = "containerd.events.NamespaceCreate"
 TYPE_NAMESPACE_UPDATE: Final = "containerd.events.NamespaceUpdate"
 TYPE_NAMESPACE_DELETE: Final = "containerd.events.NamespaceDelete"
@@ -244,7 +248,16 @@ def _decode_content_create(data: bytes) -> dict[str, object]:
     return {"digest": digest, "size": size}
 
 
+def _decode_content_corrupt(data: bytes) -> dict[str, object]:
+    out: dict[str, object] = {"digest": "", "reason": ""}
+    for number, value in _fields(data):
+        if number in (1, 2) and isinstance(value, bytes):
+            out["digest" if number == 1 else "reason"] = value.decode()
+    return out
+
+
 _DECODERS: Final[dict[str, Callable[[bytes], dict[str, object]]]] = {
+    TYPE_CONTENT_CORRUPT: _decode_content_corrupt,
     TYPE_CONTENT_DELETE: _decode_content_delete,
     TYPE_CONTENT_CREATE: _decode_content_create,
     TYPE_NAMESPACE_CREATE: _decode_name_labels,
@@ -300,6 +313,9 @@ def to_any(event: object) -> any_pb2.Any:
     if isinstance(event, ContentCreate):
         value = _string_field(1, event.digest) + _int_field(2, event.size)
         return any_pb2.Any(type_url=TYPE_CONTENT_CREATE, value=value)
+    if isinstance(event, ContentCorrupt):
+        value = _string_field(1, event.digest) + _string_field(2, event.reason)
+        return any_pb2.Any(type_url=TYPE_CONTENT_CORRUPT, value=value)
     if isinstance(event, NamespaceCreate | NamespaceUpdate):
         url = TYPE_NAMESPACE_CREATE if isinstance(event, NamespaceCreate) else TYPE_NAMESPACE_UPDATE
         value = _string_field(1, event.name) + _map_field(2, event.labels)

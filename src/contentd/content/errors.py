@@ -18,6 +18,7 @@ Hierarchy::
     ├── OutOfRange                    "out of range"
     ├── ResourceExhausted             "resource exhausted"
     ├── NotImplemented                "not implemented"
+    ├── DataLoss                      "data loss"       (stored bytes are corrupt or gone)
     ├── Canceled                      "context canceled"
     ├── DeadlineExceeded              "context deadline exceeded"
     └── Unknown                       "unknown"         (anything unmapped)
@@ -36,6 +37,7 @@ __all__ = [
     "AlreadyExists",
     "Canceled",
     "ContentError",
+    "DataLoss",
     "DeadlineExceeded",
     "DigestMismatch",
     "FailedPrecondition",
@@ -139,6 +141,17 @@ class ResourceExhausted(ContentError):
 
 class NotImplemented(ContentError):
     kind_text = "not implemented"
+
+
+class DataLoss(ContentError):
+    """Stored bytes that do not hash to their digest, or a recorded blob whose bytes are
+    gone: the blob is quarantined and reads fail instead of serving wrong bytes.
+
+    containerd's errdefs has no such kind (its ``DataLoss`` status only ever comes from a
+    short write); a new ingest of the same digest repairs the blob.
+    """
+
+    kind_text = "data loss"
 
 
 class Canceled(ContentError):

@@ -5,6 +5,8 @@
     <root>/blobs/<alg>/<hex>            committed blob, read-only
     <root>/ingest/<sha256(ref)>/        one ingest
         data  ref  startedat  updatedat  [total]
+    <root>/quarantine/<alg>/<hex>.<ns>  a blob found corrupt, moved aside (contentd's;
+                                        containerd never looks there)
 
 Digests are validated before they become paths; refs never become paths
 (they are hashed), so nothing can escape the root.
@@ -73,6 +75,7 @@ class Layout:
         self.root = root
         self.blobs = os.path.join(root, "blobs")
         self.ingests = os.path.join(root, "ingest")
+        self.quarantine = os.path.join(root, "quarantine")
 
     def blob_dir(self, algorithm: str) -> str:
         return os.path.join(self.blobs, algorithm)

@@ -33,6 +33,7 @@ from contentd.local.layout import (
     IngestPaths,
     Layout,
     create_ingest_files,
+    fsync_dir,
     read_timestamp,
     remove_ingest,
 )
@@ -185,6 +186,25 @@ class LocalStore:
         except IsADirectoryError:
             shutil.rmtree(path)
         openblobs.forget(self.root, digest)  # after the unlink: see openblobs.acquire
+
+    def quarantine(self, digest: str) -> str | None:
+        """Move a blob found corrupt to ``quarantine/<alg>/<hex>.<ns>`` (never deleted):
+        where it went, or None if there was no blob. Readers that have it open keep
+        reading the same file; new ones get NotFound."""
+        self._require_writable("quarantine")
+        path = self._layout.blob_path(digest)
+        parsed = digests.parse(digest)
+        directory = os.path.join(self._layout.quarantine, parsed.algorithm)
+        os.makedirs(directory, 0o700, exist_ok=True)
+        target = os.path.join(directory, f"{parsed.encoded}.{time.time_ns()}")
+        try:
+            os.rename(path, target)
+        except FileNotFoundError:
+            return None
+        openblobs.forget(self.root, digest)
+        fsync_dir(directory)
+        fsync_dir(os.path.dirname(path))
+        return target
 
     # -- IngestManager ---------------------------------------------------
 

@@ -9,8 +9,10 @@ records (``db.images(namespace)``) whose targets are GC roots.
 from contentd.metadata import identifiers
 from contentd.metadata.content import INGEST_EXPIRY, ContentStore, backend_ref
 from contentd.metadata.events import (
+    TOPIC_CONTENT_CORRUPT,
     TOPIC_CONTENT_CREATE,
     TOPIC_CONTENT_DELETE,
+    ContentCorrupt,
     ContentCreate,
     ContentDelete,
     Envelope,
@@ -18,7 +20,11 @@ from contentd.metadata.events import (
     Subscription,
     validate_topic,
 )
+from contentd.metadata.fsck import Finding as FsckFinding
+from contentd.metadata.fsck import Options as FsckOptions
+from contentd.metadata.fsck import Report as FsckReport
 from contentd.metadata.gc import GCResult
+from contentd.metadata.health import Quarantined
 from contentd.metadata.images import Image, ImageStore, image_field
 from contentd.metadata.leases import Lease, LeaseManager, Resource, generate_lease_id
 from contentd.metadata.metadb import POLICIES, MetadataDB
@@ -30,13 +36,18 @@ __all__ = [
     "INGEST_EXPIRY",
     "LABEL_GC_MANAGED_EXTERNALLY",
     "POLICIES",
+    "TOPIC_CONTENT_CORRUPT",
     "TOPIC_CONTENT_CREATE",
     "TOPIC_CONTENT_DELETE",
+    "ContentCorrupt",
     "ContentCreate",
     "ContentDelete",
     "ContentStore",
     "Envelope",
     "Exchange",
+    "FsckFinding",
+    "FsckOptions",
+    "FsckReport",
     "GCResult",
     "Image",
     "ImageStore",
@@ -45,6 +56,7 @@ __all__ = [
     "MetadataDB",
     "NamespaceStore",
     "NamespacedWriter",
+    "Quarantined",
     "Resource",
     "Scheduler",
     "SchedulerConfig",

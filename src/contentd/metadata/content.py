@@ -27,7 +27,7 @@ from contentd.content.gotime import from_ns, to_ns
 from contentd.content.labels import LABEL_NAMESPACE_SHAREABLE, validate_labels
 from contentd.content.store import ReaderAt, Writer, digest_of_target
 from contentd.content.types import Descriptor, Info, InfoRow, Status
-from contentd.metadata import identifiers, leases
+from contentd.metadata import health, identifiers, leases
 from contentd.metadata.cluster import RefLock
 from contentd.metadata.core import Core
 from contentd.metadata.crashpoints import crash_point
@@ -75,6 +75,9 @@ class ContentStore:
         with self._core.view() as conn:
             if _blob_row(conn, ns, digest) is None:
                 raise NotFound(f"content digest {digest}")
+        reason = self._core.quarantined.get(digest)
+        if reason is not None:
+            raise health.data_loss(digest, reason)
         return self._core.backend.reader_at(digest)
 
     # -- Manager ---------------------------------------------------------
@@ -86,6 +89,9 @@ class ContentStore:
             if row is None:
                 raise NotFound(f"content digest {digest}")
             labels = _blob_labels(conn, ns, digest)
+        reason = self._core.quarantined.get(digest)
+        if reason is not None:
+            raise health.data_loss(digest, reason)
         size, created_at, updated_at = row
         return Info(digest, size, from_ns(created_at), from_ns(updated_at), labels)
 
@@ -261,7 +267,12 @@ class ContentStore:
         started = core.now()
         with core.content_lock.shared():
             with core.view() as conn:
-                exists = bool(expected) and _blob_row(conn, ns, expected) is not None
+                # a quarantined blob is no blob: the writer brings good bytes (a repair)
+                exists = (
+                    bool(expected)
+                    and expected not in core.quarantined
+                    and _blob_row(conn, ns, expected) is not None
+                )
                 shareable = (
                     bool(expected)
                     and not exists
@@ -302,7 +313,11 @@ class ContentStore:
                         crash_point("writer:after-backend-open")
                     # not synced: see NamespacedWriter.close
                     with core.update(durable=False) as conn:
-                        if expected and _blob_row(conn, ns, expected) is not None:
+                        if (
+                            expected
+                            and expected not in core.quarantined
+                            and _blob_row(conn, ns, expected) is not None
+                        ):
                             exists = True  # committed by someone else meanwhile
                         else:
                             self._open_ingest(conn, ns, ref, bref, expected if shared else "")

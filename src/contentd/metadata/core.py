@@ -56,6 +56,9 @@ class Core:
         self._callbacks: list[Callable[[bool], None]] = []
         # runs a GC and waits for it (set by MetadataDB: the scheduler's, or a direct GC)
         self.sync_gc: Callable[[], object] | None = None
+        # digest -> reason of each quarantined blob (see contentd.metadata.health),
+        # loaded at open; one get or set at a time, so readers need no lock
+        self.quarantined: dict[str, str] = {}
 
     # -- time ------------------------------------------------------------
 

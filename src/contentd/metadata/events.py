@@ -28,8 +28,10 @@ from contentd.content.types import utcnow
 from contentd.metadata import identifiers
 
 __all__ = [
+    "TOPIC_CONTENT_CORRUPT",
     "TOPIC_CONTENT_CREATE",
     "TOPIC_CONTENT_DELETE",
+    "ContentCorrupt",
     "ContentCreate",
     "ContentDelete",
     "Envelope",
@@ -40,6 +42,7 @@ __all__ = [
 
 TOPIC_CONTENT_CREATE: Final = "/content/create"
 TOPIC_CONTENT_DELETE: Final = "/content/delete"
+TOPIC_CONTENT_CORRUPT: Final = "/content/corrupt"
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +69,20 @@ class ContentDelete:
     def field(self, fieldpath: Sequence[str]) -> tuple[str, bool]:
         if len(fieldpath) == 1 and fieldpath[0] == "digest":
             return self.digest, bool(self.digest)
+        return "", False
+
+
+@dataclass(frozen=True, slots=True)
+class ContentCorrupt:
+    """A recorded blob was found corrupt and quarantined (contentd's addition)."""
+
+    digest: str
+    reason: str
+
+    def field(self, fieldpath: Sequence[str]) -> tuple[str, bool]:
+        if len(fieldpath) == 1 and fieldpath[0] in ("digest", "reason"):
+            value = self.digest if fieldpath[0] == "digest" else self.reason
+            return value, bool(value)
         return "", False
 
 

@@ -11,11 +11,14 @@ from typing import Final, Literal, Self
 from contentd.content.errors import InvalidArgument
 from contentd.content.store import Store
 from contentd.content.types import utcnow
+from contentd.metadata import fsck, health
 from contentd.metadata.cluster import Cluster
 from contentd.metadata.content import ContentStore
 from contentd.metadata.core import Clock, Core
 from contentd.metadata.db import SQLiteDB
 from contentd.metadata.events import Exchange
+from contentd.metadata.fsck import Options as FsckOptions
+from contentd.metadata.fsck import Report as FsckReport
 from contentd.metadata.gc import GCResult, collect
 from contentd.metadata.images import ImageStore
 from contentd.metadata.leases import LeaseManager
@@ -104,6 +107,8 @@ class MetadataDB:
             cluster=cluster,
         )
         self._core.sync_gc = self._sync_gc
+        with self._sql.read() as conn:
+            self._core.quarantined = health.load_quarantined(conn)
         self.namespaces = NamespaceStore(self._core)
         self._scheduler: Scheduler | None = None
         self._lock = threading.Lock()
@@ -135,6 +140,18 @@ class MetadataDB:
     def garbage_collect(self, *, dry_run: bool = False) -> GCResult:
         """Collect now, on this thread; ``dry_run`` reports and touches nothing."""
         return collect(self._core, dry_run=dry_run)
+
+    def fsck(self, options: FsckOptions | None = None) -> FsckReport:
+        """Check (and with ``options.repair``, repair) this store; see :mod:`~.fsck`."""
+        return fsck.run(self._core, options or FsckOptions())
+
+    def quarantine(self, digest: str, reason: str) -> str | None:
+        """Quarantine ``digest`` (reads fail with DataLoss until an ingest repairs it);
+        where the backend moved its bytes. See :mod:`contentd.metadata.health`."""
+        return health.quarantine(self._core, digest, reason)
+
+    def quarantined(self) -> list[health.Quarantined]:
+        return health.quarantined(self._core)
 
     def gc_scheduler(
         self, config: SchedulerConfig | Mapping[str, object] | None = None

@@ -25,6 +25,9 @@ Logical schema (containerd's bolt layout, spec §4.1, as tables):
   digest and size, created_at and updated_at; ``image_labels`` and
   ``image_annotations`` (the target's annotations). ``images_by_digest``
   serves GC and "which images point here".
+- (v3) ``blob_health``: per digest, when its bytes last hashed to it
+  (``verified_at``, nanoseconds) and, for a quarantined blob, when and why
+  (``quarantined_at``, ``reason``); see :mod:`contentd.metadata.health`
 """
 
 from __future__ import annotations
@@ -150,7 +153,18 @@ CREATE TABLE image_annotations (
 """
 
 
+_V3 = """
+CREATE TABLE blob_health (
+    digest TEXT PRIMARY KEY NOT NULL,
+    verified_at INTEGER,
+    quarantined_at INTEGER,
+    reason TEXT
+) WITHOUT ROWID
+"""
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _V1),
     Migration(2, "images", _V2),
+    Migration(3, "blob health: last verified, quarantine", _V3),
 )

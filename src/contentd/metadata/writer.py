@@ -15,7 +15,7 @@ dirty GC removes; it can never leave a record without its blob.
 
 from __future__ import annotations
 
-import contextlib
+import logging
 from collections.abc import Mapping
 from dataclasses import replace
 from datetime import datetime
@@ -32,7 +32,7 @@ from contentd.content.helpers import COPY_BUFFER
 from contentd.content.labels import validate_labels
 from contentd.content.store import Writer
 from contentd.content.types import Status
-from contentd.metadata import leases
+from contentd.metadata import health, leases
 from contentd.metadata.cluster import RefLock
 from contentd.metadata.core import Core
 from contentd.metadata.crashpoints import crash_point
@@ -40,6 +40,8 @@ from contentd.metadata.events import TOPIC_CONTENT_CREATE, ContentCreate
 from contentd.metadata.sql import Conn
 
 __all__ = ["NamespacedWriter", "insert_blob"]
+
+log = logging.getLogger(__name__)
 
 
 class NamespacedWriter:
@@ -137,6 +139,7 @@ class NamespacedWriter:
         core = self._core
         created: ContentCreate | None = None
         exists: AlreadyExists | None = None
+        repaired = False
         if core.sql.closed:
             raise FailedPrecondition("metadata database is closed")
         try:
@@ -150,15 +153,17 @@ class NamespacedWriter:
                     self._lock.renew()
                 # the backend commit (fsync, link) needs no database transaction:
                 # a record written after it cannot be undone by one anyway
-                actual, size = self._commit_backend(size, expected)
+                actual, size, stored = self._commit_backend(size, expected)
                 crash_point("commit:after-backend")
                 with core.update() as conn:
                     if self._lock is not None:
                         # the fencing token, checked where the record is written
                         self._lock.check(conn)
+                    # good bytes for a quarantined digest repair it in every namespace
+                    repaired = stored and health.lift(core, conn, actual)
                     if insert_blob(core, conn, self._ns, actual, size, labels):
                         created = ContentCreate(actual, size)
-                    else:
+                    elif not repaired:
                         exists = AlreadyExists(f"content {actual}")
                     conn.execute(
                         "DELETE FROM ingests WHERE namespace = ? AND ref = ?",
@@ -171,6 +176,9 @@ class NamespacedWriter:
             # every outcome releases the ref, as the backend's own lock is
             if self._lock is not None:
                 self._lock.release()
+        if repaired:
+            core.quarantined.pop(actual, None)
+            log.warning("quarantined blob %s repaired by a new ingest", actual)
         crash_point("commit:after-record")
         if created is not None:
             core.publish(self._ns, TOPIC_CONTENT_CREATE, created)
@@ -194,8 +202,9 @@ class NamespacedWriter:
         if self._done:
             raise FailedPrecondition(f"cannot {op} on closed writer")
 
-    def _commit_backend(self, size: int, expected: str) -> tuple[str, int]:
-        """Verify (and, with a backend writer, commit) the bytes: (digest, size)."""
+    def _commit_backend(self, size: int, expected: str) -> tuple[str, int, bool]:
+        """Verify (and, with a backend writer, commit) the bytes: (digest, size, whether
+        the backend stored them - False when it had them already)."""
         if self._w is None:
             if size != 0 and size != self._size:
                 raise FailedPrecondition(
@@ -203,15 +212,17 @@ class NamespacedWriter:
                 )
             if expected and expected != self._digest:
                 raise FailedPrecondition(f'"{self._ref}" unexpected digest')
-            return self._digest, self._size
+            return self._digest, self._size, False
         offset = self._w.status().offset
         if size != 0 and size != offset:
             self._w.close()
             raise FailedPrecondition(f'"{self._ref}" failed size validation: {offset} != {size}')
         # AlreadyExists: the bytes are in the backend already; this namespace gets a record
-        with contextlib.suppress(AlreadyExists):
+        try:
             self._w.commit(offset, expected or None)
-        return self._w.digest(), offset
+        except AlreadyExists:
+            return self._w.digest(), offset, False
+        return self._w.digest(), offset, True
 
     def _create_and_copy(self, size: int) -> Writer:
         """Unshare: a backend ingest holding the first ``size`` bytes of the shared blob."""
