@@ -59,18 +59,31 @@ class _Fail:
             raise botocore.exceptions.EndpointConnectionError(endpoint_url="http://s3.invalid")
 
 
+def test_part_upload_retried_once_on_the_writers_thread(store: S3Store) -> None:
+    data = os.urandom(3 * PART + 100)
+    fail = _Fail(store, "UploadPart", count=1)  # the background attempt of part 1
+    with store.writer("layer", total=len(data)) as w:
+        w.write(data)
+        w.commit(len(data), digest_of(data))
+    assert fail.count == 0
+    assert read_blob(store, digest_of(data)) == data
+
+
 def test_failed_part_upload_is_unavailable_and_the_ingest_goes_on(store: S3Store) -> None:
-    data = os.urandom(2 * PART + 100)
-    _Fail(store, "UploadPart")
+    data = os.urandom(3 * PART + 100)
+    fail = _Fail(store, "UploadPart", count=1000)
     w = store.writer("layer", total=len(data))
     with pytest.raises(Unavailable, match="unreachable"):
-        w.write(data[: PART + 10])
+        w.write(data)  # the third part waits for room: the first one's retry fails
+        w.commit(len(data), digest_of(data))
+    w.close()
     record = store.states.get("layer")
-    assert record is not None and record.parts == ()  # nothing recorded that was not uploaded
-    offset = w.status().offset
-    assert offset == PART  # the full spool waits for its upload
-    w.write(data[offset:])  # the part goes up now
-    w.commit(len(data), digest_of(data))
+    assert record is not None and record.parts == ()  # nothing recorded that S3 lacks
+    fail.count = 0
+    with store.writer("layer", total=len(data)) as w:
+        assert w.status().offset == 0  # the record's offset: resume from there
+        w.write(data)
+        w.commit(len(data), digest_of(data))
     assert read_blob(store, digest_of(data)) == data
 
 

@@ -57,7 +57,7 @@ def test_resume_on_another_node_after_a_kill(
     (tmp_path / "data").write_bytes(data)
     script = textwrap.dedent(
         f"""
-        import os
+        import os, time
         from contentd.s3 import ReadCache, S3Location, S3Store, SqliteIngestStates, make_client
         import boto3
         loc = S3Location(bucket={S3_BUCKET!r}, endpoint={seaweedfs_peer.endpoint!r},
@@ -70,6 +70,11 @@ def test_resume_on_another_node_after_a_kill(
         data = open({str(tmp_path / "data")!r}, "rb").read()
         w = store.writer("layer", total=len(data))
         w.write(data[: 2 * {PART} + (1 << 20)])
+        for _ in range(600):  # parts go up in the background: wait until both are recorded
+            if len(store.states.get("layer").parts) == 2:
+                break
+            time.sleep(0.05)
+            w.write(b"")  # records the parts finished meanwhile
         os.kill(os.getpid(), 9)
         """
     )

@@ -22,6 +22,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Final, TypeVar
@@ -120,12 +121,15 @@ class S3Store:
         self._prefix = location.prefix
         self._lock_root = f"s3:{location.endpoint}/{location.bucket}/{location.prefix}"
         self._locks = RefLocks(self._lock_root)
+        # part uploads of every writer of this store (each writer has at most IN_FLIGHT)
+        self._uploader = ThreadPoolExecutor(max_workers=8, thread_name_prefix="s3-upload")
 
     def __repr__(self) -> str:
         return f"S3Store({self.location.describe()!r})"
 
     def close(self) -> None:
         """Close the ingest-state store and the client's connections."""
+        self._uploader.shutdown(wait=True, cancel_futures=True)
         self.states.close()
         self.client.close()
 
@@ -190,6 +194,9 @@ class S3Store:
             Body=data,
         )
         return str(out["ETag"])
+
+    def _upload_part_async(self, key: str, upload_id: str, number: int, data: bytes) -> Future[str]:
+        return self._uploader.submit(self._upload_part, key, upload_id, number, data)
 
     def _complete_upload(self, key: str, upload_id: str, parts: tuple[Part, ...]) -> None:
         self._call(

@@ -4,9 +4,17 @@ Written bytes are hashed (with ``rehashes``, whose sha256 state can be saved)
 and appended to the ingest's spool file until it holds one part
 (``part_size``, at least S3's minimum of 5 MiB); the part is then uploaded and
 its number, ETag and size, with the hash state at its end, are recorded in the
-:class:`~contentd.s3.ingests.IngestStates` before the spool is emptied. So the
-record always describes uploaded parts exactly, and any node can go on from
-it; the bytes still in a spool are this node's alone (recorded at close).
+:class:`~contentd.s3.ingests.IngestStates` once S3 has it. So the record always
+describes uploaded parts exactly, and any node can go on from it; the bytes
+still in a spool are this node's alone (recorded at close).
+
+Parts go up in the background, at most :data:`IN_FLIGHT` per writer (their
+bytes held in memory meanwhile), and are recorded in order as they finish: a
+Write stream keeps arriving while S3 takes the previous part. A part whose
+upload failed is tried once more on the writer's thread at the next call; if
+that fails too the call raises (Unavailable, usually). Closing gives up on
+parts that cannot be uploaded: the record, and so a resume, then ends at the
+last part S3 has.
 
 A blob smaller than one part never starts a multipart upload: its commit puts
 the spool's bytes straight at the blob's key.
@@ -18,14 +26,17 @@ import contextlib
 import logging
 import os
 import time
+from collections import deque
 from collections.abc import Mapping
+from concurrent.futures import Future
 from dataclasses import replace
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any, Final, NamedTuple, Self
 
 from contentd.content import digest as digests
 from contentd.content.errors import (
     AlreadyExists,
+    ContentError,
     DigestMismatch,
     FailedPrecondition,
     NotFound,
@@ -39,9 +50,21 @@ from contentd.s3.ingests import IngestState, Part
 if TYPE_CHECKING:
     from contentd.s3.store import S3Store
 
-__all__ = ["S3Writer", "new_hasher", "restore_hasher"]
+__all__ = ["IN_FLIGHT", "S3Writer", "new_hasher", "restore_hasher"]
 
 log = logging.getLogger(__name__)
+
+#: parts of one writer uploading at once (each held in memory until S3 has it)
+IN_FLIGHT: Final = 2
+
+
+class _Pending(NamedTuple):
+    """A part handed to the uploader, not yet recorded."""
+
+    number: int
+    data: bytes
+    hash_state: bytes
+    future: Future[str]
 
 
 def new_hasher() -> Any:
@@ -69,6 +92,7 @@ class S3Writer:
         self._tail = tail
         self._updated_ns = state.updated_ns
         self._gone = False  # aborted underneath: nothing to keep or commit
+        self._pending: deque[_Pending] = deque()
 
     @property
     def ref(self) -> str:
@@ -80,6 +104,7 @@ class S3Writer:
         fd = self._require_open("write")
         if self._gone:
             raise NotFound(f"ingest {self.ref}: aborted")
+        self._record_done()
         view = memoryview(data)
         part_size = self._state.part_size
         while view:
@@ -90,7 +115,7 @@ class S3Writer:
             self._tail += n
             view = view[n:]
             if self._tail == part_size:
-                self._upload_part(fd)
+                self._submit_part(fd)
         self._updated_ns = time.time_ns()
         return len(data)
 
@@ -101,7 +126,7 @@ class S3Writer:
     def status(self) -> Status:
         return Status(
             ref=self.ref,
-            offset=self._state.uploaded + self._tail,
+            offset=self._state.uploaded + sum(len(p.data) for p in self._pending) + self._tail,
             total=self._state.total,
             started_at=from_ns(self._state.started_ns),
             updated_at=from_ns(self._updated_ns),
@@ -111,6 +136,7 @@ class S3Writer:
         if size != 0:
             raise Unknown("Truncate: unsupported size")
         fd = self._require_open("truncate")
+        self._drop_pending()
         state = self._state
         if state.upload_id:
             self._store._abort_upload(state.key, state.upload_id)
@@ -174,8 +200,26 @@ class S3Writer:
         self._store.states.put(self._state)
 
     def _keep(self, fd: int) -> None:
+        """Record what can be resumed: every part S3 takes, then the spool's size."""
+        try:
+            self._record_done(keep=0)
+        except ContentError as err:
+            # the parts after the last recorded one are lost, so is the spool after them
+            log.warning("ingest %s: keeping it without its last parts: %s", self.ref, err)
+            self._drop_pending()
+            self._tail = 0
+            os.ftruncate(fd, 0)
+            self._hasher = restore_hasher(self._state.hash_state)
         os.fsync(fd)
         self._save(replace(self._state, tail_node=self._store.node_id, tail_size=self._tail))
+
+    def _drop_pending(self) -> None:
+        for p in self._pending:
+            p.future.cancel()
+        for p in self._pending:
+            with contextlib.suppress(BaseException):
+                p.future.result()
+        self._pending.clear()
 
     def _spool_bytes(self, fd: int) -> bytes:
         data = os.pread(fd, self._tail, 0)
@@ -183,24 +227,47 @@ class S3Writer:
             raise Unknown(f"ingest {self.ref}: spool file shorter than recorded")
         return data
 
-    def _upload_part(self, fd: int) -> None:
+    def _submit_part(self, fd: int) -> None:
+        """Hand the full spool to the uploader; wait while :data:`IN_FLIGHT` are going."""
         store, state = self._store, self._state
-        upload_id = state.upload_id or store._create_upload(state.key)
-        number = len(state.parts) + 1
-        etag = store._upload_part(state.key, upload_id, number, self._spool_bytes(fd))
-        part = Part(number, etag, self._tail)
-        self._save(
-            replace(
-                state,
-                upload_id=upload_id,
-                parts=(*state.parts, part),
-                hash_state=self._hasher.serialize(),
-                tail_node=store.node_id,
-                tail_size=0,
-            )
-        )
+        if not state.upload_id:  # recorded at once: an upload no record knows is an orphan
+            self._save(replace(state, upload_id=store._create_upload(state.key)))
+            state = self._state
+        number = len(state.parts) + len(self._pending) + 1
+        data = self._spool_bytes(fd)
+        future = store._upload_part_async(state.key, state.upload_id, number, data)
+        self._pending.append(_Pending(number, data, self._hasher.serialize(), future))
         os.ftruncate(fd, 0)
         self._tail = 0
+        self._record_done(keep=IN_FLIGHT - 1)
+
+    def _record_done(self, keep: int | None = None) -> None:
+        """Record finished parts, oldest first. ``keep``: wait until at most that many
+        are pending (None: record only those already finished). A failed upload is
+        tried once more here; if that fails it raises, and the part stays pending."""
+        while self._pending:
+            head = self._pending[0]
+            if not head.future.done() and (keep is None or len(self._pending) <= keep):
+                return
+            try:
+                etag = head.future.result()
+            except ContentError:
+                if self._gone:
+                    raise NotFound(f"ingest {self.ref}: aborted") from None
+                state = self._state
+                etag = self._store._upload_part(state.key, state.upload_id, head.number, head.data)
+                self._pending[0] = head = head._replace(future=_done(etag))
+            self._pending.popleft()
+            state = self._state
+            self._save(
+                replace(
+                    state,
+                    parts=(*state.parts, Part(head.number, etag, len(head.data))),
+                    hash_state=head.hash_state,
+                    tail_node=self._store.node_id,
+                    tail_size=0,
+                )
+            )
 
     def _commit(self, size: int, expected: str, labels: Mapping[str, str] | None) -> None:
         fd, self._fd = self._fd, None
@@ -212,6 +279,7 @@ class S3Writer:
             if self._gone:
                 outcome = "discard"
                 raise NotFound(f"ingest {self.ref}: aborted")
+            self._record_done(keep=0)
             state = self._state
             offset = state.uploaded + self._tail
             if size > 0 and size != offset:
@@ -259,3 +327,9 @@ class S3Writer:
         if state.key != key:
             store._copy(state.key, key, offset, actual)
             store._delete_key(state.key)
+
+
+def _done(value: str) -> Future[str]:
+    future: Future[str] = Future()
+    future.set_result(value)
+    return future
