@@ -8,28 +8,23 @@ checked against containerd 1.6.20's ``filters`` package built with Go 1.19.8
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
-from contentd.content import filters
-from contentd.content._filter_regexp import GoRegexpError, compile_go, compile_go_regexp
+from contentd import filters
+from contentd.content import filters as content_filters
 from contentd.content.errors import InvalidArgument
-from contentd.content.filters import (
-    ALWAYS,
-    Adaptor,
-    adapt_fn,
-    info_adaptor,
-    parse,
-    parse_all,
-    quote,
-    status_adaptor,
-)
+from contentd.content.filters import info_adaptor, status_adaptor
+from contentd.filters import ALWAYS, Adaptor, adapt_fn, parse, parse_all, quote
+from contentd.filters.regexp import GoRegexpError, compile_go, compile_go_regexp
 
 DIGEST = "sha256:" + "ab" * 32
 
@@ -516,7 +511,7 @@ def test_go_regexps(pattern: str, subject: str, expected: bool | None) -> None:
 
 
 def test_go_factoring_bug_is_not_reproduced() -> None:
-    # Go 1.19 answers False here (see the _filter_regexp module doc); RE2 keeps the
+    # Go 1.19 answers False here (see the contentd.filters.regexp module doc); RE2 keeps the
     # documented meaning of (?i): it lasts to the end of the group, across |.
     compiled = compile_go_regexp("X(?i)y|X.")
     assert compiled is not None
@@ -810,15 +805,40 @@ def test_and_or_algebra(xs: list[str], ys: list[str], obj: dict[str, str]) -> No
     assert parse(",".join(reversed(xs))).match(a) == all(one)
 
 
-def test_filters_module_exports() -> None:
-    assert set(filters.__all__) >= {
+def test_module_exports() -> None:
+    assert set(filters.__all__) == {
         "ALWAYS",
+        "MAX_LENGTH",
+        "MAX_REGEXPS",
+        "MAX_SELECTORS",
         "Adaptor",
         "Filter",
         "adapt_fn",
-        "info_adaptor",
         "parse",
         "parse_all",
         "quote",
+    }
+    assert set(content_filters.__all__) == {
+        "HasDigestAndLabels",
+        "HasRef",
+        "info_adaptor",
         "status_adaptor",
+    }
+
+
+def test_the_filters_package_stands_alone() -> None:
+    # It needs nothing of contentd but the error kinds: no import circle can pass through it.
+    package = Path(filters.__file__).parent
+    imported: set[str] = set()
+    for path in package.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                imported.add(node.module)
+            elif isinstance(node, ast.Import):
+                imported.update(alias.name for alias in node.names)
+    ours = {m for m in imported if m.split(".")[0] == "contentd"}
+    assert ours - {"contentd.content.errors"} <= {
+        "contentd.filters.filter",
+        "contentd.filters.regexp",
+        "contentd.filters.syntax",
     }

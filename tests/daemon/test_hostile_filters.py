@@ -15,8 +15,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from contentd import write_blob
-from contentd.content import filters
+from contentd import filters, write_blob
 from contentd.proxy import ProxyStore
 from tests.daemon.harness import QUIET_GC, ServeProcess
 from tests.peers.process import clean_env

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 import pytest
 
 from contentd import write_blob
-from contentd.content.filters import quote
+from contentd.filters import quote
 from contentd.proxy import ProxyStore
 from tests.daemon.harness import ServeProcess
 from tests.peers.containerd import ContainerdPeer

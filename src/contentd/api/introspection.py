@@ -24,13 +24,13 @@ from typing import Final, NoReturn
 import grpc
 from google.protobuf import empty_pb2
 
+from contentd import filters as filtering
 from contentd.api._pb.containerd.services.introspection.v1 import introspection_pb2 as pb
 from contentd.api._pb.containerd.services.introspection.v1 import (
     introspection_pb2_grpc as pb_grpc,
 )
 from contentd.api.calls import fail
 from contentd.api.errors import to_grpc
-from contentd.content import filters as filtering
 from contentd.plugins.context import Plugin, PluginSet
 
 __all__ = ["SERVICE_NAME", "UUID_FILE", "IntrospectionService", "plugin_to_pb"]

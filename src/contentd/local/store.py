@@ -16,8 +16,8 @@ import time
 from collections.abc import Iterator, Mapping
 from functools import partial
 
+from contentd import filters as filtering
 from contentd.content import digest as digests
-from contentd.content import filters as filtering
 from contentd.content.errors import (
     AlreadyExists,
     ContentError,
@@ -25,6 +25,7 @@ from contentd.content.errors import (
     InvalidArgument,
     NotFound,
 )
+from contentd.content.filters import info_adaptor, status_adaptor
 from contentd.content.gotime import from_ns
 from contentd.content.store import LabelStore, digest_of_target
 from contentd.content.types import Descriptor, Info, Status, utcnow
@@ -173,7 +174,7 @@ class LocalStore:
                 if not digests.is_valid(digest):
                     log.warning("invalid digest in blob store: %s", digest)
                 info = self._info(digest, st)
-                if match.match(filtering.info_adaptor(info)):
+                if match.match(info_adaptor(info)):
                     yield info
 
     def delete(self, digest: str) -> None:
@@ -248,7 +249,7 @@ class LocalStore:
             except (NotFound, ValueError, OSError):
                 continue  # vanished or half-created
             found[status.ref] = status
-        return [s for s in found.values() if match.match(filtering.status_adaptor(s))]
+        return [s for s in found.values() if match.match(status_adaptor(s))]
 
     def walk_status_refs(self) -> Iterator[str]:
         """The ref of every ingest, pending or on disk (for garbage collection)."""

@@ -15,14 +15,15 @@ from dataclasses import replace
 from datetime import timedelta
 from typing import Final
 
+from contentd import filters as filtering
 from contentd.content import digest as digests
-from contentd.content import filters as filtering
 from contentd.content.errors import (
     AlreadyExists,
     ContentError,
     InvalidArgument,
     NotFound,
 )
+from contentd.content.filters import info_adaptor, status_adaptor
 from contentd.content.gotime import from_ns, to_ns
 from contentd.content.labels import LABEL_NAMESPACE_SHAREABLE, validate_labels
 from contentd.content.store import ReaderAt, Writer, digest_of_target
@@ -145,7 +146,7 @@ class ContentStore:
         everything = match is filtering.ALWAYS
         for row in self._rows(ns):
             info = _info(row)
-            if everything or match.match(filtering.info_adaptor(info)):
+            if everything or match.match(info_adaptor(info)):
                 yield info
 
     def walk_rows(self, *filters: str) -> Iterator[InfoRow]:
@@ -155,7 +156,7 @@ class ContentStore:
         match = filtering.parse_all(filters)
         if match is filtering.ALWAYS:
             return self._rows(ns)
-        return (row for row in self._rows(ns) if match.match(filtering.info_adaptor(_info(row))))
+        return (row for row in self._rows(ns) if match.match(info_adaptor(_info(row))))
 
     def _rows(self, ns: str) -> Iterator[InfoRow]:
         last = ""
@@ -224,7 +225,7 @@ class ContentStore:
                 status = _with_ref(self._core.backend.status(bref), ref)
             except NotFound:
                 continue
-            if match.match(filtering.status_adaptor(status)):
+            if match.match(status_adaptor(status)):
                 out.append(status)
         return out
 

@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from types import TracebackType
 from typing import Final, Self
 
-from contentd.content import filters as filtering
+from contentd import filters as filtering
 from contentd.content.errors import ContentError, InvalidArgument
 from contentd.content.types import utcnow
 from contentd.metadata import identifiers

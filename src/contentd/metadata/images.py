@@ -22,8 +22,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
+from contentd import filters as filtering
 from contentd.content import digest as digests
-from contentd.content import filters as filtering
 from contentd.content.errors import AlreadyExists, ContentError, InvalidArgument, NotFound
 from contentd.content.gotime import from_ns
 from contentd.content.labels import validate_labels

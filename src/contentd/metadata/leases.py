@@ -17,9 +17,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from contentd import filters as filtering
 from contentd.content import digest as digests
 from contentd.content import errors
-from contentd.content import filters as filtering
 from contentd.content.errors import AlreadyExists, ContentError, InvalidArgument, NotFound
 from contentd.content.gotime import from_ns, to_ns
 from contentd.content.labels import validate_labels

@@ -27,8 +27,8 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
+from contentd import filters as filtering
 from contentd.content import digest as digests
-from contentd.content import filters as filtering
 from contentd.content.errors import (
     AlreadyExists,
     ContentError,
@@ -37,6 +37,7 @@ from contentd.content.errors import (
     NotFound,
     Unknown,
 )
+from contentd.content.filters import info_adaptor, status_adaptor
 from contentd.content.gotime import from_ns
 from contentd.content.store import LabelStore, ReaderAt, digest_of_target
 from contentd.content.types import Info, Status, utcnow
@@ -389,7 +390,7 @@ class S3Store:
                     updated_at=modified,
                     labels=self.labels.get(digest) if self.labels is not None else None,
                 )
-                if match.match(filtering.info_adaptor(info)):
+                if match.match(info_adaptor(info)):
                     yield info
 
     def delete(self, digest: str) -> None:
@@ -436,7 +437,7 @@ class S3Store:
             live = [w for (root, _), w in _live.items() if root == self._lock_root]
         for w in live:
             found[w.ref] = w.status()
-        return [s for s in found.values() if match.match(filtering.status_adaptor(s))]
+        return [s for s in found.values() if match.match(status_adaptor(s))]
 
     def walk_status_refs(self) -> Iterator[str]:
         """The ref of every ingest (for garbage collection)."""

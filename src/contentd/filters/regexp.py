@@ -14,8 +14,8 @@ same meaning, except for what Go rejects and RE2 takes, checked here first:
 * ``(?<name>re)`` (Go has it from 1.22 on), and capture names beyond ASCII letters,
   digits and ``_``;
 * script names from Unicode 14 on (``\\p{Vithkuqi}``...): Go 1.19 has Unicode 13;
-* a pattern that is not valid UTF-8 (a raw byte or a surrogate written in the filter
-  as ``\\xNN`` or ``\\uD800``): RE2 takes UTF-8-encoded surrogates.
+* a pattern that is not valid UTF-8 (a raw byte, written in the filter as ``\\xNN``):
+  RE2 takes the UTF-8 encoding of a surrogate, which such bytes can spell.
 
 Remaining differences:
 
@@ -42,7 +42,7 @@ from typing import Final, Protocol, cast, final
 from re2 import Options as _Options
 from re2 import _re2
 
-from contentd.content._filter_syntax import encode
+from contentd.filters.syntax import encode
 
 __all__ = ["MAX_MEMORY", "GoRegexp", "GoRegexpError", "compile_go", "compile_go_regexp"]
 

@@ -37,6 +37,7 @@ __all__ = [
     "OP_PRESENT",
     "ParseError",
     "Selector",
+    "encode",
     "go_decode",
     "parse_selectors",
     "quote",
