@@ -26,6 +26,7 @@ from contentd.plugins.builtin import GCSchedulerConfig, MetadataConfig
 META = "io.containerd.metadata.v1.sqlite"
 GC = "io.containerd.gc.v1.scheduler"
 S3 = "io.contentd.content.v1.s3"
+PG = "io.contentd.metadata.v1.postgres"
 
 
 def test_defaults() -> None:
@@ -251,7 +252,8 @@ def test_cli_config_default_prints_the_defaults(capsys: pytest.CaptureFixture[st
     assert table["plugins"][META] == {"content_sharing_policy": "shared"}
     assert table["plugins"][GC]["startup_delay"] == "100ms"
     plugins = table.pop("plugins")
-    assert set(plugins) == {META, GC, S3}
+    assert set(plugins) == {META, GC, S3, PG}
+    assert plugins[PG]["dsn"] == ""  # not configured: the plugin skips itself
     assert plugins[S3]["bucket"] == ""  # not configured: the plugin skips itself
     assert from_table(table) == default_config()
 

@@ -221,7 +221,8 @@ def test_namespace_with_content_cannot_be_deleted(daemon: Daemon, channel: grpc.
 
 BUILTIN = [
     "io.containerd.content.v1.content",
-    "io.contentd.content.v1.s3",  # skips itself: no bucket configured
+    "io.contentd.metadata.v1.postgres",  # skipped: no dsn
+    "io.contentd.content.v1.s3",  # skipped: no bucket
     "io.containerd.metadata.v1.sqlite",
     "io.containerd.gc.v1.scheduler",
     "io.containerd.event.v1.exchange",
@@ -242,11 +243,18 @@ def test_introspection_lists_plugins(daemon: Daemon, channel: grpc.Channel) -> N
     plugins = stub.Plugins(ipb.PluginsRequest()).plugins
     assert [f"{p.type}.{p.id}" for p in plugins] == BUILTIN
     skipped = [p for p in plugins if p.HasField("init_err")]
-    assert [f"{p.type}.{p.id}" for p in skipped] == ["io.contentd.content.v1.s3"]
+    assert [f"{p.type}.{p.id}" for p in skipped] == [
+        "io.contentd.metadata.v1.postgres",
+        "io.contentd.content.v1.s3",
+    ]
     assert all(not p.platforms for p in plugins)
     by_id = {(p.type, p.id): p for p in plugins}
     meta = by_id[("io.containerd.metadata.v1", "sqlite")]
-    assert list(meta.requires) == ["io.containerd.content.v1", "io.contentd.content.v1"]
+    assert list(meta.requires) == [
+        "io.containerd.content.v1",
+        "io.contentd.content.v1",
+        "io.contentd.metadata.v1",
+    ]
     assert meta.exports["policy"] == "shared"
     assert meta.exports["path"] == f"{daemon.config.root}/io.containerd.metadata.v1.sqlite/meta.db"
     assert meta.exports["content"] == "io.containerd.content.v1.content"

@@ -20,7 +20,14 @@ __all__ = ["render", "to_table", "toml_value"]
 
 
 def to_table(obj: object) -> Any:
-    """Dataclasses (recursively) as dicts; lists and dicts copied; scalars as they are."""
+    """Dataclasses (recursively) as dicts; lists and dicts copied; scalars as they are.
+
+    A dataclass with a ``redacted()`` method (a config holding a credential) is
+    rendered as what that returns.
+    """
+    redacted = getattr(obj, "redacted", None)
+    if callable(redacted) and dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        obj = redacted()
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         return {
             f.name: to_table(getattr(obj, f.name))

@@ -36,6 +36,7 @@ from contentd.config import DEFAULT_MAX_MESSAGE_SIZE, Config
 from contentd.daemon.listener import finish_socket, prepare_socket, remove_socket, socket_path
 from contentd.daemon.lock import RootLock
 from contentd.plugins import types
+from contentd.plugins.builtin.postgres import require_postgres
 from contentd.plugins.builtin.s3 import require_configured
 from contentd.plugins.context import PluginSet
 from contentd.plugins.loader import PluginLoadError, close_plugins, load_plugins
@@ -131,6 +132,7 @@ class Daemon:
             for path in (self.socket, *self.listener_sockets.values()):
                 prepare_socket(path)
             config = require_configured(config, self.plugin_configs or {})
+            config = require_postgres(config, self.plugin_configs or {})
             try:
                 loaded = load_plugins(config, self.registry, self.plugin_configs)
             except PluginLoadError as err:

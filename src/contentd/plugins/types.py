@@ -7,6 +7,7 @@ from typing import Final
 __all__ = [
     "CONTENT",
     "CONTENTD_CONTENT",
+    "CONTENTD_METADATA",
     "EVENT",
     "GC",
     "GRPC",
@@ -18,6 +19,9 @@ __all__ = [
 CONTENT: Final = "io.containerd.content.v1"
 #: contentd's own content stores (``io.contentd.content.v1.s3``); a configured one is the backend.
 CONTENTD_CONTENT: Final = "io.contentd.content.v1"
+#: contentd's metadata engines (``io.contentd.metadata.v1.postgres``); a configured one holds
+#: the metadata layer's records.
+CONTENTD_METADATA: Final = "io.contentd.metadata.v1"
 #: The metadata layer (namespaces, leases, GC) over a content store.
 METADATA: Final = "io.containerd.metadata.v1"
 #: Garbage-collection scheduling.

@@ -3,6 +3,8 @@
 =====================================  ==============================================
 ``io.containerd.content.v1.content``   the local store at its plugin root
 ``io.containerd.content.v1.<name>``    one per ``[proxy_plugins.<name>]`` (ProxyStore)
+``io.contentd.metadata.v1.postgres``   PostgreSQL settings, when a dsn is configured (else
+                                       skipped): the metadata layer and S3 ingests live there
 ``io.contentd.content.v1.s3``          S3Store, when a bucket is configured (else skipped)
 ``io.containerd.metadata.v1.sqlite``   MetadataDB over the chosen content plugin
 ``io.containerd.gc.v1.scheduler``      the GC scheduler (started at init)
@@ -24,6 +26,7 @@ from typing import TYPE_CHECKING
 
 from contentd.plugins.builtin.configs import GCSchedulerConfig, MetadataConfig
 from contentd.plugins.builtin.gc_service import gc_service_registration
+from contentd.plugins.builtin.postgres import POSTGRES_URI, PostgresConfig, postgres_registration
 from contentd.plugins.builtin.s3 import S3_URI, S3Config, s3_registration
 from contentd.plugins.builtin.services import service_registrations
 from contentd.plugins.builtin.storage import (
@@ -41,9 +44,11 @@ if TYPE_CHECKING:
 __all__ = [
     "LOCAL_CONTENT_ID",
     "METADATA_ID",
+    "POSTGRES_URI",
     "S3_URI",
     "GCSchedulerConfig",
     "MetadataConfig",
+    "PostgresConfig",
     "S3Config",
     "builtin_registrations",
     "choose_backend",
@@ -59,6 +64,7 @@ def builtin_registrations(config: Config | None = None) -> list[Registration]:
     return [
         storage[0],
         *proxies,
+        postgres_registration(),
         s3_registration(),
         *storage[1:],
         *service_registrations(),

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Final, cast
 from contentd.content.errors import FailedPrecondition, InvalidArgument, NotFound
 from contentd.plugins import types
 from contentd.plugins.builtin.configs import GCSchedulerConfig, MetadataConfig
+from contentd.plugins.builtin.postgres import postgres_settings
 from contentd.plugins.context import InitContext, Plugin
 from contentd.plugins.registry import InitFn, Registration, SkipPlugin
 
@@ -129,13 +130,45 @@ def _init_metadata(ic: InitContext) -> object:
         f" (also initialised, unused: {', '.join(others)})" if others else "",
         extra={"fields": {"backend": backend.uri, **backend.meta.exports}},
     )
-    os.makedirs(ic.root, 0o711, exist_ok=True)
-    path = os.path.join(ic.root, METADATA_DB_FILE)
-    db = MetadataDB(path, cast("Store", backend.instance), content_sharing_policy=policy)
+    pg = postgres_settings(ic)
+    if pg is None:
+        os.makedirs(ic.root, 0o711, exist_ok=True)
+        path = os.path.join(ic.root, METADATA_DB_FILE)
+        db = MetadataDB(path, cast("Store", backend.instance), content_sharing_policy=policy)
+    else:
+        db = MetadataDB(
+            None,
+            cast("Store", backend.instance),
+            content_sharing_policy=policy,
+            dsn=pg.dsn,
+            node=pg.node_name or None,
+            ref_lock_lease=pg.seconds("ref_lock_lease"),
+            backend_grace=pg.seconds("gc_grace"),
+            pool_size=pg.pool_size,
+        )
+        path = db.path  # the DSN, password masked
+        ic.exports["engine"] = "postgres"
+    try:
+        # a node refuses to start while another live node pins one of its namespaces
+        for namespace in _pinned_namespaces(ic):
+            db.pin_namespace(namespace)
+    except BaseException:
+        db.close()
+        raise
     ic.exports["policy"] = policy
     ic.exports["path"] = path
     ic.exports["content"] = backend.uri
     return db
+
+
+def _pinned_namespaces(ic: InitContext) -> list[str]:
+    """The namespaces this daemon serves header-less calls from."""
+    config = ic.server_config
+    if config is None:
+        return []
+    names = [config.grpc.headerless_namespace] if config.grpc.headerless_namespace else []
+    names += [config.listener_namespace(name) for name in config.headerless_listeners]
+    return sorted(set(names))
 
 
 def _metadata(ic: InitContext) -> MetadataDB:
@@ -185,7 +218,7 @@ def storage_registrations() -> list[Registration]:
             types.METADATA,
             METADATA_ID,
             _init_metadata,
-            requires=(types.CONTENT, types.CONTENTD_CONTENT),
+            requires=(types.CONTENT, types.CONTENTD_CONTENT, types.CONTENTD_METADATA),
             config=MetadataConfig(),
         ),
         Registration(
