@@ -23,6 +23,7 @@ import pytest
 from contentd import AlreadyExists, DigestMismatch, FailedPrecondition, LocalStore, NotFound
 from contentd.content.digest import digest_of
 from contentd.local import pending, writeback
+from contentd.local import publish as publish_module
 from contentd.local import writer as writer_module
 from contentd.local.writer import LocalWriter
 
@@ -75,7 +76,8 @@ def syscalls(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[str, str]]]
         events.append(("link", dst))
         real_link_anonymous(fd, dst)
 
-    monkeypatch.setattr(writer_module, "link_anonymous", link_anonymous)
+    monkeypatch.setattr(writer_module, "link_anonymous", link_anonymous)  # materialize
+    monkeypatch.setattr(publish_module, "link_anonymous", link_anonymous)  # commit
     yield events
 
 

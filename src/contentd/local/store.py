@@ -13,7 +13,7 @@ import os
 import shutil
 import stat
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from functools import partial
 
 from contentd import filters as filtering
@@ -40,7 +40,7 @@ from contentd.local.layout import (
 )
 from contentd.local.locks import RefLocks
 from contentd.local.reader import FileReaderAt
-from contentd.local.writer import LocalWriter, publish_blob
+from contentd.local.writer import LocalWriter
 
 __all__ = ["LocalStore"]
 
@@ -362,22 +362,6 @@ class LocalStore:
             started_at=status.started_at,
             updated_at=status.updated_at,
         )
-
-    # -- commit (called by LocalWriter) ------------------------------------
-
-    def _publish(
-        self,
-        paths: IngestPaths | None,
-        digest: str,
-        fd: int,
-        mode: int,
-        labels: Mapping[str, str] | None,
-    ) -> None:
-        target = self._layout.blob_path(digest)
-        algorithm = digests.parse(digest).algorithm
-        publish_blob(self._layout.blob_dir(algorithm), fd, paths, target, digest, mode)
-        if self._labels is not None and labels is not None:
-            self._labels.set(digest, labels)
 
     def _require_writable(self, op: str) -> None:
         if self.readonly:
