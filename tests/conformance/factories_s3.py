@@ -3,7 +3,9 @@
 * ``s3``: :class:`S3Store` alone (no label store, like containerd's backend store:
   deleting a missing blob and aborting a missing ref succeed), with a read cache;
 * ``metadata-s3``: the metadata layer (SQLite) over an S3Store, as ``contentd serve``
-  runs it with ``[plugins."io.contentd.content.v1.s3"]`` set.
+  runs it with ``[plugins."io.contentd.content.v1.s3"]`` set;
+* ``metadata-postgres-s3``: the metadata layer on PostgreSQL over an S3Store, which then
+  keeps its ingest records in that database (the cluster set-up).
 
 Each test gets its own key prefix in the session's bucket and its own spool, cache and
 ingest-state directory; ``reopen`` is a second store on the same prefix and files.
@@ -17,7 +19,14 @@ import pytest
 
 from contentd import Store
 from contentd.metadata import MetadataDB
-from contentd.s3 import ReadCache, S3Location, S3Store, SqliteIngestStates, make_client
+from contentd.s3 import (
+    ReadCache,
+    S3Location,
+    S3Store,
+    SqlIngestStates,
+    SqliteIngestStates,
+    make_client,
+)
 from tests.conformance.harness import Harness, register
 from tests.peers.fixtures import S3_BUCKET
 from tests.peers.seaweedfs import SeaweedPeer
@@ -55,17 +64,23 @@ def _s3(tmp_path: Path, request: pytest.FixtureRequest) -> Harness:
     )
 
 
-@register("metadata-s3")
-def _metadata_s3(tmp_path: Path, request: pytest.FixtureRequest) -> Harness:
+def _metadata_s3(
+    tmp_path: Path, request: pytest.FixtureRequest, *, postgres: bool = False
+) -> Harness:
     peer: SeaweedPeer = request.getfixturevalue("seaweedfs_peer")
     prefix: str = request.getfixturevalue("s3_prefix")
+    dsn = request.getfixturevalue("postgres_peer").create_database() if postgres else None
     root = tmp_path / "s3"
     path = tmp_path / "meta.db"
-    db = MetadataDB(path, s3_store(peer, prefix, root, request))
+    store = s3_store(peer, prefix, root, request)
+    db = MetadataDB(path, store, dsn=dsn)
     request.addfinalizer(db.close)
+    if postgres:
+        assert isinstance(store.states, SqlIngestStates)
+        assert not isinstance(store.states, SqliteIngestStates)
 
     def reopen() -> Store:
-        other = MetadataDB(path, s3_store(peer, prefix, root, request))
+        other = MetadataDB(path, s3_store(peer, prefix, root, request), dsn=dsn)
         request.addfinalizer(other.close)
         return other.content_store(NAMESPACE)
 
@@ -77,3 +92,13 @@ def _metadata_s3(tmp_path: Path, request: pytest.FixtureRequest) -> Harness:
         reopen=reopen,
         extra={"db": db, "namespace": NAMESPACE, "peer": peer, "prefix": prefix},
     )
+
+
+@register("metadata-s3")
+def _metadata_s3_sqlite(tmp_path: Path, request: pytest.FixtureRequest) -> Harness:
+    return _metadata_s3(tmp_path, request)
+
+
+@register("metadata-postgres-s3")
+def _metadata_s3_postgres(tmp_path: Path, request: pytest.FixtureRequest) -> Harness:
+    return _metadata_s3(tmp_path, request, postgres=True)

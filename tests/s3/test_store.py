@@ -14,9 +14,10 @@ import pytest
 
 from contentd import FailedPrecondition, NotFound, read_blob
 from contentd.content.digest import digest_of
-from contentd.s3 import S3Location, check_bucket, make_client
+from contentd.s3 import S3Location, SqlIngestStates, check_bucket, make_client
 from contentd.s3.reader import RangedReaderAt
 from tests.peers.fixtures import S3_BUCKET
+from tests.peers.postgres import PostgresPeer
 from tests.peers.seaweedfs import SeaweedPeer
 from tests.s3.conftest import PART, StoreFactory
 
@@ -227,3 +228,28 @@ def test_orphan_multipart_uploads_are_aborted(
     store.abort("live")
     uploads = seaweedfs_peer.client().list_multipart_uploads(Bucket=S3_BUCKET, Prefix=s3_prefix)
     assert not uploads.get("Uploads")
+
+
+def test_ingest_records_in_postgresql_resume_on_another_node(
+    make_store: StoreFactory, postgres_peer: PostgresPeer, request: pytest.FixtureRequest
+) -> None:
+    """Two nodes, each with its own spool and SQLite file, both keeping ingest records in
+    one PostgreSQL database (the metadata layer's SQL): B goes on with A's upload."""
+    from contentd.metadata.postgres import PostgresDB
+
+    db = PostgresDB(postgres_peer.dsn(postgres_peer.create_database("s3ingests")))
+    request.addfinalizer(db.close)
+    a, b = make_store("a"), make_store("b")
+    a.use_ingest_states(SqlIngestStates(db))
+    b.use_ingest_states(SqlIngestStates(db))
+    data = os.urandom(2 * PART + 77)
+    w = a.writer("layer", total=len(data))
+    w.write(data[: PART + 100])
+    w.close()
+    assert b.status("layer").offset == PART  # A's spool is A's
+    with b.writer("layer", total=len(data)) as w2:
+        assert w2.digest() == digest_of(data[:PART])
+        w2.write(data[PART:])
+        w2.commit(len(data), digest_of(data))
+    assert read_blob(a, digest_of(data)) == data
+    assert list(a.list_statuses()) == []

@@ -97,6 +97,12 @@ class MetadataDB:
             self.path = os.fspath(path)
             sql = SQLiteDB(self.path)
         self._sql = sql
+        if cluster is not None:
+            # a backend keeping ingest records of its own (S3: multipart upload state)
+            # keeps them in this database, where every node sees them
+            keep = getattr(backend, "keep_ingest_records_in", None)
+            if callable(keep):
+                keep(sql)
         self._core = Core(
             self._sql,
             backend,

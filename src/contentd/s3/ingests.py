@@ -8,11 +8,13 @@ in a node-local spool file; the record names the node that holds them and how
 many bytes it had when the ingest was last closed.
 
 :class:`IngestStates` is the small interface the store takes, so the record
-can live wherever the metadata does: :class:`SqliteIngestStates` keeps it in
-an SQLite file next to the spool (one node, any number of processes); a
-PostgreSQL implementation of the same five methods lets an ingest opened on
-one node resume on another. Exclusive use of a ref across nodes is not this
-interface's job: the metadata layer above holds the ref lock.
+can live wherever the metadata does. :class:`SqlIngestStates` keeps it in a
+table of any :class:`contentd.metadata.sql.Database` (the metadata layer's
+SQL, SQLite or PostgreSQL: with PostgreSQL an ingest opened on one node resumes
+on another); :class:`SqliteIngestStates` is the same over an SQLite file of
+its own next to the spool (one node, any number of processes). Exclusive use
+of a ref across nodes is not this interface's job: the metadata layer above
+holds the ref lock.
 """
 
 from __future__ import annotations
@@ -22,10 +24,14 @@ import os
 import sqlite3
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Protocol, Self
+from typing import TYPE_CHECKING, Any, Protocol, Self
 
-__all__ = ["IngestState", "IngestStates", "Part", "SqliteIngestStates"]
+if TYPE_CHECKING:
+    from contentd.metadata.sql import Database
+
+__all__ = ["IngestState", "IngestStates", "Part", "SqlIngestStates", "SqliteIngestStates"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,21 +92,22 @@ class IngestStates(Protocol):
     def close(self) -> None: ...
 
 
+# types both engines take as they are (PostgreSQL has no BLOB: the hash state is hex)
 _SCHEMA = """
-CREATE TABLE IF NOT EXISTS s3_ingests (
+CREATE TABLE IF NOT EXISTS contentd_s3_ingests (
     ref TEXT PRIMARY KEY,
     ingest_id TEXT NOT NULL,
     key TEXT NOT NULL,
-    part_size INTEGER NOT NULL,
-    total INTEGER NOT NULL,
+    part_size BIGINT NOT NULL,
+    total BIGINT NOT NULL,
     expected TEXT NOT NULL,
     upload_id TEXT NOT NULL,
     parts TEXT NOT NULL,
-    hash_state BLOB NOT NULL,
+    hash_state TEXT NOT NULL,
     tail_node TEXT NOT NULL,
-    tail_size INTEGER NOT NULL,
-    started_ns INTEGER NOT NULL,
-    updated_ns INTEGER NOT NULL
+    tail_size BIGINT NOT NULL,
+    started_ns BIGINT NOT NULL,
+    updated_ns BIGINT NOT NULL
 )
 """
 
@@ -108,36 +115,34 @@ _COLUMNS = (
     "ref, ingest_id, key, part_size, total, expected, upload_id, parts, hash_state,"
     " tail_node, tail_size, started_ns, updated_ns"
 )
+_UPDATES = ", ".join(f"{c} = excluded.{c}" for c in _COLUMNS.replace(" ", "").split(",")[1:])
 
 
-class SqliteIngestStates:
-    """:class:`IngestStates` in an SQLite file (WAL; safe for several processes)."""
+class SqlIngestStates:
+    """:class:`IngestStates` in the table ``contentd_s3_ingests`` of ``db``.
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
-        self.path = os.fspath(path)
-        self._mutex = threading.Lock()
-        self._conn = sqlite3.connect(
-            self.path, timeout=30, isolation_level=None, check_same_thread=False
-        )
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        # a process crash keeps every record; a power loss may lose the newest part
-        # records, and re-uploading those parts under the same numbers is harmless
-        self._conn.execute("PRAGMA synchronous=NORMAL")
-        self._conn.execute(_SCHEMA)
+    ``db`` is not closed by :meth:`close` (it belongs to whoever made it).
+    """
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        with db.write() as conn:
+            conn.execute(_SCHEMA)
 
     def get(self, ref: str) -> IngestState | None:
-        with self._mutex:
-            row = self._conn.execute(
-                f"SELECT {_COLUMNS} FROM s3_ingests WHERE ref = ?", (ref,)
+        with self._db.read() as conn:
+            row = conn.execute(
+                f"SELECT {_COLUMNS} FROM contentd_s3_ingests WHERE ref = ?", (ref,)
             ).fetchone()
         return _from_row(row) if row is not None else None
 
     def put(self, state: IngestState) -> None:
         parts = json.dumps([[p.number, p.etag, p.size] for p in state.parts])
-        with self._mutex:
-            self._conn.execute(
-                f"INSERT OR REPLACE INTO s3_ingests ({_COLUMNS})"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        with self._db.write() as conn:
+            conn.execute(
+                f"INSERT INTO contentd_s3_ingests ({_COLUMNS})"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                f" ON CONFLICT (ref) DO UPDATE SET {_UPDATES}",
                 (
                     state.ref,
                     state.ingest_id,
@@ -147,7 +152,7 @@ class SqliteIngestStates:
                     state.expected,
                     state.upload_id,
                     parts,
-                    state.hash_state,
+                    state.hash_state.hex(),
                     state.tail_node,
                     state.tail_size,
                     state.started_ns,
@@ -156,24 +161,26 @@ class SqliteIngestStates:
             )
 
     def delete(self, ref: str, ingest_id: str | None = None) -> bool:
-        with self._mutex:
+        with self._db.write() as conn:
             if ingest_id is None:
-                cur = self._conn.execute("DELETE FROM s3_ingests WHERE ref = ?", (ref,))
+                cur = conn.execute("DELETE FROM contentd_s3_ingests WHERE ref = ?", (ref,))
             else:
-                cur = self._conn.execute(
-                    "DELETE FROM s3_ingests WHERE ref = ? AND ingest_id = ?", (ref, ingest_id)
+                cur = conn.execute(
+                    "DELETE FROM contentd_s3_ingests WHERE ref = ? AND ingest_id = ?",
+                    (ref, ingest_id),
                 )
-        return cur.rowcount > 0
+            return cur.rowcount > 0
 
     def all(self) -> Iterator[IngestState]:
-        with self._mutex:
-            rows = self._conn.execute(f"SELECT {_COLUMNS} FROM s3_ingests ORDER BY ref").fetchall()
+        with self._db.read() as conn:
+            rows = conn.execute(
+                f"SELECT {_COLUMNS} FROM contentd_s3_ingests ORDER BY ref"
+            ).fetchall()
         for row in rows:
             yield _from_row(row)
 
     def close(self) -> None:
-        with self._mutex:
-            self._conn.close()
+        pass
 
     def __enter__(self) -> Self:
         return self
@@ -182,21 +189,60 @@ class SqliteIngestStates:
         self.close()
 
 
-def _from_row(row: tuple[object, ...]) -> IngestState:
+class _SqliteFile:
+    """The little of :class:`~contentd.metadata.sql.Database` SqlIngestStates uses, over
+    one SQLite file (WAL; autocommit statements, one thread at a time)."""
+
+    def __init__(self, path: str) -> None:
+        self._mutex = threading.Lock()
+        self._conn = sqlite3.connect(
+            path, timeout=30, isolation_level=None, check_same_thread=False
+        )
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        # a process crash keeps every record; a power loss may lose the newest part
+        # records, and re-uploading those parts under the same numbers is harmless
+        self._conn.execute("PRAGMA synchronous=NORMAL")
+
+    @contextmanager
+    def read(self) -> Iterator[sqlite3.Connection]:
+        with self._mutex:
+            yield self._conn
+
+    def write(self, *, durable: bool = True) -> Any:
+        return self.read()
+
+    def close(self) -> None:
+        with self._mutex:
+            self._conn.close()
+
+
+class SqliteIngestStates(SqlIngestStates):
+    """:class:`SqlIngestStates` in an SQLite file of its own (safe for several processes)."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = os.fspath(path)
+        self._file = _SqliteFile(self.path)
+        super().__init__(self._file)  # type: ignore[arg-type]
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def _from_row(row: Any) -> IngestState:
     (ref, ingest_id, key, part_size, total, expected, upload_id, parts, hash_state,
      tail_node, tail_size, started_ns, updated_ns) = row  # fmt: skip
     return IngestState(
         ref=str(ref),
         ingest_id=str(ingest_id),
         key=str(key),
-        part_size=int(part_size),  # type: ignore[call-overload]
-        total=int(total),  # type: ignore[call-overload]
+        part_size=int(part_size),
+        total=int(total),
         expected=str(expected),
         upload_id=str(upload_id),
         parts=tuple(Part(int(n), str(e), int(s)) for n, e, s in json.loads(str(parts))),
-        hash_state=bytes(hash_state),  # type: ignore[call-overload]
+        hash_state=bytes.fromhex(str(hash_state)),
         tail_node=str(tail_node),
-        tail_size=int(tail_size),  # type: ignore[call-overload]
-        started_ns=int(started_ns),  # type: ignore[call-overload]
-        updated_ns=int(updated_ns),  # type: ignore[call-overload]
+        tail_size=int(tail_size),
+        started_ns=int(started_ns),
+        updated_ns=int(updated_ns),
     )

@@ -45,12 +45,14 @@ from contentd.local.locks import RefLocks
 from contentd.s3.cache import ReadCache
 from contentd.s3.client import S3Location
 from contentd.s3.errors import translate
-from contentd.s3.ingests import IngestState, IngestStates, Part
+from contentd.s3.ingests import IngestState, IngestStates, Part, SqlIngestStates
 from contentd.s3.reader import RangedReaderAt
 from contentd.s3.writer import S3Writer, new_hasher, restore_hasher
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
+
+    from contentd.metadata.sql import Database
 
 __all__ = ["MIN_PART_SIZE", "S3Stats", "S3Store"]
 
@@ -127,6 +129,22 @@ class S3Store:
 
     def __repr__(self) -> str:
         return f"S3Store({self.location.describe()!r})"
+
+    def use_ingest_states(self, states: IngestStates) -> None:
+        """Keep ingest records in ``states`` from now on: the metadata layer hands its
+        own database over (:class:`~contentd.s3.ingests.SqlIngestStates` on PostgreSQL,
+        shared by every node). Only before a writer of this store is open; records in
+        the previous store are not carried over."""
+        with _live_mutex:
+            if any(root == self._lock_root for root, _ in _live):
+                raise FailedPrecondition("cannot change ingest states while writers are open")
+            old, self.states = self.states, states
+        old.close()
+
+    def keep_ingest_records_in(self, db: Database) -> None:
+        """Called by a metadata layer shared by several nodes (PostgreSQL) with its
+        database: ingest records go to a table there, so any node can resume."""
+        self.use_ingest_states(SqlIngestStates(db))
 
     def close(self) -> None:
         """Close the ingest-state store and the client's connections."""
