@@ -270,6 +270,21 @@ def test_cli_config_dump_and_errors(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert "cannot read config" in capsys.readouterr().err
 
 
+def test_cli_config_dump_takes_serves_flags(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text('version = 2\nroot = "/elsewhere"\n')
+    flags = ["--root", str(tmp_path / "r"), "--state", str(tmp_path / "s"), "-a", "/tmp/x.sock"]
+    flags += ["--content-sharing-policy", "isolated", "--log-level", "debug"]
+    assert main(["config", "dump", "--config", str(path), *flags]) == 0
+    table = tomllib.loads(capsys.readouterr().out)
+    # the flags win over the file, as they do for serve
+    assert table["root"] == str(tmp_path / "r") and table["state"] == str(tmp_path / "s")
+    assert table["grpc"]["address"] == "/tmp/x.sock" and table["debug"]["level"] == "debug"
+    assert table["plugins"][META]["content_sharing_policy"] == "isolated"
+
+
 def test_cli_version(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     # the client's version is printed; no daemon answers at the address: exit 1
     assert main(["-a", str(tmp_path / "none.sock"), "version"]) == 1

@@ -19,6 +19,7 @@ from contentd.cli.parser import add_command
 
 if TYPE_CHECKING:
     from contentd.cli.context import Context
+    from contentd.daemon.setup import Overrides
 
 __all__ = ["EXIT_CONFIG", "add_commands", "run_version"]
 
@@ -36,6 +37,44 @@ def _add_config_flag(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_serve_flags(parser: argparse.ArgumentParser) -> None:
+    """``serve``'s flags (``config dump`` takes them too, to show what serve would use)."""
+    _add_config_flag(parser)
+    parser.add_argument("--root", metavar="DIR", help="persistent state (config: root)")
+    parser.add_argument("--state", metavar="DIR", help="runtime state (config: state)")
+    parser.add_argument(
+        "--address",
+        "-a",
+        dest="serve_address",
+        metavar="SOCK",
+        help="unix socket (config: grpc.address)",
+    )
+    parser.add_argument(
+        "--content-sharing-policy",
+        choices=("shared", "isolated"),
+        help='metadata content sharing (config: plugins."io.containerd.metadata.v1.sqlite")',
+    )
+    parser.add_argument(
+        "--log-level",
+        "-l",
+        choices=_LEVELS,
+        metavar="LEVEL",
+        help="log level (config: debug.level)",
+    )
+
+
+def _overrides(args: argparse.Namespace) -> Overrides:
+    from contentd.daemon.setup import Overrides
+
+    return Overrides(
+        root=args.root,
+        state=args.state,
+        address=args.serve_address,
+        content_sharing_policy=args.content_sharing_policy,
+        log_level=args.log_level,
+    )
+
+
 def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     serve = add_command(
         commands,
@@ -46,28 +85,7 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         handler=run_serve,
         client=False,
     )
-    _add_config_flag(serve)
-    serve.add_argument("--root", metavar="DIR", help="persistent state (config: root)")
-    serve.add_argument("--state", metavar="DIR", help="runtime state (config: state)")
-    serve.add_argument(
-        "--address",
-        "-a",
-        dest="serve_address",
-        metavar="SOCK",
-        help="unix socket (config: grpc.address)",
-    )
-    serve.add_argument(
-        "--content-sharing-policy",
-        choices=("shared", "isolated"),
-        help='metadata content sharing (config: plugins."io.containerd.metadata.v1.sqlite")',
-    )
-    serve.add_argument(
-        "--log-level",
-        "-l",
-        choices=_LEVELS,
-        metavar="LEVEL",
-        help="log level (config: debug.level)",
-    )
+    _add_serve_flags(serve)
 
     config = add_command(
         commands,
@@ -90,11 +108,14 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         config_commands,
         "dump",
         help="print the effective configuration",
-        example="contentd config dump --config /etc/contentd/config.toml",
+        description=(
+            "Print the configuration `contentd serve` would run with, given the same flags."
+        ),
+        example="contentd config dump --config /etc/contentd/config.toml --root /srv/contentd",
         handler=run_config_dump,
         client=False,
     )
-    _add_config_flag(dump)
+    _add_serve_flags(dump)
 
     add_command(
         commands,
@@ -176,19 +197,19 @@ def run_version(ctx: Context) -> int:
 
 
 def run_config_default(ctx: Context) -> int:
-    return _config(None, use_default_path=False)
+    return _config(None, None, use_default_path=False)
 
 
 def run_config_dump(ctx: Context) -> int:
-    return _config(ctx.args.config, use_default_path=True)
+    return _config(ctx.args.config, _overrides(ctx.args), use_default_path=True)
 
 
-def _config(path: str | None, *, use_default_path: bool) -> int:
+def _config(path: str | None, overrides: Overrides | None, *, use_default_path: bool) -> int:
     from contentd.config import ConfigError
     from contentd.daemon.setup import prepare, render_effective
 
     try:
-        effective = prepare(path, use_default_path=use_default_path)
+        effective = prepare(path, overrides, use_default_path=use_default_path)
     except ConfigError as err:
         _error(f"invalid config: {err.context}")
         return EXIT_CONFIG
@@ -210,18 +231,11 @@ def run_serve(ctx: Context) -> int:
     from contentd.config import ConfigError
     from contentd.content.errors import ContentError
     from contentd.daemon.logs import setup_logging
-    from contentd.daemon.setup import Overrides, prepare
+    from contentd.daemon.setup import prepare
 
     args = ctx.args
-    overrides = Overrides(
-        root=args.root,
-        state=args.state,
-        address=args.serve_address,
-        content_sharing_policy=args.content_sharing_policy,
-        log_level=args.log_level,
-    )
     try:
-        effective = prepare(args.config, overrides)
+        effective = prepare(args.config, _overrides(args))
     except ConfigError as err:
         _error(f"invalid config: {err.context}")
         return EXIT_CONFIG
