@@ -6,6 +6,7 @@
 #   umoci            OCI layout tool, for image tests
 #   postgresql       PostgreSQL 15 server binaries   (tests/peers/postgres.py; not on PATH,
 #                    the fixture runs /usr/lib/postgresql/15/bin/{initdb,postgres} itself)
+#   zsh, fish        the CLI's completion scripts are loaded in each (tests/cli/test_completion.py)
 # Idempotent: does nothing (no apt-get update) when every binary is already there;
 # CI_DEPS_FORCE=1 runs the apt steps anyway.
 # Non-interactive and quiet; fails loudly (non-zero exit, apt's log tail) on error.
@@ -21,6 +22,8 @@ NEEDS=(
     umoci:umoci
     postgresql:/usr/lib/postgresql/15/bin/initdb
     postgresql:/usr/lib/postgresql/15/bin/postgres
+    zsh:zsh
+    fish:fish
 )
 
 missing=()
@@ -33,11 +36,11 @@ for pair in "${NEEDS[@]}"; do
 done
 
 if [[ ${CI_DEPS_FORCE:-0} == 1 ]]; then  # reinstall check, for testing this script
-    missing=(containerd docker-registry skopeo umoci postgresql)
+    missing=(containerd docker-registry skopeo umoci postgresql zsh fish)
 fi
 
 if [[ ${#missing[@]} -eq 0 ]]; then
-    echo "ci-deps: all present (containerd, ctr, docker-registry, skopeo, umoci, postgresql)"
+    echo "ci-deps: all present (containerd, ctr, docker-registry, skopeo, umoci, postgresql, zsh, fish)"
     exit 0
 fi
 
@@ -74,7 +77,7 @@ apt-get install -y -qq --no-install-recommends \
     -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
     "${missing[@]}" >>"$log" 2>&1 || fail "apt-get install ${missing[*]}"
 
-for bin in containerd ctr docker-registry skopeo umoci \
+for bin in containerd ctr docker-registry skopeo umoci zsh fish \
     /usr/lib/postgresql/15/bin/initdb /usr/lib/postgresql/15/bin/postgres; do
     command -v "$bin" >/dev/null 2>&1 || fail "finding $bin after install"
 done

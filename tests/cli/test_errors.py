@@ -145,7 +145,7 @@ def test_usage_errors_exit_2(cli: Cli) -> None:
         ("leases", "create", "--expires", "soon"),
         ("content", "ingest", "r", "--label", "novalue"),
         ("--output", "yaml", "content", "ls"),
-        ("completion", "fish"),
+        ("completion", "tcsh"),
     ):
         result = cli(*args)
         assert result.code == 2, args

@@ -179,6 +179,10 @@ def _run(argv: Sequence[str] | None, streams: Streams) -> int:
 
     if argv is None:
         argv = sys.argv[1:]
+    if argv[:1] == ["__complete"]:  # what the completion scripts call; never in help
+        from contentd.cli.completion import run_complete
+
+        return run_complete(argv[1:], streams)
     parser = build_parser(argv)
     try:
         args = parser.parse_args(argv)
@@ -192,11 +196,9 @@ def _run(argv: Sequence[str] | None, streams: Streams) -> int:
         parser.print_help(sys.stderr)  # a command is required: a usage error
         return EXIT_USAGE
     if args.command == "completion":
-        from contentd.cli.completion import bash_script, zsh_script
+        from contentd.cli.completion import script
 
-        full = build_parser()
-        script = bash_script(full) if args.shell == "bash" else zsh_script(full)
-        streams.out.write(script.encode())
+        streams.out.write(script(args.shell, build_parser()).encode())
         streams.out.flush()
         return 0
     handler = getattr(args, "handler", None)
