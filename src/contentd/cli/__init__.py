@@ -36,8 +36,8 @@ __all__ = ["TOP_LEVEL", "Streams", "build_parser", "command_module", "entry", "m
 
 _EXAMPLES = """\
 examples:
-  contentd serve --root ./var/lib --state ./var/run --address ./var/contentd.sock
-  export CONTENTD_ADDRESS=./var/contentd.sock
+  contentd serve --root var/lib/contentd --state var/run/contentd --address var/run/contentd.sock
+  export CONTENTD_ADDRESS=var/run/contentd.sock
   contentd content ingest hello --label containerd.io/gc.root=now <<< 'hello'
   contentd content ls
   contentd --output json content ls

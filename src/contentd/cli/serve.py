@@ -81,7 +81,10 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "serve",
         help="run the daemon (containerd's content, leases, namespaces, events, ... services)",
         description="Run the daemon in the foreground; SIGTERM or SIGINT stop it gracefully.",
-        example="contentd serve --root ./var/lib --state ./var/run --address ./var/contentd.sock",
+        example=(
+            "contentd serve --root var/lib/contentd --state var/run/contentd "
+            "--address var/run/contentd.sock"
+        ),
         handler=run_serve,
         client=False,
     )
