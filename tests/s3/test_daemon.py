@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import subprocess
 from pathlib import Path
@@ -13,6 +14,7 @@ from contentd import Unavailable, read_blob
 from contentd.proxy import ProxyStore
 from tests.daemon.harness import QUIET_GC, ServeProcess
 from tests.peers.fixtures import S3_BUCKET
+from tests.peers.postgres import PostgresPeer
 from tests.peers.process import clean_env, free_port
 from tests.peers.requires import requires
 from tests.peers.seaweedfs import SeaweedPeer
@@ -147,3 +149,36 @@ def test_outage_is_unavailable_and_nothing_acknowledged_is_lost(tmp_path: Path) 
             store.close()
         finally:
             daemon.close()
+
+
+def test_serve_on_s3_and_postgresql_keeps_ingest_records_in_the_database(
+    seaweedfs_peer: SeaweedPeer, s3_prefix: str, postgres_peer: PostgresPeer
+) -> None:
+    """With the PostgreSQL metadata plugin, an ingest left open on the node is a row of the
+    cluster's database (upload id, parts), not of the node's SQLite file."""
+    import psycopg
+
+    dsn = postgres_peer.create_database("s3serve")
+    config = (
+        _config(seaweedfs_peer.endpoint, s3_prefix)
+        + f'\n[plugins."io.contentd.metadata.v1.postgres"]\n  dsn = "{dsn}"\n'
+    )
+    daemon = _serve(config, seaweedfs_peer.env())
+    try:
+        store = ProxyStore(daemon.address, namespace="pg")
+        data = os.urandom(6 << 20)
+        w = store.writer("half", total=len(data))
+        w.write(data)  # one 5 MiB part uploaded, 1 MiB in the spool
+        w.close()
+        with psycopg.connect(dsn) as conn:
+            rows = conn.execute("SELECT upload_id, parts FROM contentd_s3_ingests").fetchall()
+        assert len(rows) == 1 and rows[0][0] and len(json.loads(rows[0][1])) == 1
+        with store.writer("half", total=len(data)) as w:
+            assert w.status().offset == len(data)
+            w.commit(len(data), "sha256:" + hashlib.sha256(data).hexdigest())
+        assert read_blob(store, "sha256:" + hashlib.sha256(data).hexdigest()) == data
+        with psycopg.connect(dsn) as conn:
+            assert conn.execute("SELECT count(*) FROM contentd_s3_ingests").fetchone() == (0,)
+        store.close()
+    finally:
+        daemon.close()

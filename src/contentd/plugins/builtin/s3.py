@@ -9,8 +9,9 @@ standard AWS environment variables and files; they are not config keys, so
 ``contentd config dump`` cannot show them.
 
 Local files live in the plugin's root: ``ingests.db`` (ingest state, SQLite;
-in the PostgreSQL database instead when ``io.contentd.metadata.v1.postgres``
-has a ``dsn``, so that any node can go on with an ingest),
+when ``io.contentd.metadata.v1.postgres`` has a ``dsn`` the metadata layer
+hands its database over at init - :meth:`S3Store.keep_ingest_records_in` -
+and the records live there, so that any node can go on with an ingest),
 ``spool/`` (bytes waiting to fill a part, and the node's id) and, unless
 ``cache_dir`` says otherwise, ``cache/`` (the read cache).
 """
@@ -26,7 +27,6 @@ from typing import TYPE_CHECKING, Final
 
 from contentd.content.errors import InvalidArgument
 from contentd.plugins import types
-from contentd.plugins.builtin.postgres import postgres_settings
 from contentd.plugins.context import InitContext
 from contentd.plugins.registry import Registration, SkipPlugin
 
@@ -123,7 +123,6 @@ def _init_s3(ic: InitContext) -> object:
     if not config.configured:
         raise SkipPlugin(f'no bucket set in [plugins."{S3_URI}"]')
     from contentd.s3 import (
-        IngestStates,
         ReadCache,
         S3Location,
         S3Store,
@@ -140,14 +139,8 @@ def _init_s3(ic: InitContext) -> object:
     os.makedirs(ic.root, 0o700, exist_ok=True)
     cache_dir = config.cache_dir or os.path.join(ic.root, "cache")
     cache_size = parse_size(config.cache_size)
-    pg = postgres_settings(ic)
-    if pg is not None:
-        # shared by the cluster: an ingest opened on one node resumes on another
-        from contentd.s3.pg_ingests import PostgresIngestStates
-
-        states: IngestStates = PostgresIngestStates(pg.dsn)
-    else:
-        states = SqliteIngestStates(os.path.join(ic.root, "ingests.db"))
+    # a PostgreSQL metadata layer replaces this with a table of its own database
+    states = SqliteIngestStates(os.path.join(ic.root, "ingests.db"))
     store = S3Store(
         client,
         location,
