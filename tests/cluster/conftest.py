@@ -10,7 +10,9 @@ import pytest
 
 from contentd import LocalStore
 from contentd.metadata import MetadataDB
+from tests.cluster.nodes import Cluster
 from tests.peers.postgres import PostgresPeer
+from tests.peers.seaweedfs import SeaweedPeer
 
 MakeNode = Callable[..., MetadataDB]
 
@@ -45,3 +47,15 @@ def make_node(tmp_path: Path, cluster_dsn: str) -> Iterator[MakeNode]:
     yield make
     for db in nodes:
         db.close()
+
+
+@pytest.fixture
+def cluster(
+    postgres_peer: PostgresPeer, seaweedfs_peer: SeaweedPeer, s3_prefix: str
+) -> Iterator[Cluster]:
+    """``contentd serve`` nodes on one database and one bucket prefix (started on demand)."""
+    nodes = Cluster(postgres_peer, seaweedfs_peer, s3_prefix)
+    try:
+        yield nodes
+    finally:
+        nodes.close()
