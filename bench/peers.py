@@ -121,7 +121,12 @@ class ContentdDaemon(ChildProcess):
         return argv
 
     def config_text(self) -> str:
-        doc: dict[str, Any] = {"version": 2, "plugins": {**GC_QUIET, **self._plugins}}
+        # containerd never re-reads its blobs: contentd's scrubber stays off here too
+        scrub_off = {"io.containerd.grpc.v1.fsck": {"scrub_interval": "0"}}
+        doc: dict[str, Any] = {
+            "version": 2,
+            "plugins": {**GC_QUIET, **scrub_off, **self._plugins},
+        }
         engine = os.environ.get(ENGINE_ENV)
         if engine:  # [grpc] engine: compare the native HTTP/2 engine with grpcio's server
             doc["grpc"] = {"engine": engine}

@@ -27,6 +27,7 @@ META = "io.containerd.metadata.v1.sqlite"
 GC = "io.containerd.gc.v1.scheduler"
 S3 = "io.contentd.content.v1.s3"
 PG = "io.contentd.metadata.v1.postgres"
+FSCK = "io.containerd.grpc.v1.fsck"
 
 
 def test_defaults() -> None:
@@ -251,8 +252,13 @@ def test_cli_config_default_prints_the_defaults(capsys: pytest.CaptureFixture[st
     assert table["grpc"]["address"] == DEFAULT_ADDRESS
     assert table["plugins"][META] == {"content_sharing_policy": "shared"}
     assert table["plugins"][GC]["startup_delay"] == "100ms"
+    assert table["plugins"][FSCK] == {
+        "scrub_interval": "24h",
+        "scrub_bytes_per_second": 16 << 20,
+        "scrub_startup_delay": "1m",
+    }
     plugins = table.pop("plugins")
-    assert set(plugins) == {META, GC, S3, PG}
+    assert set(plugins) == {META, GC, S3, PG, FSCK}
     assert plugins[PG]["dsn"] == ""  # not configured: the plugin skips itself
     assert plugins[S3]["bucket"] == ""  # not configured: the plugin skips itself
     assert from_table(table) == default_config()

@@ -235,6 +235,7 @@ BUILTIN = [
     "io.containerd.grpc.v1.healthcheck",
     "io.containerd.grpc.v1.events",
     "io.containerd.grpc.v1.gc",
+    "io.containerd.grpc.v1.fsck",
 ]
 
 
@@ -261,7 +262,7 @@ def test_introspection_lists_plugins(daemon: Daemon, channel: grpc.Channel) -> N
     local = by_id[("io.containerd.content.v1", "content")]
     assert local.exports["root"] == f"{daemon.config.root}/io.containerd.content.v1.content"
     grpc_only = stub.Plugins(ipb.PluginsRequest(filters=["type==io.containerd.grpc.v1"])).plugins
-    assert len(grpc_only) == 9
+    assert len(grpc_only) == 10
     either = stub.Plugins(ipb.PluginsRequest(filters=["id==content", "exports.policy"])).plugins
     assert {f"{p.type}.{p.id}" for p in either} == {
         "io.containerd.content.v1.content",

@@ -191,3 +191,35 @@ def test_writers_never_wait_for_fsck(db: MetadataDB, monkeypatch: pytest.MonkeyP
         release.set()
         t.join(30)
     assert result and result[0].clean  # type: ignore[attr-defined]
+
+
+def test_the_scrubber_goes_oldest_verified_first_and_records_it(
+    make_db: MakeDB, clock: FakeClock
+) -> None:
+    from contentd.metadata import ScrubConfig, health
+
+    db = make_db(clock=clock)
+    a, b, c = (put(db.content_store("a"), bytes([i]) * 100, labels=ROOT) for i in range(3))
+    core = db._core
+    now = core.now_ns()
+    health.mark_verified(core, [a], now - 3 * 3600 * 10**9)
+    health.mark_verified(core, [b], now - 2 * 3600 * 10**9)
+    health.mark_verified(core, [c], now)
+    scrubber = db.scrubber(ScrubConfig(interval=3600.0, bytes_per_second=0))
+    assert scrubber._due() == [a, b]  # c is not due; a is the most overdue
+    assert scrubber.status().verified == 1
+    never = put(db.content_store("b"), b"never verified", labels=ROOT)
+    assert scrubber._due() == [never, a, b]
+    for digest in scrubber._due():
+        verdict = scrubber.scrub_one(digest)
+        assert verdict is not None and verdict.ok
+    assert scrubber._due() == []
+    status = scrubber.status()
+    assert (status.blobs, status.verified, status.scrubbed_blobs) == (4, 4, 3)
+    _corrupt(_blob_path(db, c))
+    clock.advance(hours=2)
+    assert c in scrubber._due()
+    verdict = scrubber.scrub_one(c)
+    assert verdict is not None and not verdict.ok
+    assert [q.digest for q in db.quarantined()] == [c]
+    assert c not in scrubber._due()  # quarantined blobs wait for a repair, not a re-check

@@ -16,6 +16,7 @@ streams through ``reader_at`` in chunks of at most 1 MiB).
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 from collections.abc import Callable, Iterator
 from typing import Final, NoReturn, Protocol
@@ -37,7 +38,7 @@ from contentd.api.errors import StatusError, abort_with
 from contentd.api.goquote import go_quote
 from contentd.api.metadata_keys import namespace_and_lease
 from contentd.content import digest as digests
-from contentd.content.errors import ContentError, InvalidDigest
+from contentd.content.errors import ContentError, DataLoss, InvalidDigest
 from contentd.content.store import Store, Writer
 from contentd.content.types import ZERO_TIME, InfoRow
 
@@ -277,12 +278,35 @@ class ContentService(pb_grpc.ContentServicer):
             response = pb.ReadContentResponse
             read_at = ra.read_at
             sent = 0
+            # a whole blob is verified as it goes; its last chunk is held back until the
+            # digest matched, so a client never receives all of a corrupt blob
+            h = hashlib.new(digest.partition(":")[0]) if size == blob_size > 0 else None
             while sent < size:
                 chunk = read_at(offset + sent, min(READ_CHUNK, size - sent))
+                if h is not None:
+                    h.update(chunk)
+                    if not chunk or sent + len(chunk) == size:
+                        self._check_whole(context, digest, h.hexdigest(), sent + len(chunk), size)
                 if not chunk:
                     break
                 yield response(offset=sent, data=chunk)
                 sent += len(chunk)
+
+    def _check_whole(
+        self, context: grpc.ServicerContext, digest: str, hexdigest: str, got: int, size: int
+    ) -> None:
+        """DataLoss (and the blob quarantined) unless a whole read matched its digest."""
+        algorithm, _, want = digest.partition(":")
+        if got == size and want == hexdigest:
+            return
+        if got == size:
+            reason = f"read: bytes hash to {algorithm}:{hexdigest}"
+        else:
+            reason = f"read: short read, {got} of {size} bytes"
+        report = getattr(self._store(context), "report_corrupt", None)
+        if callable(report):
+            report(digest, reason)
+        raise DataLoss(f"content {digest}: {reason}")
 
     # -- the Write bidi stream ----------------------------------------------
 

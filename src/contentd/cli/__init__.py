@@ -6,6 +6,7 @@
     content ls|info|get|ingest|active|rm|label|abort        images ls|tag|rm|inspect
     leases ls|create|rm    namespaces ls|create|rm|label    plugins ls
     gc [--dry-run]         events                            completion bash|zsh
+    fsck [--repair] [--root DIR] [--status]
 
 Client commands talk to ``contentd serve`` or to containerd itself (the same
 API). Exit status: 0 on success, 1 on an error (one line on stderr,
@@ -64,6 +65,7 @@ TOP_LEVEL: Final = {
     "plugins": "plugins",
     "plugin": "plugins",
     "gc": "gc",
+    "fsck": "fsck",
     "events": "events",
     "event": "events",
     "completion": "completion",

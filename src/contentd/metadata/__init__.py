@@ -30,6 +30,7 @@ from contentd.metadata.leases import Lease, LeaseManager, Resource, generate_lea
 from contentd.metadata.metadb import POLICIES, MetadataDB
 from contentd.metadata.namespaces import LABEL_GC_MANAGED_EXTERNALLY, NamespaceStore
 from contentd.metadata.scheduler import Scheduler, SchedulerConfig, parse_duration
+from contentd.metadata.scrub import Scrubber, ScrubConfig, ScrubStatus
 from contentd.metadata.writer import NamespacedWriter
 
 __all__ = [
@@ -60,6 +61,9 @@ __all__ = [
     "Resource",
     "Scheduler",
     "SchedulerConfig",
+    "ScrubConfig",
+    "ScrubStatus",
+    "Scrubber",
     "Subscription",
     "backend_ref",
     "generate_lease_id",

@@ -81,6 +81,12 @@ class ContentStore:
             raise health.data_loss(digest, reason)
         return self._core.backend.reader_at(digest)
 
+    def report_corrupt(self, digest: str, reason: str) -> None:
+        """A reader found ``digest``'s bytes wrong: quarantine it (every namespace's reads
+        fail with DataLoss until an ingest of the digest repairs it)."""
+        self._ns()
+        health.quarantine(self._core, digest, reason)
+
     # -- Manager ---------------------------------------------------------
 
     def info(self, digest: str) -> Info:

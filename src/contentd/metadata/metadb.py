@@ -24,6 +24,7 @@ from contentd.metadata.images import ImageStore
 from contentd.metadata.leases import LeaseManager
 from contentd.metadata.namespaces import NamespaceStore
 from contentd.metadata.scheduler import Scheduler, SchedulerConfig
+from contentd.metadata.scrub import Scrubber, ScrubConfig
 from contentd.metadata.sql import Database
 
 __all__ = ["POLICIES", "MetadataDB"]
@@ -158,6 +159,10 @@ class MetadataDB:
 
     def quarantined(self) -> list[health.Quarantined]:
         return health.quarantined(self._core)
+
+    def scrubber(self, config: ScrubConfig | None = None) -> Scrubber:
+        """An online scrubber for this database (not started); see :mod:`~.scrub`."""
+        return Scrubber(self._core, config)
 
     def gc_scheduler(
         self, config: SchedulerConfig | Mapping[str, object] | None = None

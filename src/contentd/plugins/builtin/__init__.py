@@ -17,6 +17,7 @@
 ``io.containerd.grpc.v1.healthcheck``  grpc.health.v1 Health service
 ``io.containerd.grpc.v1.events``       Events service
 ``io.containerd.grpc.v1.gc``           contentd's GC service (``contentd gc``)
+``io.containerd.grpc.v1.fsck``         contentd's fsck service and online scrubber
 =====================================  ==============================================
 """
 
@@ -24,7 +25,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from contentd.plugins.builtin.configs import GCSchedulerConfig, MetadataConfig
+from contentd.plugins.builtin.configs import FsckConfig, GCSchedulerConfig, MetadataConfig
+from contentd.plugins.builtin.fsck_service import fsck_service_registration
 from contentd.plugins.builtin.gc_service import gc_service_registration
 from contentd.plugins.builtin.postgres import POSTGRES_URI, PostgresConfig, postgres_registration
 from contentd.plugins.builtin.s3 import S3_URI, S3Config, s3_registration
@@ -46,6 +48,7 @@ __all__ = [
     "METADATA_ID",
     "POSTGRES_URI",
     "S3_URI",
+    "FsckConfig",
     "GCSchedulerConfig",
     "MetadataConfig",
     "PostgresConfig",
@@ -69,4 +72,5 @@ def builtin_registrations(config: Config | None = None) -> list[Registration]:
         *storage[1:],
         *service_registrations(),
         gc_service_registration(),
+        fsck_service_registration(),
     ]

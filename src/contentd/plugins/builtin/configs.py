@@ -7,7 +7,13 @@ from typing import Final
 
 from contentd.content.errors import InvalidArgument
 
-__all__ = ["POLICY_ISOLATED", "POLICY_SHARED", "GCSchedulerConfig", "MetadataConfig"]
+__all__ = [
+    "POLICY_ISOLATED",
+    "POLICY_SHARED",
+    "FsckConfig",
+    "GCSchedulerConfig",
+    "MetadataConfig",
+]
 
 POLICY_SHARED: Final = "shared"
 POLICY_ISOLATED: Final = "isolated"
@@ -46,6 +52,38 @@ class GCSchedulerConfig:
                 parse_duration(getattr(self, name))
             except InvalidArgument as err:
                 raise InvalidArgument(f"{name}: {err.context}") from None
+
+    def seconds(self, name: str) -> float:
+        from contentd.metadata.scheduler import parse_duration
+
+        value: str | float = getattr(self, name)
+        return parse_duration(value)
+
+
+@dataclass(frozen=True)
+class FsckConfig:
+    """``[plugins."io.containerd.grpc.v1.fsck"]``: the online scrubber.
+
+    Every recorded blob is re-hashed once per ``scrub_interval`` (a Go duration or
+    seconds; ``"0"`` turns scrubbing off), oldest-verified first, within
+    ``scrub_bytes_per_second`` (0: no limit), starting ``scrub_startup_delay`` after
+    the daemon.
+    """
+
+    scrub_interval: str | float = "24h"
+    scrub_bytes_per_second: int = 16 << 20
+    scrub_startup_delay: str | float = "1m"
+
+    def validate(self) -> None:
+        from contentd.metadata.scheduler import parse_duration
+
+        for name in ("scrub_interval", "scrub_startup_delay"):
+            try:
+                parse_duration(getattr(self, name))
+            except InvalidArgument as err:
+                raise InvalidArgument(f"{name}: {err.context}") from None
+        if self.scrub_bytes_per_second < 0:
+            raise InvalidArgument("scrub_bytes_per_second must not be negative")
 
     def seconds(self, name: str) -> float:
         from contentd.metadata.scheduler import parse_duration
