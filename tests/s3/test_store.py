@@ -253,3 +253,49 @@ def test_ingest_records_in_postgresql_resume_on_another_node(
         w2.commit(len(data), digest_of(data))
     assert read_blob(a, digest_of(data)) == data
     assert list(a.list_statuses()) == []
+
+
+def test_gc_aborts_orphan_uploads_after_the_ingest_expiry(
+    make_store: StoreFactory,
+    seaweedfs_peer: SeaweedPeer,
+    s3_prefix: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from datetime import UTC, datetime
+
+    import contentd.s3.store as s3store
+    from contentd.metadata import INGEST_EXPIRY, MetadataDB
+
+    store = make_store()
+    db = MetadataDB(tmp_path / "meta.db", store)
+    try:
+        client = seaweedfs_peer.client()
+        orphan = client.create_multipart_upload(Bucket=S3_BUCKET, Key=f"{s3_prefix}ingests/orphan")[
+            "UploadId"
+        ]
+        cs = db.content_store("default")
+        with cs.writer("live") as w:
+            w.write(os.urandom(PART))  # a recorded upload, held by a live ingest
+        with cs.writer("blob") as w:  # makes the backend dirty: GC cleans it
+            w.write(b"x")
+            w.commit(1)
+
+        def uploads() -> set[str]:
+            out = client.list_multipart_uploads(Bucket=S3_BUCKET, Prefix=s3_prefix)
+            return {u["UploadId"] for u in out.get("Uploads", ())}
+
+        db.garbage_collect()
+        assert orphan in uploads()  # younger than the ingest expiry
+        later = datetime.now(UTC) + INGEST_EXPIRY + timedelta(hours=1)
+        monkeypatch.setattr(s3store, "utcnow", lambda: later)
+        with cs.writer("blob2") as w:
+            w.write(b"y")
+            w.commit(1)
+        db.garbage_collect()
+        left = uploads()
+        assert orphan not in left
+        live = store.states.get("default/1/live")
+        assert live is not None and live.upload_id in left
+    finally:
+        db.close()

@@ -52,6 +52,7 @@ from contentd.content.labels import (
     content_refs,
 )
 from contentd.content.types import utcnow
+from contentd.metadata.content import INGEST_EXPIRY
 from contentd.metadata.core import Core
 from contentd.metadata.crashpoints import crash_point
 from contentd.metadata.namespaces import LABEL_GC_MANAGED_EXTERNALLY
@@ -351,6 +352,11 @@ def _clean_backend(
             if not dry_run:
                 backend.abort(ref)
             aborted.append(ref)
+        # uploads a backend began but never recorded (a crash in between): S3's multipart
+        # uploads, aborted once no ingest can still be after them
+        orphans = getattr(backend, "abort_orphan_uploads", None)
+        if callable(orphans) and not dry_run:
+            orphans(older_than=INGEST_EXPIRY)
     except (ContentError, OSError) as err:
         log.warning("content garbage collection failed: %s", err)
         error = str(err)
