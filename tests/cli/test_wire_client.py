@@ -14,8 +14,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from contentd.api import codes
 from contentd.api._pb.containerd.services.content.v1 import content_pb2 as pb
+from contentd.content import codes
 from contentd.content.errors import InvalidArgument, NotFound
 from contentd.proxy import ProxyStore
 from contentd.wire.client import CallError, Connection

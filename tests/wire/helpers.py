@@ -137,10 +137,12 @@ def serve(
     *,
     options: list[tuple[str, Any]] | None = None,
     inline: dict[str, Callable[[Any], int | None]] | None = None,
+    **server_args: Any,
 ) -> Iterator[tuple[Server, str]]:
-    """A started native server with the probe service on a unix socket; stopped after."""
+    """A started native server with the probe service on a unix socket; stopped after.
+    ``server_args`` go to :class:`Server`."""
     directory = tempfile.mkdtemp(prefix="cdw-", dir="/tmp")
-    server = Server(options=options or [], max_workers=16, inline=inline)
+    server = Server(options=options or [], max_workers=16, inline=inline, **server_args)
     server.add_generic_rpc_handlers([probe_service(probe or Probe())])
     path = f"{directory}/s.sock"
     server.add_insecure_port(f"unix:{path}")

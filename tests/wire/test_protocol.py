@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+import time
 from collections.abc import Iterator
 
 import grpc
@@ -121,3 +123,58 @@ def test_stop_cancels_after_grace() -> None:
         assert probe.wait_callback("hold")
         with pytest.raises(grpc.RpcError):
             next(call)
+
+
+def _closed_by_server(sock: socket.socket) -> bool:
+    """Read until the server closes ``sock`` (what it sent first is skipped)."""
+    sock.settimeout(30)
+    try:
+        while sock.recv(1 << 16):
+            pass
+    except ConnectionResetError:
+        pass
+    return True
+
+
+def test_a_connection_that_never_sends_its_preface_is_closed() -> None:
+    with serve(handshake_timeout=0.3) as (_, address):
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.connect(address.removeprefix("unix:"))
+        sock.sendall(fr.PREFACE[:10])  # and then nothing (slowloris)
+        assert _closed_by_server(sock)
+        sock.close()
+
+
+def test_connections_beyond_the_cap_are_closed_at_accept() -> None:
+    with serve(max_connections=2) as (_, address):
+        held = [RawClient(address) for _ in range(2)]
+        for client in held:
+            assert client.frame().type == fr.SETTINGS
+        extra = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        extra.connect(address.removeprefix("unix:"))
+        assert _closed_by_server(extra)
+        extra.close()
+        held[0].close()  # a slot frees up
+        deadline = time.monotonic() + 10
+        while True:
+            late = RawClient(address)
+            try:
+                if late.frame().type == fr.SETTINGS:
+                    break
+            except (EOFError, OSError):
+                assert time.monotonic() < deadline
+            finally:
+                late.close()
+        held[1].close()
+
+
+def test_idle_streams_do_not_starve_unary_calls() -> None:
+    """More open client streams than stream workers: a unary call is still answered."""
+    probe = Probe()
+    with serve(probe) as (_, address):
+        client = RawClient(address)
+        for i in range(40):  # the test server has 16 stream workers
+            client.send(fr.headers(1 + 2 * i, client.request_block(f"/{SERVICE}/Hold")))
+        with grpc.insecure_channel(address) as ch:
+            assert ch.unary_unary(UNARY)(b"still here", timeout=20) == b"still here"
+        client.close()

@@ -103,9 +103,9 @@ def _stream_with_output_queued(server: Server, probe: Probe, client: RawClient) 
     assert probe.ended.wait(5)
     conn = _connection(server)
     deadline = time.monotonic() + 5
-    while conn._calls and time.monotonic() < deadline:
+    while conn.h2.streams and time.monotonic() < deadline:
         time.sleep(0.01)
-    assert not conn._calls and list(conn._ready) == [1]
+    assert not conn.h2.streams and conn.h2.output_streams == [1]
     return conn
 
 
@@ -117,9 +117,9 @@ def test_reset_of_an_ended_call_drops_its_queued_output() -> None:
         conn = _stream_with_output_queued(server, probe, client)
         client.send(fr.rst_stream(1, fr.ErrorCode.CANCEL))
         deadline = time.monotonic() + 5
-        while conn._ready and time.monotonic() < deadline:
+        while conn.h2.output_streams and time.monotonic() < deadline:
             time.sleep(0.01)
-        assert not conn._ready and conn._pending_out == 0
+        assert not conn.h2.output_streams and conn.h2.pending_out == 0
         client.close()
 
 
@@ -219,7 +219,7 @@ def test_pipelined_big_unary_calls_queue_bounded_output() -> None:
             time.sleep(0.01)
         assert settled()
         # the connection window (16 MiB) plus one reply per worker (16 in the test server)
-        assert conn._pending_out <= (16 + 16 + 2) << 20
+        assert conn.h2.pending_out <= (16 + 16 + 2) << 20
         client.close()
 
 
@@ -231,12 +231,12 @@ def test_abandoned_call_with_unwritten_headers_ends_trailers_only() -> None:
         conn = _connection(server)
         with conn._wlock:  # another thread is writing: the response headers stay queued
             client.send(fr.data(1, message(b"x")))
-            [call] = list(conn._calls.values())
+            [stream] = list(conn.h2.streams.values())
             deadline = time.monotonic() + 5
-            while not call.out and time.monotonic() < deadline:
+            while not stream.out and time.monotonic() < deadline:
                 time.sleep(0.01)
-            assert call.out
-            conn.expire(call)
+            assert stream.out
+            stream.app.expire()
         conn._flush()
         f = client.until(fr.HEADERS, 1)
         headers = client.headers(f)

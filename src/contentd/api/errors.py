@@ -1,5 +1,5 @@
-"""Error kinds <-> ``grpc.StatusCode``: the grpcio face of :mod:`contentd.api.codes`,
-which holds the one kind/code table (spec §5.4).
+"""Error kinds <-> ``grpc.StatusCode``: the grpcio face of :mod:`contentd.content.codes`,
+which holds the one kind/code table.
 
 Server side, :func:`to_grpc` turns any exception into ``(code, message)``:
 
@@ -11,7 +11,7 @@ Server side, :func:`to_grpc` turns any exception into ``(code, message)``:
 * anything else is UNKNOWN with ``str(err)``.
 
 Client side, :func:`from_grpc` turns a status back into a ContentError of the
-matching kind (see :func:`contentd.api.codes.error_of` for how the message is
+matching kind (see :func:`contentd.content.codes.error_of` for how the message is
 rebuilt, and for the two deliberate differences from containerd).
 """
 
@@ -21,7 +21,7 @@ from typing import Final, NoReturn
 
 import grpc
 
-from contentd.api import codes
+from contentd.content import codes
 from contentd.content.errors import ContentError
 
 __all__ = [

@@ -6,11 +6,13 @@ connection's reader thread with no hand-off (see :mod:`.connection`), which
 takes grpcio's per-RPC machinery off the hot path of ``ctr content get``
 (one Content/Read per 32 KiB).
 
-Modules: :mod:`.frames` (frame codec), :mod:`.metadata` (header blocks),
-:mod:`.call` / :mod:`.context` (one RPC and what its handler sees),
-:mod:`.connection` (streams, flow control, output), :mod:`.rpc` (running a
-handler), :mod:`.deadlines`, :mod:`.server`; and :mod:`.client`, a small
-grpcio-free client for short-lived commands.
+Modules, bottom up: :mod:`.errors` (every exception of the engine),
+:mod:`.frames` (frame codec), :mod:`.metadata` (header blocks),
+:mod:`.protocol` (the sans-IO HTTP/2 + gRPC core: bytes in, events and bytes
+out, every limit), :mod:`.call` / :mod:`.context` (one RPC and what its
+handler sees), :mod:`.rpc` (running a handler), :mod:`.connection` (the
+socket/thread shell around the core), :mod:`.deadlines`, :mod:`.server`; and
+:mod:`.client`, a small grpcio-free client driving the same core.
 
 The server's names load on first use, so the client does not import grpcio.
 """

@@ -1,130 +1,126 @@
-"""One RPC's state on a connection: what came in, what waits to go out, how it ended.
+"""One RPC as its handler sees it: the narrow interface between handlers and a connection.
 
-Every field is guarded by the owning connection's lock (``conn.lock``); a
-:class:`Call` has no lock of its own. Handlers see it through
-:class:`contentd.wire.context.Context`.
+A :class:`Call` pairs the protocol core's :class:`~contentd.wire.protocol.Stream`
+with what the handler side needs (the handler, its deadline, its status,
+termination callbacks, where a worker waits). Handlers, :mod:`.rpc` and
+:class:`~contentd.wire.context.Context` use only the methods here; the
+connection behind them is a :class:`Host` (no import of the connection
+module, no shared lock in sight).
 """
 
 from __future__ import annotations
 
 import threading
-from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
-import grpc
+from contentd.wire.errors import CallCancelled
+from contentd.wire.protocol import RESET, TRAILERS, Stream
 
 if TYPE_CHECKING:
-    from contentd.wire.connection import Connection
+    import grpc
 
-__all__ = [
-    "DATA_ITEM",
-    "HEADERS_ITEM",
-    "RST_ITEM",
-    "Call",
-    "CallCancelled",
-    "MessageTooLarge",
-    "RequestIterator",
-]
+__all__ = ["Call", "Host", "RequestIterator"]
 
-#: kinds of queued output: flow-controlled message bytes, a header block, a reset
-DATA_ITEM: Final = 0
-HEADERS_ITEM: Final = 1
-RST_ITEM: Final = 2
+_CANCELLED: Final = 1
+_INTERNAL: Final = 13
+_DEADLINE_EXCEEDED: Final = 4
 
 
-class CallCancelled(grpc.RpcError):
-    """The call ended under the handler (client cancel, deadline, shutdown, lost connection).
+class Host(Protocol):
+    """What a call needs of its connection (implemented by the server shell)."""
 
-    Raised by the request iterator, as grpcio's is; Content/Write treats any
-    ``grpc.RpcError`` there as the stream going away.
-    """
+    peer: str
 
+    def next_message(self, call: Call) -> bytes | None: ...
 
-class MessageTooLarge(Exception):
-    """A response message over the send limit."""
+    def send(self, call: Call, payload: bytes, *, flush: bool) -> bool: ...
 
-    def __init__(self, size: int, limit: int) -> None:
-        super().__init__(f"grpc: trying to send message larger than max ({size} vs. {limit})")
+    def finish(self, call: Call, code: int, details: str, *, flush: bool) -> None: ...
+
+    def abandon(self, call: Call, code: int, details: str, how: int) -> None: ...
+
+    def add_callback(self, call: Call, callback: Callable[[], None]) -> bool: ...
 
 
 class Call:
-    """One HTTP/2 stream carrying one RPC."""
+    """One RPC: a stream of the core, its handler and its status."""
 
     __slots__ = (
         "__weakref__",
+        "_host",
         "aborted",
         "callbacks",
-        "cancelled",
         "code",
         "cond",
-        "conn",
-        "credit",
         "deadline",
-        "deferred",
         "details",
-        "ended",
         "handler",
-        "headers_sent",
-        "id",
-        "messages",
         "metadata",
-        "out",
-        "out_bytes",
         "path",
-        "queued",
-        "rbuf",
-        "remote_closed",
-        "send_window",
+        "stream",
     )
 
     def __init__(
         self,
-        conn: Connection,
-        stream_id: int,
-        path: str,
+        host: Host,
+        stream: Stream,
         handler: grpc.RpcMethodHandler[Any, Any],
-        metadata: tuple[tuple[str, str | bytes], ...],
         deadline: float | None,
-        send_window: int,
     ) -> None:
-        self.conn = conn
-        self.id = stream_id
-        self.path = path
+        self._host = host
+        self.stream = stream
+        request = stream.request
+        assert request is not None
+        self.path = request.path
+        self.metadata = request.metadata
         self.handler = handler
-        self.metadata = metadata
         #: ``time.monotonic()`` by which the call must end, or None
         self.deadline = deadline
-        # -- receiving
-        self.rbuf = bytearray()
-        #: complete request messages the handler has not taken yet
-        self.messages: deque[bytes] = deque()
-        self.queued = 0
-        #: bytes received and not yet given back to the client's window (handler too slow)
-        self.deferred = 0
-        #: bytes given back to the stream window but not yet announced
-        self.credit = 0
-        self.remote_closed = False
-        # -- sending
-        self.send_window = send_window
-        self.out: deque[tuple[int, Any]] = deque()
-        self.out_bytes = 0
-        self.headers_sent = False
-        # -- status
+        # the status the handler set (grpc.StatusCode), and whether it aborted
         self.code: grpc.StatusCode | None = None
         self.details: str | None = None
         self.aborted = False
-        #: trailers (or a reset) queued: nothing more is sent, the handler's output is dropped
-        self.ended = False
-        #: ended by anything but the handler finishing (the handler sees is_active() False)
-        self.cancelled = False
         self.callbacks: list[Callable[[], None]] | None = []
-        #: where a worker waits for input, window or cancellation (None for inline calls)
+        #: where a worker waits for input, window or the end (None for inline calls)
         self.cond: threading.Condition | None = None
 
     @property
     def active(self) -> bool:
-        return not self.ended
+        """The call has not ended (the handler's output still goes somewhere)."""
+        return self.stream.active
+
+    @property
+    def peer(self) -> str:
+        return self._host.peer
+
+    def next_message(self) -> bytes | None:
+        """The next request message; None at the client's half-close. Raises
+        :class:`~contentd.wire.errors.CallCancelled` when the call ended under the handler."""
+        return self._host.next_message(self)
+
+    def send(self, payload: bytes, *, flush: bool = True) -> bool:
+        """Queue one response message; False when the call has ended (stop producing)."""
+        return self._host.send(self, payload, flush=flush)
+
+    def finish(self, code: int, details: str, *, flush: bool = True) -> None:
+        """End the call with its status (the handler is done)."""
+        self._host.finish(self, code, details, flush=flush)
+
+    def fail(self, code: int, details: str) -> None:
+        """End the call with an error while its handler may still run."""
+        self._host.abandon(self, code, details, TRAILERS)
+
+    def cancel(self) -> None:
+        self._host.abandon(self, _CANCELLED, "Cancelled", RESET)
+
+    def expire(self) -> None:
+        """The deadline passed."""
+        self._host.abandon(self, _DEADLINE_EXCEEDED, "Deadline Exceeded", TRAILERS)
+
+    def add_callback(self, callback: Callable[[], None]) -> bool:
+        """Run ``callback`` when the call ends, however it ends; False if it already has."""
+        return self._host.add_callback(self, callback)
 
 
 class RequestIterator:
@@ -141,7 +137,7 @@ class RequestIterator:
 
     def __next__(self) -> Any:
         call = self._call
-        raw = call.conn.next_message(call)
+        raw = call.next_message()
         if raw is None:
             raise StopIteration
         if self._deserialize is None:
@@ -149,5 +145,5 @@ class RequestIterator:
         try:
             return self._deserialize(raw)
         except Exception:
-            call.conn.fail(call, grpc.StatusCode.INTERNAL, "Exception deserializing request!")
+            call.fail(_INTERNAL, "Exception deserializing request!")
             raise CallCancelled() from None

@@ -34,21 +34,21 @@ class Context(grpc.ServicerContext):
     def invocation_metadata(self) -> Sequence[tuple[str, str | bytes]]:  # type: ignore[override]
         return self._call.metadata
 
+    # the status fields are the handler's own: only its thread writes them, and the call
+    # reads them when the handler has returned
+
     def abort(self, code: grpc.StatusCode, details: str) -> NoReturn:
         call = self._call
-        with call.conn.lock:
-            call.code = code
-            call.details = details
-            call.aborted = True
+        call.code = code
+        call.details = details
+        call.aborted = True
         raise AbortError(details)
 
     def set_code(self, code: grpc.StatusCode) -> None:
-        with self._call.conn.lock:
-            self._call.code = code
+        self._call.code = code
 
     def set_details(self, details: str) -> None:
-        with self._call.conn.lock:
-            self._call.details = details
+        self._call.details = details
 
     def code(self) -> grpc.StatusCode | None:
         return self._call.code
@@ -58,12 +58,7 @@ class Context(grpc.ServicerContext):
 
     def add_callback(self, callback: Callable[[], None]) -> bool:
         """Run ``callback`` when the call ends, however it ends; False if it already has."""
-        call = self._call
-        with call.conn.lock:
-            if call.callbacks is None:
-                return False
-            call.callbacks.append(callback)
-            return True
+        return self._call.add_callback(callback)
 
     def is_active(self) -> bool:
         return self._call.active
@@ -73,10 +68,10 @@ class Context(grpc.ServicerContext):
         return None if deadline is None else max(0.0, deadline - time.monotonic())
 
     def cancel(self) -> None:
-        self._call.conn.cancel(self._call, grpc.StatusCode.CANCELLED, "Cancelled")
+        self._call.cancel()
 
     def peer(self) -> str:
-        return self._call.conn.peer
+        return self._call.peer
 
     # -- not supported by the native engine
 

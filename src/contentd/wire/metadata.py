@@ -17,10 +17,13 @@ __all__ = [
     "RESPONSE_HEADERS",
     "TRAILERS_OK",
     "Request",
+    "Response",
+    "early_abort",
     "hpack_integer",
     "hpack_literal",
     "hpack_string",
     "parse_request",
+    "parse_response",
     "percent_encode",
     "status_block",
     "timeout_seconds",
@@ -76,8 +79,6 @@ def hpack_literal(name: bytes | int, value: bytes) -> bytes:
     return b"\x00" + hpack_string(name) + hpack_string(value)
 
 
-
-
 #: ``:status: 200`` (static index 8) and ``content-type: application/grpc`` (name index 31)
 RESPONSE_HEADERS: Final = b"\x88" + hpack_integer(31, 4, 0) + hpack_string(b"application/grpc")
 _STATUS_BLOCKS: Final = {  # the 17 codes gRPC defines
@@ -106,6 +107,15 @@ def status_block(code: int, message: str) -> bytes:
 def trailers_only(code: int, message: str) -> bytes:
     """The single header block of a call that fails before sending anything."""
     return RESPONSE_HEADERS + status_block(code, message)
+
+
+def early_abort(http_status: int, code: int, message: str) -> bytes:
+    """grpc-go's answer to a request that is not gRPC: an HTTP status (405, 415) with
+    a gRPC status, in one block."""
+    if http_status == 200:
+        return trailers_only(code, message)
+    head = hpack_literal(8, str(http_status).encode())  # :status, name index 8
+    return head + RESPONSE_HEADERS[1:] + status_block(code, message)
 
 
 def timeout_seconds(value: str) -> float | None:
@@ -159,6 +169,39 @@ def parse_request(fields: list[tuple[bytes, bytes]]) -> Request:
             metadata.append((key, value.decode("utf-8", "replace")))
     req.metadata = tuple(metadata)
     return req
+
+
+class Response:
+    """What a client has read of a response's header blocks."""
+
+    __slots__ = ("http_status", "message", "reset_code", "status")
+
+    def __init__(self) -> None:
+        self.http_status = 200
+        #: ``grpc-status`` once the trailers came, and ``grpc-message``
+        self.status: int | None = None
+        self.message = ""
+        #: the RST_STREAM code when the server reset the stream before its status
+        self.reset_code: int | None = None
+
+
+def parse_response(response: Response, fields: list[tuple[bytes, bytes]]) -> None:
+    """Read a response header block or trailers into ``response``."""
+    for name, value in fields:
+        if name == b":status":
+            response.http_status = int(value) if value.isdigit() else 0
+        elif name == b"grpc-status":
+            response.status = int(value) if value.isdigit() else 2
+        elif name == b"grpc-message":
+            response.message = _percent_decode(value.decode("utf-8", "replace"))
+
+
+def _percent_decode(text: str) -> str:
+    if "%" not in text:
+        return text
+    from urllib.parse import unquote_to_bytes
+
+    return unquote_to_bytes(text).decode("utf-8", "replace")
 
 
 def _binary(value: bytes) -> bytes:

@@ -16,8 +16,9 @@ from typing import Any, Final
 
 import grpc
 
-from contentd.wire.call import Call, CallCancelled, MessageTooLarge, RequestIterator
+from contentd.wire.call import Call, RequestIterator
 from contentd.wire.context import AbortError, Context
+from contentd.wire.errors import CallCancelled, MessageTooLarge
 
 __all__ = ["run"]
 
@@ -38,7 +39,8 @@ def run(call: Call, argument: Any, *, deserialize: bool, inline: bool) -> None:
     request iterator). ``inline`` calls run on the connection's reader: their
     output is written once, at the end.
     """
-    conn = call.conn
+    if not call.active:
+        return  # ended before its turn on the pool (reset, deadline, connection lost)
     handler = call.handler
     context = Context(call)
     if handler.request_streaming:
@@ -47,7 +49,7 @@ def run(call: Call, argument: Any, *, deserialize: bool, inline: bool) -> None:
         try:
             argument = handler.request_deserializer(argument)
         except Exception:
-            conn.fail(call, grpc.StatusCode.INTERNAL, "Exception deserializing request!")
+            call.fail(_number(grpc.StatusCode.INTERNAL), "Exception deserializing request!")
             return
     serialize = handler.response_serializer
     what = "calling application"
@@ -68,23 +70,23 @@ def run(call: Call, argument: Any, *, deserialize: bool, inline: bool) -> None:
                 # small replies go out with the trailers in one write; a big one is written
                 # now and the worker waits for window, so a client that does not read
                 # holds at most a worker's worth of queued output per call
-                conn.send(call, payload, flush=not inline and len(payload) > _SMALL_REPLY)
+                call.send(payload, flush=not inline and len(payload) > _SMALL_REPLY)
     except MessageTooLarge as err:
-        conn.fail(call, grpc.StatusCode.RESOURCE_EXHAUSTED, str(err))
+        call.fail(_number(grpc.StatusCode.RESOURCE_EXHAUSTED), str(err))
         return
     except Exception as err:
         _failed(call, err, what)
         return
-    conn.finish(call, call.code or _OK, call.details or "", flush=not inline)
+    call.finish(_number(call.code or _OK), call.details or "", flush=not inline)
 
 
 def _stream(call: Call, responses: Iterable[Any], serialize: Any, flush: bool) -> None:
-    send = call.conn.send
+    send = call.send
     iterator = iter(responses)
     try:
         for response in iterator:
             payload = serialize(response) if serialize is not None else response
-            if not send(call, payload, flush=flush):
+            if not send(payload, flush=flush):
                 break
     finally:
         close = getattr(iterator, "close", None)
@@ -96,16 +98,20 @@ def _stream(call: Call, responses: Iterable[Any], serialize: Any, flush: bool) -
 
 
 def _failed(call: Call, err: Exception, what: str) -> None:
-    conn = call.conn
     if not call.active:
         return  # cancelled under the handler: whatever it raised is moot
     if isinstance(err, AbortError) or call.aborted:
         code = call.code if call.code is not None and call.code is not _OK else _UNKNOWN
-        conn.finish(call, code, call.details or "")
+        call.finish(_number(code), call.details or "")
         return
     if isinstance(err, CallCancelled):
-        conn.finish(call, grpc.StatusCode.CANCELLED, "Cancelled")
+        call.finish(_number(grpc.StatusCode.CANCELLED), "Cancelled")
         return
     details = f"Exception {what}: {err}"
     log.error("%s: %s", call.path, details, exc_info=err)
-    conn.finish(call, call.code or _UNKNOWN, call.details or details)
+    call.finish(_number(call.code or _UNKNOWN), call.details or details)
+
+
+def _number(code: grpc.StatusCode) -> int:
+    value: int = code.value[0]
+    return value

@@ -10,12 +10,22 @@ event set when every connection has closed.
 
 ``inline`` maps a method path to a policy: given the deserialized request,
 the largest response size (bytes) for which the call is cheap enough to run
-on the connection's reader thread, or None to run it on the worker pool.
+on the connection's reader thread, or None to run it on a worker pool.
+
+Calls that stream (the client can keep them open, waiting for input or for
+window) run on ``executor`` (``max_workers`` threads); unary calls on a pool
+of their own (``unary_workers``), so however many streams clients hold open,
+short calls are answered. ``limits`` bound each connection (see
+:class:`~contentd.wire.protocol.Limits`); the server serves at most
+``max_connections`` at once (more are closed at accept); a connection must
+finish its preface within ``handshake_timeout`` seconds, and one with no call
+that sends nothing for ``idle_timeout`` seconds is closed (GOAWAY).
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import itertools
 import logging
 import os
@@ -32,13 +42,25 @@ import grpc
 
 from contentd.wire.connection import Connection
 from contentd.wire.deadlines import Deadlines
-from contentd.wire.threads import start_thread
+from contentd.wire.protocol import Limits
+from contentd.wire.threads import block_signals, start_thread
 
-__all__ = ["DEFAULT_MAX_WORKERS", "InlinePolicy", "Server"]
+__all__ = [
+    "DEFAULT_MAX_CONNECTIONS",
+    "DEFAULT_MAX_WORKERS",
+    "DEFAULT_UNARY_WORKERS",
+    "InlinePolicy",
+    "Server",
+]
 
 log = logging.getLogger("contentd.wire")
 
 DEFAULT_MAX_WORKERS: Final = 128
+DEFAULT_UNARY_WORKERS: Final = 32
+#: connections served at once
+DEFAULT_MAX_CONNECTIONS: Final = 1024
+DEFAULT_HANDSHAKE_TIMEOUT: Final = 20.0
+DEFAULT_IDLE_TIMEOUT: Final = 600.0
 _DEFAULT_MAX_MESSAGE: Final = 4 << 20
 _HARD_STOP_WAIT: Final = 5.0
 
@@ -60,13 +82,27 @@ class Server(grpc.Server):
         max_workers: int = DEFAULT_MAX_WORKERS,
         inline: Mapping[str, InlinePolicy] | None = None,
         name: str = "contentd-h2",
+        limits: Limits | None = None,
+        unary_workers: int = DEFAULT_UNARY_WORKERS,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
+        handshake_timeout: float = DEFAULT_HANDSHAKE_TIMEOUT,
+        idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
     ) -> None:
         self.executor = executor or futures.ThreadPoolExecutor(
-            max_workers=max_workers, thread_name_prefix=name
+            max_workers=max_workers, thread_name_prefix=name, initializer=block_signals
+        )
+        self.unary_executor = futures.ThreadPoolExecutor(
+            max_workers=unary_workers, thread_name_prefix=f"{name}-unary", initializer=block_signals
         )
         opts = dict(options)
-        self.max_receive: int = _limit(opts.get("grpc.max_receive_message_length"))
-        self.max_send: int = _limit(opts.get("grpc.max_send_message_length"), -1)
+        self.limits = dataclasses.replace(
+            limits or Limits(),
+            max_receive_message=_limit(opts.get("grpc.max_receive_message_length")),
+            max_send_message=_limit(opts.get("grpc.max_send_message_length"), -1),
+        )
+        self.max_connections = max_connections
+        self.handshake_timeout = handshake_timeout
+        self.idle_timeout = idle_timeout
         self.inline: dict[str, InlinePolicy] = dict(inline or {})
         self.deadlines = Deadlines(f"{name}-deadlines")
         self._name = name
@@ -117,6 +153,17 @@ class Server(grpc.Server):
                 if handler is not None:
                     break
         return handler
+
+    def route(self, request: Any) -> grpc.RpcMethodHandler[Any, Any] | str:
+        """The handler of a request's ``:path``, or grpc-go's UNIMPLEMENTED message."""
+        handler = self.lookup(request.path, request.metadata)
+        return handler if handler is not None else self.unknown(request.path)
+
+    def executor_for(self, handler: grpc.RpcMethodHandler[Any, Any]) -> futures.Executor:
+        """The pool a call runs on: streams (which clients can hold open) apart from unary calls."""
+        if handler.request_streaming or handler.response_streaming:
+            return self.executor
+        return self.unary_executor
 
     def unknown(self, path: str) -> str:
         """grpc-go's UNIMPLEMENTED message for an unknown ``:path``."""
@@ -212,7 +259,9 @@ class Server(grpc.Server):
             peer = "unix:"
         conn = Connection(self, sock, peer)
         with self._lock:
-            if self._stopping:
+            if self._stopping or len(self._conns) >= self.max_connections:
+                if not self._stopping:
+                    log.warning("refusing a connection from %s: %d open", peer, len(self._conns))
                 sock.close()
                 return
             self._conns.add(conn)
@@ -258,6 +307,7 @@ class Server(grpc.Server):
             while self._conns and time.monotonic() < end:
                 self._lock.wait(0.05)
         self.deadlines.stop()
+        self.unary_executor.shutdown(wait=False)
         self._wake_w.close()
         self._stopped.set()
 

@@ -1,7 +1,8 @@
-"""Error kinds <-> gRPC status codes, as numbers: the one table (spec §5.4).
+"""Error kinds <-> gRPC status codes, as numbers: the one table (containerd's errdefs).
 
-It needs no grpcio, so a client that speaks gRPC without grpcio (the CLI's
-quick calls, :mod:`contentd.wire.client`) maps statuses exactly as
+It sits with the error kinds, below the gRPC services, because it needs no
+grpcio: a client that speaks gRPC without grpcio (the CLI's quick calls,
+:mod:`contentd.wire.client`) maps statuses exactly as
 :mod:`contentd.api.errors` does; that module adapts the same table to
 ``grpc.StatusCode`` for servicers and grpcio clients.
 

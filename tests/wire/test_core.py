@@ -1,0 +1,526 @@
+"""The sans-IO protocol core (contentd.wire.protocol), bytes in and bytes out.
+
+No socket, thread or sleep: each test feeds frames to an ``H2Connection`` and
+reads the frames and events it answers with. Each hardening case names the
+behaviour it checks; the reference for which error a case gets is RFC 9113 and
+grpc-go's server.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import hpack
+import pytest
+
+from contentd.content import codes
+from contentd.wire import frames as fr
+from contentd.wire.protocol import (
+    CallStarted,
+    ConnectionEnded,
+    ConnectionState,
+    H2Connection,
+    InputChanged,
+    Limits,
+    RequestReady,
+    StreamEnded,
+    StreamState,
+)
+
+E = fr.ErrorCode
+UNARY = "/t.S/Unary"
+STREAM = "/t.S/Write"
+
+
+class _Handler:
+    def __init__(self, streaming: bool) -> None:
+        self.request_streaming = streaming
+
+
+_ROUTES = {UNARY: _Handler(False), STREAM: _Handler(True)}
+
+
+def _route(request: Any) -> Any:
+    return _ROUTES.get(request.path) or f"unknown method {request.path}"
+
+
+def message(payload: bytes, compressed: bool = False) -> bytes:
+    return bytes([1 if compressed else 0]) + len(payload).to_bytes(4, "big") + payload
+
+
+class Peer:
+    """A server core and a client writing frames by hand."""
+
+    def __init__(self, limits: Limits | None = None) -> None:
+        self.h2 = H2Connection(limits or Limits(max_receive_message=1 << 20), route=_route)
+        self.h2.initiate()
+        self.encoder = hpack.Encoder()
+        self.decoder = hpack.Decoder()
+        self.opening = self.out()
+        self.events = self.send(fr.PREFACE + fr.settings({}))
+        self.ack = self.out()
+
+    def block(self, path: str = UNARY, extra: Iterable[tuple[str, str]] = ()) -> bytes:
+        headers = [
+            (":method", "POST"),
+            (":scheme", "http"),
+            (":path", path),
+            (":authority", "x"),
+            ("content-type", "application/grpc"),
+            ("te", "trailers"),
+            *extra,
+        ]
+        return bytes(self.encoder.encode(headers))
+
+    def send(self, *frames: bytes) -> list[Any]:
+        return self.h2.receive(b"".join(frames))
+
+    def out(self) -> list[fr.Frame]:
+        bufs, _ = self.h2.data_to_send()
+        frames, _ = fr.parse_frames(b"".join(bytes(b) for b in bufs))
+        return frames
+
+    def headers(self, frame: fr.Frame) -> dict[str, str]:
+        return dict(self.decoder.decode(frame.payload))
+
+    def goaway(self, *frames: bytes) -> int:
+        """Send ``frames``: the GOAWAY code they get (the connection is closed)."""
+        events = self.send(*frames)
+        assert self.h2.state is ConnectionState.CLOSED, events
+        [goaway] = [f for f in self.out() if f.type == fr.GOAWAY]
+        assert isinstance(events[-1], ConnectionEnded) and events[-1].sent
+        return int.from_bytes(goaway.payload[4:8])
+
+    def reset(self, *frames: bytes) -> tuple[int, int]:
+        """Send ``frames``: the stream and code of the RST_STREAM they get."""
+        self.send(*frames)
+        assert self.h2.state is not ConnectionState.CLOSED
+        [rst] = [f for f in self.out() if f.type == fr.RST_STREAM]
+        return rst.stream_id, int.from_bytes(rst.payload)
+
+    def status(self, sid: int) -> dict[str, str]:
+        """The headers of the frame ending stream ``sid``."""
+        for f in self.out():
+            if f.type == fr.HEADERS and f.stream_id == sid and f.flags & fr.END_STREAM:
+                return self.headers(f)
+        raise AssertionError(f"stream {sid} did not end")
+
+
+def test_the_opening_settings_advertise_the_limits() -> None:
+    peer = Peer(Limits(max_concurrent_streams=7, max_header_list_size=5000))
+    first = peer.opening[0]
+    assert first.type == fr.SETTINGS
+    settings = dict(fr.parse_settings(first.payload))
+    assert settings[fr.Setting.MAX_CONCURRENT_STREAMS] == 7
+    assert settings[fr.Setting.MAX_HEADER_LIST_SIZE] == 5000
+    assert settings[fr.Setting.MAX_FRAME_SIZE] == 1 << 20
+    assert settings[fr.Setting.INITIAL_WINDOW_SIZE] == 4 << 20
+    assert peer.opening[1].type == fr.WINDOW_UPDATE
+    assert peer.h2.state is ConnectionState.OPEN
+    assert [f.flags for f in peer.ack] == [fr.ACK]  # the client's SETTINGS acknowledged
+
+
+def test_a_unary_request_is_ready_when_the_client_half_closes() -> None:
+    peer = Peer()
+    events = peer.send(fr.headers(1, peer.block()), fr.data(1, message(b"ping")))
+    assert [type(e) for e in events] == [CallStarted]
+    events = peer.send(fr.data(1, b"", end_stream=True))
+    [ready] = events
+    assert isinstance(ready, RequestReady) and ready.message == b"ping"
+    stream = ready.stream
+    assert stream.state is StreamState.HALF_CLOSED_REMOTE
+    peer.h2.send_message(stream, b"pong")
+    peer.h2.finish(stream, 0, "")
+    frames = peer.out()
+    assert [f.type for f in frames] == [fr.HEADERS, fr.DATA, fr.HEADERS]
+    assert frames[1].payload == message(b"pong")
+    assert peer.headers(frames[2]) == {"grpc-status": "0"}
+    assert stream.state is StreamState.FINISHED and peer.h2.idle
+
+
+def test_client_and_server_cores_talk() -> None:
+    server = H2Connection(Limits(), route=_route)
+    client = H2Connection(client_side=True)
+    server.initiate()
+    client.initiate()
+
+    def shuttle() -> None:
+        for _ in range(4):
+            for a, b in ((client, server), (server, client)):
+                bufs, _ = a.data_to_send()
+                for event in b.receive(b"".join(bytes(x) for x in bufs)):
+                    if isinstance(event, RequestReady):
+                        server.send_message(event.stream, event.message[::-1])
+                        server.finish(event.stream, 0, "")
+
+    stream = client.start_request(Peer().block(), b"abc")
+    shuttle()
+    assert client.take(stream) == b"cba"
+    assert stream.state is StreamState.FINISHED
+    assert stream.response is not None and stream.response.status == 0
+
+
+def test_max_concurrent_streams_is_enforced() -> None:
+    peer = Peer(Limits(max_concurrent_streams=2))
+    peer.send(fr.headers(1, peer.block(STREAM)), fr.headers(3, peer.block(STREAM)))
+    assert peer.reset(fr.headers(5, peer.block(STREAM))) == (5, E.REFUSED_STREAM)
+    assert sorted(peer.h2.streams) == [1, 3]
+
+
+def test_a_continuation_flood_is_cut_before_end_headers() -> None:
+    peer = Peer(Limits(max_header_list_size=4096))
+    frames = [fr.encode(fr.HEADERS, 0, 1, peer.block())]
+    frames += [fr.encode(fr.CONTINUATION, 0, 1, b"\x00" * 1000)] * 5
+    assert peer.goaway(*frames) == E.PROTOCOL_ERROR
+
+
+def test_a_header_block_over_the_limit_is_refused() -> None:
+    peer = Peer(Limits(max_header_list_size=4096))
+    assert peer.goaway(fr.headers(1, peer.block(extra=[("x-big", "v" * 5000)]))) in (
+        E.PROTOCOL_ERROR,
+        E.COMPRESSION_ERROR,
+    )
+
+
+def test_an_hpack_bomb_is_refused() -> None:
+    """A big field indexed once and referenced many times decodes past the list limit."""
+    peer = Peer(Limits(max_header_list_size=8192))
+    first = peer.block(extra=[("x-bomb", "b" * 3000)])
+    peer.send(fr.headers(1, first), fr.data(1, message(b"x"), end_stream=True))
+    peer.out()
+    bomb = peer.block(extra=[("x-bomb", "b" * 3000)] * 20)  # each a one-byte index
+    assert len(bomb) < 200
+    assert peer.goaway(fr.headers(3, bomb)) == E.COMPRESSION_ERROR
+
+
+def test_a_dynamic_table_size_update_above_the_setting_is_refused() -> None:
+    peer = Peer()
+    block = b"\x3f\xe1\xff\x03" + peer.block()  # size update to 65536 > 4096
+    assert peer.goaway(fr.headers(1, block)) == E.COMPRESSION_ERROR
+
+
+def test_the_header_block_cache_is_bounded() -> None:
+    peer = Peer()
+    for i in range(200):
+        sid = 1 + 2 * i
+        literal = b"".join(  # literals without indexing: cacheable blocks, each different
+            b"\x00" + bytes([len(k)]) + k.encode() + bytes([len(v)]) + v.encode()
+            for k, v in [
+                (":method", "POST"),
+                (":path", UNARY),
+                ("content-type", "application/grpc"),
+                ("x-n", str(i)),
+            ]
+        )
+        peer.send(fr.headers(sid, literal), fr.data(sid, message(b"x"), end_stream=True))
+    assert len(peer.h2._blocks) <= 64
+    big = b"".join(
+        b"\x00" + bytes([len(k)]) + k.encode() + b"\x7f" + bytes([len(v) - 127]) + v.encode()
+        for k, v in [("x-a", "v" * 200), ("x-b", "v" * 200), ("x-c", "v" * 200)]
+    )
+    peer.send(fr.headers(1001, big + literal))
+    assert all(len(b) <= 1024 for b in peer.h2._blocks)
+
+
+def test_a_stream_queue_holds_back_only_the_stream_credit() -> None:
+    lim = Limits(stream_queue=64 << 10, connection_queue=1 << 30, max_receive_message=1 << 20)
+    peer = Peer(lim)
+    peer.send(fr.headers(1, peer.block(STREAM)))
+    chunk = message(b"d" * (32 << 10))
+    for _ in range(40):
+        peer.send(fr.data(1, chunk))
+    updates = [f for f in peer.out() if f.type == fr.WINDOW_UPDATE]
+    stream_credit = sum(int.from_bytes(f.payload) for f in updates if f.stream_id == 1)
+    assert stream_credit <= 3 * len(chunk) + (1 << 20)  # stopped once 64 KiB queued
+    # the connection's credit came back (announced in batches of a quarter window)
+    assert peer.h2.windows.credit >= 40 * len(chunk) and not peer.h2.windows.deferred
+    stream = peer.h2.streams[1]
+    while peer.h2.take(stream) is not None:
+        pass
+    assert any(f.stream_id == 1 for f in peer.out() if f.type == fr.WINDOW_UPDATE)
+
+
+def test_the_connection_queue_bounds_memory_whatever_the_number_of_streams() -> None:
+    lim = Limits(stream_queue=1 << 20, connection_queue=256 << 10, stream_window=1 << 20)
+    peer = Peer(lim)
+    chunk = message(b"d" * (60 << 10))
+    for sid in range(1, 400, 2):
+        peer.send(fr.headers(sid, peer.block(STREAM)), fr.data(sid, chunk))
+    granted = sum(
+        int.from_bytes(f.payload)
+        for f in peer.out()
+        if f.type == fr.WINDOW_UPDATE and not f.stream_id
+    )
+    assert granted <= 256 << 10 + (4 << 20)
+    assert peer.h2.windows.deferred > 0  # credit waits for the handlers
+    for stream in list(peer.h2.streams.values()):
+        peer.h2.take(stream)
+    assert peer.h2.windows.deferred == 0
+
+
+def test_a_unary_call_with_a_second_message_fails_at_once() -> None:
+    peer = Peer()
+    events = peer.send(
+        fr.headers(1, peer.block()), fr.data(1, message(b"one")), fr.data(1, message(b"two")[:6])
+    )
+    assert isinstance(events[-1], StreamEnded)
+    status = peer.status(1)
+    assert status["grpc-status"] == str(codes.INTERNAL)
+
+
+def test_a_length_prefix_over_the_limit_is_refused_before_the_bytes_come() -> None:
+    peer = Peer(Limits(max_receive_message=1000))
+    events = peer.send(fr.headers(1, peer.block(STREAM)), fr.data(1, b"\x00\xff\xff\xff\xff"))
+    assert isinstance(events[-1], StreamEnded)
+    status = peer.status(1)
+    assert status["grpc-status"] == str(codes.RESOURCE_EXHAUSTED)
+    assert "4294967295 vs. 1000" in status["grpc-message"]
+
+
+def test_a_compressed_flag_without_grpc_encoding_is_internal() -> None:
+    peer = Peer()
+    peer.send(fr.headers(1, peer.block()), fr.data(1, message(b"zz", compressed=True), True))
+    assert peer.status(1)["grpc-status"] == str(codes.INTERNAL)
+
+
+@pytest.mark.parametrize(
+    ("extra", "http", "code"),
+    [
+        ([("content-type", "text/plain")], "415", codes.INVALID_ARGUMENT),
+        ([("content-type", "application/grpcx")], "415", codes.INVALID_ARGUMENT),
+        ([], "415", codes.INVALID_ARGUMENT),
+    ],
+)
+def test_a_request_that_is_not_grpc_gets_http_415(
+    extra: list[tuple[str, str]], http: str, code: int
+) -> None:
+    peer = Peer()
+    headers = [
+        (":method", "POST"),
+        (":scheme", "http"),
+        (":path", UNARY),
+        (":authority", "x"),
+        *extra,
+    ]
+    peer.send(fr.headers(1, bytes(peer.encoder.encode(headers)), end_stream=True))
+    status = peer.status(1)
+    assert status[":status"] == http
+    assert status["grpc-status"] == str(code)
+    assert "invalid gRPC request content-type" in status["grpc-message"]
+
+
+def test_a_get_gets_http_405() -> None:
+    peer = Peer()
+    headers = [(":method", "GET"), (":scheme", "http"), (":path", UNARY), (":authority", "x")]
+    peer.send(fr.headers(1, bytes(peer.encoder.encode(headers)), end_stream=True))
+    assert peer.status(1)[":status"] == "405"
+
+
+def test_an_unknown_method_is_unimplemented() -> None:
+    peer = Peer()
+    peer.send(fr.headers(1, peer.block("/t.S/Nope"), end_stream=True))
+    assert peer.status(1)["grpc-status"] == str(codes.UNIMPLEMENTED)
+
+
+@pytest.mark.parametrize("name", [b"", b"X-Upper", b"bad name", b":bogus"])
+def test_malformed_header_names_reset_the_stream(name: bytes) -> None:
+    peer = Peer()
+    field = b"\x00" + bytes([len(name)]) + name + b"\x01v"
+    block = peer.block() + field
+    assert peer.reset(fr.headers(1, block, end_stream=True)) == (1, E.PROTOCOL_ERROR)
+    assert not peer.h2.streams
+
+
+def test_rapid_reset_gets_enhance_your_calm() -> None:
+    peer = Peer(Limits(max_excess_resets=50))
+    frames = []
+    for i in range(60):
+        sid = 1 + 2 * i
+        frames += [fr.headers(sid, peer.block(STREAM)), fr.rst_stream(sid, E.CANCEL)]
+    assert peer.goaway(*frames) == E.ENHANCE_YOUR_CALM
+
+
+def test_completed_calls_refill_the_reset_budget() -> None:
+    peer = Peer(Limits(max_excess_resets=5))
+    for i in range(40):
+        sid = 1 + 2 * i
+        if i % 2:
+            peer.send(fr.headers(sid, peer.block(STREAM)), fr.rst_stream(sid, E.CANCEL))
+        else:
+            [started] = peer.send(fr.headers(sid, peer.block(STREAM)))
+            peer.h2.finish(started.stream, 0, "")
+    assert peer.h2.state is ConnectionState.OPEN
+
+
+@pytest.mark.parametrize(
+    "flood",
+    [
+        fr.ping(b"12345678"),
+        fr.settings({}),
+        fr.data(1, b""),
+        fr.encode(fr.CONTINUATION, 0, 1, b""),
+    ],
+    ids=["ping", "settings", "empty-data", "empty-continuation"],
+)
+def test_floods_get_enhance_your_calm(flood: bytes) -> None:
+    peer = Peer()
+    first = [fr.headers(1, peer.block(STREAM))]
+    if flood[3] == fr.CONTINUATION:
+        first = [fr.encode(fr.HEADERS, 0, 1, peer.block(STREAM))]
+    assert peer.goaway(*first, flood * 2000) == E.ENHANCE_YOUR_CALM
+
+
+def test_a_flood_of_frames_answered_by_resets_is_bounded() -> None:
+    """Requests each answered with RST_STREAM (a malformed header), never read (CVE-2019-9514)."""
+    peer = Peer()
+    bad = peer.block() + b"\x00\x01X\x01v"
+    frames = [fr.headers(1 + 2 * i, bad, end_stream=True) for i in range(12_000)]
+    assert peer.goaway(*frames) == E.ENHANCE_YOUR_CALM
+
+
+def test_keepalive_pings_are_answered() -> None:
+    peer = Peer()
+    peer.send(fr.ping(b"keepaliv"))
+    [pong] = peer.out()
+    assert pong.type == fr.PING and pong.flags & fr.ACK and pong.payload == b"keepaliv"
+
+
+def _stream_1(peer: Peer) -> bytes:
+    return fr.headers(1, peer.block(STREAM))
+
+
+# (what the client sends after opening stream 1 for a client-streaming call, the error)
+CONNECTION_ERRORS = {
+    "window-update-overflow": (lambda p: fr.window_update(0, (1 << 31) - 1), E.FLOW_CONTROL_ERROR),
+    "window-update-zero": (lambda p: fr.window_update(0, 0), E.PROTOCOL_ERROR),
+    "initial-window-too-big": (
+        lambda p: fr.settings({fr.Setting.INITIAL_WINDOW_SIZE: 1 << 31}),
+        E.FLOW_CONTROL_ERROR,
+    ),
+    "max-frame-size-too-small": (
+        lambda p: fr.settings({fr.Setting.MAX_FRAME_SIZE: 100}),
+        E.PROTOCOL_ERROR,
+    ),
+    "data-on-stream-0": (lambda p: fr.data(0, b"x"), E.PROTOCOL_ERROR),
+    "headers-on-stream-0": (lambda p: fr.headers(0, p.block()), E.PROTOCOL_ERROR),
+    "rst-on-stream-0": (lambda p: fr.rst_stream(0, 0), E.PROTOCOL_ERROR),
+    "priority-on-stream-0": (lambda p: fr.encode(fr.PRIORITY, 0, 0, b"\x00" * 5), E.PROTOCOL_ERROR),
+    "ping-on-a-stream": (lambda p: fr.encode(fr.PING, 0, 1, b"\x00" * 8), E.PROTOCOL_ERROR),
+    "settings-on-a-stream": (lambda p: fr.encode(fr.SETTINGS, 0, 1, b""), E.PROTOCOL_ERROR),
+    "data-on-idle-stream": (lambda p: fr.data(9, b"x"), E.PROTOCOL_ERROR),
+    "rst-on-idle-stream": (lambda p: fr.rst_stream(9, 8), E.PROTOCOL_ERROR),
+    "window-update-on-idle-stream": (lambda p: fr.window_update(9, 1), E.PROTOCOL_ERROR),
+    "even-stream-id": (lambda p: fr.headers(2, p.block()), E.PROTOCOL_ERROR),
+    "decreasing-stream-id": (
+        lambda p: fr.headers(7, p.block()) + fr.headers(5, p.block()),
+        E.PROTOCOL_ERROR,
+    ),
+    "bad-padding": (
+        lambda p: fr.encode(fr.DATA, fr.PADDED, 1, b"\x09abc"),
+        E.PROTOCOL_ERROR,
+    ),
+    "frame-over-max-size": (
+        lambda p: fr.HEADER.pack(((1 << 20) + 1) << 8 | fr.DATA, 0, 1),
+        E.FRAME_SIZE_ERROR,
+    ),
+    "ping-wrong-length": (lambda p: fr.encode(fr.PING, 0, 0, b"1234"), E.FRAME_SIZE_ERROR),
+    "settings-wrong-length": (lambda p: fr.encode(fr.SETTINGS, 0, 0, b"12345"), E.FRAME_SIZE_ERROR),
+    "settings-ack-with-payload": (
+        lambda p: fr.encode(fr.SETTINGS, fr.ACK, 0, b"\x00" * 6),
+        E.FRAME_SIZE_ERROR,
+    ),
+    "rst-wrong-length": (lambda p: fr.encode(fr.RST_STREAM, 0, 1, b"123"), E.FRAME_SIZE_ERROR),
+    "window-update-wrong-length": (
+        lambda p: fr.encode(fr.WINDOW_UPDATE, 0, 0, b"123"),
+        E.FRAME_SIZE_ERROR,
+    ),
+    "goaway-too-short": (lambda p: fr.encode(fr.GOAWAY, 0, 0, b"1234"), E.FRAME_SIZE_ERROR),
+    "push-promise": (lambda p: fr.encode(fr.PUSH_PROMISE, 0, 1, b"\x00" * 4), E.PROTOCOL_ERROR),
+    "continuation-without-headers": (
+        lambda p: fr.encode(fr.CONTINUATION, fr.END_HEADERS, 1, b""),
+        E.PROTOCOL_ERROR,
+    ),
+    "headers-interrupted": (
+        lambda p: fr.encode(fr.HEADERS, 0, 3, p.block()) + fr.ping(b"12345678"),
+        E.PROTOCOL_ERROR,
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CONNECTION_ERRORS))
+def test_rfc9113_connection_errors(case: str) -> None:
+    frames, code = CONNECTION_ERRORS[case]
+    peer = Peer()
+    peer.send(_stream_1(peer))
+    assert peer.goaway(frames(peer)) == code
+
+
+STREAM_ERRORS = {
+    "window-update-overflow": (lambda p: fr.window_update(1, (1 << 31) - 1), E.FLOW_CONTROL_ERROR),
+    "window-update-zero": (lambda p: fr.window_update(1, 0), E.PROTOCOL_ERROR),
+    "data-after-end-stream": (
+        lambda p: fr.data(1, b"", end_stream=True) + fr.data(1, b"x"),
+        E.STREAM_CLOSED,
+    ),
+    "priority-wrong-length": (lambda p: fr.encode(fr.PRIORITY, 0, 1, b"123"), E.FRAME_SIZE_ERROR),
+}
+
+
+@pytest.mark.parametrize("case", sorted(STREAM_ERRORS))
+def test_rfc9113_stream_errors(case: str) -> None:
+    frames, code = STREAM_ERRORS[case]
+    peer = Peer(Limits(stream_queue=1 << 30, max_receive_message=64 << 20))
+    peer.send(_stream_1(peer))
+    assert peer.reset(frames(peer)) == (1, code)
+
+
+def test_data_beyond_the_connection_window_is_a_connection_error() -> None:
+    peer = Peer(Limits(connection_window=65535, stream_window=1 << 20))
+    peer.send(_stream_1(peer))
+    assert peer.goaway(fr.data(1, message(b"x" * 70000))) == E.FLOW_CONTROL_ERROR
+
+
+def test_data_beyond_a_stream_window_resets_the_stream() -> None:
+    peer = Peer(Limits(stream_window=65535))
+    peer.send(_stream_1(peer))
+    assert peer.reset(fr.data(1, message(b"x" * 70000))) == (1, E.FLOW_CONTROL_ERROR)
+
+
+def test_unknown_frame_types_are_ignored() -> None:
+    peer = Peer()
+    events = peer.send(fr.encode(0xAB, 0xFF, 0, b"whatever"), fr.encode(0x77, 0, 5, b"x" * 100))
+    assert events == [] and peer.h2.state is ConnectionState.OPEN
+    assert peer.out() == []
+
+
+def test_a_bad_preface_and_a_missing_settings_frame_are_connection_errors() -> None:
+    h2 = H2Connection(route=_route)
+    h2.initiate()
+    h2.data_to_send()
+    [ended] = h2.receive(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert isinstance(ended, ConnectionEnded) and ended.code == E.PROTOCOL_ERROR
+    h2 = H2Connection(route=_route)
+    [ended] = h2.receive(fr.PREFACE + fr.ping(b"12345678"))
+    assert isinstance(ended, ConnectionEnded) and ended.code == E.PROTOCOL_ERROR
+
+
+def test_the_preface_may_arrive_in_pieces() -> None:
+    h2 = H2Connection(route=_route)
+    wire = fr.PREFACE + fr.settings({})
+    for i in range(len(wire)):
+        assert h2.receive(wire[i : i + 1]) == []
+    assert h2.state is ConnectionState.OPEN
+
+
+def test_streaming_input_is_signalled_and_taken_in_order() -> None:
+    peer = Peer()
+    [started] = peer.send(fr.headers(1, peer.block(STREAM)))
+    stream = started.stream
+    events = peer.send(fr.data(1, message(b"a") + message(b"bb")[:3]))
+    assert [type(e) for e in events] == [InputChanged]
+    peer.send(fr.data(1, message(b"bb")[3:], end_stream=True))
+    assert peer.h2.take(stream) == b"a"
+    assert peer.h2.take(stream) == b"bb"
+    assert peer.h2.take(stream) is None
+    assert stream.state is StreamState.HALF_CLOSED_REMOTE
