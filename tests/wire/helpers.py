@@ -142,6 +142,7 @@ def serve(
     """A started native server with the probe service on a unix socket; stopped after.
     ``server_args`` go to :class:`Server`."""
     directory = tempfile.mkdtemp(prefix="cdw-", dir="/tmp")
+    server_args.setdefault("unary_workers", 16)
     server = Server(options=options or [], max_workers=16, inline=inline, **server_args)
     server.add_generic_rpc_handlers([probe_service(probe or Probe())])
     path = f"{directory}/s.sock"

@@ -201,15 +201,16 @@ def test_pipelined_big_unary_calls_queue_bounded_output() -> None:
             frames.append(fr.data(sid, message(b"big:1048576"), end_stream=True))
         client.send(*frames)
         conn = _connection(server)
-        executor = server.executor
+        executor = server.unary_executor  # the unary calls' pool (16 in the test server)
 
         def settled() -> bool:
             """Every call was read and either answered or queued, and each of the 16
             workers is stopped: waiting for window, or the one blocked writing."""
             with conn.lock:
-                waiting = sum(len(c.cond._waiters) for c in conn._calls.values() if c.cond)
+                calls = [s.app for s in conn.h2.streams.values() if s.app is not None]
+                waiting = sum(len(c.cond._waiters) for c in calls if c.cond)
                 return (
-                    conn._last_id == 239
+                    conn.h2.last_stream_id == 239
                     and len(probe.metadata) + executor._work_queue.qsize() == 120
                     and waiting + conn._wlock.locked() >= 16
                 )
