@@ -46,7 +46,7 @@ def test_ls_tag_inspect_rm(cli: Cli) -> None:
     total = sum(b.size for b in IMAGE.iter_blobs())
     assert rows[1][:3] == ["example.com/app:1", MT_INDEX, IMAGE.index.digest]
     assert rows[1][4:] == ["linux/amd64,linux/arm64", "k=v"]
-    (doc,) = cli("--output", "json", "images", "ls").ok().json_lines()
+    (doc,) = cli("--output", "json", "images", "ls").ok().json()
     assert (doc["size"], doc["present"], doc["missing"]) == (total, total, 0)
     assert doc["blobs"] == len(list(IMAGE.iter_blobs()))
 
@@ -80,7 +80,7 @@ def test_ls_tag_inspect_rm(cli: Cli) -> None:
 def test_inspect_shows_missing_blobs(cli: Cli) -> None:
     arm = IMAGE.platform("linux/arm64")
     load(cli, IMAGE, "partial:1", skip=arm.layers[-1].digest)
-    (doc,) = cli("--output", "json", "images", "ls").ok().json_lines()
+    (doc,) = cli("--output", "json", "images", "ls").ok().json()
     assert doc["missing"] == 1
     assert doc["present"] == doc["size"] - arm.layers[-1].size
     rows = [line.split() for line in cli("images", "inspect", "partial:1").ok().lines]

@@ -39,6 +39,8 @@ __all__ = [
 #: command does not load the config package to find it).
 DEFAULT_ADDRESS: Final = "/run/contentd/contentd.sock"
 DEFAULT_NAMESPACE: Final = "default"
+#: The longest a command waits for its channel to close.
+CLOSE_TIMEOUT: Final = 5.0
 
 _T = TypeVar("_T")
 _M = TypeVar("_M", bound="Message")
@@ -309,7 +311,11 @@ class Context:
         self._store = None
 
     def close(self) -> None:
+        """Close the channel, waiting at most :data:`CLOSE_TIMEOUT` seconds for grpcio."""
         if self._channel is not None:
-            self._channel.close()
-            self._channel = None
-            self._store = None
+            import threading
+
+            channel, self._channel, self._store = self._channel, None, None
+            closer = threading.Thread(target=channel.close, name="close-channel", daemon=True)
+            closer.start()
+            closer.join(CLOSE_TIMEOUT)

@@ -158,7 +158,7 @@ def _image_json(image: Image, summary: dict[str, Any] | None = None) -> dict[str
 def run_ls(ctx: Context) -> int:
     from contentd.api._pb.containerd.services.images.v1 import images_pb2 as pb
     from contentd.api.images import image_from_pb
-    from contentd.cli.output import SPACED_TABLE, human_size, json_line, labels_text, table
+    from contentd.cli.output import SPACED_TABLE, human_size, labels_text, table
 
     response = ctx.call(_stub(ctx).List, pb.ListImagesRequest(filters=ctx.args.filters))
     images = [image_from_pb(msg) for msg in response.images]
@@ -167,9 +167,7 @@ def run_ls(ctx: Context) -> int:
         return 0
     summaries = [_summary(ctx, image) for image in images]
     if ctx.json:
-        ctx.write(
-            "".join(json_line(_image_json(i, s)) for i, s in zip(images, summaries, strict=True))
-        )
+        ctx.emit_list(_image_json(i, s) for i, s in zip(images, summaries, strict=True))
         return 0
     rows = []
     for image, summary in zip(images, summaries, strict=True):
@@ -200,11 +198,11 @@ def run_tag(ctx: Context) -> int:
 
     from contentd.api._pb.containerd.services.images.v1 import images_pb2 as pb
     from contentd.api.images import image_to_pb
-    from contentd.cli.output import json_line
     from contentd.content.errors import AlreadyExists
 
     source = _get(ctx, ctx.args.source)
     stub = _stub(ctx)
+    tagged: list[dict[str, str]] = []
     for name in ctx.args.targets:
         msg = pb.Image()
         image_to_pb(source, msg)
@@ -216,23 +214,33 @@ def run_tag(ctx: Context) -> int:
                 raise
             mask = field_mask_pb2.FieldMask(paths=["target", "labels"])
             ctx.call(stub.Update, pb.UpdateImageRequest(image=msg, update_mask=mask))
-        ctx.write(
-            json_line({"name": name, "target": source.target.digest}) if ctx.json else f"{name}\n"
-        )
+        if ctx.json:
+            tagged.append({"name": name, "target": source.target.digest})
+        else:
+            ctx.write(f"{name}\n")
+    if ctx.json:
+        ctx.emit_list(tagged)
     return 0
 
 
 def run_rm(ctx: Context) -> int:
     from contentd.api._pb.containerd.services.images.v1 import images_pb2 as pb
-    from contentd.cli.output import json_line
 
     stub = _stub(ctx)
     names: list[str] = ctx.args.names
-    for i, name in enumerate(names):
-        # as ctr: only the last delete waits for the collection
-        sync = ctx.args.sync and i == len(names) - 1
-        ctx.call(stub.Delete, pb.DeleteImageRequest(name=name, sync=sync))
-        ctx.write(json_line({"name": name}) if ctx.json else f"{name}\n")
+    removed: list[dict[str, str]] = []
+    try:
+        for i, name in enumerate(names):
+            # as ctr: only the last delete waits for the collection
+            sync = ctx.args.sync and i == len(names) - 1
+            ctx.call(stub.Delete, pb.DeleteImageRequest(name=name, sync=sync))
+            if ctx.json:
+                removed.append({"name": name})
+            else:
+                ctx.write(f"{name}\n")
+    finally:
+        if ctx.json:
+            ctx.emit_list(removed)
     return 0
 
 
@@ -247,7 +255,7 @@ def _platform_text(node: Node) -> str:
 
 
 def run_inspect(ctx: Context) -> int:
-    from contentd.cli.output import SPACED_TABLE, human_size, json_line, labels_text, table
+    from contentd.cli.output import SPACED_TABLE, human_size, labels_text, table
     from contentd.images.media import descriptor_to_json
 
     image = _get(ctx, ctx.args.name)
@@ -263,7 +271,7 @@ def run_inspect(ctx: Context) -> int:
             }
             for n in nodes
         ]
-        ctx.write(json_line({**_image_json(image, _summary(ctx, image)), "tree": tree}))
+        ctx.emit({**_image_json(image, _summary(ctx, image)), "tree": tree})
         return 0
     total = sum(n.desc.size for n in nodes)
     held = sum(n.desc.size for n in nodes if n.present)
