@@ -17,12 +17,14 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from contentd.cli.parser import add_command
 
 if TYPE_CHECKING:
-    from contentd.cli.context import Streams
+    from google.protobuf.message import Message
+
+    from contentd.cli.context import Context, Streams
 
 __all__ = [
     "COMPLETE",
@@ -161,14 +163,13 @@ def daemon_values(
         ctx.abandon()
 
 
-def _fetch(ctx: object, kind: str, timeout: float) -> list[str]:
-    from contentd.cli.context import Context
+def _fetch(ctx: Context, kind: str, timeout: float) -> list[str]:
+    from contentd.api._pb.containerd.services.content.v1 import content_pb2 as cpb
+    from contentd.api._pb.containerd.services.leases.v1 import leases_pb2 as lpb
+    from contentd.api._pb.containerd.services.namespaces.v1 import namespace_pb2 as npb
 
-    assert isinstance(ctx, Context)
     ctx.check_socket()
-    if kind == "digests":
-        from contentd.api._pb.containerd.services.content.v1 import content_pb2 as cpb
-
+    if kind == "digests":  # a server stream
         stream = ctx.quick_stream(
             "/containerd.services.content.v1.Content/List",
             cpb.ListContentRequest(),
@@ -176,37 +177,28 @@ def _fetch(ctx: object, kind: str, timeout: float) -> list[str]:
             timeout=timeout,
         )
         return [m.digest for response in stream for m in response.info]
-    if kind == "refs":
-        from contentd.api._pb.containerd.services.content.v1 import content_pb2 as cpb
-
-        statuses = ctx.quick_call(
+    calls: dict[str, tuple[str, Message, type[Message], Callable[[Any], list[str]]]] = {
+        "refs": (
             "/containerd.services.content.v1.Content/ListStatuses",
             cpb.ListStatusesRequest(),
             cpb.ListStatusesResponse,
-            timeout=timeout,
-        )
-        return [s.ref for s in statuses.statuses]
-    if kind == "leases":
-        from contentd.api._pb.containerd.services.leases.v1 import leases_pb2 as lpb
-
-        leases = ctx.quick_call(
+            lambda r: [s.ref for s in r.statuses],
+        ),
+        "leases": (
             "/containerd.services.leases.v1.Leases/List",
             lpb.ListRequest(),
             lpb.ListResponse,
-            timeout=timeout,
-        )
-        return [lease.id for lease in leases.leases]
-    if kind == "namespaces":
-        from contentd.api._pb.containerd.services.namespaces.v1 import namespace_pb2 as npb
-
-        names = ctx.quick_call(
+            lambda r: [lease.id for lease in r.leases],
+        ),
+        "namespaces": (
             "/containerd.services.namespaces.v1.Namespaces/List",
             npb.ListNamespacesRequest(),
             npb.ListNamespacesResponse,
-            timeout=timeout,
-        )
-        return [ns.name for ns in names.namespaces]
-    return []
+            lambda r: [ns.name for ns in r.namespaces],
+        ),
+    }
+    path, request, response, names = calls[kind]
+    return names(ctx.quick_call(path, request, response, timeout=timeout))
 
 
 # -- the walk, in Python (fish) ---------------------------------------------------------

@@ -131,6 +131,24 @@ class Context:
 
         self.write(json_line(obj))
 
+    def delete_each(
+        self, names: list[str], delete: Callable[[str, bool], object], key: str, *, sync: bool
+    ) -> None:
+        """``delete(name, sync)`` for each name in turn (as ctr, only the last one waits for
+        the collection when ``sync``), printing each name once it is gone; with JSON,
+        the list of ``{key: name}`` of those that went, even when one fails."""
+        removed: list[dict[str, str]] = []
+        try:
+            for i, name in enumerate(names):
+                delete(name, sync and i == len(names) - 1)
+                if self.json:
+                    removed.append({key: name})
+                else:
+                    self.write(f"{name}\n")
+        finally:
+            if self.json:
+                self.emit_list(removed)
+
     def emit_list(self, objs: Iterable[Any]) -> None:
         """A list: one JSON array (``json``), written as the items come, one per line;
         or one object per line (``jsonl``)."""

@@ -227,20 +227,11 @@ def run_rm(ctx: Context) -> int:
     from contentd.api._pb.containerd.services.images.v1 import images_pb2 as pb
 
     stub = _stub(ctx)
-    names: list[str] = ctx.args.names
-    removed: list[dict[str, str]] = []
-    try:
-        for i, name in enumerate(names):
-            # as ctr: only the last delete waits for the collection
-            sync = ctx.args.sync and i == len(names) - 1
-            ctx.call(stub.Delete, pb.DeleteImageRequest(name=name, sync=sync))
-            if ctx.json:
-                removed.append({"name": name})
-            else:
-                ctx.write(f"{name}\n")
-    finally:
-        if ctx.json:
-            ctx.emit_list(removed)
+
+    def delete(name: str, sync: bool) -> None:
+        ctx.call(stub.Delete, pb.DeleteImageRequest(name=name, sync=sync))
+
+    ctx.delete_each(ctx.args.names, delete, "name", sync=ctx.args.sync)
     return 0
 
 

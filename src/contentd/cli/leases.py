@@ -140,18 +140,9 @@ def run_rm(ctx: Context) -> int:
     from contentd.api._pb.containerd.services.leases.v1 import leases_pb2 as pb
 
     stub = _stub(ctx)
-    ids: list[str] = ctx.args.ids
-    removed: list[dict[str, str]] = []
-    try:
-        for i, lease_id in enumerate(ids):
-            # as ctr: only the last delete waits for the collection
-            sync = ctx.args.sync and i == len(ids) - 1
-            ctx.call(stub.Delete, pb.DeleteRequest(id=lease_id, sync=sync))
-            if ctx.json:
-                removed.append({"id": lease_id})
-            else:
-                ctx.write(f"{lease_id}\n")
-    finally:
-        if ctx.json:
-            ctx.emit_list(removed)
+
+    def delete(lease_id: str, sync: bool) -> None:
+        ctx.call(stub.Delete, pb.DeleteRequest(id=lease_id, sync=sync))
+
+    ctx.delete_each(ctx.args.ids, delete, "id", sync=ctx.args.sync)
     return 0
