@@ -1,8 +1,10 @@
 """In-process ref locks: one open writer per ref.
 
-Like containerd's, the table is global to the process and invisible to other
-processes. Unlike containerd's, a lock is keyed by (store root, ref), so two
-stores on different roots in one process do not block each other.
+Like containerd's, the table is invisible to other processes. Unlike
+containerd's (one table per process), there is one table per store root, held
+by the root's :class:`~contentd.local.roots.RootState`: every store of the
+process on that root shares it, and stores on different roots do not block
+each other.
 """
 
 from __future__ import annotations
@@ -18,9 +20,6 @@ from contentd.content.types import utcnow
 __all__ = ["TRIES", "RefLocks", "format_duration"]
 
 TRIES = 10
-
-_table: dict[tuple[str, str], tuple[float, datetime]] = {}
-_mutex = threading.Lock()
 
 
 def format_duration(seconds: float) -> str:
@@ -42,17 +41,19 @@ def format_duration(seconds: float) -> str:
 
 
 class RefLocks:
-    """The lock table seen from one store root."""
+    """The ref locks of one store root: ref -> when it was taken."""
 
-    def __init__(self, root: str) -> None:
-        self._root = root
+    __slots__ = ("_held", "_mutex")
+
+    def __init__(self) -> None:
+        self._held: dict[str, tuple[float, datetime]] = {}
+        self._mutex = threading.Lock()
 
     def try_lock(self, ref: str) -> None:
-        key = (self._root, ref)
-        with _mutex:
-            held = _table.get(key)
+        with self._mutex:
+            held = self._held.get(ref)
             if held is None:
-                _table[key] = (time.monotonic(), utcnow())
+                self._held[ref] = (time.monotonic(), utcnow())
                 return
         since_mono, since = held
         raise Unavailable(
@@ -72,9 +73,9 @@ class RefLocks:
             time.sleep(random.uniform(0, 2**attempt) / 1000)
 
     def unlock(self, ref: str) -> None:
-        with _mutex:
-            _table.pop((self._root, ref), None)
+        with self._mutex:
+            self._held.pop(ref, None)
 
     def is_locked(self, ref: str) -> bool:
-        with _mutex:
-            return (self._root, ref) in _table
+        with self._mutex:
+            return ref in self._held

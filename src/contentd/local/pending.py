@@ -9,9 +9,10 @@ no name on disk), and a commit links that file straight to
 ``startedat``, ``updatedat``, ``total``, ``data``) only when it is closed
 without a commit or grows past :data:`LIMIT` bytes.
 
-While pending, the ingest is known to this process only: this table (keyed by
-store root and ref, like the ref locks) lets status, list_statuses,
-walk_status_refs and abort see it. A crash loses a pending ingest entirely
+While pending, the ingest is known to this process only: the root's
+:class:`PendingIngests` (held by its :class:`~contentd.local.roots.RootState`,
+like the ref locks) lets status, list_statuses, walk_status_refs and abort of
+every store on the root see it. A crash loses a pending ingest entirely
 (at most :data:`LIMIT` bytes that were never synced); reopening the ref then
 starts it over, which is what happens to any ingest whose data a power loss
 took.
@@ -34,7 +35,7 @@ from typing import TYPE_CHECKING, Final
 if TYPE_CHECKING:
     from contentd.local.writer import LocalWriter
 
-__all__ = ["LIMIT", "abort", "add", "get", "link_anonymous", "of_root", "open_anonymous", "pop"]
+__all__ = ["LIMIT", "PendingIngests", "link_anonymous", "open_anonymous"]
 
 log = logging.getLogger(__name__)
 
@@ -42,45 +43,49 @@ log = logging.getLogger(__name__)
 #: blobs never need one, and a crash loses at most this much progress
 LIMIT: Final = 1 << 20
 
-# weak: a writer dropped without close is collected (its __del__ closes it), not kept here
-_table: weakref.WeakValueDictionary[tuple[str, str], LocalWriter] = weakref.WeakValueDictionary()
-_mutex = threading.Lock()
 _supported = hasattr(os, "O_TMPFILE") and os.path.isdir("/proc/self/fd")
+# what a directory's filesystem allows is a fact of the machine, not of a store
 _unsupported_dirs: set[str] = set()
 _probed_dirs: set[str] = set()
 
 
-def add(root: str, ref: str, writer: LocalWriter) -> None:
-    with _mutex:
-        _table[(root, ref)] = writer
+class PendingIngests:
+    """The pending ingests of one store root: ref -> its open writer."""
 
+    __slots__ = ("_mutex", "_writers")
 
-def get(root: str, ref: str) -> LocalWriter | None:
-    with _mutex:
-        return _table.get((root, ref))
+    def __init__(self) -> None:
+        # weak: a writer dropped without close is collected (its __del__ closes it), not kept here
+        self._writers: weakref.WeakValueDictionary[str, LocalWriter] = weakref.WeakValueDictionary()
+        self._mutex = threading.Lock()
 
+    def add(self, ref: str, writer: LocalWriter) -> None:
+        with self._mutex:
+            self._writers[ref] = writer
 
-def pop(root: str, ref: str, writer: LocalWriter | None = None) -> LocalWriter | None:
-    """Remove the entry (only if it is ``writer``, when given); returns what was removed."""
-    with _mutex:
-        held = _table.get((root, ref))
-        if held is None or (writer is not None and held is not writer):
-            return None
-        del _table[(root, ref)]
-        return held
+    def get(self, ref: str) -> LocalWriter | None:
+        with self._mutex:
+            return self._writers.get(ref)
 
+    def pop(self, ref: str, writer: LocalWriter | None = None) -> LocalWriter | None:
+        """Remove the entry (only if it is ``writer``, when given); returns what was removed."""
+        with self._mutex:
+            held = self._writers.get(ref)
+            if held is None or (writer is not None and held is not writer):
+                return None
+            del self._writers[ref]
+            return held
 
-def abort(root: str, ref: str) -> None:
-    """Forget a pending ingest: its writer can then neither keep nor commit it."""
-    with _mutex:
-        held = _table.pop((root, ref), None)
+    def abort(self, ref: str) -> None:
+        """Forget a pending ingest: its writer can then neither keep nor commit it."""
+        with self._mutex:
+            held = self._writers.pop(ref, None)
         if held is not None:
             held._aborted()
 
-
-def of_root(root: str) -> list[LocalWriter]:
-    with _mutex:
-        return [w for (r, _), w in _table.items() if r == root]
+    def writers(self) -> list[LocalWriter]:
+        with self._mutex:
+            return list(self._writers.values())
 
 
 def open_anonymous(directory: str) -> int | None:

@@ -29,7 +29,7 @@ from contentd.content.filters import info_adaptor, status_adaptor
 from contentd.content.gotime import from_ns
 from contentd.content.store import LabelStore, digest_of_target
 from contentd.content.types import Descriptor, Info, Status, utcnow
-from contentd.local import openblobs, pending
+from contentd.local import pending
 from contentd.local.layout import (
     IngestPaths,
     Layout,
@@ -38,8 +38,8 @@ from contentd.local.layout import (
     read_timestamp,
     remove_ingest,
 )
-from contentd.local.locks import RefLocks
 from contentd.local.reader import FileReaderAt
+from contentd.local.roots import root_state
 from contentd.local.writer import LocalWriter
 
 __all__ = ["LocalStore"]
@@ -70,7 +70,7 @@ class LocalStore:
         self.readonly = readonly
         self._labels = label_store
         self._layout = Layout(self.root)
-        self._locks = RefLocks(self.root)
+        self._state = root_state(self.root)  # shared with every store on this root
         if readonly:
             if not os.path.isdir(self.root):
                 raise NotFound(f"content store root {self.root}")
@@ -86,10 +86,10 @@ class LocalStore:
         digest = digest_of_target(target)
         path = self._layout.blob_path(digest)
         try:
-            blob = openblobs.acquire(self.root, digest, path, _open_noatime)
+            blob = self._state.blobs.acquire(digest, path, _open_noatime)
         except (FileNotFoundError, NotADirectoryError):
             raise NotFound(f"content {digest}") from None
-        return FileReaderAt(blob.fd, blob.size, partial(openblobs.release, blob))
+        return FileReaderAt(blob.fd, blob.size, partial(self._state.blobs.release, blob))
 
     # -- Manager ---------------------------------------------------------
 
@@ -186,7 +186,7 @@ class LocalStore:
             pass
         except IsADirectoryError:
             shutil.rmtree(path)
-        openblobs.forget(self.root, digest)  # after the unlink: see openblobs.acquire
+        self._state.blobs.forget(digest)  # after the unlink: see OpenBlobs.acquire
 
     def quarantine(self, digest: str) -> str | None:
         """Move a blob found corrupt to ``quarantine/<alg>/<hex>.<ns>`` (never deleted):
@@ -202,7 +202,7 @@ class LocalStore:
             os.rename(path, target)
         except FileNotFoundError:
             return None
-        openblobs.forget(self.root, digest)
+        self._state.blobs.forget(digest)
         fsync_dir(directory)
         fsync_dir(os.path.dirname(path))
         return target
@@ -210,7 +210,7 @@ class LocalStore:
     # -- IngestManager ---------------------------------------------------
 
     def status(self, ref: str) -> Status:
-        w = pending.get(self.root, ref)
+        w = self._state.pending.get(ref)
         if w is not None:
             return w.status()
         return self._status(self._layout.ingest(ref))
@@ -238,7 +238,7 @@ class LocalStore:
     def list_statuses(self, *filters: str) -> list[Status]:
         match = filtering.parse_all(filters)
         # pending first: one that gets its directory meanwhile is then seen twice, not never
-        found = {st.ref: st for st in (w.status() for w in pending.of_root(self.root))}
+        found = {st.ref: st for st in (w.status() for w in self._state.pending.writers())}
         try:
             names = os.listdir(self._layout.ingests)
         except FileNotFoundError:
@@ -253,7 +253,7 @@ class LocalStore:
 
     def walk_status_refs(self) -> Iterator[str]:
         """The ref of every ingest, pending or on disk (for garbage collection)."""
-        seen = {w.status().ref for w in pending.of_root(self.root)}
+        seen = {w.status().ref for w in self._state.pending.writers()}
         yield from seen
         try:
             names = os.listdir(self._layout.ingests)
@@ -270,7 +270,7 @@ class LocalStore:
 
     def abort(self, ref: str) -> None:
         self._require_writable("abort")
-        pending.abort(self.root, ref)
+        self._state.pending.abort(ref)
         remove_ingest(self._layout.ingest(ref))
 
     # -- Ingester --------------------------------------------------------
@@ -279,11 +279,11 @@ class LocalStore:
         if not ref:
             raise InvalidArgument("ref must not be empty")
         self._require_writable("write")
-        self._locks.lock(ref)
+        self._state.locks.lock(ref)
         try:
             return self._open_writer(ref, total, expected or "")
         except BaseException:
-            self._locks.unlock(ref)
+            self._state.locks.unlock(ref)
             raise
 
     def _open_writer(self, ref: str, total: int, expected: str) -> LocalWriter:
@@ -301,7 +301,9 @@ class LocalStore:
             if fd is not None:  # a new ingest: on disk only when it must be
                 now = utcnow()
                 w = LocalWriter(
-                    self,
+                    self._state,
+                    self._layout,
+                    self._labels,
                     ref,
                     paths,
                     fd,
@@ -312,7 +314,7 @@ class LocalStore:
                     updated_at=now,
                     pending_ingest=True,
                 )
-                pending.add(self.root, ref, w)
+                self._state.pending.add(ref, w)
                 return w
         resumed: Status | None = None
         fresh = True
@@ -337,7 +339,9 @@ class LocalStore:
             flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
         fd = os.open(paths.data, flags | os.O_CLOEXEC, 0o666)
         return LocalWriter(
-            self,
+            self._state,
+            self._layout,
+            self._labels,
             ref,
             paths,
             fd,

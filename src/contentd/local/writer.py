@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     import hashlib
 
     from contentd.content.store import LabelStore
-    from contentd.local.store import LocalStore
+    from contentd.local.roots import RootState
 
 __all__ = ["LocalWriter"]
 
@@ -54,7 +54,9 @@ class LocalWriter:
 
     def __init__(
         self,
-        store: LocalStore,
+        state: RootState,
+        layout: Layout,
+        labels: LabelStore | None,
         ref: str,
         paths: IngestPaths,
         fd: int,
@@ -66,7 +68,9 @@ class LocalWriter:
         updated_at: datetime,
         pending_ingest: bool = False,
     ) -> None:
-        self._store = store
+        self._state = state  # the root's ref locks and pending ingests
+        self._layout = layout
+        self._labels = labels
         self._ref = ref
         self._paths = paths
         self._fd: int | None = fd
@@ -135,7 +139,7 @@ class LocalWriter:
         try:
             self._commit(size, expected or "", labels)
         finally:
-            self._store._locks.unlock(self._ref)
+            self._state.locks.unlock(self._ref)
 
     def close(self) -> None:
         """Make the ingest durable as it stands, so it resumes after any crash."""
@@ -149,7 +153,7 @@ class LocalWriter:
                 os.fsync(fd)
         finally:
             if self._pending:  # it could not get its directory: it is gone with the fd
-                pending.pop(self._store.root, self._ref, self)
+                self._state.pending.pop(self._ref, self)
             os.close(fd)
             try:
                 if not self._gone and not self._pending:
@@ -158,7 +162,7 @@ class LocalWriter:
                     sync_ingest(self._paths)
             except OSError:  # aborted underneath us: nothing left to resume
                 log.debug("ingest %s vanished before close", self._ref)
-            self._store._locks.unlock(self._ref)
+            self._state.locks.unlock(self._ref)
 
     def __enter__(self) -> Self:
         return self
@@ -198,14 +202,12 @@ class LocalWriter:
             actual = self.digest()
             if expected and expected != actual:
                 raise DigestMismatch(expected, actual)
-            layout: Layout = self._store._layout
-            target = layout.blob_path(actual)
-            blob_dir = layout.blob_dir(digests.parse(actual).algorithm)
+            target = self._layout.blob_path(actual)
+            blob_dir = self._layout.blob_dir(digests.parse(actual).algorithm)
             paths = None if self._pending else self._paths
             publish_blob(blob_dir, fd, paths, target, actual, st.st_mode & 0o777)
-            label_store: LabelStore | None = self._store._labels
-            if label_store is not None and labels is not None:
-                label_store.set(actual, labels)
+            if self._labels is not None and labels is not None:
+                self._labels.set(actual, labels)
         except AlreadyExists:
             raise  # the ingest is discarded
         except BaseException:
@@ -228,7 +230,7 @@ class LocalWriter:
             raise
         finally:
             if self._pending:
-                pending.pop(self._store.root, self._ref, self)
+                self._state.pending.pop(self._ref, self)
             os.close(fd)
 
     # -- pending ingests ---------------------------------------------------
@@ -239,7 +241,7 @@ class LocalWriter:
         On an error the ingest stays pending (what was made of its directory
         is removed) and the error propagates.
         """
-        store, paths = self._store, self._paths
+        paths = self._paths
         if self._gone:  # aborted meanwhile
             self._pending = False
             return
@@ -257,7 +259,7 @@ class LocalWriter:
             remove_ingest(paths)
             raise
         self._pending = False
-        pending.pop(store.root, self._ref, self)
+        self._state.pending.pop(self._ref, self)
         if self._gone:  # aborted meanwhile
             remove_ingest(paths)
 

@@ -28,8 +28,8 @@ from dataclasses import dataclass
 
 from contentd.content import digest as digests
 from contentd.content.errors import DigestMismatch, SizeMismatch
-from contentd.local import openblobs
 from contentd.local.reader import FileReaderAt
+from contentd.local.roots import root_state
 
 __all__ = ["CacheStats", "ReadCache"]
 
@@ -59,6 +59,7 @@ class ReadCache:
         self.stats = CacheStats()
         self._tmp = os.path.join(self.root, "tmp")
         os.makedirs(self._tmp, 0o700, exist_ok=True)
+        self._root_state = root_state(self.root)  # open files shared by caches on this root
         self._mutex = threading.Lock()
         self._fill_locks: dict[str, threading.Lock] = {}
         # digest -> size, least recently used first
@@ -107,13 +108,13 @@ class ReadCache:
         """A reader of the cached, verified copy of ``digest``; None on a miss."""
         path = self._path(digest)
         try:
-            blob = openblobs.acquire(self.root, digest, path, _open_read)
+            blob = self._root_state.blobs.acquire(digest, path, _open_read)
         except FileNotFoundError:
             with self._mutex:
                 self.stats.misses += 1
                 self._drop_entry(digest)
             return None
-        reader = FileReaderAt(blob.fd, blob.size, lambda: openblobs.release(blob))
+        reader = FileReaderAt(blob.fd, blob.size, lambda: self._root_state.blobs.release(blob))
         try:
             st = os.fstat(blob.fd)
             key = (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
@@ -195,7 +196,7 @@ class ReadCache:
             raise
         finally:
             os.close(fd)
-        openblobs.forget(self.root, digest)  # a damaged copy may still be open
+        self._root_state.blobs.forget(digest)  # a damaged copy may still be open
         self._verified[digest] = (st.st_ino, st.st_size, st.st_mtime_ns, os.stat(path).st_ctime_ns)
         with self._mutex:
             self.stats.fills += 1
@@ -214,7 +215,7 @@ class ReadCache:
     def _discard(self, digest: str, path: str) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(path)
-        openblobs.forget(self.root, digest)
+        self._root_state.blobs.forget(digest)
         self._verified.pop(digest, None)
         with self._mutex:
             self._drop_entry(digest)
@@ -238,7 +239,7 @@ class ReadCache:
             self.stats.evictions += 1
             with contextlib.suppress(OSError, ValueError):
                 os.unlink(self._path(digest))
-            openblobs.forget(self.root, digest)
+            self._root_state.blobs.forget(digest)
             self._verified.pop(digest, None)
 
 

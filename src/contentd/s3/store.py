@@ -41,7 +41,7 @@ from contentd.content.filters import info_adaptor, status_adaptor
 from contentd.content.gotime import from_ns
 from contentd.content.store import LabelStore, ReaderAt, digest_of_target
 from contentd.content.types import Info, Status, utcnow
-from contentd.local.locks import RefLocks
+from contentd.local.roots import root_state
 from contentd.s3.cache import ReadCache
 from contentd.s3.client import S3Location
 from contentd.s3.errors import translate
@@ -123,7 +123,8 @@ class S3Store:
         self._bucket = location.bucket
         self._prefix = location.prefix
         self._lock_root = f"s3:{location.endpoint}/{location.bucket}/{location.prefix}"
-        self._locks = RefLocks(self._lock_root)
+        self._root_state = root_state(self._lock_root)  # shared by stores on this location
+        self._locks = self._root_state.locks
         # part uploads of every writer of this store (each writer has at most IN_FLIGHT)
         self._uploader = ThreadPoolExecutor(max_workers=8, thread_name_prefix="s3-upload")
 

@@ -1,15 +1,21 @@
-"""reader_at shares one open file per blob; a deleted blob is never served from it."""
+"""What the process keeps per store root: open blob files, ref locks, pending ingests.
+
+reader_at shares one open file per blob and a deleted blob is never served from it.
+All of it belongs to the root's state: shared by every store on the root, separate
+from other roots', and gone (idle files closed) once nothing of the root is left.
+"""
 
 from __future__ import annotations
 
+import gc
 import os
 from pathlib import Path
 
 import pytest
 
-from contentd import LocalStore, NotFound
+from contentd import LocalStore, NotFound, Unavailable
 from contentd.content.digest import digest_of
-from contentd.local import openblobs
+from contentd.local.roots import root_state
 
 
 def put(store: LocalStore, data: bytes) -> str:
@@ -67,8 +73,8 @@ def test_a_blob_deleted_by_another_store_on_the_root_is_not_served(tmp_path: Pat
 
 
 def test_the_table_is_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(openblobs, "CAPACITY", 2)
     store = LocalStore(tmp_path)
+    monkeypatch.setattr(root_state(store.root).blobs, "capacity", 2)
     digests = [put(store, bytes([i]) * 10) for i in range(5)]
     store.reader_at(digests[0]).close()
     base = open_fds()
@@ -91,8 +97,55 @@ def test_an_open_that_races_a_delete_is_not_kept(tmp_path: Path) -> None:
         store.delete(d)  # between this open and its entry in the table
         return fd
 
-    blob = openblobs.acquire(store.root, d, path, open_then_delete)
+    blobs = root_state(store.root).blobs
+    blob = blobs.acquire(d, path, open_then_delete)
     assert not blob.listed
-    openblobs.release(blob)
+    blobs.release(blob)
     with pytest.raises(NotFound):
         store.reader_at(d)
+
+
+def test_roots_do_not_share_open_files(tmp_path: Path) -> None:
+    one, two = LocalStore(tmp_path / "one"), LocalStore(tmp_path / "two")
+    d = put(one, b"same bytes")
+    put(two, b"same bytes")
+    with one.reader_at(d) as ra, two.reader_at(d) as rb:
+        assert os.fstat(ra._fd).st_ino != os.fstat(rb._fd).st_ino  # type: ignore[arg-type]
+    two.delete(d)
+    with one.reader_at(d) as ra:  # a delete on another root does not drop this one's file
+        assert ra.read_at(0, 4) == b"same"
+
+
+def test_a_root_nothing_uses_any_more_holds_no_files(tmp_path: Path) -> None:
+    gc.collect()
+    before = open_fds()
+    store = LocalStore(tmp_path)
+    digests = [put(store, bytes([i]) * 3) for i in range(5)]
+    for d in digests:
+        store.reader_at(d).close()
+    held = store.reader_at(digests[0])
+    assert open_fds() == before + 5
+    del store
+    gc.collect()
+    assert open_fds() == before + 1  # the idle four closed with the root's state
+    assert held.read_at(0, 3) == bytes([0]) * 3
+    held.close()
+    assert open_fds() == before
+
+
+def test_stores_on_one_root_share_ref_locks_and_pending_ingests(tmp_path: Path) -> None:
+    first, second = LocalStore(tmp_path), LocalStore(tmp_path)
+    elsewhere = LocalStore(tmp_path / "elsewhere")
+    w = first.writer("ref")
+    w.write(b"pending")  # no directory yet: known to this process only
+    with pytest.raises(Unavailable, match="ref ref locked for"):
+        second.writer("ref")
+    assert second.status("ref").offset == 7
+    assert [s.ref for s in second.list_statuses()] == ["ref"]
+    with elsewhere.writer("ref") as other:  # another root: its own locks
+        assert other.status().offset == 0
+    second.abort("ref")
+    with pytest.raises(NotFound):
+        w.commit(7)
+    with second.writer("ref") as again:  # the commit released the lock
+        assert again.status().offset == 0
