@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import random
 import shutil
+import signal
+import subprocess
 import threading
 
 import pytest
@@ -64,19 +66,26 @@ def test_sigkill_cycles_leave_a_consistent_store() -> None:
     try:
         for cycle in range(PROFILE.crash_cycles):
             crash_at = rng.choice(CRASH_POINTS) if rng.random() < 0.4 else None
-            daemon = _daemon(base, cycle, crash_at).start()
-            runner = threading.Thread(target=workload.run, args=(daemon.address, cycle))
-            runner.start()
-            assert daemon.proc is not None
+            daemon = _daemon(base, cycle, crash_at)
             try:
-                daemon.proc.wait(rng.uniform(0.05, 1.5) if crash_at is None else 5.0)
-                count(f"crash cycles: killed at {crash_at}")
-            except Exception:
-                daemon.proc.kill()
-                daemon.proc.wait(10)
-                count("crash cycles: SIGKILL at a seeded moment")
-            runner.join(60)
-            assert not runner.is_alive()
+                daemon.start()
+            except RuntimeError:  # the crash point came in start-up (its first GC)
+                assert crash_at is not None and daemon.proc is not None
+                assert daemon.proc.returncode == -signal.SIGKILL, daemon.log_text()
+                count(f"crash cycles: killed at {crash_at} during start-up")
+            else:
+                runner = threading.Thread(target=workload.run, args=(daemon.address, cycle))
+                runner.start()
+                assert daemon.proc is not None
+                try:
+                    daemon.proc.wait(rng.uniform(0.05, 1.5) if crash_at is None else 5.0)
+                    count(f"crash cycles: killed at {crash_at}")
+                except subprocess.TimeoutExpired:
+                    daemon.proc.kill()
+                    daemon.proc.wait(10)
+                    count("crash cycles: SIGKILL at a seeded moment")
+                runner.join(60)
+                assert not runner.is_alive()
 
             # 1. offline, before anything repairs: only crash leftovers
             cli = Cli(daemon.address, "crash")
