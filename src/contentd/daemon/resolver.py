@@ -16,7 +16,10 @@ blobs. So header-less calls are *pinned* to one namespace
   the bytes they hold, are out of its reach;
 * the bytes still live once in the shared backend: under the ``shared``
   policy a blob that another namespace already holds is recorded in the
-  pinned namespace when containerd commits it, without a second copy;
+  pinned namespace when containerd commits it, without a second copy; one
+  that another containerd's pinned namespace holds (another listener's, or
+  another node's) is recorded as soon as containerd asks for it (Info,
+  before it opens a writer), so containerd skips the download;
 * the pinned namespace is labelled ``contentd.io/gc.managed-externally=true``
   (created on demand, and the label restored if someone removes it), so
   contentd's own GC treats everything in it as rooted: containerd decides
@@ -77,7 +80,8 @@ class NamespaceResolver:
             )
         if namespace is None and self.headerless_namespace is not None:
             self.ensure_pinned()
-            namespace = self.headerless_namespace
+            # containerd: a blob another namespace shares is linked here when asked for
+            return self.db.content_store(self.headerless_namespace, lease, link_shared=True)
         return self.db.content_store(namespace, lease)
 
     def ensure_pinned(self) -> None:

@@ -32,10 +32,15 @@ from contentd.metadata import health, identifiers, leases
 from contentd.metadata.cluster import RefLock
 from contentd.metadata.core import Core
 from contentd.metadata.crashpoints import crash_point
-from contentd.metadata.events import TOPIC_CONTENT_DELETE, ContentDelete
+from contentd.metadata.events import (
+    TOPIC_CONTENT_CREATE,
+    TOPIC_CONTENT_DELETE,
+    ContentCreate,
+    ContentDelete,
+)
 from contentd.metadata.namespaces import LABEL_GC_MANAGED_EXTERNALLY
 from contentd.metadata.sql import Conn
-from contentd.metadata.writer import NamespacedWriter
+from contentd.metadata.writer import NamespacedWriter, insert_blob
 
 __all__ = ["INGEST_EXPIRY", "WALK_CHUNK", "ContentStore", "backend_ref"]
 
@@ -55,12 +60,30 @@ class ContentStore:
 
     Without a namespace every call raises FailedPrecondition ``namespace is
     required``; with an invalid one, InvalidArgument.
+
+    ``link_shared`` (the store of containerd's pinned header-less namespace):
+    Info and ReaderAt of a digest this namespace does not record, but another
+    containerd's pinned namespace does and shares (the ``shared`` policy, or
+    that namespace labelled shareable), record it here first and answer.
+    Other tenants' blobs stay invisible to containerd. containerd's metadata layer
+    asks Info before it opens a writer and, when the backend has the blob,
+    commits without fetching a byte; its writer never tells the backend the
+    digest it expects. So a blob one containerd pulled is not downloaded
+    again by another containerd on the same store (or the same cluster).
     """
 
-    def __init__(self, core: Core, namespace: str | None, lease: str | None = None) -> None:
+    def __init__(
+        self,
+        core: Core,
+        namespace: str | None,
+        lease: str | None = None,
+        *,
+        link_shared: bool = False,
+    ) -> None:
         self._core = core
         self.namespace = namespace
         self.lease = lease or None
+        self.link_shared = link_shared
 
     def __repr__(self) -> str:
         return f"ContentStore(namespace={self.namespace!r}, lease={self.lease!r})"
@@ -74,8 +97,9 @@ class ContentStore:
         digest = digest_of_target(target)
         ns = self._ns()
         with self._core.view() as conn:
-            if _blob_row(conn, ns, digest) is None:
-                raise NotFound(f"content digest {digest}")
+            found = _blob_row(conn, ns, digest) is not None
+        if not found and not self._link(ns, digest):
+            raise NotFound(f"content digest {digest}")
         reason = self._core.quarantined.get(digest)
         if reason is not None:
             raise health.data_loss(digest, reason)
@@ -91,16 +115,39 @@ class ContentStore:
 
     def info(self, digest: str) -> Info:
         ns = self._ns()
-        with self._core.view() as conn:
-            row = _blob_row(conn, ns, digest)
-            if row is None:
-                raise NotFound(f"content digest {digest}")
-            labels = _blob_labels(conn, ns, digest)
+        row = self._info_row(ns, digest)
+        if row is None and self._link(ns, digest):
+            row = self._info_row(ns, digest)
+        if row is None:
+            raise NotFound(f"content digest {digest}")
         reason = self._core.quarantined.get(digest)
         if reason is not None:
             raise health.data_loss(digest, reason)
-        size, created_at, updated_at = row
+        (size, created_at, updated_at), labels = row
         return Info(digest, size, from_ns(created_at), from_ns(updated_at), labels)
+
+    def _info_row(self, ns: str, digest: str) -> tuple[tuple[int, int, int], dict[str, str]] | None:
+        with self._core.view() as conn:
+            row = _blob_row(conn, ns, digest)
+            return None if row is None else (row, _blob_labels(conn, ns, digest))
+
+    def _link(self, ns: str, digest: str) -> bool:
+        """With ``link_shared``: record ``digest`` here if another namespace shares it."""
+        core = self._core
+        if not self.link_shared:
+            return False
+        with core.view() as conn:
+            size = _shared_size(conn, digest, core.shared)
+        if size is None:
+            return False
+        with core.content_lock.shared(), core.update() as conn:
+            size = _shared_size(conn, digest, core.shared)  # again, in the write transaction
+            if size is None:
+                return False
+            created = insert_blob(core, conn, ns, digest, size, None)
+        if created:
+            core.publish(ns, TOPIC_CONTENT_CREATE, ContentCreate(digest, size))
+        return True
 
     def update(self, info: Info, *fieldpaths: str) -> Info:
         ns = self._ns()
@@ -416,6 +463,25 @@ def _shareable_elsewhere(conn: Conn, digest: str) -> bool:
         (digest, LABEL_NAMESPACE_SHAREABLE),
     ).fetchone()
     return row is not None
+
+
+_LABELLED = (
+    " AND EXISTS (SELECT 1 FROM namespace_labels l WHERE l.namespace = b.namespace"
+    " AND l.key = ? AND l.value = 'true')"
+)
+
+
+def _shared_size(conn: Conn, digest: str, shared: bool) -> int | None:
+    """The size of ``digest`` if another containerd's pinned namespace records it and
+    may share it (``shared`` policy, or that namespace labelled shareable). Other
+    tenants' blobs stay out of a header-less caller's sight."""
+    sql = "SELECT b.size FROM blobs b WHERE b.digest = ?" + _LABELLED
+    args: list[str] = [digest, LABEL_GC_MANAGED_EXTERNALLY]
+    if not shared:
+        sql += _LABELLED
+        args.append(LABEL_NAMESPACE_SHAREABLE)
+    row = conn.execute(sql + " LIMIT 1", args).fetchone()
+    return None if row is None else int(row[0])
 
 
 def _managed_externally(conn: Conn, ns: str) -> bool:

@@ -123,9 +123,12 @@ class MetadataDB:
     def __repr__(self) -> str:
         return f"MetadataDB({self.path!r}, policy={self.policy!r})"
 
-    def content_store(self, namespace: str | None, lease: str | None = None) -> ContentStore:
-        """The content of ``namespace``, with ``lease`` (if any) applied to its calls."""
-        return ContentStore(self._core, namespace, lease)
+    def content_store(
+        self, namespace: str | None, lease: str | None = None, *, link_shared: bool = False
+    ) -> ContentStore:
+        """The content of ``namespace``, with ``lease`` (if any) applied to its calls;
+        ``link_shared``: see :class:`~contentd.metadata.content.ContentStore`."""
+        return ContentStore(self._core, namespace, lease, link_shared=link_shared)
 
     @property
     def cluster(self) -> Cluster:

@@ -1,0 +1,97 @@
+"""A counting HTTP reverse proxy for tests: forwards every request to one upstream
+(a private registry) and counts the response body bytes per kind of path.
+
+``blob_bytes`` counts ``/v2/<name>/blobs/<digest>`` bodies (layers and configs),
+``manifest_bytes`` ``/v2/<name>/manifests/<ref>`` bodies. Loopback only, plain HTTP.
+"""
+
+from __future__ import annotations
+
+import http.client
+import http.server
+import re
+import threading
+from typing import Self
+from urllib.parse import urlsplit
+
+__all__ = ["CountingProxy"]
+
+_BLOB = re.compile(r"^/v2/.+/blobs/[^/]+$")
+_MANIFEST = re.compile(r"^/v2/.+/manifests/[^/]+$")
+_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade"}
+
+
+class CountingProxy:
+    def __init__(self, upstream: str) -> None:
+        parts = urlsplit(upstream if "://" in upstream else f"http://{upstream}")
+        self._host = parts.hostname or "127.0.0.1"
+        self._port = parts.port or 80
+        self._lock = threading.Lock()
+        self.blob_bytes = 0
+        self.manifest_bytes = 0
+        self.blob_requests: list[str] = []
+        proxy = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+            def _forward(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else None
+                conn = http.client.HTTPConnection(proxy._host, proxy._port, timeout=60)
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP}
+                conn.request(self.command, self.path, body=body, headers=headers)
+                resp = conn.getresponse()
+                data = resp.read()
+                conn.close()
+                path = self.path.split("?", 1)[0]
+                if self.command == "GET":
+                    with proxy._lock:
+                        if _BLOB.match(path):
+                            proxy.blob_bytes += len(data)
+                            proxy.blob_requests.append(path)
+                        elif _MANIFEST.match(path):
+                            proxy.manifest_bytes += len(data)
+                self.send_response(resp.status, resp.reason)
+                head = self.command == "HEAD"  # keeps the upstream's Content-Length
+                for key, value in resp.getheaders():
+                    if key.lower() not in _HOP and (head or key.lower() != "content-length"):
+                        self.send_header(key, value)
+                if not head:
+                    self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(data)
+
+            do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = _forward
+
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def host(self) -> str:
+        return f"127.0.0.1:{self._server.server_address[1]}"
+
+    def reset(self) -> None:
+        with self._lock:
+            self.blob_bytes = 0
+            self.manifest_bytes = 0
+            self.blob_requests = []
+
+    def start(self) -> Self:
+        self._thread.start()
+        return self
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
