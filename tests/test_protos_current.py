@@ -38,6 +38,7 @@ from contentd.api._pb.containerd.services.version.v1 import (
     version_pb2_grpc,
 )
 from contentd.api._pb.containerd.types import descriptor_pb2, platform_pb2
+from contentd.api._pb.contentd.services.registry.v1 import registry_pb2_grpc
 from contentd.api._pb.google.rpc import status_pb2
 from contentd.api._pb.grpc.health.v1 import health_pb2, health_pb2_grpc
 from tests.peers.requires import in_ci
@@ -440,6 +441,12 @@ SERVICES: list[tuple[ModuleType, str, str, dict[str, str]]] = [
         "VersionStub",
         "containerd.services.version.v1.Version",
         {"Version": "unary_unary"},
+    ),
+    (
+        registry_pb2_grpc,
+        "RegistryStub",
+        "contentd.services.registry.v1.Registry",
+        {"Fetch": "unary_stream", "Push": "unary_stream"},
     ),
     (
         health_pb2_grpc,

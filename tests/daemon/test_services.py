@@ -234,6 +234,7 @@ BUILTIN = [
     "io.containerd.grpc.v1.version",
     "io.containerd.grpc.v1.healthcheck",
     "io.containerd.grpc.v1.events",
+    "io.containerd.grpc.v1.registry",
     "io.containerd.grpc.v1.gc",
     "io.containerd.grpc.v1.fsck",
 ]

@@ -146,7 +146,6 @@ class ContainerdPeer(ChildProcess):
     def config_path(self) -> Path:
         return self._base / "config.toml"
 
-
     # -- config ------------------------------------------------------------------------
 
     def config(self) -> dict[str, Any]:

@@ -19,6 +19,7 @@ no flag to move it.)
 
 from __future__ import annotations
 
+import base64
 import gzip
 import hashlib
 import io
@@ -297,6 +298,7 @@ def push_image(
     *,
     skopeo: str = "skopeo",
     timeout: float = 120.0,
+    creds: str | None = None,
 ) -> PushedImage:
     """Copy ``image`` into ``registry`` with skopeo, keeping every digest; verify the index."""
     with tempfile.TemporaryDirectory(prefix="oci-layout-") as tmp:
@@ -310,6 +312,7 @@ def push_image(
                 "--preserve-digests",
                 "--dest-tls-verify=false",
                 "--retry-times=0",
+                *([f"--dest-creds={creds}"] if creds else []),
                 f"oci:{layout}:{tag}",
                 f"docker://{registry.host}/{repository}:{tag}",
             ],
@@ -317,8 +320,9 @@ def push_image(
             env={"TMPDIR": tmp},
         )
     pushed = PushedImage(image, registry.host, repository, tag)
+    auth = {"Authorization": "Basic " + base64.b64encode(creds.encode()).decode()} if creds else {}
     resp = registry.request(
-        "HEAD", f"/v2/{repository}/manifests/{tag}", headers={"Accept": MT_INDEX}
+        "HEAD", f"/v2/{repository}/manifests/{tag}", headers={"Accept": MT_INDEX, **auth}
     )
     served = resp.headers.get("docker-content-digest")
     if resp.status != 200 or served != image.index.digest:
@@ -327,3 +331,47 @@ def push_image(
             f"expected {image.index.digest}"
         )
     return pushed
+
+
+def build_random_image(layer_sizes: tuple[int, ...], seed: int = 7) -> OciImage:
+    """An index with one ``linux/amd64`` manifest whose layers are seeded random bytes of
+    ``layer_sizes`` (typed as uncompressed tars; registries do not look inside)."""
+    rng = random.Random(seed)
+    layers = tuple(Blob(MT_LAYER, rng.randbytes(size)) for size in layer_sizes)
+    config = Blob(
+        MT_CONFIG,
+        _json(
+            {
+                "architecture": "amd64",
+                "os": "linux",
+                "rootfs": {"type": "layers", "diff_ids": [b.digest for b in layers]},
+            }
+        ),
+    )
+    manifest = Blob(
+        MT_MANIFEST,
+        _json(
+            {
+                "schemaVersion": 2,
+                "mediaType": MT_MANIFEST,
+                "config": config.descriptor(),
+                "layers": [b.descriptor() for b in layers],
+            }
+        ),
+    )
+    platform = PlatformImage(
+        "linux", "amd64", manifest, config, layers, tuple(b.digest for b in layers)
+    )
+    index = Blob(
+        MT_INDEX,
+        _json(
+            {
+                "schemaVersion": 2,
+                "mediaType": MT_INDEX,
+                "manifests": [
+                    manifest.descriptor(platform={"architecture": "amd64", "os": "linux"})
+                ],
+            }
+        ),
+    )
+    return OciImage(index, (platform,))

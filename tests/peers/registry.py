@@ -3,7 +3,8 @@
 Debian's package ``docker-registry`` (distribution 2.8.2) installs the server as
 ``/usr/bin/docker-registry``; it is run as ``docker-registry serve <config.yml>`` with a
 generated config: plain HTTP on ``127.0.0.1:<free port>``, filesystem storage in a temp
-dir, deletes enabled, no auth, no storage health checks. Readiness is a ``GET /v2/``
+dir, deletes enabled, no auth (or htpasswd basic auth with ``htpasswd={user: password}``),
+no storage health checks. Readiness is a ``GET /v2/``
 answering 200. It starts in well under a second here.
 """
 
@@ -37,6 +38,18 @@ class RegistryResponse:
         return json.loads(self.body)
 
 
+def _bcrypt(password: str) -> str:
+    """A bcrypt hash, the one htpasswd scheme docker-registry accepts (libcrypt's)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import crypt
+
+        # the lowest cost: the registry checks the hash on every request
+        return crypt.crypt(password, crypt.mksalt(crypt.METHOD_BLOWFISH, rounds=16))
+
+
 class RegistryPeer(ChildProcess):
     """A ``docker-registry`` child process on 127.0.0.1 with storage in a temp dir."""
 
@@ -47,8 +60,10 @@ class RegistryPeer(ChildProcess):
         binary: str = "docker-registry",
         start_timeout: float = 20.0,
         stop_timeout: float = 10.0,
+        htpasswd: Mapping[str, str] | None = None,
     ) -> None:
         self._base = Path(tempfile.mkdtemp(prefix="registry-", dir=base_dir))
+        self._htpasswd = dict(htpasswd or {})
         self._binary = binary
         self._start_timeout = start_timeout
         self._stop_timeout = stop_timeout
@@ -88,7 +103,6 @@ class RegistryPeer(ChildProcess):
     def url(self) -> str:
         return f"http://{self.host}"
 
-
     def _config(self, port: int) -> str:
         # JSON is valid YAML, so no YAML writer is needed.
         doc = {
@@ -101,6 +115,10 @@ class RegistryPeer(ChildProcess):
             },
             "http": {"addr": f"127.0.0.1:{port}", "secret": "contentd-tests"},
         }
+        if self._htpasswd:
+            path = self._base / "htpasswd"
+            path.write_text("".join(f"{u}:{_bcrypt(p)}\n" for u, p in self._htpasswd.items()))
+            doc["auth"] = {"htpasswd": {"realm": "contentd-tests", "path": str(path)}}
         return json.dumps(doc, indent=2) + "\n"
 
     def start(self) -> Self:
@@ -139,7 +157,7 @@ class RegistryPeer(ChildProcess):
             if self._proc.poll() is not None:
                 return False
             try:
-                if self.get("/v2/", timeout=1.0).status == 200:
+                if self.get("/v2/", timeout=1.0).status in ((401,) if self._htpasswd else (200,)):
                     return True
             except OSError:
                 pass

@@ -57,6 +57,7 @@ TOP_LEVEL: Final = {
     "images": "images",
     "image": "images",
     "i": "images",
+    "fetch": "registry",
     "leases": "leases",
     "lease": "leases",
     "namespaces": "namespaces",

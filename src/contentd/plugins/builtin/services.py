@@ -27,6 +27,7 @@ GRPC_IDS: Final = (
     "version",
     "healthcheck",
     "events",
+    "registry",
 )
 
 
@@ -70,6 +71,12 @@ def _init_images(ic: InitContext) -> object:
     from contentd.api.images import ImagesService
 
     return ImagesService(_metadata(ic), _exchange(ic))
+
+
+def _init_registry(ic: InitContext) -> object:
+    from contentd.api.registry import RegistryService
+
+    return RegistryService(_metadata(ic), _exchange(ic))
 
 
 def _init_leases(ic: InitContext) -> object:
@@ -121,4 +128,7 @@ def service_registrations() -> list[Registration]:
         Registration(grpc, "version", _init_version),
         Registration(grpc, "healthcheck", _init_health),
         Registration(grpc, "events", _init_events, requires=(types.EVENT,)),
+        Registration(
+            grpc, "registry", _init_registry, requires=(types.METADATA, types.EVENT, types.GC)
+        ),
     ]

@@ -1,0 +1,227 @@
+"""``contentd fetch`` (and ``push``): registry transfers that run in the daemon.
+
+The daemon does the transfer; this command sends the request (with credentials from
+``--user`` or ``~/.docker/config.json``, for this call only) and shows the progress it
+streams back: on a terminal, a live table of blobs (status, bytes, rate) and totals on
+stderr; otherwise one plain line per finished blob. The result (root digest and image
+name) goes to stdout. Ctrl-C cancels the transfer; fetching again resumes it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+
+from contentd.cli.parser import add_command
+
+if TYPE_CHECKING:
+    from contentd.api._pb.contentd.services.registry.v1 import registry_pb2
+    from contentd.cli.context import Context
+
+__all__ = ["add_commands", "docker_credentials", "split_user"]
+
+_REDRAW: Final = 0.1
+
+
+def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    fetch = add_command(
+        commands,
+        "fetch",
+        help="fetch an image from a registry into the store (runs in the daemon)",
+        example="contentd fetch --plain-http 127.0.0.1:5000/library/app:1",
+        handler=run_fetch,
+    )
+    fetch.add_argument("reference", metavar="REF", help="host[:port]/repository[:tag][@digest]")
+    fetch.add_argument(
+        "--platform",
+        action="append",
+        default=[],
+        metavar="P",
+        help="os/arch[/variant] to fetch (repeatable; default: the daemon's)",
+    )
+    fetch.add_argument("--all-platforms", action="store_true", help="fetch every platform")
+    fetch.add_argument("--name", default="", help="the image record's name (default: REF)")
+    _transfer_options(fetch)
+
+
+def _transfer_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--plain-http", action="store_true", help="talk HTTP, not HTTPS (loopback registries)"
+    )
+    parser.add_argument(
+        "--user",
+        "-u",
+        default=None,
+        metavar="U[:P]",
+        help="credentials (a missing password is asked for; default: ~/.docker/config.json)",
+    )
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=0,
+        metavar="N",
+        help="blobs transferred at once (default 3)",
+    )
+
+
+# -- credentials ------------------------------------------------------------------
+
+
+def split_user(text: str) -> tuple[str, str | None]:
+    user, sep, secret = text.partition(":")
+    return user, (secret if sep else None)
+
+
+def docker_credentials(host: str, path: Path | None = None) -> tuple[str, str] | None:
+    """(user, secret) for ``host`` from a docker config's ``auths`` (plain entries only;
+    credential helpers are not run)."""
+    if path is None:
+        root = os.environ.get("DOCKER_CONFIG") or str(Path.home() / ".docker")
+        path = Path(root) / "config.json"
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    auths = doc.get("auths") if isinstance(doc, dict) else None
+    if not isinstance(auths, dict):
+        return None
+    for key in (host, f"https://{host}", f"http://{host}"):
+        entry = auths.get(key)
+        if not isinstance(entry, dict):
+            continue
+        if isinstance(entry.get("auth"), str) and entry["auth"]:
+            try:
+                user, _, secret = base64.b64decode(entry["auth"]).decode().partition(":")
+            except (ValueError, UnicodeDecodeError):
+                continue
+            return user, secret
+        if isinstance(entry.get("username"), str) and isinstance(entry.get("password"), str):
+            return entry["username"], entry["password"]
+        if isinstance(entry.get("identitytoken"), str):
+            return "<token>", entry["identitytoken"]
+    return None
+
+
+def _credentials(ctx: Context, host: str) -> registry_pb2.Credentials | None:
+    from contentd.api._pb.contentd.services.registry.v1 import registry_pb2 as pb
+
+    if ctx.args.user:
+        user, secret = split_user(ctx.args.user)
+        if secret is None:
+            import getpass
+
+            secret = getpass.getpass(f"Password for {user}@{host}: ")
+        return pb.Credentials(username=user, secret=secret)
+    found = docker_credentials(host)
+    if found is None:
+        return None
+    return pb.Credentials(username=found[0], secret=found[1])
+
+
+def _host(reference: str) -> str:
+    return reference.split("/", 1)[0]
+
+
+# -- progress -------------------------------------------------------------------------
+
+
+class _Display:
+    """Progress of the blobs of one transfer, live on a terminal or as plain lines."""
+
+    def __init__(self, ctx: Context, verb: str) -> None:
+        self.ctx = ctx
+        self.verb = verb
+        self.live = ctx.streams.err_is_tty
+        self.blobs: dict[str, list[Any]] = {}  # ref -> [status, offset, total, started, resumed]
+        self.started = time.monotonic()
+        self.drawn = 0
+        self.last = 0.0
+
+    def update(self, msg: registry_pb2.Progress) -> None:
+        from contentd.cli.output import human_size
+
+        ref = msg.ref or msg.descriptor.digest
+        entry = self.blobs.get(ref)
+        if entry is None:
+            entry = self.blobs[ref] = ["", 0, msg.descriptor.size, time.monotonic(), 0]
+        changed = entry[0] != msg.status
+        entry[0], entry[1], entry[4] = msg.status, msg.offset, msg.resumed
+        if self.live:
+            now = time.monotonic()
+            if changed or now - self.last >= _REDRAW:
+                self.last = now
+                self._draw()
+        elif changed and msg.status in ("done", "exists", "mounted", "skipped", "failed"):
+            extra = f" (resumed at {human_size(msg.resumed)})" if msg.resumed else ""
+            line = f"{ref}: {msg.status} {human_size(msg.descriptor.size)}{extra}"
+            print(line, file=self.ctx.streams.err, flush=True)
+
+    def _draw(self) -> None:
+        from contentd.cli.output import human_size
+
+        now = time.monotonic()
+        lines = []
+        for ref, (status, offset, total, started, resumed) in self.blobs.items():
+            rate = ""
+            if status in ("downloading", "uploading") and now > started:
+                rate = f"{human_size((offset - resumed) / (now - started))}/s"
+            lines.append(
+                f"{ref[:80]:<80} {status:<11} {human_size(offset)}/{human_size(total)} {rate}"
+            )
+        done = sum(e[1] for e in self.blobs.values())
+        lines.append(f"elapsed {now - self.started:.1f}s  total {human_size(done)}")
+        text = ("\x1b[F\x1b[2K" * self.drawn) + "\n".join(lines) + "\n"
+        self.ctx.streams.err.write(text)
+        self.ctx.streams.err.flush()
+        self.drawn = len(lines)
+
+    def finish(self) -> None:
+        if self.live and self.blobs:
+            self._draw()
+
+
+def run_fetch(ctx: Context) -> int:
+    from contentd.api._pb.contentd.services.registry.v1 import registry_pb2 as pb
+    from contentd.api._pb.contentd.services.registry.v1 import registry_pb2_grpc as pb_grpc
+
+    args = ctx.args
+    request = pb.FetchRequest(
+        reference=args.reference,
+        platforms=args.platform,
+        all_platforms=args.all_platforms,
+        plain_http=args.plain_http,
+        concurrency=max(0, args.concurrency),
+        image_name=args.name,
+    )
+    creds = _credentials(ctx, _host(args.reference))
+    if creds is not None:
+        request.credentials.CopyFrom(creds)
+    display = _Display(ctx, "fetch")
+    stub = pb_grpc.RegistryStub(ctx.channel())
+    final = None
+    for msg in ctx.stream(stub.Fetch, request):
+        if msg.status == "image":
+            final = msg
+        else:
+            display.update(msg)
+    display.finish()
+    if final is None:
+        return 1
+    root = final.descriptor
+    if ctx.json:
+        ctx.emit(
+            {
+                "image": final.image,
+                "digest": root.digest,
+                "media_type": root.media_type,
+                "size": root.size,
+            }
+        )
+    else:
+        ctx.write(f"{final.image} {root.digest}\n")
+    return 0

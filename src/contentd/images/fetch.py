@@ -1,0 +1,425 @@
+"""Fetching an image from a registry straight into a content store.
+
+:func:`fetch` resolves a reference, walks index -> manifests -> config and layers, and
+downloads what the store does not hold yet, in parallel (at most ``concurrency`` blobs at
+a time), each through a writer named as containerd names it (``index-<digest>``,
+``manifest-<digest>``, ``config-<digest>``, ``layer-<digest>``) and verified by the commit.
+It sets the labels containerd's pull sets: ``containerd.io/gc.ref.content.m.<i>`` on an
+index, ``.config`` and ``.l.<i>`` on a manifest, and
+``containerd.io/distribution.source.<host>=<repository>`` on every blob. Then it records
+the image (name -> root descriptor) and returns the root descriptor.
+
+Durability and resumption: everything is written under a lease named after the
+namespace's reference (``contentd.fetch.<sha256(ref)[:16]>``, 24 h expiry) that is
+deleted when the fetch succeeds and kept when it fails. An interrupted layer therefore
+stays an ingest; the next fetch of the same reference opens the same writer ref and asks
+the registry for the rest with ``Range: bytes=<offset>-`` (starting over when the
+registry ignores the range). Connection errors and 5xx answers are retried with backoff,
+resuming the same way. A blob whose bytes do not match its digest or size fails the fetch
+with ``FailedPrecondition`` naming the blob; its ingest is aborted, nothing of it is
+committed, and blobs already committed stay. Non-distributable layers are not fetched.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from typing import Final, Protocol
+
+from urllib3.exceptions import HTTPError
+
+from contentd.content.errors import (
+    AlreadyExists,
+    Canceled,
+    ContentError,
+    DigestMismatch,
+    FailedPrecondition,
+    NotFound,
+    SizeMismatch,
+)
+from contentd.content.gotime import format_text
+from contentd.content.helpers import open_writer, read_blob
+from contentd.content.labels import LABEL_GC_EXPIRE
+from contentd.content.store import Store, Writer
+from contentd.content.types import Descriptor, Info
+from contentd.images.errors import RegistryUnavailable
+from contentd.images.media import (
+    MAX_MANIFEST_SIZE,
+    ManifestError,
+    children,
+    is_index,
+    is_manifest,
+    is_non_distributable,
+)
+from contentd.images.platforms import Platform, default_platform
+from contentd.images.reference import Reference, parse_reference
+from contentd.images.registry import Credentials, RegistryClient, describe, discard
+from contentd.metadata.images import Image
+
+__all__ = [
+    "CHUNK",
+    "LABEL_DISTRIBUTION_SOURCE",
+    "FetchOptions",
+    "Progress",
+    "fetch",
+    "fetch_lease_id",
+    "ref_key",
+]
+
+log = logging.getLogger(__name__)
+
+LABEL_DISTRIBUTION_SOURCE: Final = "containerd.io/distribution.source"
+#: bytes read from a response and written per call
+CHUNK: Final = 1 << 20
+_LEASE_TTL: Final = timedelta(hours=24)
+_PROGRESS_EVERY: Final = 0.25
+
+
+@dataclass(frozen=True)
+class Progress:
+    """One step of a fetch: ``status`` is ``resolved``, ``exists``, ``downloading``,
+    ``done``, ``skipped`` or ``failed`` for blob ``desc`` (``offset`` of ``desc.size``);
+    ``resumed`` is the offset the download started from."""
+
+    status: str
+    desc: Descriptor
+    ref: str = ""
+    offset: int = 0
+    resumed: int = 0
+
+
+@dataclass(frozen=True)
+class FetchOptions:
+    platforms: Sequence[Platform] = ()
+    all_platforms: bool = False
+    plain_http: bool = False
+    credentials: Credentials | None = None
+    concurrency: int = 3
+    retries: int = 4
+    backoff: float = 0.2
+    #: the image record's name; default: the reference as given
+    image_name: str = ""
+    progress: Callable[[Progress], None] | None = None
+    cancelled: Callable[[], bool] = field(default=lambda: False)
+
+
+class ImageRecords(Protocol):
+    def create(self, image: Image) -> Image: ...
+    def update(self, image: Image, *fieldpaths: str) -> Image: ...
+
+
+class Leases(Protocol):
+    def create(self, id: str | None = None, labels: Mapping[str, str] | None = None) -> object: ...
+    def delete(self, id: str, *, sync: bool = False) -> None: ...
+
+
+def ref_key(desc: Descriptor) -> str:
+    """containerd's writer ref for a blob (``remotes.MakeRefKey``)."""
+    mt = desc.media_type
+    if is_manifest(mt):
+        kind = "manifest"
+    elif is_index(mt):
+        kind = "index"
+    elif "layer" in mt or "rootfs" in mt:
+        kind = "layer"
+    elif "config" in mt:
+        kind = "config"
+    else:
+        kind = "unknown"
+    return f"{kind}-{desc.digest}"
+
+
+def fetch_lease_id(reference: str) -> str:
+    return "contentd.fetch." + hashlib.sha256(reference.encode()).hexdigest()[:16]
+
+
+def fetch(
+    store_for_lease: Callable[[str], Store],
+    leases: Leases,
+    images: ImageRecords,
+    reference: str,
+    options: FetchOptions | None = None,
+) -> tuple[Descriptor, Image]:
+    """Fetch ``reference`` into the store; returns the root descriptor and the image record.
+
+    ``store_for_lease(lease_id)`` is the namespace's content store with that lease applied.
+    """
+    options = options or FetchOptions()
+    ref = parse_reference(reference)
+    lease_id = fetch_lease_id(str(ref))
+    expire = datetime.now(UTC).replace(microsecond=0) + _LEASE_TTL
+    # AlreadyExists: an earlier fetch of this reference failed; its ingests resume under it
+    with contextlib.suppress(AlreadyExists):
+        leases.create(lease_id, {LABEL_GC_EXPIRE: format_text(expire)})
+    store = store_for_lease(lease_id)
+    with RegistryClient(
+        ref.host,
+        plain_http=options.plain_http,
+        credentials=options.credentials,
+        retries=options.retries,
+        backoff=options.backoff,
+    ) as client:
+        job = _Fetch(store, client, ref, options)
+        root = job.run()
+    name = options.image_name or reference
+    record = Image(name=name, target=root)
+    try:
+        image = images.create(record)
+    except AlreadyExists:
+        image = images.update(record, "target")
+    leases.delete(lease_id)
+    return root, image
+
+
+class _Fetch:
+    def __init__(
+        self, store: Store, client: RegistryClient, ref: Reference, options: FetchOptions
+    ) -> None:
+        self.store = store
+        self.client = client
+        self.ref = ref
+        self.options = options
+        self.platforms = list(options.platforms) or [default_platform()]
+        # containerd keys the source by host name alone (no port)
+        self.source_key = f"{LABEL_DISTRIBUTION_SOURCE}.{_hostname(ref.host)}"
+        self._progress_lock = threading.Lock()
+
+    # -- progress --------------------------------------------------------------------
+
+    def emit(self, status: str, desc: Descriptor, offset: int = 0, resumed: int = 0) -> None:
+        if self.options.progress is not None:
+            with self._progress_lock:
+                self.options.progress(Progress(status, desc, ref_key(desc), offset, resumed))
+
+    def check_cancel(self) -> None:
+        if self.options.cancelled():
+            raise Canceled("fetch cancelled")
+
+    # -- the walk --------------------------------------------------------------------
+
+    def run(self) -> Descriptor:
+        root = self.client.resolve(self.ref)
+        if not (is_index(root.media_type) or is_manifest(root.media_type)):
+            raise ManifestError(f"{self.ref}: unsupported media type {root.media_type!r}")
+        self.emit("resolved", root)
+        workers = max(1, min(self.options.concurrency, 64))
+        with ThreadPoolExecutor(workers, thread_name_prefix="contentd-fetch") as pool:
+            self._manifest_tree(root, pool)
+        return root
+
+    def _manifest_tree(self, root: Descriptor, pool: ThreadPoolExecutor) -> None:
+        """Manifests level by level (each level's documents in parallel), then every
+        config and layer; parents are written with their children's labels."""
+        level = [root]
+        leaves: dict[str, Descriptor] = {}
+        seen: set[str] = set()
+        while level:
+            docs = self._run_all(pool, [(self._document, d) for d in level])
+            next_level: list[Descriptor] = []
+            for desc, data in zip(level, docs, strict=True):
+                manifests, config, layers = children(desc, data)
+                for child, platform in manifests:
+                    keep = (
+                        self.options.all_platforms
+                        or not platform
+                        or any(p.matches(platform) for p in self.platforms)
+                    )
+                    if keep and child.digest not in seen:
+                        seen.add(child.digest)
+                        next_level.append(child)
+                for child in ([config] if config else []) + layers:
+                    if is_non_distributable(child.media_type):
+                        self.emit("skipped", child)
+                    else:
+                        leaves.setdefault(child.digest, child)
+            level = next_level
+        self._run_all(pool, [(self._blob, d) for d in leaves.values()])
+
+    def _run_all(
+        self,
+        pool: ThreadPoolExecutor,
+        jobs: Sequence[tuple[Callable[[Descriptor], bytes | None], Descriptor]],
+    ) -> list[bytes]:
+        futures: list[Future[bytes | None]] = [pool.submit(fn, d) for fn, d in jobs]
+        _done, pending = wait(futures, return_when=FIRST_EXCEPTION)
+        failed = [f for f in futures if f.done() and f.exception() is not None]
+        if failed:
+            for f in pending:
+                f.cancel()
+            wait(pending)
+            raise failed[0].exception()  # type: ignore[misc]
+        return [f.result() or b"" for f in futures]
+
+    def _labels_for(self, desc: Descriptor, data: bytes | None) -> dict[str, str]:
+        labels = {self.source_key: self.ref.repository}
+        if data is None:
+            return labels
+        manifests, config, layers = children(desc, data)
+        kept = [
+            child
+            for child, platform in manifests
+            if self.options.all_platforms
+            or not platform
+            or any(p.matches(platform) for p in self.platforms)
+        ]
+        for i, child in enumerate(kept):
+            labels[f"containerd.io/gc.ref.content.m.{i}"] = child.digest
+        if config is not None:
+            labels["containerd.io/gc.ref.content.config"] = config.digest
+        for i, layer in enumerate(layers):
+            labels[f"containerd.io/gc.ref.content.l.{i}"] = layer.digest
+        return labels
+
+    def _document(self, desc: Descriptor) -> bytes:
+        """An index or manifest: from the store when held, else from the registry."""
+        self.check_cancel()
+        if desc.size > MAX_MANIFEST_SIZE:
+            raise ManifestError(f"{desc.digest}: {desc.size} bytes is too big for a manifest")
+        try:
+            info = self.store.info(desc.digest)
+        except NotFound:
+            info = None
+        if info is not None:
+            data = read_blob(self.store, desc.digest)
+            self._add_labels(info, self._labels_for(desc, data))
+            self.emit("exists", desc, desc.size)
+            return data
+        data = self.client.manifest(self.ref.repository, desc)
+        labels = self._labels_for(desc, data)
+        writer = open_writer(self.store, ref_key(desc), desc.size, desc.digest, timeout=60)
+        try:
+            if writer.status().offset:
+                writer.truncate(0)
+            writer.write(data)
+            writer.commit(desc.size, desc.digest, labels)
+        except AlreadyExists:
+            self._add_labels(self.store.info(desc.digest), labels)
+        finally:
+            writer.close()
+        self.emit("done", desc, desc.size)
+        return data
+
+    def _add_labels(self, info: Info, labels: Mapping[str, str]) -> None:
+        current = dict(info.labels or {})
+        wanted = dict(labels)
+        source = current.get(self.source_key)
+        if source and self.ref.repository not in source.split(","):
+            wanted[self.source_key] = f"{source},{self.ref.repository}"
+        elif source:
+            wanted[self.source_key] = source
+        changed = [k for k, v in wanted.items() if current.get(k) != v]
+        if changed:
+            self.store.update(replace(info, labels=wanted), *(f"labels.{k}" for k in changed))
+
+    def _blob(self, desc: Descriptor) -> None:
+        """A config or layer: skipped when held, else downloaded (resuming, retrying)."""
+        self.check_cancel()
+        labels = self._labels_for(desc, None)
+        try:
+            info = self.store.info(desc.digest)
+        except NotFound:
+            info = None
+        if info is not None:
+            self._add_labels(info, labels)
+            self.emit("exists", desc, desc.size)
+            return None
+        attempt = 0
+        while True:
+            try:
+                self._download(desc, labels)
+                return None
+            except RegistryUnavailable:
+                attempt += 1
+                if attempt > self.options.retries:
+                    raise
+                time.sleep(min(self.options.backoff * 2**attempt, 5.0))
+
+    def _download(self, desc: Descriptor, labels: Mapping[str, str]) -> None:
+        ref = ref_key(desc)
+        writer = open_writer(self.store, ref, desc.size, desc.digest, timeout=60)
+        failed: DigestMismatch | SizeMismatch | None = None
+        try:
+            offset = writer.status().offset
+            if offset > desc.size:
+                writer.truncate(0)
+                offset = 0
+            if offset < desc.size:
+                self._stream_into(writer, desc, offset)
+            writer.commit(desc.size, desc.digest, labels)
+        except AlreadyExists:
+            self._add_labels(self.store.info(desc.digest), labels)
+        except (DigestMismatch, SizeMismatch) as err:
+            failed = err
+        finally:
+            writer.close()
+        if failed is not None:
+            # nothing of a blob with wrong bytes is kept: the next fetch starts it over
+            self._abort(ref)
+            self.emit("failed", desc)
+            raise _blob_error(desc, failed) from None
+        self.emit("done", desc, desc.size)
+
+    def _stream_into(self, writer: Writer, desc: Descriptor, offset: int) -> None:
+        resp, start = self.client.open_blob(self.ref.repository, desc, offset)
+        if start != offset:
+            writer.truncate(0)  # the registry ignored the range: start over
+        written = start
+        last = 0.0
+        self.emit("downloading", desc, written, start)
+        try:
+            while True:
+                self.check_cancel()
+                try:
+                    chunk = resp.read(CHUNK)
+                except (HTTPError, OSError) as err:
+                    reason = describe(err)[0]
+                    raise RegistryUnavailable(f"blob {desc.digest}: {reason}") from None
+                if not chunk:
+                    break
+                if written + len(chunk) > desc.size:
+                    raise SizeMismatch(desc.size, written + len(chunk))
+                writer.write(chunk)
+                written += len(chunk)
+                now = time.monotonic()
+                if now - last >= _PROGRESS_EVERY:
+                    last = now
+                    self.emit("downloading", desc, written, start)
+        finally:
+            discard(resp)
+        if written < desc.size:
+            # the body ended early: a dropped connection (retried, resumed from here)
+            raise RegistryUnavailable(f"blob {desc.digest}: body ended at {written} of {desc.size}")
+
+    def _abort(self, ref: str) -> None:
+        with contextlib.suppress(NotFound):
+            self.store.abort(ref)
+
+
+def _hostname(host: str) -> str:
+    if host.startswith("["):
+        return host[1:].split("]", 1)[0]
+    return host.rsplit(":", 1)[0] if ":" in host else host
+
+
+def _blob_error(desc: Descriptor, err: ContentError) -> FailedPrecondition:
+    if isinstance(err, DigestMismatch):
+        return DigestMismatch(
+            err.expected,
+            err.actual,
+            f"blob {desc.digest} ({desc.media_type}): registry sent bytes of {err.actual}",
+        )
+    if isinstance(err, SizeMismatch):
+        return SizeMismatch(
+            err.expected,
+            err.actual,
+            f"blob {desc.digest} ({desc.media_type}): registry sent {err.actual} bytes,"
+            f" descriptor says {err.expected}",
+        )
+    return FailedPrecondition(f"blob {desc.digest}: {err}")

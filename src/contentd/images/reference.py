@@ -1,0 +1,74 @@
+"""Image references: ``host[:port]/repository[:tag][@digest]`` (the distribution grammar,
+with the host required, as containerd's resolver requires it)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Final
+
+from contentd.content import digest as digests
+from contentd.content.errors import ContentError, InvalidArgument
+
+__all__ = ["Reference", "parse_reference"]
+
+_HOST: Final = re.compile(
+    r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*"
+    r"|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?"
+)
+_COMPONENT: Final = re.compile(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*")
+_TAG: Final = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
+MAX_NAME: Final = 255
+
+
+@dataclass(frozen=True, slots=True)
+class Reference:
+    host: str
+    repository: str
+    tag: str = ""
+    digest: str = ""
+
+    @property
+    def object(self) -> str:
+        """What the manifest endpoint is asked for: the digest if any, else the tag."""
+        return self.digest or self.tag or "latest"
+
+    def __str__(self) -> str:
+        out = f"{self.host}/{self.repository}"
+        if self.tag:
+            out += f":{self.tag}"
+        if self.digest:
+            out += f"@{self.digest}"
+        return out
+
+    def with_object(self, tag: str = "", digest: str = "") -> Reference:
+        return Reference(self.host, self.repository, tag, digest)
+
+
+def parse_reference(text: str) -> Reference:
+    """InvalidArgument unless ``text`` is ``host[:port]/repo[:tag][@digest]``."""
+    rest, _, digest = text.partition("@")
+    if digest:
+        try:
+            digests.parse(digest)
+        except ContentError as err:
+            raise InvalidArgument(f"reference {text!r}: {err.context or err}") from None
+    host, slash, path = rest.partition("/")
+    if (
+        not slash
+        or not _HOST.fullmatch(host)
+        or ("." not in host and ":" not in host and host != "localhost")
+    ):
+        raise InvalidArgument(f"reference {text!r}: hostname required (host[:port]/repository)")
+    name, _, tag = path.rpartition(":") if ":" in path else (path, "", "")
+    if tag and not _TAG.fullmatch(tag):
+        raise InvalidArgument(f"reference {text!r}: invalid tag {tag!r}")
+    if (
+        not name
+        or len(name) > MAX_NAME
+        or not all(_COMPONENT.fullmatch(c) for c in name.split("/"))
+    ):
+        raise InvalidArgument(f"reference {text!r}: invalid repository {name!r}")
+    if not tag and not digest:
+        tag = "latest"
+    return Reference(host, name, tag, digest)

@@ -1,0 +1,366 @@
+"""An OCI distribution client on urllib3: resolve, manifests, blobs (with ranges), uploads.
+
+One :class:`RegistryClient` serves one registry host for one fetch or push: its
+connection pool and the bearer tokens it obtained live as long as it does and are never
+written anywhere. Every request goes through :meth:`RegistryClient.request`, which
+
+* authenticates on demand: a 401 with ``WWW-Authenticate: Bearer realm=...,service=...,
+  scope=...`` gets a token from the realm (with the credentials, if any, as basic auth)
+  and the request is sent again once; ``Basic`` challenges get the credentials directly;
+* retries connection errors and 5xx answers with exponential backoff (``retries`` times);
+* follows redirects (blob storage), dropping ``Authorization`` on a cross-host hop.
+
+Credentials are never logged: :class:`Credentials` hides the secret from ``repr``.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import errno
+import json
+import logging
+import re
+import ssl
+import threading
+import time
+import urllib.parse
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Final
+
+import urllib3
+from urllib3.exceptions import HTTPError
+
+from contentd.content import digest as digests
+from contentd.content.errors import DigestMismatch, NotFound, SizeMismatch
+from contentd.content.types import Descriptor
+from contentd.images.errors import RegistryError, RegistryUnavailable, Unauthorized
+from contentd.images.media import MAX_MANIFEST_SIZE, MEDIA_TYPES_INDEX, MEDIA_TYPES_MANIFEST
+from contentd.images.reference import Reference
+
+__all__ = [
+    "MANIFEST_ACCEPT",
+    "Credentials",
+    "RegistryClient",
+    "describe",
+    "discard",
+    "pull_scope",
+    "push_scope",
+]
+
+log = logging.getLogger(__name__)
+
+#: What a resolve accepts, OCI first (containerd sends the same four plus ``*/*``).
+MANIFEST_ACCEPT: Final = ", ".join((*MEDIA_TYPES_MANIFEST, *MEDIA_TYPES_INDEX, "*/*"))
+_CHALLENGE: Final = re.compile(r'(\w+)="([^"]*)"')
+_TOKEN_LIMIT: Final = 1 << 20
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """A user name and a password or token; ``repr`` never shows the secret."""
+
+    username: str
+    secret: str = field(repr=False)
+
+    def basic(self) -> str:
+        raw = f"{self.username}:{self.secret}".encode()
+        return "Basic " + base64.b64encode(raw).decode()
+
+
+def _sleep_backoff(attempt: int, base: float) -> None:
+    time.sleep(min(base * (2**attempt), 5.0))
+
+
+class RegistryClient:
+    """Requests to one registry (``host[:port]``), HTTPS unless ``plain_http``."""
+
+    def __init__(
+        self,
+        host: str,
+        *,
+        plain_http: bool = False,
+        credentials: Credentials | None = None,
+        retries: int = 4,
+        backoff: float = 0.2,
+        timeout: float = 60.0,
+        maxsize: int = 8,
+    ) -> None:
+        self.host = host
+        self.scheme = "http" if plain_http else "https"
+        self._credentials = credentials
+        self._retries = retries
+        self._backoff = backoff
+        self._pool = urllib3.PoolManager(
+            maxsize=maxsize,
+            block=True,
+            timeout=urllib3.Timeout(connect=min(timeout, 15.0), read=timeout),
+            retries=urllib3.Retry(total=None, connect=0, read=0, status=0, other=0, redirect=5),
+        )
+        self._tokens: dict[str, str] = {}
+        self._basic = False
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        self._pool.clear()
+        self._tokens.clear()
+
+    def __enter__(self) -> RegistryClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def url(self, path: str) -> str:
+        if path.startswith(("http://", "https://")):
+            return path
+        return f"{self.scheme}://{self.host}{path}"
+
+    # -- the one request path ----------------------------------------------------
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        scope: str,
+        headers: Mapping[str, str] | None = None,
+        body: bytes | None = None,
+        stream: bool = False,
+        retry: bool = True,
+    ) -> urllib3.BaseHTTPResponse:
+        """Send, authenticating and retrying as the module says; the caller checks the
+        status. ``stream`` leaves the body unread (the caller must release it)."""
+        attempts = self._retries + 1 if retry else 1
+        authenticated = False
+        attempt = 0
+        while True:
+            sent = dict(headers or {})
+            auth = self._auth_header(scope)
+            if auth:
+                sent["Authorization"] = auth
+            try:
+                resp = self._pool.request(
+                    method,
+                    self.url(path),
+                    headers=sent,
+                    body=body,
+                    preload_content=not stream,
+                    redirect=True,
+                )
+            except HTTPError as err:
+                reason, transient = describe(err)
+                attempt += 1
+                if not transient or attempt >= attempts:
+                    raise RegistryUnavailable(f"registry {self.host}: {reason}") from None
+                _sleep_backoff(attempt, self._backoff)
+                continue
+            if resp.status == 401 and not authenticated:
+                challenge = resp.headers.get("WWW-Authenticate", "")
+                _release(resp)
+                self._authenticate(challenge, scope)
+                authenticated = True
+                continue
+            if resp.status >= 500 and attempt + 1 < attempts:
+                _release(resp)
+                attempt += 1
+                _sleep_backoff(attempt, self._backoff)
+                continue
+            if resp.status == 401:
+                _release(resp)
+                who = "the given credentials" if self._credentials else "anonymous access"
+                raise Unauthorized(f"{self.host}: {scope} refused for {who}")
+            return resp
+
+    def _auth_header(self, scope: str) -> str | None:
+        with self._lock:
+            token = self._tokens.get(scope)
+        if token:
+            return f"Bearer {token}"
+        if self._basic and self._credentials is not None:
+            return self._credentials.basic()
+        return None
+
+    def _authenticate(self, challenge: str, scope: str) -> None:
+        kind, _, params_text = challenge.partition(" ")
+        params = dict(_CHALLENGE.findall(params_text))
+        if kind.lower() == "basic":
+            if self._credentials is None:
+                raise Unauthorized(f"{self.host}: basic authentication required, no credentials")
+            self._basic = True
+            return
+        if kind.lower() != "bearer" or "realm" not in params:
+            raise Unauthorized(f"{self.host}: unsupported authentication challenge {kind!r}")
+        query = {"service": params.get("service", "")}
+        query["scope"] = scope
+        realm = params["realm"]
+        if not realm.startswith(("https://", "http://")):
+            raise Unauthorized(f"{self.host}: token realm {realm!r} is not a URL")
+        url = realm + ("&" if "?" in realm else "?") + urllib.parse.urlencode(query)
+        headers = {}
+        if self._credentials is not None:
+            headers["Authorization"] = self._credentials.basic()
+        try:
+            resp = self._pool.request("GET", url, headers=headers, preload_content=False)
+        except HTTPError as err:
+            raise RegistryUnavailable(f"token service {realm}: {describe(err)[0]}") from None
+        try:
+            data = resp.read(_TOKEN_LIMIT + 1)
+        finally:
+            _release(resp)
+        if resp.status in (401, 403):
+            raise Unauthorized(f"{self.host}: token service refused the credentials")
+        if resp.status != 200 or len(data) > _TOKEN_LIMIT:
+            raise RegistryError(f"token from {realm}: HTTP {resp.status}")
+        try:
+            doc = json.loads(data)
+            token = doc.get("token") or doc.get("access_token")
+        except (ValueError, AttributeError):
+            token = None
+        if not isinstance(token, str) or not token:
+            raise RegistryError(f"token from {realm}: no token in the answer")
+        with self._lock:
+            self._tokens[scope] = token
+
+    # -- manifests -----------------------------------------------------------------
+
+    def resolve(self, ref: Reference) -> Descriptor:
+        """The descriptor ``ref`` names: HEAD the manifest, GET when HEAD says too little."""
+        scope = pull_scope(ref.repository)
+        path = f"/v2/{ref.repository}/manifests/{ref.object}"
+        headers = {"Accept": MANIFEST_ACCEPT}
+        resp = self.request("HEAD", path, scope=scope, headers=headers)
+        _release(resp)
+        if resp.status == 404:
+            raise NotFound(f"{ref}")
+        media_type = _media_type(resp.headers.get("Content-Type", ""))
+        digest = resp.headers.get("Docker-Content-Digest", "") or ref.digest
+        length = resp.headers.get("Content-Length")
+        if resp.status == 200 and digest and length and length.isdigit() and media_type:
+            if ref.digest and digest != ref.digest:
+                raise DigestMismatch(ref.digest, digest, f"{ref}: registry answers for {digest}")
+            digests.validate(digest)
+            return Descriptor(media_type=media_type, digest=digest, size=int(length))
+        # no usable HEAD: GET it and take the digest of the bytes (or the one asked for)
+        data, media_type = self._get_manifest(path, scope, ref.digest or None, str(ref))
+        digest = ref.digest or digests.digest_of(data)
+        return Descriptor(media_type=media_type, digest=digest, size=len(data))
+
+    def manifest(self, repository: str, desc: Descriptor) -> bytes:
+        """The bytes of manifest or index ``desc``, verified against its digest and size."""
+        path = f"/v2/{repository}/manifests/{desc.digest}"
+        data, _ = self._get_manifest(path, pull_scope(repository), desc.digest, desc.digest)
+        if len(data) != desc.size:
+            raise SizeMismatch(
+                desc.size,
+                len(data),
+                f"manifest {desc.digest}: size {len(data)}, descriptor says {desc.size}",
+            )
+        return data
+
+    def _get_manifest(
+        self, path: str, scope: str, digest: str | None, what: str
+    ) -> tuple[bytes, str]:
+        resp = self.request(
+            "GET", path, scope=scope, headers={"Accept": MANIFEST_ACCEPT}, stream=True
+        )
+        try:
+            if resp.status == 404:
+                raise NotFound(what)
+            if resp.status != 200:
+                raise RegistryError(f"GET {path}: HTTP {resp.status}")
+            data = resp.read(MAX_MANIFEST_SIZE + 1)
+        except HTTPError as err:
+            raise RegistryUnavailable(
+                f"registry {self.host}: GET {path}: {describe(err)[0]}"
+            ) from None
+        finally:
+            _release(resp)
+        if len(data) > MAX_MANIFEST_SIZE:
+            raise RegistryError(f"{what}: manifest larger than {MAX_MANIFEST_SIZE} bytes")
+        if digest is not None:
+            got = digests.digest_of(data)
+            if got != digest:
+                raise DigestMismatch(digest, got, f"manifest {digest}: registry sent {got}")
+        media_type = _media_type(resp.headers.get("Content-Type", ""))
+        return data, media_type
+
+    # -- blobs -----------------------------------------------------------------------
+
+    def open_blob(
+        self, repository: str, desc: Descriptor, offset: int = 0
+    ) -> tuple[urllib3.BaseHTTPResponse, int]:
+        """A streaming response for blob ``desc`` and the offset it starts at: ``offset``
+        when the registry honoured the Range request, 0 when it sent the whole blob.
+
+        Not retried here (the caller retries the whole download and resumes it from what
+        it has): connection errors and 5xx are RegistryUnavailable."""
+        headers = {"Range": f"bytes={offset}-"} if offset else {}
+        path = f"/v2/{repository}/blobs/{desc.digest}"
+        scope = pull_scope(repository)
+        resp = self.request("GET", path, scope=scope, headers=headers, stream=True, retry=False)
+        if resp.status == 206 and offset:
+            if _content_range_start(resp.headers.get("Content-Range", "")) == offset:
+                return resp, offset
+            discard(resp)
+            resp = self.request("GET", path, scope=scope, stream=True, retry=False)
+        if resp.status == 200:
+            return resp, 0
+        _release(resp)
+        if resp.status == 404:
+            raise NotFound(f"blob {desc.digest} in {self.host}/{repository}")
+        if resp.status >= 500:
+            raise RegistryUnavailable(f"blob {desc.digest}: HTTP {resp.status}")
+        raise RegistryError(f"GET blob {desc.digest}: HTTP {resp.status}")
+
+
+def describe(err: BaseException) -> tuple[str, bool]:
+    """A short reason for a transport failure, and whether retrying may help. Socket
+    errors are named by errno (``ECONNREFUSED``), never by their prose."""
+    seen: list[BaseException] = []
+    cur: BaseException | None = err
+    while cur is not None and cur not in seen:
+        seen.append(cur)
+        cur = getattr(cur, "reason", None) or cur.__cause__ or cur.__context__
+    for e in seen:
+        if isinstance(e, ssl.SSLError) or type(e).__name__ == "SSLError":
+            text = getattr(e, "reason", None) or str(e)
+            return f"TLS failed ({text}); for a plain-HTTP registry use --plain-http", False
+    for e in seen:
+        if isinstance(e, OSError) and e.errno:
+            return f"unreachable ({errno.errorcode.get(e.errno, str(e.errno))})", True
+    for e in seen:
+        if isinstance(e, TimeoutError) or "timeout" in type(e).__name__.lower():
+            return "timed out", True
+    return type(seen[-1]).__name__, True
+
+
+def pull_scope(repository: str) -> str:
+    return f"repository:{repository}:pull"
+
+
+def push_scope(repository: str) -> str:
+    return f"repository:{repository}:pull,push"
+
+
+def _media_type(content_type: str) -> str:
+    return content_type.split(";", 1)[0].strip()
+
+
+def _content_range_start(value: str) -> int | None:
+    m = re.fullmatch(r"bytes (\d+)-\d+/(?:\d+|\*)", value.strip())
+    return int(m.group(1)) if m else None
+
+
+def _release(resp: urllib3.BaseHTTPResponse) -> None:
+    """Finish with a small response: read what is left so the connection is reused."""
+    with contextlib.suppress(HTTPError, OSError):
+        resp.drain_conn()
+    resp.release_conn()
+
+
+def discard(resp: urllib3.BaseHTTPResponse) -> None:
+    """Finish with a body that may be large and unread: close its connection."""
+    resp.close()
+    resp.release_conn()

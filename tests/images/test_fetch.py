@@ -1,0 +1,191 @@
+"""``contentd fetch`` against a real docker-registry (images built offline, pushed with skopeo)."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+import pytest
+
+from tests.cli.conftest import Cli, Result
+from tests.daemon.harness import ServeProcess
+from tests.peers.images import PushedImage, build_image, build_random_image, push_image
+from tests.peers.process import run
+from tests.peers.registry import RegistryPeer
+from tests.peers.regproxy import RegistryProxy
+from tests.peers.requires import requires
+
+pytestmark = pytest.mark.containerd
+
+CHUNK = 1 << 20  # what the daemon reads from a response per call
+
+
+def _fetch(cli: Cli, ref: str, *extra: str) -> Result:
+    return cli("fetch", "--plain-http", *extra, ref)
+
+
+def _labels(cli: Cli, namespace: str | None = None) -> dict[str, dict[str, str]]:
+    docs = cli("--output", "jsonl", "content", "ls", namespace=namespace).ok().json_lines()
+    return {doc["digest"]: doc["labels"] or {} for doc in docs}
+
+
+def test_fetch_every_blob_checked_labelled_as_ctr_and_listed(
+    cli: Cli, daemon: ServeProcess, test_image: PushedImage
+) -> None:
+    out = _fetch(cli, test_image.ref, "--all-platforms").ok()
+    assert out.lines == [f"{test_image.ref} {test_image.digest}"]
+    for digest, data in test_image.blobs.items():
+        assert cli("content", "get", digest).ok().out == data
+    assert set(_labels(cli)) == set(test_image.blobs)
+    # stock ctr sees the image, and a client-side ctr fetch labels every blob the same way
+    ctr = requires("ctr")
+    base = [ctr, "-a", str(daemon.socket)]
+    listed = run([*base, "-n", cli.namespace, "images", "ls", "-q"]).stdout.decode().split()
+    assert listed == [test_image.ref]
+    other = cli.namespace + "-ctr"
+    run([*base, "-n", other, "content", "fetch", "--plain-http", "--all-platforms", test_image.ref])
+    assert _labels(cli) == _labels(cli, other)
+    # the image roots everything: a collection keeps it all, removing the image frees it
+    cli("gc").ok()
+    assert set(_labels(cli)) == set(test_image.blobs)
+    cli("images", "rm", "--sync", test_image.ref).ok()
+    assert _labels(cli) == {}
+
+
+def test_platform_selection(cli: Cli, test_image: PushedImage) -> None:
+    _fetch(cli, test_image.ref, "--platform", "linux/arm64").ok()
+    arm = test_image.image.platform("linux/arm64")
+    amd = test_image.image.platform("linux/amd64")
+    held = set(_labels(cli))
+    assert {arm.manifest.digest, arm.config.digest, *(b.digest for b in arm.layers)} <= held
+    assert amd.manifest.digest not in held and amd.config.digest not in held
+    index_labels = _labels(cli)[test_image.digest]
+    assert index_labels["containerd.io/gc.ref.content.m.0"] == arm.manifest.digest
+    assert "containerd.io/gc.ref.content.m.1" not in index_labels
+
+
+def _fresh(registry: RegistryPeer, seed: int, repository: str) -> PushedImage:
+    """An image no other test fetched (blobs another namespace holds are shared, not sent)."""
+    requires("skopeo")
+    return push_image(build_image(seed=seed), registry, repository, "v1")
+
+
+def test_fetch_twice_downloads_nothing_the_second_time(
+    cli: Cli, proxy: RegistryProxy, registry_peer: RegistryPeer
+) -> None:
+    test_image = _fresh(registry_peer, 101, "contentd/twice")
+    ref = f"{proxy.host}/{test_image.repository}:{test_image.tag}"
+    _fetch(cli, ref, "--all-platforms").ok()
+    noise = test_image.image.platform("linux/amd64").layers[1]  # the seed's own layer
+    assert proxy.served[noise.digest] == noise.size
+    proxy.served.clear()
+    proxy.requests.clear()
+    result = _fetch(cli, ref, "--all-platforms").ok()
+    assert result.lines == [f"{ref} {test_image.digest}"]
+    assert sum(proxy.served.values()) == 0
+    # one HEAD to resolve the tag; manifests come from the store
+    assert [r[0] for r in proxy.requests] == ["HEAD"]
+
+
+def test_resume_after_the_registry_dies_mid_layer(cli: Cli) -> None:
+    requires("docker-registry", "skopeo")
+    size = 6 << 20
+    image = build_random_image((size,), seed=11)
+    layer = image.platforms[0].layers[0].digest
+    with RegistryPeer() as registry, RegistryProxy("") as proxy:
+        registry.start()
+        pushed = push_image(image, registry, "contentd/big", "v1")
+        proxy.upstream = registry.host
+        proxy.cut_after[layer] = 3 << 20
+        ref = f"{proxy.host}/{pushed.repository}:{pushed.tag}"
+        results: list[Result] = []
+        worker = threading.Thread(target=lambda: results.append(_fetch(cli, ref)))
+        worker.start()
+        assert proxy.cut_reached.wait(60)
+        registry.stop()  # killed mid-layer ...
+        proxy.release()  # ... and the connection it was sending on drops
+        worker.join(120)
+        (failed,) = results
+        assert failed.code == 1 and "unavailable" in failed.err
+        first = proxy.served[layer]
+        active = cli("--output", "jsonl", "content", "active").ok().json_lines()
+        offset = {a["ref"]: a["offset"] for a in active}[f"layer-{layer}"]
+        assert 0 < offset <= first
+
+        registry.start()  # back, on another port: the proxy follows it
+        proxy.upstream = registry.host
+        del proxy.cut_after[layer]
+        proxy.served.clear()
+        proxy.requests.clear()
+        _fetch(cli, ref).ok()
+        again = proxy.served[layer]
+        assert again == size - offset  # only the rest: nothing re-sent
+        assert again < (size - first) + 2 * CHUNK
+        ranges = [r[2] for r in proxy.requests if r[1].endswith(layer)]
+        assert ranges == [f"bytes={offset}-"]
+    assert cli("content", "get", layer).ok().out == image.platforms[0].layers[0].data
+
+
+def test_corrupted_blob_is_refused_and_nothing_of_it_kept(
+    cli: Cli, proxy: RegistryProxy, registry_peer: RegistryPeer
+) -> None:
+    test_image = _fresh(registry_peer, 102, "contentd/corrupt")
+    noise = test_image.image.platform("linux/amd64").layers[1]
+    proxy.corrupt.add(noise.digest)
+    ref = f"{proxy.host}/{test_image.repository}:{test_image.tag}"
+    result = _fetch(cli, ref)
+    assert result.code == 1
+    assert "failed precondition" in result.err and noise.digest in result.err
+    assert noise.digest not in _labels(cli)
+    assert cli("content", "active").ok().lines[1:] == []
+    assert cli("images", "ls", "-q").ok().lines == []  # no image record either
+    proxy.corrupt.clear()
+    _fetch(cli, ref).ok()
+    assert cli("content", "get", noise.digest).ok().out == noise.data
+
+
+def test_basic_auth_from_flag_and_docker_config(
+    cli: Cli, daemon: ServeProcess, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    requires("docker-registry", "skopeo")
+    with RegistryPeer(htpasswd={"alice": "s3cret-pw"}) as registry:
+        registry.start()
+        pushed = push_image(
+            build_image(seed=5), registry, "private/app", "v1", creds="alice:s3cret-pw"
+        )
+        monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "empty"))
+        anonymous = _fetch(cli, pushed.ref)
+        assert anonymous.code == 1 and "authentication required, no credentials" in anonymous.err
+        wrong = _fetch(cli, pushed.ref, "--user", "alice:nope")
+        assert wrong.code == 1 and "refused for the given credentials" in wrong.err
+        _fetch(cli, pushed.ref, "--user", "alice:s3cret-pw").ok()
+        cli("images", "rm", "--sync", pushed.ref).ok()
+        # ~/.docker/config.json's auths entry, as `docker login` writes it
+        config = tmp_path / "docker"
+        config.mkdir()
+        auth = "YWxpY2U6czNjcmV0LXB3"  # base64("alice:s3cret-pw")
+        (config / "config.json").write_text(json.dumps({"auths": {registry.host: {"auth": auth}}}))
+        monkeypatch.setenv("DOCKER_CONFIG", str(config))
+        _fetch(cli, pushed.ref).ok()
+        assert pushed.digest in set(_labels(cli))
+    assert "s3cret-pw" not in daemon.log_text()
+
+
+@pytest.mark.parametrize(
+    ("ref", "message"),
+    [
+        ("nohost", "hostname required"),
+        ("127.0.0.1:5000/UPPER:tag", "invalid repository"),
+        ("127.0.0.1:1/x:y", "unreachable (ECONNREFUSED)"),
+    ],
+)
+def test_bad_references(cli: Cli, ref: str, message: str) -> None:
+    result = _fetch(cli, ref)
+    assert result.code == 1
+    assert message in result.err
+
+
+def test_missing_tag_is_not_found(cli: Cli, test_image: PushedImage) -> None:
+    result = _fetch(cli, f"{test_image.host}/{test_image.repository}:nope")
+    assert result.code == 1 and "not found" in result.err

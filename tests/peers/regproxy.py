@@ -1,0 +1,135 @@
+"""A reverse proxy in front of a real registry, for tests that need to see or spoil traffic.
+
+:class:`RegistryProxy` listens on 127.0.0.1 and forwards every request to ``upstream``
+(``host:port``; it may be changed while running, e.g. after the registry restarts on
+another port). It counts the blob bytes it served per digest (``served``) and, per digest,
+can:
+
+* ``corrupt``: flip one byte in the middle of the blob's body;
+* ``cut_after``: send only the first N bytes of the body, then wait until ``release()``
+  (so a test can kill the registry while a download is mid-layer) and drop the connection.
+
+It runs on threads in the test process (http.server), streaming bodies in 64 KiB pieces.
+"""
+
+from __future__ import annotations
+
+import http.client
+import re
+import threading
+from collections import Counter
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Final
+
+__all__ = ["RegistryProxy"]
+
+_BLOB: Final = re.compile(r"^/v2/.+/blobs/(sha256:[0-9a-f]{64})$")
+_HOP: Final = frozenset({"connection", "keep-alive", "transfer-encoding", "te", "upgrade"})
+_PIECE: Final = 64 << 10
+
+
+class RegistryProxy:
+    def __init__(self, upstream: str) -> None:
+        self.upstream = upstream
+        self.served: Counter[str] = Counter()
+        self.requests: list[tuple[str, str, str]] = []  # method, path, Range
+        self.corrupt: set[str] = set()
+        self.cut_after: dict[str, int] = {}
+        self.cut_reached = threading.Event()
+        self._release = threading.Event()
+        self._lock = threading.Lock()
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+            def _forward(self) -> None:
+                proxy._handle(self)
+
+            do_GET = do_HEAD = do_PUT = do_POST = do_PATCH = do_DELETE = _forward
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    @property
+    def host(self) -> str:
+        return f"127.0.0.1:{self._server.server_address[1]}"
+
+    def release(self) -> None:
+        """Let a cut connection go (it is dropped)."""
+        self._release.set()
+
+    def close(self) -> None:
+        self._release.set()
+        self._server.shutdown()
+        self._server.server_close()
+
+    def __enter__(self) -> RegistryProxy:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _handle(self, h: BaseHTTPRequestHandler) -> None:
+        length = int(h.headers.get("Content-Length") or 0)
+        body = h.rfile.read(length) if length else None
+        headers = {k: v for k, v in h.headers.items() if k.lower() not in _HOP}
+        with self._lock:
+            self.requests.append((h.command, h.path, h.headers.get("Range", "")))
+        conn = http.client.HTTPConnection(self.upstream, timeout=30)
+        try:
+            conn.request(h.command, h.path, body=body, headers=headers)
+            resp = conn.getresponse()
+        except OSError:
+            h.send_error(502)
+            return
+        m = _BLOB.match(h.path.split("?", 1)[0])
+        digest = m.group(1) if m and h.command == "GET" and resp.status in (200, 206) else None
+        h.send_response(resp.status)
+        for k, v in resp.getheaders():
+            if k.lower() not in _HOP:
+                h.send_header(k, v)
+        if resp.getheader("Content-Length") is None:
+            h.send_header("Content-Length", "0")
+        h.end_headers()
+        if h.command == "HEAD":
+            conn.close()
+            return
+        sent = 0
+        total = int(resp.getheader("Content-Length") or 0)
+        try:
+            while True:
+                piece = resp.read(_PIECE)
+                if not piece:
+                    break
+                if digest is not None:
+                    if digest in self.corrupt and sent <= total // 2 < sent + len(piece):
+                        i = total // 2 - sent
+                        piece = piece[:i] + bytes([piece[i] ^ 0xFF]) + piece[i + 1 :]
+                    limit = self.cut_after.get(digest)
+                    if limit is not None and sent + len(piece) > limit:
+                        piece = piece[: max(0, limit - sent)]
+                        h.wfile.write(piece)
+                        h.wfile.flush()
+                        self._count(digest, len(piece))
+                        self.cut_reached.set()
+                        self._release.wait(60)
+                        h.close_connection = True
+                        h.connection.shutdown(2)
+                        return
+                    self._count(digest, len(piece))
+                h.wfile.write(piece)
+                sent += len(piece)
+        except OSError:
+            h.close_connection = True
+        finally:
+            conn.close()
+
+    def _count(self, digest: str, n: int) -> None:
+        with self._lock:
+            self.served[digest] += n
