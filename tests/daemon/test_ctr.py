@@ -92,7 +92,7 @@ def test_plugins_ls(ctr: Ctr) -> None:
     assert listed.pop(("io.contentd.metadata.v1", "postgres")) == "skip"
     assert listed.pop(("io.contentd.content.v1", "s3")) == "skip"
     assert set(listed.values()) == {"ok"}
-    assert len(listed) == 14
+    assert len(listed) == 15
     detailed = ctr.text("plugins", "ls", "--detailed", "id==sqlite")
     assert "policy" in detailed and "shared" in detailed
     assert ctr.rows("plugins", "ls", "type==io.containerd.grpc.v1")[1:][0][0] == (

@@ -263,7 +263,7 @@ def test_introspection_lists_plugins(daemon: Daemon, channel: grpc.Channel) -> N
     local = by_id[("io.containerd.content.v1", "content")]
     assert local.exports["root"] == f"{daemon.config.root}/io.containerd.content.v1.content"
     grpc_only = stub.Plugins(ipb.PluginsRequest(filters=["type==io.containerd.grpc.v1"])).plugins
-    assert len(grpc_only) == 10
+    assert len(grpc_only) == 11
     either = stub.Plugins(ipb.PluginsRequest(filters=["id==content", "exports.policy"])).plugins
     assert {f"{p.type}.{p.id}" for p in either} == {
         "io.containerd.content.v1.content",
