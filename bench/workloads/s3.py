@@ -1,16 +1,14 @@
 """contentd on S3 (a private SeaweedFS, read cache on local disk) against contentd on
-its local store: writes, and reads with a cold and a warm read cache."""
+its local store: writes, and reads with a cold and a warm read cache. The rows that
+measure what a plain row measures are that row on other targets."""
 
 from __future__ import annotations
 
-import time
-
-from bench.data import MIB
-from bench.env import KEEP_NAMESPACE, BenchEnv, Scale
+from bench.env import BenchEnv, Scale
 from bench.model import Goal, Sample
 from bench.peers import Target
 from bench.workloads.base import Workload
-from bench.workloads.transfer import INGEST_NAMESPACE, _need
+from bench.workloads.transfer import INGEST_NAMESPACE, CtrGet, ReadStream, WriteStream, _need
 
 __all__ = ["S3_PAIR", "S3GetCold", "S3GetWarm", "S3ReadWarm", "S3Write"]
 
@@ -18,40 +16,17 @@ __all__ = ["S3_PAIR", "S3GetCold", "S3GetWarm", "S3ReadWarm", "S3Write"]
 S3_PAIR = ("contentd", "contentd-s3")
 
 
-class S3Write(Workload):
+class S3Write(WriteStream):
     """One Write stream of N MiB (1 MiB messages, expected digest): on S3 the commit
     completes the multipart upload at the blob's key."""
 
     name = "s3-write"
-    unit = "MiB/s"
     targets = S3_PAIR
-
-    def __init__(self) -> None:
-        self._digest: dict[str, str] = {}
+    goal = None
+    limits = ()
 
     def title(self, scale: Scale) -> str:
         return f"S3: raw Write stream {scale.mib} MiB vs local store"
-
-    def sample(self, env: BenchEnv, target: Target | None, rep: int) -> Sample:
-        t = _need(target)
-        blob = env.data.big(env.scale.mib, f"s3w-{t.name}-{rep}")
-        self._digest[t.address] = blob.digest
-        t0 = time.perf_counter()
-        t.client.write_blob(
-            f"bench-s3w-{rep}",
-            blob.chunks(),
-            total=blob.size,
-            expected=blob.digest,
-            namespace=INGEST_NAMESPACE,
-        )
-        seconds = time.perf_counter() - t0
-        return Sample(rep, blob.mib / seconds, seconds)
-
-    def cleanup(self, env: BenchEnv, target: Target | None, rep: int) -> None:
-        t = _need(target)
-        digest = self._digest.pop(t.address, None)
-        if digest:
-            env.discard(t, INGEST_NAMESPACE, [digest])
 
 
 class S3GetCold(Workload):
@@ -92,50 +67,26 @@ class S3GetCold(Workload):
             env.discard(t, INGEST_NAMESPACE, [digest])
 
 
-class S3GetWarm(Workload):
+class S3GetWarm(CtrGet):
     """``ctr content get`` of an N MiB blob already read on this node (32 KiB Read RPCs):
     on S3 every read is served by the local read cache."""
 
     name = "s3-get-warm"
-    unit = "MiB/s"
     targets = S3_PAIR
     goal = Goal("≥ 0.8×", min_ratio=0.8)
+    limits = ()
 
     def title(self, scale: Scale) -> str:
         return f"S3: ctr content get {scale.mib} MiB, warm read cache, vs local store"
 
-    def setup(self, env: BenchEnv, target: Target | None) -> None:
-        env.kept_blob(_need(target), env.scale.mib)  # written, then read back: cached
 
-    def sample(self, env: BenchEnv, target: Target | None, rep: int) -> Sample:
-        t = _need(target)
-        digest = env.kept_blob(t, env.scale.mib)
-        r = t.ctr(
-            "content", "get", digest,
-            namespace=KEEP_NAMESPACE, capture=False, timeout=self.timeout(env.scale),
-        )  # fmt: skip
-        return Sample(rep, env.scale.mib / r.seconds, r.seconds)
-
-
-class S3ReadWarm(Workload):
+class S3ReadWarm(ReadStream):
     """One Read stream of a whole N MiB blob already read on this node."""
 
     name = "s3-read-warm"
-    unit = "MiB/s"
     targets = S3_PAIR
+    goal = None
+    limits = ()
 
     def title(self, scale: Scale) -> str:
         return f"S3: raw Read stream {scale.mib} MiB, warm read cache, vs local store"
-
-    def setup(self, env: BenchEnv, target: Target | None) -> None:
-        env.kept_blob(_need(target), env.scale.mib)
-
-    def sample(self, env: BenchEnv, target: Target | None, rep: int) -> Sample:
-        t = _need(target)
-        digest = env.kept_blob(t, env.scale.mib)
-        t0 = time.perf_counter()
-        n = t.client.read(digest, namespace=KEEP_NAMESPACE)
-        seconds = time.perf_counter() - t0
-        if n != env.scale.mib * MIB:
-            raise RuntimeError(f"{t.name} sent {n} bytes, expected {env.scale.mib * MIB}")
-        return Sample(rep, env.scale.mib / seconds, seconds)

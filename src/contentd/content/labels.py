@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Final
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Final
 
 from contentd.content.errors import InvalidArgument
+
+if TYPE_CHECKING:
+    from contentd.content.store import LabelStore
+    from contentd.content.types import Info
 
 __all__ = [
     "LABEL_GC_EXPIRE",
@@ -15,6 +19,7 @@ __all__ = [
     "LABEL_GC_ROOT",
     "LABEL_NAMESPACE_SHAREABLE",
     "MAX_LABEL_SIZE",
+    "apply_label_update",
     "content_refs",
     "validate_label",
     "validate_labels",
@@ -58,3 +63,30 @@ def content_refs(labels: Mapping[str, str]) -> list[str]:
         if key.startswith(prefix) and (len(key) == len(prefix) or key[len(prefix)] in "./"):
             out.append(value)
     return out
+
+
+def apply_label_update(store: LabelStore, info: Info, fieldpaths: Sequence[str]) -> None:
+    """Update ``info.digest``'s labels in ``store`` as containerd's Update does.
+
+    ``labels`` (also the default, with no field paths) replaces them all with
+    ``info.labels``; ``labels.<key>`` sets that key from ``info.labels`` (an
+    absent or empty value removes it). Any other field path is InvalidArgument,
+    raised before anything changes.
+    """
+    given = dict(info.labels or {})
+    replace = False
+    changes: dict[str, str] = {}
+    for fieldpath in fieldpaths or ("labels",):
+        if fieldpath.startswith("labels."):
+            key = fieldpath[len("labels.") :]
+            changes[key] = given.get(key, "")
+        elif fieldpath == "labels":
+            replace = True
+        else:
+            raise InvalidArgument(
+                f'cannot update "{fieldpath}" field on content info "{info.digest}"'
+            )
+    if replace:
+        store.set(info.digest, given)
+    if changes:
+        store.update(info.digest, changes)

@@ -27,6 +27,7 @@ from contentd.content.errors import (
 )
 from contentd.content.filters import info_adaptor, status_adaptor
 from contentd.content.gotime import from_ns
+from contentd.content.labels import apply_label_update
 from contentd.content.store import LabelStore, digest_of_target
 from contentd.content.types import Descriptor, Info, Status, utcnow
 from contentd.local import pending
@@ -119,25 +120,7 @@ class LocalStore:
             st = os.stat(path)
         except FileNotFoundError:
             raise NotFound(f"content {info.digest}") from None
-        given = dict(info.labels or {})
-        if not fieldpaths:
-            fieldpaths = ("labels",)
-        replace = False
-        changes: dict[str, str] = {}
-        for fieldpath in fieldpaths:
-            if fieldpath.startswith("labels."):
-                key = fieldpath[len("labels.") :]
-                changes[key] = given.get(key, "")
-            elif fieldpath == "labels":
-                replace = True
-            else:
-                raise InvalidArgument(
-                    f'cannot update "{fieldpath}" field on content info "{info.digest}"'
-                )
-        if replace:
-            self._labels.set(info.digest, given)
-        if changes:
-            self._labels.update(info.digest, changes)
+        apply_label_update(self._labels, info, fieldpaths)
         now = utcnow()
         with contextlib.suppress(OSError):
             os.utime(path, ns=(time.time_ns(), st.st_mtime_ns))

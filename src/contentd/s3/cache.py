@@ -36,6 +36,7 @@ __all__ = ["CacheStats", "ReadCache"]
 log = logging.getLogger(__name__)
 
 _CHUNK = 1 << 20
+_FILL_STRIPES = 64
 
 
 @dataclass
@@ -61,7 +62,8 @@ class ReadCache:
         os.makedirs(self._tmp, 0o700, exist_ok=True)
         self._root_state = root_state(self.root)  # open files shared by caches on this root
         self._mutex = threading.Lock()
-        self._fill_locks: dict[str, threading.Lock] = {}
+        # fills are serialised per digest on a fixed set of locks (bounded, unlike one per digest)
+        self._fill_locks = [threading.Lock() for _ in range(_FILL_STRIPES)]
         # digest -> size, least recently used first
         self._entries: OrderedDict[str, int] = OrderedDict()
         self._total = 0
@@ -156,11 +158,7 @@ class ReadCache:
 
     def fill_lock(self, digest: str) -> threading.Lock:
         """The lock one fill of ``digest`` holds (concurrent readers wait, then hit)."""
-        with self._mutex:
-            lock = self._fill_locks.get(digest)
-            if lock is None:
-                lock = self._fill_locks[digest] = threading.Lock()
-            return lock
+        return self._fill_locks[hash(digest) % _FILL_STRIPES]
 
     def fill(self, digest: str, size: int, chunks: Iterable[bytes]) -> None:
         """Store ``chunks`` as ``digest`` if they are exactly its ``size`` bytes and digest.

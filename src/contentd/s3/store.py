@@ -39,6 +39,7 @@ from contentd.content.errors import (
 )
 from contentd.content.filters import info_adaptor, status_adaptor
 from contentd.content.gotime import from_ns
+from contentd.content.labels import apply_label_update
 from contentd.content.store import LabelStore, ReaderAt, digest_of_target
 from contentd.content.types import Info, Status, utcnow
 from contentd.local.roots import root_state
@@ -72,8 +73,8 @@ T = TypeVar("T")
 # live writers of every S3Store in the process, by (lock root, ref): Status sees their spool
 _live: dict[tuple[str, str], S3Writer] = {}
 _live_mutex = threading.Lock()
-# commits in flight by (lock root, digest): of several in this process one wins
-_commits: dict[tuple[str, str], threading.Lock] = {}
+# commits of one digest in this process take turns, so one wins (a fixed set of locks)
+_commit_locks = [threading.Lock() for _ in range(64)]
 
 
 @dataclass
@@ -283,13 +284,8 @@ class S3Store:
             self._abort_upload(key, upload_id)
             raise
 
-    @contextlib.contextmanager
-    def _commit_lock(self, digest: str) -> Iterator[None]:
-        key = (self._lock_root, digest)
-        with _live_mutex:
-            lock = _commits.setdefault(key, threading.Lock())
-        with lock:
-            yield
+    def _commit_lock(self, digest: str) -> threading.Lock:
+        return _commit_locks[hash((self._lock_root, digest)) % len(_commit_locks)]
 
     # -- Provider --------------------------------------------------------
 
@@ -363,23 +359,7 @@ class S3Store:
         if self.labels is None:
             raise FailedPrecondition("update not supported on immutable content store")
         current = self.info(info.digest)
-        given = dict(info.labels or {})
-        replace_all = False
-        changes: dict[str, str] = {}
-        for fieldpath in fieldpaths or ("labels",):
-            if fieldpath.startswith("labels."):
-                key = fieldpath[len("labels.") :]
-                changes[key] = given.get(key, "")
-            elif fieldpath == "labels":
-                replace_all = True
-            else:
-                raise InvalidArgument(
-                    f'cannot update "{fieldpath}" field on content info "{info.digest}"'
-                )
-        if replace_all:
-            self.labels.set(info.digest, given)
-        if changes:
-            self.labels.update(info.digest, changes)
+        apply_label_update(self.labels, info, fieldpaths)
         return replace(current, updated_at=utcnow(), labels=self.labels.get(info.digest))
 
     def walk(self, *filters: str) -> Iterator[Info]:
