@@ -17,7 +17,11 @@ has no bounds): at most :data:`MAX_LENGTH` characters, :data:`MAX_SELECTORS`
 selectors and :data:`MAX_REGEXPS` regular expressions. Parsing is linear in the
 text and matching one object is linear in its fields, so a List costs at most a
 constant times the objects it walks. A list beyond a bound is an
-:class:`~contentd.content.errors.InvalidArgument`.
+:class:`~contentd.content.errors.InvalidArgument`. The constant is small for any
+filter a person writes; the worst found within the bounds (eight alternations of
+``x.{999}z`` against 4000-character labels, which defeat RE2's DFA) costs about
+0.8 s of RE2 time per object on a loaded 2-core machine, during which RE2 holds no
+GIL and other calls are served (a concurrent Version: median 27 ms, max 165 ms).
 
 Objects are seen through an :class:`Adaptor` that answers ``(value, present)``
 for a field path; each kind of object has its own (content's are in
