@@ -8,7 +8,7 @@ from bench.workloads.limits import DdFsync, DurableSmallFiles, PageCacheRead, Sh
 from bench.workloads.memory import RssIngest, RssRead
 from bench.workloads.proxy import ProxyBigPull, ProxyGet, ProxyPull
 from bench.workloads.s3 import S3GetCold, S3GetWarm, S3ReadWarm, S3Write
-from bench.workloads.small import CtrLs, SmallIngests
+from bench.workloads.small import CtrLs, CtrLsRegexp, SmallIngests
 from bench.workloads.transfer import CtrGet, CtrIngest, ReadStream, WriteStream
 
 __all__ = ["PAIR", "PROXY_PAIR", "SINGLE", "Workload", "all_workloads"]
@@ -27,6 +27,7 @@ def all_workloads() -> list[Workload]:
         ReadStream(),
         SmallIngests(),
         CtrLs(),
+        CtrLsRegexp(),
         ProxyPull(),
         ProxyGet(),
         ProxyBigPull(),

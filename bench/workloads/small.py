@@ -1,4 +1,5 @@
-"""Many small blobs: sequential 1 KiB ingests, and ``ctr content ls`` over them."""
+"""Many small blobs: sequential 1 KiB ingests, and ``ctr content ls`` over them
+(all of them, and through a regexp filter that matches none)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from bench.peers import Target
 from bench.workloads.base import Workload
 from bench.workloads.transfer import _need
 
-__all__ = ["CtrLs", "SmallIngests"]
+__all__ = ["CtrLs", "CtrLsRegexp", "SmallIngests"]
 
 #: Blobs one target ingests before the other takes its turn (interleaved sampling).
 STEP = 100
@@ -136,4 +137,31 @@ class CtrLs(Workload):
         lines = r.stdout.count(b"\n") - 1  # a header line, then one line per blob
         if lines != env.scale.blobs:
             raise RuntimeError(f"{t.name}: ls listed {lines} blobs, want {env.scale.blobs}")
+        return Sample(rep, r.seconds * 1000.0, r.seconds)
+
+
+class CtrLsRegexp(CtrLs):
+    """:class:`CtrLs` through a ``~=`` filter that fails on every digest only after
+    exponentially many tries on a backtracking engine (``(...+)+`` then a ``!`` no
+    digest has); Go's regexp and RE2 answer in time linear in the digest."""
+
+    name = "ctr-ls-regexp"
+    #: no digest ends in "!": nothing is listed
+    FILTER = "digest~=^([0-9a-z:]+)+!$"
+
+    def title(self, scale: Scale) -> str:
+        return f"ctr content ls {self.FILTER} over {scale.blobs} blobs"
+
+    def sample(self, env: BenchEnv, target: Target | None, rep: int) -> Sample:
+        t = _need(target)
+        r = t.ctr(
+            "content",
+            "ls",
+            self.FILTER,
+            namespace=self._namespace[t.address],
+            timeout=self.timeout(env.scale),
+        )
+        lines = r.stdout.count(b"\n") - 1
+        if lines != 0:
+            raise RuntimeError(f"{t.name}: ls {self.FILTER} listed {lines} blobs, want none")
         return Sample(rep, r.seconds * 1000.0, r.seconds)
