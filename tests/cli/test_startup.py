@@ -67,15 +67,18 @@ def test_public_names_still_import() -> None:
         assert getattr(contentd, name) is not None, name
     for name in contentd.content.__all__:
         assert getattr(contentd.content, name) is not None, name
-    from contentd import LocalStore, ProxyStore, write_blob
-    from contentd.content import Info, filters
+    from contentd import LocalStore, ProxyStore, filters, write_blob
+    from contentd.content import Info
+    from contentd.content.filters import info_adaptor
 
-    assert [x.__name__ for x in (LocalStore, ProxyStore, write_blob, Info, filters.parse)] == [
+    names = (LocalStore, ProxyStore, write_blob, Info, filters.parse, info_adaptor)
+    assert [x.__name__ for x in names] == [
         "LocalStore",
         "ProxyStore",
         "write_blob",
         "Info",
         "parse",
+        "info_adaptor",
     ]
     with pytest.raises(AttributeError):
         _ = contentd.nothing_here
