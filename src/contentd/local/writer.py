@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 from collections.abc import Mapping
@@ -16,6 +17,7 @@ from contentd.content.errors import (
     DigestMismatch,
     FailedPrecondition,
     NotFound,
+    ResourceExhausted,
     SizeMismatch,
     Unknown,
 )
@@ -42,6 +44,9 @@ if TYPE_CHECKING:
 __all__ = ["LocalWriter"]
 
 log = logging.getLogger(__name__)
+
+#: a full disk or quota: ResourceExhausted, the ingest kept as it was
+_NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT})
 
 
 class LocalWriter:
@@ -90,11 +95,22 @@ class LocalWriter:
         fd = self._require_open("write")
         offset = self._offset
         size = len(data)
-        written = os.pwrite(fd, data, offset)
-        if written < size:  # a short write (a signal, a full disk): finish it or raise
-            view = memoryview(data)
-            while written < size:
-                written += os.pwrite(fd, view[written:], offset + written)
+        try:
+            written = os.pwrite(fd, data, offset)
+            if written < size:  # a short write (a signal, a full disk): finish it or raise
+                view = memoryview(data)
+                while written < size:
+                    written += os.pwrite(fd, view[written:], offset + written)
+        except OSError as err:
+            if err.errno not in _NO_SPACE:
+                raise
+            # none of it counts: the file keeps exactly the bytes hashed so far, so the
+            # ingest resumes at this offset once there is room
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, offset)
+            raise ResourceExhausted(
+                f"write {self._ref} at {offset}: {os.strerror(err.errno)}"
+            ) from None
         self._hasher.update(data)
         self._offset = offset = offset + written
         self._updated_at = utcnow()
