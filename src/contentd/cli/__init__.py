@@ -58,6 +58,8 @@ TOP_LEVEL: Final = {
     "image": "images",
     "i": "images",
     "fetch": "registry",
+    "export": "layout",
+    "import": "layout",
     "leases": "leases",
     "lease": "leases",
     "namespaces": "namespaces",

@@ -54,6 +54,7 @@ from contentd.images.media import (
     MAX_MANIFEST_SIZE,
     ManifestError,
     children,
+    gc_labels,
     is_index,
     is_manifest,
     is_non_distributable,
@@ -226,12 +227,7 @@ class _Fetch:
             for desc, data in zip(level, docs, strict=True):
                 manifests, config, layers = children(desc, data)
                 for child, platform in manifests:
-                    keep = (
-                        self.options.all_platforms
-                        or not platform
-                        or any(p.matches(platform) for p in self.platforms)
-                    )
-                    if keep and child.digest not in seen:
+                    if self._keep(platform) and child.digest not in seen:
                         seen.add(child.digest)
                         next_level.append(child)
                 for child in ([config] if config else []) + layers:
@@ -257,24 +253,19 @@ class _Fetch:
             raise failed[0].exception()  # type: ignore[misc]
         return [f.result() or b"" for f in futures]
 
-    def _labels_for(self, desc: Descriptor, data: bytes | None) -> dict[str, str]:
-        labels = {self.source_key: self.ref.repository}
-        if data is None:
-            return labels
-        manifests, config, layers = children(desc, data)
-        kept = [
-            child
-            for child, platform in manifests
-            if self.options.all_platforms
+    def _keep(self, platform: Mapping[str, object]) -> bool:
+        return (
+            self.options.all_platforms
             or not platform
             or any(p.matches(platform) for p in self.platforms)
-        ]
-        for i, child in enumerate(kept):
-            labels[f"containerd.io/gc.ref.content.m.{i}"] = child.digest
-        if config is not None:
-            labels["containerd.io/gc.ref.content.config"] = config.digest
-        for i, layer in enumerate(layers):
-            labels[f"containerd.io/gc.ref.content.l.{i}"] = layer.digest
+        )
+
+    def _labels_for(self, desc: Descriptor, data: bytes | None) -> dict[str, str]:
+        labels = {self.source_key: self.ref.repository}
+        if data is not None:
+            manifests, config, layers = children(desc, data)
+            kept = [child for child, platform in manifests if self._keep(platform)]
+            labels.update(gc_labels(kept, config, layers))
         return labels
 
     def _document(self, desc: Descriptor) -> bytes:

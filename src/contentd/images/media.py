@@ -10,7 +10,7 @@ parsed as JSON no larger than :data:`MAX_MANIFEST_SIZE`, every descriptor is che
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 from contentd.content import digest as digests
@@ -30,6 +30,7 @@ __all__ = [
     "ManifestError",
     "children",
     "descriptor_to_json",
+    "gc_labels",
     "is_index",
     "is_manifest",
     "is_non_distributable",
@@ -166,3 +167,16 @@ def children(
         ]
         return [], config, layers
     return [], None, []
+
+
+def gc_labels(
+    manifests: Sequence[Descriptor], config: Descriptor | None, layers: Sequence[Descriptor]
+) -> dict[str, str]:
+    """The ``containerd.io/gc.ref.content`` labels containerd's pull and import put on an
+    index (``.m.<i>``, over the manifests it kept) or a manifest (``.config``, ``.l.<i>``)."""
+    labels = {f"containerd.io/gc.ref.content.m.{i}": m.digest for i, m in enumerate(manifests)}
+    if config is not None:
+        labels["containerd.io/gc.ref.content.config"] = config.digest
+    for i, layer in enumerate(layers):
+        labels[f"containerd.io/gc.ref.content.l.{i}"] = layer.digest
+    return labels

@@ -1,0 +1,148 @@
+"""``contentd export`` / ``contentd import`` against skopeo, umoci, ctr and containerd."""
+
+from __future__ import annotations
+
+import json
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from tests.cli.conftest import Cli
+from tests.daemon.harness import ServeProcess
+from tests.peers.fixtures import ContainerdFactory
+from tests.peers.images import PushedImage, build_image, write_oci_layout
+from tests.peers.process import run
+from tests.peers.requires import requires
+
+pytestmark = pytest.mark.containerd
+
+
+def _skopeo(*args: str) -> bytes:
+    return run([requires("skopeo"), "--insecure-policy", *args], timeout=120).stdout
+
+
+def _held(cli: Cli) -> set[str]:
+    return set(cli("content", "ls", "-q").ok().lines)
+
+
+def test_export_is_accepted_by_skopeo_and_containerd(
+    cli: Cli,
+    test_image: PushedImage,
+    tmp_path: Path,
+    containerd_peer_factory: ContainerdFactory,
+) -> None:
+    cli("fetch", "--plain-http", "--all-platforms", test_image.ref).ok()
+    cli("images", "tag", test_image.ref, "example.com/app:2").ok()
+    layout = tmp_path / "layout"
+    cli("export", "-o", str(layout), test_image.ref, "example.com/app:2").ok()
+    index = json.loads((layout / "index.json").read_text())
+    names = [m["annotations"]["io.containerd.image.name"] for m in index["manifests"]]
+    assert names == [test_image.ref, "example.com/app:2"]
+    assert {m["digest"] for m in index["manifests"]} == {test_image.digest}
+    for digest, data in test_image.blobs.items():
+        assert (layout / "blobs" / "sha256" / digest[7:]).read_bytes() == data
+
+    inspected = json.loads(_skopeo("inspect", f"oci:{layout}:v1"))
+    assert inspected["Digest"] == test_image.digest
+    copy = tmp_path / "copy"
+    _skopeo("copy", "--all", "--preserve-digests", f"oci:{layout}:2", f"oci:{copy}:2")
+    assert json.loads((copy / "index.json").read_text())["manifests"][0]["digest"] == (
+        test_image.digest
+    )
+
+    archive = tmp_path / "image.tar"
+    cli("export", "-o", str(archive), test_image.ref).ok()
+    _skopeo("inspect", f"oci-archive:{archive}:v1")
+    containerd = containerd_peer_factory()
+    ctr = requires("ctr")
+    base = [ctr, "-a", containerd.address, "-n", "from-contentd"]
+    run([*base, "images", "import", "--no-unpack", "--all-platforms", str(archive)])
+    rows = run([*base, "images", "ls"]).stdout.decode().splitlines()[1:]
+    assert [r.split()[:3:2] for r in rows] == [[test_image.ref, test_image.digest]]
+    held = set(run([*base, "content", "ls", "-q"]).stdout.decode().split())
+    assert set(test_image.blobs) <= held
+
+
+def test_export_to_stdout_is_a_tar(cli: Cli, test_image: PushedImage, tmp_path: Path) -> None:
+    cli("fetch", "--plain-http", test_image.ref).ok()
+    out = cli("export", "-o", "-", test_image.ref).ok().out
+    archive = tmp_path / "out.tar"
+    archive.write_bytes(out)
+    with tarfile.open(archive) as tf:
+        names = tf.getnames()
+    assert names[0] == "oci-layout" and names[-1] == "index.json"
+    amd = test_image.image.platform("linux/amd64")
+    assert {f"blobs/sha256/{b.digest[7:]}" for b in amd.layers} <= set(names)
+
+
+def test_import_a_skopeo_layout(cli: Cli, test_image: PushedImage, tmp_path: Path) -> None:
+    layout = tmp_path / "from-registry"
+    _skopeo(
+        "copy",
+        "--all",
+        "--preserve-digests",
+        "--src-tls-verify=false",
+        f"docker://{test_image.ref}",
+        f"oci:{layout}:v1",
+    )
+    result = cli("import", "--base-name", "example.com/imported", str(layout)).ok()
+    assert result.lines == [f"example.com/imported:v1 {test_image.digest}"]
+    assert set(test_image.blobs) <= _held(cli)
+    for digest, data in test_image.blobs.items():
+        assert cli("content", "get", digest).ok().out == data
+    # the manifests carry the references: GC with the image as the only root keeps all
+    cli("gc").ok()
+    assert set(test_image.blobs) <= _held(cli)
+    cli("images", "rm", "--sync", "example.com/imported:v1").ok()
+    assert _held(cli) == set()
+
+
+def test_import_what_ctr_exports(
+    cli: Cli, daemon: ServeProcess, test_image: PushedImage, tmp_path: Path
+) -> None:
+    ctr = requires("ctr")
+    other = cli.namespace + "-ctr"
+    base = [ctr, "-a", str(daemon.socket), "-n", other]
+    run([*base, "content", "fetch", "--plain-http", "--all-platforms", test_image.ref])
+    archive = tmp_path / "ctr.tar"
+    run([*base, "images", "export", "--all-platforms", str(archive), test_image.ref])
+    result = cli("import", str(archive)).ok()
+    assert result.lines == [f"{test_image.ref} {test_image.digest}"]
+    assert set(test_image.blobs) <= _held(cli)
+
+
+def test_import_refuses_bad_layouts_and_keeps_nothing_of_them(cli: Cli, tmp_path: Path) -> None:
+    image = build_image(seed=77)
+    layout = write_oci_layout(image, tmp_path / "bad", "v1")
+    noise = image.platform("linux/amd64").layers[1]
+    blob = layout / "blobs" / "sha256" / noise.digest[7:]
+    spoiled = bytearray(blob.read_bytes())
+    spoiled[100] ^= 0xFF
+    blob.write_bytes(bytes(spoiled))
+    result = cli("import", "--base-name", "x/y", str(layout))
+    assert result.code == 1 and "failed precondition" in result.err
+    assert noise.digest not in _held(cli)
+    assert cli("images", "ls", "-q").ok().lines == []
+    assert cli("content", "active").ok().lines[1:] == []
+
+    (tmp_path / "empty").mkdir()
+    missing = cli("import", str(tmp_path / "empty"))
+    assert missing.code == 1 and "not found" in missing.err
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / "oci-layout").write_text('{"imageLayoutVersion": "2.0.0"}')
+    old = cli("import", str(tmp_path / "old"))
+    assert old.code == 1 and "not an OCI image layout 1.x" in old.err
+
+
+def test_import_an_umoci_layout_and_export_it_back(cli: Cli, tmp_path: Path) -> None:
+    umoci = requires("umoci")
+    layout = tmp_path / "umoci"
+    run([umoci, "init", "--layout", str(layout)])
+    run([umoci, "new", "--image", f"{layout}:v1"])
+    (entry,) = json.loads((layout / "index.json").read_text())["manifests"]
+    result = cli("import", "--base-name", "example.com/umoci", str(layout)).ok()
+    assert result.lines == [f"example.com/umoci:v1 {entry['digest']}"]
+    back = tmp_path / "back"
+    cli("export", "-o", str(back), "example.com/umoci:v1").ok()
+    run([umoci, "stat", "--image", f"{back}:v1"])  # umoci reads our layout
