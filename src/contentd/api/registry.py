@@ -149,6 +149,45 @@ class RegistryService(pb_grpc.RegistryServicer):
         except Exception as err:
             _fail(context, err, "Fetch")
 
+    def Push(self, request: pb.PushRequest, context: grpc.ServicerContext) -> Iterator[pb.Progress]:
+        from contentd.images.fetch import Progress
+        from contentd.images.push import PushOptions, push
+
+        job = _Job()
+        context.add_callback(job.cancel.set)
+        try:
+            namespace = identifiers.require_namespace(headers(context)[0])
+        except Exception as err:
+            _fail(context, err, "Push")
+
+        def progress(p: Progress) -> None:
+            job.put(_progress_pb(p.status, p.desc, p.ref, p.offset))
+
+        options = PushOptions(
+            plain_http=request.plain_http,
+            credentials=_credentials(request.credentials),
+            concurrency=request.concurrency or DEFAULT_CONCURRENCY,
+            progress=progress,
+            cancelled=job.cancel.is_set,
+        )
+
+        def work() -> pb.Progress:
+            root = push(
+                self.db.content_store(namespace),
+                self.db.images(namespace),
+                request.reference,
+                request.source,
+                options,
+            )
+            final = _progress_pb("image", root, offset=root.size)
+            final.image = request.reference
+            return final
+
+        try:
+            yield from job.run(work)
+        except Exception as err:
+            _fail(context, err, "Push")
+
 
 def _exists(images: ImageStore, name: str) -> bool:
     from contentd.content.errors import ContentError

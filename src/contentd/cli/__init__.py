@@ -58,6 +58,7 @@ TOP_LEVEL: Final = {
     "image": "images",
     "i": "images",
     "fetch": "registry",
+    "push": "registry",
     "export": "layout",
     "import": "layout",
     "leases": "leases",

@@ -48,6 +48,19 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     fetch.add_argument("--name", default="", help="the image record's name (default: REF)")
     _transfer_options(fetch)
 
+    push = add_command(
+        commands,
+        "push",
+        help="push an image to a registry (runs in the daemon)",
+        example="contentd push --plain-http 127.0.0.1:5000/library/app:2 app:latest",
+        handler=run_push,
+    )
+    push.add_argument("reference", metavar="REF", help="where: host[:port]/repository[:tag]")
+    push.add_argument(
+        "source", nargs="?", default="", metavar="SOURCE", help="the image to push (default: REF)"
+    )
+    _transfer_options(push)
+
 
 def _transfer_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
@@ -185,6 +198,54 @@ class _Display:
             self._draw()
 
 
+def _run(ctx: Context, call: Any, request: Any, verb: str) -> registry_pb2.Progress | None:
+    display = _Display(ctx, verb)
+    final = None
+    for msg in ctx.stream(call, request):
+        if msg.status == "image":
+            final = msg
+        else:
+            display.update(msg)
+    display.finish()
+    return final
+
+
+def _result(ctx: Context, final: registry_pb2.Progress | None) -> int:
+    if final is None:
+        return 1
+    root = final.descriptor
+    if ctx.json:
+        ctx.emit(
+            {
+                "image": final.image,
+                "digest": root.digest,
+                "media_type": root.media_type,
+                "size": root.size,
+            }
+        )
+    else:
+        ctx.write(f"{final.image} {root.digest}\n")
+    return 0
+
+
+def run_push(ctx: Context) -> int:
+    from contentd.api._pb.contentd.services.registry.v1 import registry_pb2 as pb
+    from contentd.api._pb.contentd.services.registry.v1 import registry_pb2_grpc as pb_grpc
+
+    args = ctx.args
+    request = pb.PushRequest(
+        reference=args.reference,
+        source=args.source,
+        plain_http=args.plain_http,
+        concurrency=max(0, args.concurrency),
+    )
+    creds = _credentials(ctx, _host(args.reference))
+    if creds is not None:
+        request.credentials.CopyFrom(creds)
+    stub = pb_grpc.RegistryStub(ctx.channel())
+    return _result(ctx, _run(ctx, stub.Push, request, "push"))
+
+
 def run_fetch(ctx: Context) -> int:
     from contentd.api._pb.contentd.services.registry.v1 import registry_pb2 as pb
     from contentd.api._pb.contentd.services.registry.v1 import registry_pb2_grpc as pb_grpc
@@ -201,27 +262,5 @@ def run_fetch(ctx: Context) -> int:
     creds = _credentials(ctx, _host(args.reference))
     if creds is not None:
         request.credentials.CopyFrom(creds)
-    display = _Display(ctx, "fetch")
     stub = pb_grpc.RegistryStub(ctx.channel())
-    final = None
-    for msg in ctx.stream(stub.Fetch, request):
-        if msg.status == "image":
-            final = msg
-        else:
-            display.update(msg)
-    display.finish()
-    if final is None:
-        return 1
-    root = final.descriptor
-    if ctx.json:
-        ctx.emit(
-            {
-                "image": final.image,
-                "digest": root.digest,
-                "media_type": root.media_type,
-                "size": root.size,
-            }
-        )
-    else:
-        ctx.write(f"{final.image} {root.digest}\n")
-    return 0
+    return _result(ctx, _run(ctx, stub.Fetch, request, "fetch"))

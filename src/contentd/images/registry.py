@@ -314,6 +314,88 @@ class RegistryClient:
             raise RegistryUnavailable(f"blob {desc.digest}: HTTP {resp.status}")
         raise RegistryError(f"GET blob {desc.digest}: HTTP {resp.status}")
 
+    # -- pushing -------------------------------------------------------------------------
+
+    def has_blob(self, repository: str, digest: str) -> bool:
+        resp = self.request(
+            "HEAD", f"/v2/{repository}/blobs/{digest}", scope=push_scope(repository)
+        )
+        _release(resp)
+        if resp.status in (200, 404):
+            return resp.status == 200
+        raise RegistryError(f"HEAD blob {digest}: HTTP {resp.status}")
+
+    def start_upload(self, repository: str, mount: tuple[str, str] | None = None) -> str | None:
+        """A new upload's location; None when ``mount`` (digest, from-repository) mounted
+        the blob instead (the registry then holds it)."""
+        path = f"/v2/{repository}/blobs/uploads/"
+        if mount is not None:
+            query = urllib.parse.urlencode({"mount": mount[0], "from": mount[1]})
+            path += "?" + query
+        resp = self.request("POST", path, scope=push_scope(repository), body=b"")
+        _release(resp)
+        if resp.status == 201 and mount is not None:
+            return None
+        if resp.status != 202:
+            raise RegistryError(f"POST {path}: HTTP {resp.status}")
+        return self._location(path, resp)
+
+    def _location(self, path: str, resp: urllib3.BaseHTTPResponse) -> str:
+        location = resp.headers.get("Location", "")
+        if not location:
+            raise RegistryError(f"{path}: upload answer without a Location")
+        return urllib.parse.urljoin(self.url(path), location)
+
+    def upload_chunk(self, repository: str, location: str, data: bytes, start: int) -> str:
+        """PATCH one chunk at ``start``; the location for the next one."""
+        headers = {
+            "Content-Type": "application/octet-stream",
+            "Content-Range": f"{start}-{start + len(data) - 1}",
+        }
+        resp = self.request(
+            "PATCH",
+            location,
+            scope=push_scope(repository),
+            headers=headers,
+            body=data,
+            retry=False,
+        )
+        _release(resp)
+        if resp.status != 202:
+            raise _upload_error("PATCH", resp.status)
+        return self._location(location, resp)
+
+    def finish_upload(self, repository: str, location: str, digest: str, data: bytes = b"") -> None:
+        """PUT the upload's end (with the whole blob when ``data`` is the monolithic body)."""
+        sep = "&" if urllib.parse.urlsplit(location).query else "?"
+        url = location + sep + urllib.parse.urlencode({"digest": digest})
+        headers = {"Content-Type": "application/octet-stream"}
+        resp = self.request(
+            "PUT", url, scope=push_scope(repository), headers=headers, body=data, retry=False
+        )
+        _release(resp)
+        if resp.status not in (201, 204):
+            raise _upload_error("PUT", resp.status)
+
+    def put_manifest(self, repository: str, reference: str, desc: Descriptor, data: bytes) -> None:
+        path = f"/v2/{repository}/manifests/{reference}"
+        resp = self.request(
+            "PUT",
+            path,
+            scope=push_scope(repository),
+            headers={"Content-Type": desc.media_type},
+            body=data,
+        )
+        _release(resp)
+        if resp.status not in (200, 201):
+            raise RegistryError(f"PUT manifest {desc.digest} as {reference}: HTTP {resp.status}")
+
+
+def _upload_error(method: str, status: int) -> RegistryError | RegistryUnavailable:
+    if status >= 500:
+        return RegistryUnavailable(f"{method} upload: HTTP {status}")
+    return RegistryError(f"{method} upload: HTTP {status}")
+
 
 def describe(err: BaseException) -> tuple[str, bool]:
     """A short reason for a transport failure, and whether retrying may help. Socket
