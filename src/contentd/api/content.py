@@ -8,9 +8,13 @@ call works on is decided per call by a :class:`StoreResolver` from the call's
 :class:`SingleStoreResolver` ignores them and serves one store, as a plain
 backend server (a proxy plugin's target) does.
 
-It is written for grpcio's synchronous server: every RPC runs on a pool thread
-and streams are generators, so a blob is never held in memory whole (Read
-streams through ``reader_at`` in chunks of at most 1 MiB).
+It is written for grpcio's synchronous server (and the native engine, which
+runs handlers the same way): every RPC runs on a pool thread and streams are
+generators, so a blob is never held in memory whole (Read streams through
+``reader_at`` in chunks of at most 1 MiB). The two messages that carry blob
+bytes, Write requests and Read responses, are decoded and encoded by hand
+(:mod:`contentd.api.content_codec`): a Write's data reaches the store as a view
+of the received message, not a copy.
 """
 
 from __future__ import annotations
@@ -19,13 +23,13 @@ import contextlib
 import hashlib
 import logging
 from collections.abc import Callable, Iterator
-from typing import Final, NoReturn, Protocol
+from typing import Any, Final, NoReturn, Protocol, cast
 
 import grpc
 from google.protobuf import empty_pb2
 
 from contentd.api._pb.containerd.services.content.v1 import content_pb2 as pb
-from contentd.api._pb.containerd.services.content.v1 import content_pb2_grpc as pb_grpc
+from contentd.api.content_codec import WriteRequest, decode_write_request, encode_read_response
 from contentd.api.convert import (
     ZERO_SECONDS,
     fill_timestamp,
@@ -45,6 +49,7 @@ from contentd.content.types import ZERO_TIME, InfoRow
 __all__ = [
     "LIST_BATCH",
     "READ_CHUNK",
+    "SERVICE_NAME",
     "ContentService",
     "DeleteHook",
     "SingleStoreResolver",
@@ -58,11 +63,15 @@ LIST_BATCH: Final = 100
 #: Largest data chunk of a Read response.
 READ_CHUNK: Final = 1 << 20
 
+#: The gRPC service name.
+SERVICE_NAME: Final = "containerd.services.content.v1.Content"
+
 _STAT: Final = pb.STAT
 _WRITE: Final = pb.WRITE
 _COMMIT: Final = pb.COMMIT
 _Code = grpc.StatusCode
 _EMPTY: Final = empty_pb2.Empty()
+_EMPTY_SERIALIZE: Final = empty_pb2.Empty.SerializeToString
 
 
 class StoreResolver(Protocol):
@@ -96,8 +105,13 @@ class SingleStoreResolver:
 DeleteHook = Callable[[str | None, str], None]
 
 
-class ContentService(pb_grpc.ContentServicer):
-    """containerd's Content service over the stores ``resolver`` hands out."""
+class ContentService:
+    """containerd's Content service over the stores ``resolver`` hands out.
+
+    Methods take and return the generated messages, except ``Read``, which yields
+    serialized ``ReadContentResponse`` bytes, and ``Write``, which takes
+    :class:`~contentd.api.content_codec.WriteRequest` items (see :meth:`register`).
+    """
 
     def __init__(self, resolver: StoreResolver, *, on_delete: DeleteHook | None = None) -> None:
         self._resolver = resolver
@@ -105,7 +119,43 @@ class ContentService(pb_grpc.ContentServicer):
 
     def register(self, server: grpc.Server) -> None:
         """Add this service to ``server`` (see :func:`contentd.api.server.build_server`)."""
-        pb_grpc.add_ContentServicer_to_server(self, server)
+        handlers = self.method_handlers()
+        server.add_generic_rpc_handlers(
+            (grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),)
+        )
+
+    def method_handlers(self) -> dict[str, grpc.RpcMethodHandler[Any, Any]]:
+        """The service's method table: the generated one's, but Read's responses go out
+        as ``Read`` encodes them and Write's requests come in as
+        :func:`~contentd.api.content_codec.decode_write_request` decodes them."""
+        unary = grpc.unary_unary_rpc_method_handler
+        return {
+            "Info": unary(self.Info, pb.InfoRequest.FromString, pb.InfoResponse.SerializeToString),
+            "Update": unary(
+                self.Update, pb.UpdateRequest.FromString, pb.UpdateResponse.SerializeToString
+            ),
+            "List": grpc.unary_stream_rpc_method_handler(
+                self.List,
+                pb.ListContentRequest.FromString,
+                pb.ListContentResponse.SerializeToString,
+            ),
+            "Delete": unary(self.Delete, pb.DeleteContentRequest.FromString, _EMPTY_SERIALIZE),
+            "Read": grpc.unary_stream_rpc_method_handler(
+                self.Read, pb.ReadContentRequest.FromString, None
+            ),
+            "Status": unary(
+                self.Status, pb.StatusRequest.FromString, pb.StatusResponse.SerializeToString
+            ),
+            "ListStatuses": unary(
+                self.ListStatuses,
+                pb.ListStatusesRequest.FromString,
+                pb.ListStatusesResponse.SerializeToString,
+            ),
+            "Write": grpc.stream_stream_rpc_method_handler(
+                self.Write, decode_write_request, pb.WriteContentResponse.SerializeToString
+            ),
+            "Abort": unary(self.Abort, pb.AbortRequest.FromString, _EMPTY_SERIALIZE),
+        }
 
     # -- helpers -----------------------------------------------------------
 
@@ -247,7 +297,7 @@ class ContentService(pb_grpc.ContentServicer):
 
     def Read(
         self, request: pb.ReadContentRequest, context: grpc.ServicerContext
-    ) -> Iterator[pb.ReadContentResponse]:
+    ) -> Iterator[bytes]:
         try:
             yield from self._read(request, context)
         except Exception as err:
@@ -255,7 +305,7 @@ class ContentService(pb_grpc.ContentServicer):
 
     def _read(
         self, request: pb.ReadContentRequest, context: grpc.ServicerContext
-    ) -> Iterator[pb.ReadContentResponse]:
+    ) -> Iterator[bytes]:
         digest = request.digest
         try:
             digests.validate(digest)
@@ -273,9 +323,6 @@ class ContentService(pb_grpc.ContentServicer):
             if size <= 0 or offset + size > blob_size:
                 size = blob_size - offset
             # The response offset counts the bytes sent in this stream (containerd's quirk).
-            # One message per chunk: a reused message would keep every chunk ever assigned
-            # to it in its upb arena, so memory would grow with the blob (1 GiB read: 1.1 GB).
-            response = pb.ReadContentResponse
             read_at = ra.read_at
             sent = 0
             # a whole blob is verified as it goes; its last chunk is held back until the
@@ -289,7 +336,7 @@ class ContentService(pb_grpc.ContentServicer):
                         self._check_whole(context, digest, h.hexdigest(), sent + len(chunk), size)
                 if not chunk:
                     break
-                yield response(offset=sent, data=chunk)
+                yield encode_read_response(sent, chunk)
                 sent += len(chunk)
 
     def _check_whole(
@@ -311,7 +358,7 @@ class ContentService(pb_grpc.ContentServicer):
     # -- the Write bidi stream ----------------------------------------------
 
     def Write(
-        self, request_iterator: Iterator[pb.WriteContentRequest], context: grpc.ServicerContext
+        self, request_iterator: Iterator[WriteRequest], context: grpc.ServicerContext
     ) -> Iterator[pb.WriteContentResponse]:
         try:
             yield from self._write(iter(request_iterator), context)
@@ -321,7 +368,7 @@ class ContentService(pb_grpc.ContentServicer):
             self._fail(context, err, "Write")
 
     def _write(
-        self, requests: Iterator[pb.WriteContentRequest], context: grpc.ServicerContext
+        self, requests: Iterator[WriteRequest], context: grpc.ServicerContext
     ) -> Iterator[pb.WriteContentResponse]:
         req = _receive(requests)
         if req is None:  # the client half-closed before its first message
@@ -339,7 +386,7 @@ class ContentService(pb_grpc.ContentServicer):
         fill_timestamp(msg.updated_at, ZERO_TIME)
         try:
             while True:
-                action = req.action
+                action = cast(pb.WriteAction, req.action)
                 msg.action = action
                 status = wr.status()
                 msg.offset = status.offset
@@ -387,7 +434,7 @@ class _StreamGone(Exception):
     """The client cancelled or the connection broke while we waited for a request."""
 
 
-def _receive(requests: Iterator[pb.WriteContentRequest]) -> pb.WriteContentRequest | None:
+def _receive(requests: Iterator[WriteRequest]) -> WriteRequest | None:
     """The next request; None on the client's half-close."""
     try:
         return next(requests)
@@ -397,9 +444,7 @@ def _receive(requests: Iterator[pb.WriteContentRequest]) -> pb.WriteContentReque
         raise _StreamGone from None
 
 
-def _apply_write(
-    wr: Writer, req: pb.WriteContentRequest, msg: pb.WriteContentResponse, current: int
-) -> None:
+def _apply_write(wr: Writer, req: WriteRequest, msg: pb.WriteContentResponse, current: int) -> None:
     """The WRITE/COMMIT offset protocol, then the data (spec §5.3 step 5)."""
     offset = req.offset
     if offset > 0 and offset != current:

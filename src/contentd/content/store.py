@@ -58,7 +58,7 @@ class ReaderAt(Protocol):
 class Writer(Protocol):
     """One ingest, held exclusively by its ref until closed or committed."""
 
-    def write(self, data: bytes) -> int:
+    def write(self, data: bytes | memoryview) -> int:
         """Append ``data``; returns how many bytes were written."""
         ...
 

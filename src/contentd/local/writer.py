@@ -91,7 +91,7 @@ class LocalWriter:
 
     # -- Writer protocol -------------------------------------------------
 
-    def write(self, data: bytes) -> int:
+    def write(self, data: bytes | memoryview) -> int:
         fd = self._require_open("write")
         offset = self._offset
         size = len(data)

@@ -78,7 +78,7 @@ class NamespacedWriter:
 
     # -- Writer protocol -------------------------------------------------
 
-    def write(self, data: bytes) -> int:
+    def write(self, data: bytes | memoryview) -> int:
         if self._w is None:
             if not data:
                 return 0

@@ -146,7 +146,7 @@ class ProxyWriter:
 
     # -- Writer protocol ---------------------------------------------------
 
-    def write(self, data: bytes) -> int:
+    def write(self, data: bytes | memoryview) -> int:
         offset = self._offset
         if not isinstance(data, bytes):
             data = bytes(data)
