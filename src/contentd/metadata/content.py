@@ -95,14 +95,7 @@ class ContentStore:
 
     def reader_at(self, target: str | Descriptor) -> ReaderAt:
         digest = digest_of_target(target)
-        ns = self._ns()
-        with self._core.view() as conn:
-            found = _blob_row(conn, ns, digest) is not None
-        if not found and not self._link(ns, digest):
-            raise NotFound(f"content digest {digest}")
-        reason = self._core.quarantined.get(digest)
-        if reason is not None:
-            raise health.data_loss(digest, reason)
+        self._record(self._ns(), digest)
         return self._core.backend.reader_at(digest)
 
     def report_corrupt(self, digest: str, reason: str) -> None:
@@ -114,15 +107,27 @@ class ContentStore:
     # -- Manager ---------------------------------------------------------
 
     def info(self, digest: str) -> Info:
-        ns = self._ns()
-        row = self._info_row(ns, digest)
-        if row is None and self._link(ns, digest):
-            row = self._info_row(ns, digest)
-        if row is None:
+        info = self._record(self._ns(), digest)
+        return replace(info, labels=dict(info.labels or {}))  # the caller's own labels
+
+    def _record(self, ns: str, digest: str) -> Info:
+        """The record of ``digest`` (remembered by this thread while nothing is committed);
+        DataLoss while the blob is quarantined."""
+        core = self._core
+        info = core.records.get(ns, digest, lambda: self._load(ns, digest))
+        if info is None and self._link(ns, digest):
+            info = core.records.get(ns, digest, lambda: self._load(ns, digest))
+        if info is None:
             raise NotFound(f"content digest {digest}")
-        reason = self._core.quarantined.get(digest)
+        reason = core.quarantined.get(digest)
         if reason is not None:
             raise health.data_loss(digest, reason)
+        return info
+
+    def _load(self, ns: str, digest: str) -> Info | None:
+        row = self._info_row(ns, digest)
+        if row is None:
+            return None
         (size, created_at, updated_at), labels = row
         return Info(digest, size, from_ns(created_at), from_ns(updated_at), labels)
 

@@ -3,8 +3,9 @@
 The content store, lease manager, namespace store, garbage collector and
 scheduler of one :class:`~contentd.metadata.MetadataDB` all work through one
 :class:`Core`: the database (SQLite or PostgreSQL), the cluster hooks, the
-backend, the clock, the content lock, the event exchange, and the dirty
-bookkeeping that drives GC.
+backend, the clock, the content lock, the event exchange, the dirty
+bookkeeping that drives GC, and the records threads looked up since the last
+commit.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from contentd.content.gotime import to_ns
 from contentd.content.store import Store
 from contentd.metadata.cluster import Cluster, SingleNode
 from contentd.metadata.events import Exchange
+from contentd.metadata.recordcache import RecordCache
 from contentd.metadata.rwlock import RWLock
 from contentd.metadata.sql import Conn, Database
 
@@ -41,6 +43,8 @@ class Core:
         self.sql = sql
         self.cluster: Cluster = cluster if cluster is not None else SingleNode(sql)
         self.backend = backend
+        # blob records each thread looked up, until the next commit
+        self.records = RecordCache(sql)
         self.shared = shared
         self.clock = clock
         self.events = events

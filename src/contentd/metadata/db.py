@@ -70,6 +70,8 @@ class SQLiteDB:
         self._conns_lock = threading.Lock()
         self._write_mutex = threading.Lock()
         self._closed = False
+        # write transactions of this process that have ended (see generation())
+        self._writes = 0
         # non-durable commits so far, and how many of them are known synced
         self._lazy_commits = 0
         self._synced_upto = 0
@@ -206,8 +208,25 @@ class SQLiteDB:
                     # may have synced nothing)
                     self._mark_synced(self._lazy_commits)
             finally:
+                self._writes += 1  # after the COMMIT (or ROLLBACK): see generation()
                 if not durable:
                     conn.execute("PRAGMA synchronous=FULL")
+
+    def generation(self) -> tuple[int, int] | None:
+        """A value that changes whenever a transaction is committed, as seen by this thread.
+
+        Two equal values read on one thread mean no transaction of any connection,
+        process or thread was committed in between: ``PRAGMA data_version`` of this
+        thread's connection changes with every other connection's commit, and this
+        process counts its own write transactions once they have ended. None inside
+        a transaction of this thread (whose own changes are not committed yet): what
+        it reads must not be remembered.
+        """
+        if self._state.depth:
+            return None
+        conn = self._conn()
+        row = conn.execute("PRAGMA data_version").fetchone()
+        return self._writes, int(row[0])
 
     def sync(self) -> None:
         """Make every transaction committed so far durable, non-durable ones included.

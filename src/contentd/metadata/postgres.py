@@ -317,6 +317,10 @@ class PostgresDB:
             ["BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY"], writing=False
         )
 
+    def generation(self) -> None:
+        """Never known: other nodes commit without a sign this one could read for free."""
+        return None
+
     def write(self, *, durable: bool = True) -> Any:
         """A write transaction, serialised with every other writer of the database."""
         if self._state.depth:

@@ -52,6 +52,12 @@ class Database(Protocol):
 
     def sync(self) -> None: ...
 
+    def generation(self) -> object | None:
+        """A value equal on two reads of one thread only if no transaction was committed
+        in between (by anyone); None when the database cannot tell cheaply, or inside a
+        transaction of this thread. Lets a thread remember what it read."""
+        ...
+
     def close(self) -> None: ...
 
     @property
