@@ -42,7 +42,14 @@ def _on_thread(fn: Callable[[], object]) -> None:
     assert not errors, errors
 
 
-def test_a_second_lookup_is_remembered(db: MetadataDB) -> None:
+def _sqlite(db: MetadataDB) -> SQLiteDB:
+    sql = db._core.sql
+    if not isinstance(sql, SQLiteDB):
+        pytest.skip("SQLite's generation")
+    return sql
+
+
+def test_a_second_lookup_is_remembered_on_sqlite_only(db: MetadataDB) -> None:
     store = db.content_store(NS)
     digest = put(store, b"remembered")
     loads: list[str] = []
@@ -53,7 +60,8 @@ def test_a_second_lookup_is_remembered(db: MetadataDB) -> None:
         return store.info(digest)
 
     assert cache.get(NS, digest, load) == cache.get(NS, digest, load)
-    assert loads == [digest]
+    # PostgreSQL has other nodes writing it: every lookup reads it
+    assert len(loads) == (1 if isinstance(db._core.sql, SQLiteDB) else 2)
 
 
 def test_update_on_this_thread_is_seen(db: MetadataDB) -> None:
@@ -95,6 +103,7 @@ def test_labels_changed_on_another_thread_are_seen(db: MetadataDB) -> None:
 
 def test_a_commit_by_another_process_is_seen(make_db: MakeDB, tmp_path: Path) -> None:
     db = make_db()
+    _sqlite(db)
     store = db.content_store(NS)
     digest = put(store, b"deleted by another process")
     store.info(digest)
@@ -116,7 +125,7 @@ def test_a_commit_by_another_process_is_seen(make_db: MakeDB, tmp_path: Path) ->
 def test_inside_a_transaction_nothing_is_remembered(db: MetadataDB) -> None:
     store = db.content_store(NS)
     digest = put(store, b"in a transaction")
-    sql: SQLiteDB = db._core.sql
+    sql = _sqlite(db)
     with sql.read():
         assert sql.generation() is None
         store.info(digest)
@@ -128,7 +137,7 @@ def test_the_cache_is_bounded(db: MetadataDB) -> None:
     for i in range(10):
         cache.get(NS, f"sha256:{i:064x}", lambda: Info("x"))
     records = cache._local.records
-    assert records is not None and len(records) <= 4
+    assert records is None or len(records) <= 4
 
 
 def test_labels_returned_are_the_callers_own(db: MetadataDB) -> None:
