@@ -7,7 +7,7 @@ from datetime import UTC
 
 import pytest
 
-from contentd import AlreadyExists, Info, InvalidArgument, NotFound
+from contentd import AlreadyExists, Info, InvalidArgument, NotFound, filters
 from contentd.content.digest import digest_of
 from contentd.content.types import utcnow
 from contentd.metadata import (
@@ -100,6 +100,44 @@ def test_close_ends_iteration_and_stops_delivery() -> None:
     exchange.publish("ns", "/a/b", ContentDelete("sha256:y"))
     assert sub.get(timeout=0) is None
     assert sub.closed
+
+
+def test_a_subscribers_filters_run_on_its_own_thread_not_the_publishers() -> None:
+    # A subscriber's filters may be costly (8 regexps over 4 KiB label values): the
+    # publisher (a Create, a commit) must not pay for them, per subscriber.
+    exchange = Exchange()
+    sub = exchange.subscribe("event.digest~=y$")
+    matched_on: list[int] = []
+    real = sub._matcher
+    assert real is not None
+
+    class Recording:
+        def match(self, adaptor: filters.Adaptor, /) -> bool:
+            matched_on.append(threading.get_ident())
+            return real.match(adaptor)
+
+    sub._matcher = Recording()
+    exchange.publish("ns", "/a/b", ContentDelete("sha256:x"))
+    exchange.publish("ns", "/a/b", ContentDelete("sha256:y"))
+    assert matched_on == []  # nothing evaluated while publishing
+    got: list[Envelope | None] = []
+    t = threading.Thread(target=lambda: got.append(sub.get(timeout=10)))
+    t.start()
+    t.join(10)
+    assert [e.event for e in got if e is not None] == [ContentDelete("sha256:y")]
+    assert matched_on == [t.ident, t.ident]
+    assert sub.get(timeout=0) is None  # the first one did not match: skipped, not kept
+
+
+def test_get_waits_its_timeout_through_envelopes_that_do_not_match() -> None:
+    exchange = Exchange()
+    sub = exchange.subscribe('topic=="/wanted/one"')
+    for _ in range(3):
+        exchange.publish("ns", "/other/one", ContentDelete("sha256:x"))
+    assert sub.get(timeout=0.05) is None
+    exchange.publish("ns", "/wanted/one", ContentDelete("sha256:x"))
+    got = sub.get(timeout=5)
+    assert got is not None and got.topic == "/wanted/one"
 
 
 def test_topic_validation() -> None:

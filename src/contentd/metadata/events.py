@@ -6,7 +6,8 @@ receives an :class:`Envelope`. Filters use containerd's filter syntax over
 the envelope fields ``namespace``, ``topic`` and ``event.<field>`` (the
 event's own fields, e.g. ``event.digest``); several filters are ORed.
 Queues are unbounded, as go-events' are: a slow subscriber never blocks a
-publisher.
+publisher. A subscription's filters run when it takes an envelope, on the
+subscriber's thread, so that costly filters never slow a publisher either.
 
 The payloads are plain dataclasses so that the gRPC layer can turn them into
 protobuf ``Any`` values (``containerd.events.ContentDelete`` and so on).
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -145,22 +147,27 @@ class Subscription:
         self._closed = False
 
     def _offer(self, envelope: Envelope) -> None:
-        if self._matcher is None or self._matcher.match(envelope):
-            self._queue.put(envelope)
+        # No filtering here: this runs on the publisher's thread (a Create, a commit),
+        # which must not pay for every subscriber's filters; get() applies them.
+        self._queue.put(envelope)
 
     def get(self, timeout: float | None = None) -> Envelope | None:
-        """The next envelope; None when ``timeout`` passes first or when closed."""
-        if self._closed and self._queue.empty():
-            return None
-        try:
-            item = self._queue.get(timeout=timeout)
-        except queue.Empty:
-            return None
-        if item is _CLOSED:
-            self._queue.put(_CLOSED)  # keep later callers from blocking
-            return None
-        assert isinstance(item, Envelope)
-        return item
+        """The next matching envelope; None when ``timeout`` passes first or when closed."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            if self._closed and self._queue.empty():
+                return None
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            try:
+                item = self._queue.get(timeout=left)
+            except queue.Empty:
+                return None
+            if item is _CLOSED:
+                self._queue.put(_CLOSED)  # keep later callers from blocking
+                return None
+            assert isinstance(item, Envelope)
+            if self._matcher is None or self._matcher.match(item):
+                return item
 
     def __iter__(self) -> Iterator[Envelope]:
         while True:
