@@ -854,7 +854,8 @@ class H2Connection:
                     return
                 if len(rbuf) < 5 + n:
                     break
-                message = bytes(rbuf[5 : 5 + n])
+                # one copy (a bytearray slice would be a second); the view is gone before del
+                message = bytes(memoryview(rbuf)[5 : 5 + n])
                 del rbuf[: 5 + n]
                 self._queued -= 5 + n
                 if not self._accept(stream, message, 0):
