@@ -171,14 +171,14 @@ def test_serve_on_s3_and_postgresql_keeps_ingest_records_in_the_database(
         w.write(data)  # one 5 MiB part uploaded, 1 MiB in the spool
         w.close()
         with psycopg.connect(dsn) as conn:
-            rows = conn.execute("SELECT upload_id, parts FROM contentd_s3_ingests").fetchall()
+            rows = conn.execute("SELECT upload_id, parts FROM s3_ingests").fetchall()
         assert len(rows) == 1 and rows[0][0] and len(json.loads(rows[0][1])) == 1
         with store.writer("half", total=len(data)) as w:
             assert w.status().offset == len(data)
             w.commit(len(data), "sha256:" + hashlib.sha256(data).hexdigest())
         assert read_blob(store, "sha256:" + hashlib.sha256(data).hexdigest()) == data
         with psycopg.connect(dsn) as conn:
-            assert conn.execute("SELECT count(*) FROM contentd_s3_ingests").fetchone() == (0,)
+            assert conn.execute("SELECT count(*) FROM s3_ingests").fetchone() == (0,)
         store.close()
     finally:
         daemon.close()

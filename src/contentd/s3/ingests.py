@@ -94,7 +94,7 @@ class IngestStates(Protocol):
 
 # types both engines take as they are (PostgreSQL has no BLOB: the hash state is hex)
 _SCHEMA = """
-CREATE TABLE IF NOT EXISTS contentd_s3_ingests (
+CREATE TABLE IF NOT EXISTS s3_ingests (
     ref TEXT PRIMARY KEY,
     ingest_id TEXT NOT NULL,
     key TEXT NOT NULL,
@@ -119,7 +119,7 @@ _UPDATES = ", ".join(f"{c} = excluded.{c}" for c in _COLUMNS.replace(" ", "").sp
 
 
 class SqlIngestStates:
-    """:class:`IngestStates` in the table ``contentd_s3_ingests`` of ``db``.
+    """:class:`IngestStates` in the table ``s3_ingests`` of ``db``.
 
     ``db`` is not closed by :meth:`close` (it belongs to whoever made it).
     """
@@ -132,7 +132,7 @@ class SqlIngestStates:
     def get(self, ref: str) -> IngestState | None:
         with self._db.read() as conn:
             row = conn.execute(
-                f"SELECT {_COLUMNS} FROM contentd_s3_ingests WHERE ref = ?", (ref,)
+                f"SELECT {_COLUMNS} FROM s3_ingests WHERE ref = ?", (ref,)
             ).fetchone()
         return _from_row(row) if row is not None else None
 
@@ -140,7 +140,7 @@ class SqlIngestStates:
         parts = json.dumps([[p.number, p.etag, p.size] for p in state.parts])
         with self._db.write() as conn:
             conn.execute(
-                f"INSERT INTO contentd_s3_ingests ({_COLUMNS})"
+                f"INSERT INTO s3_ingests ({_COLUMNS})"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
                 f" ON CONFLICT (ref) DO UPDATE SET {_UPDATES}",
                 (
@@ -163,10 +163,10 @@ class SqlIngestStates:
     def delete(self, ref: str, ingest_id: str | None = None) -> bool:
         with self._db.write() as conn:
             if ingest_id is None:
-                cur = conn.execute("DELETE FROM contentd_s3_ingests WHERE ref = ?", (ref,))
+                cur = conn.execute("DELETE FROM s3_ingests WHERE ref = ?", (ref,))
             else:
                 cur = conn.execute(
-                    "DELETE FROM contentd_s3_ingests WHERE ref = ? AND ingest_id = ?",
+                    "DELETE FROM s3_ingests WHERE ref = ? AND ingest_id = ?",
                     (ref, ingest_id),
                 )
             return cur.rowcount > 0
@@ -174,7 +174,7 @@ class SqlIngestStates:
     def all(self) -> Iterator[IngestState]:
         with self._db.read() as conn:
             rows = conn.execute(
-                f"SELECT {_COLUMNS} FROM contentd_s3_ingests ORDER BY ref"
+                f"SELECT {_COLUMNS} FROM s3_ingests ORDER BY ref"
             ).fetchall()
         for row in rows:
             yield _from_row(row)
