@@ -4,6 +4,7 @@ and the record rules of Info/Update/Commit (spec §1.3, §4.1-§4.5)."""
 from __future__ import annotations
 
 import io
+import os
 import sqlite3
 import threading
 from pathlib import Path
@@ -292,3 +293,29 @@ def test_backend_writer_open_holds_no_database_lock(make_db: MakeDB, tmp_path: P
     assert finished, "a lease create waited for a backend writer open"
     assert [lease.id for lease in db.leases("ns").list()] == ["meanwhile"]
     opened[0].close()  # type: ignore[attr-defined]
+
+
+def test_connections_are_pooled_not_one_per_thread(db: MetadataDB) -> None:
+    """A hundred threads that each ran transactions leave at most MAX_IDLE connections."""
+    from contentd.metadata.db import MAX_IDLE
+
+    if not isinstance(db._sql, SQLiteDB):
+        pytest.skip("SQLite's pool (PostgreSQL's is its own)")
+
+    barrier = threading.Barrier(100)
+
+    def work() -> None:
+        with db._sql.read() as conn:
+            conn.execute("SELECT COUNT(*) FROM blobs").fetchone()
+            barrier.wait(30)  # all hold one at once: a hundred open
+        put(db.content_store("pool"), os.urandom(16))
+
+    threads = [threading.Thread(target=work) for _ in range(100)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert db._sql.open_connections <= MAX_IDLE
+    with db._sql.read() as conn:  # and one is reused, not opened anew
+        assert conn.execute("SELECT COUNT(*) FROM blobs").fetchone()[0] == 100
+    assert db._sql.open_connections <= MAX_IDLE

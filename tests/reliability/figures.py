@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections import Counter
-
 __all__ = ["FIGURES", "count"]
 
-FIGURES: Counter[str] = Counter()
+#: name -> a count, or a measured figure as text
+FIGURES: dict[str, int | str] = {}
 
 
 def count(name: str, n: int = 1) -> None:
-    FIGURES[name] += n
+    value = FIGURES.get(name, 0)
+    FIGURES[name] = (value if isinstance(value, int) else 0) + n

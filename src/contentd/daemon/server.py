@@ -215,9 +215,10 @@ class Daemon:
 
     def _serve(self, t0: float) -> None:
         from contentd.api.health import HealthService
-        from contentd.api.server import tune_malloc
+        from contentd.api.server import start_malloc_trim, tune_malloc
 
         tune_malloc()
+        start_malloc_trim()
         main = self._new_listener("main", self.socket, self.max_workers)
         names: list[str] = []
         for service in self.services:

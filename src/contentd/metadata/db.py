@@ -3,9 +3,12 @@
 :class:`SQLiteDB` is the SQLite :class:`~contentd.metadata.sql.Database`;
 :func:`migrate` applies the migrations on either engine.
 
-- **Connections.** One per thread, opened lazily (a sqlite3 connection must
-  not be used by two threads at once). Connections of threads that have
-  ended are closed when the next one is opened.
+- **Connections.** A small pool: a thread takes a connection for the length
+  of its outermost transaction and gives it back after (a sqlite3 connection
+  must not be used by two threads at once). At most :data:`MAX_IDLE` idle ones
+  are kept; the rest are closed, so a burst of a hundred worker threads leaves
+  no hundred connections (three file descriptors each: the database, its WAL
+  and its shared-memory index) open behind it.
 - **Transactions.** One explicit transaction per containerd bolt
   transaction. :meth:`SQLiteDB.write` serialises writers of this process on a
   mutex and then runs ``BEGIN IMMEDIATE``, so the write lock is taken up front
@@ -33,7 +36,6 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
-import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
@@ -41,7 +43,10 @@ from contentd.content.errors import FailedPrecondition
 from contentd.metadata.migrations import MIGRATIONS, Migration
 from contentd.metadata.sql import Conn
 
-__all__ = ["SQLiteDB", "migrate", "schema_version"]
+__all__ = ["MAX_IDLE", "SQLiteDB", "migrate", "schema_version"]
+
+#: idle connections kept open for the next transaction
+MAX_IDLE = 4
 
 _BUSY_TIMEOUT = 60.0
 
@@ -66,7 +71,8 @@ class SQLiteDB:
         self.path = os.fspath(path)
         self._busy_timeout = busy_timeout
         self._state = _ThreadState()
-        self._conns: dict[int, tuple[weakref.ref[threading.Thread], sqlite3.Connection]] = {}
+        self._idle: list[sqlite3.Connection] = []
+        self._open = 0  # connections open, idle or in a transaction
         self._conns_lock = threading.Lock()
         self._write_mutex = threading.Lock()
         self._closed = False
@@ -86,44 +92,61 @@ class SQLiteDB:
     # -- connections -----------------------------------------------------
 
     def _conn(self) -> sqlite3.Connection:
+        """This thread's connection: the one its transaction holds, else one from the pool."""
         if self._closed:
             raise FailedPrecondition("metadata database is closed")
         conn = self._state.conn
         if conn is not None:
             return conn
-        conn = sqlite3.connect(
-            self.path,
-            timeout=self._busy_timeout,
-            isolation_level=None,  # we issue BEGIN/COMMIT ourselves
-            check_same_thread=False,  # only for closing from another thread
-        )
-        conn.execute("PRAGMA foreign_keys=ON")
-        conn.execute("PRAGMA synchronous=FULL")
-        thread = threading.current_thread()
         with self._conns_lock:
-            if self._closed:
-                conn.close()
-                raise FailedPrecondition("metadata database is closed")
-            self._prune_locked()
-            self._conns[id(conn)] = (weakref.ref(thread), conn)
+            conn = self._idle.pop() if self._idle else None
+            if conn is None:
+                self._open += 1
+        if conn is None:
+            try:
+                conn = sqlite3.connect(
+                    self.path,
+                    timeout=self._busy_timeout,
+                    isolation_level=None,  # we issue BEGIN/COMMIT ourselves
+                    check_same_thread=False,  # handed from thread to thread, one at a time
+                )
+                conn.execute("PRAGMA foreign_keys=ON")
+                conn.execute("PRAGMA synchronous=FULL")
+            except BaseException:
+                with self._conns_lock:
+                    self._open -= 1
+                raise
         self._state.conn = conn
         return conn
 
-    def _prune_locked(self) -> None:
-        for key, (ref, conn) in list(self._conns.items()):
-            thread = ref()
-            if thread is None or not thread.is_alive():
-                del self._conns[key]
-                conn.close()
+    def _release(self) -> None:
+        """The outermost transaction ended: give the connection back (or close it)."""
+        conn, self._state.conn = self._state.conn, None
+        if conn is None:
+            return
+        with self._conns_lock:
+            keep = not self._closed and len(self._idle) < MAX_IDLE
+            if keep:
+                self._idle.append(conn)
+            else:
+                self._open -= 1
+        if not keep:
+            conn.close()
+
+    @property
+    def open_connections(self) -> int:
+        """Connections open now (idle ones included)."""
+        with self._conns_lock:
+            return self._open
 
     def close(self) -> None:
         with self._conns_lock:
             self._closed = True
-            conns = [conn for _, conn in self._conns.values()]
-            self._conns.clear()
-        for conn in conns:
+            idle, self._idle = self._idle, []
+            self._open -= len(idle)
+        for conn in idle:
             conn.close()
-        self._state.conn = None
+        self._release()
 
     @property
     def closed(self) -> bool:
@@ -143,14 +166,17 @@ class SQLiteDB:
             finally:
                 state.depth -= 1
             return
-        conn.execute("BEGIN")
-        state.depth = 1
         try:
-            yield conn
+            conn.execute("BEGIN")
+            state.depth = 1
+            try:
+                yield conn
+            finally:
+                state.depth = 0
+                # a read transaction has nothing to keep; ending it never fails
+                conn.execute("ROLLBACK")
         finally:
-            state.depth = 0
-            # a read transaction has nothing to keep; ending it never fails
-            conn.execute("ROLLBACK")
+            self._release()
 
     @contextmanager
     def write(self, *, durable: bool = True) -> Iterator[sqlite3.Connection]:
@@ -175,6 +201,17 @@ class SQLiteDB:
             finally:
                 state.depth -= 1
             return
+        try:
+            with self._write_transaction(conn, durable) as tx:
+                yield tx
+        finally:
+            self._release()
+
+    @contextmanager
+    def _write_transaction(
+        self, conn: sqlite3.Connection, durable: bool
+    ) -> Iterator[sqlite3.Connection]:
+        state = self._state
         with self._write_mutex:
             if not durable:
                 conn.execute("PRAGMA synchronous=NORMAL")
