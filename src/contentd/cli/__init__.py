@@ -1,16 +1,17 @@
 """The ``contentd`` command: ``ctr content`` for people, plus what ctr never had.
 
-    contentd [--address ADDR] [-n NS] [--output table|json] [--debug] COMMAND ...
+    contentd [--address ADDR] [-n NS] [--output table|json|jsonl] [--debug] COMMAND ...
 
     serve, config default|dump, version       the daemon (see contentd.cli.serve)
     content ls|info|get|ingest|active|rm|label|abort        images ls|tag|rm|inspect
     leases ls|create|rm    namespaces ls|create|rm|label    plugins ls
-    gc [--dry-run]         events                            completion bash|zsh
+    gc [--dry-run]         events                            completion bash|zsh|fish
     fsck [--repair] [--root DIR] [--status]
 
 Client commands talk to ``contentd serve`` or to containerd itself (the same
 API). Exit status: 0 on success, 1 on an error (one line on stderr,
-``contentd: <kind>: <message>``), 2 on a usage error.
+``contentd: <kind>: <message>``), 2 on a usage error or no command, 130 after Ctrl-C
+(:mod:`contentd.cli.interrupt`). Options may come anywhere after their command.
 
 Only argparse and the command modules' parser code load at start-up; each
 handler imports what it needs (gRPC, the stubs) when it runs.

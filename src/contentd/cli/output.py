@@ -4,8 +4,9 @@ Tables are Go's ``text/tabwriter`` output (:func:`tabwrite`), with the settings
 each ``ctr`` command uses, so ``contentd content ls`` lines up like ``ctr
 content ls``. Sizes and ages are go-units' ``HumanSize`` and ``HumanDuration``.
 
-JSON: a command that lists things prints one object per line (JSON Lines);
-a command about one thing prints one object. Field names are stable, times are
+JSON (:meth:`~contentd.cli.context.Context.emit`, ``emit_list``): with ``--output
+json`` a command prints one document, an array for a list; with ``jsonl`` one
+object per line. Field names are stable, times are
 RFC 3339 in UTC (Go's text form), and :func:`info_from_json` reads an object
 of ``content ls``/``content info`` back into an :class:`~contentd.content.Info`.
 """
