@@ -10,8 +10,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import grpc
 import pytest
 
+from contentd.api._pb.containerd.services.images.v1 import images_pb2 as ipb
+from contentd.api._pb.containerd.services.images.v1 import images_pb2_grpc as ipb_grpc
+from contentd.api._pb.containerd.types.descriptor_pb2 import Descriptor
 from contentd.proxy import ProxyStore
 from tests.cli.conftest import Cli, contentd_command
 from tests.peers.process import clean_env
@@ -94,13 +98,25 @@ def fish(cli: Cli, line: str) -> list[str]:
 
 @pytest.fixture
 def held(cli: Cli) -> tuple[str, str, str]:
-    """A blob, an ingest in progress and a lease in the test's namespace."""
+    """A blob, an ingest in progress, a lease and an image in the test's namespace."""
     digest = cli("content", "ingest", "done", "--label", "containerd.io/gc.root=x", input=b"c")
     lease = cli("leases", "create", "--id", f"{cli.namespace}-lease").ok().text.strip()
     with ProxyStore(cli.address, cli.namespace) as store:
         writer = store.writer("half-done")
         writer.write(b"half")
         writer.close()
+    with grpc.insecure_channel(cli.address) as channel:
+        image = ipb.Image(
+            name="example.com/app:1",
+            target=Descriptor(
+                media_type="application/vnd.oci.image.manifest.v1+json",
+                digest=digest.ok().text.strip(),
+                size=1,
+            ),
+        )
+        ipb_grpc.ImagesStub(channel).Create(
+            ipb.CreateImageRequest(image=image), metadata=(("containerd-namespace", cli.namespace),)
+        )
     return digest.ok().text.strip(), "half-done", lease
 
 
@@ -120,6 +136,9 @@ def test_bash_completes_the_tree_and_the_daemons_names(
     assert bash(cli, "contentd content rm sha256:x ") == [digest]  # repeats
     assert bash(cli, "contentd content abort ") == [ref]
     assert bash(cli, "contentd leases rm ") == [lease]
+    assert bash(cli, "contentd images inspect ") == ["example.com/app:1"]
+    assert bash(cli, "contentd i tag ") == ["example.com/app:1"]
+    assert bash(cli, "contentd i tag example.com/app:1 ") == []  # new names
     assert cli.namespace in bash(cli, "contentd -n ")
     assert cli.namespace in bash(cli, "contentd namespaces label ")
     assert bash(cli, f"contentd content label {digest} ") == []  # K=V: nothing to offer

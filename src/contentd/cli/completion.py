@@ -4,7 +4,7 @@ daemon.
 The bash and zsh scripts hold, for each command path (``contentd content ls``), its
 subcommands, its options, the options that take a value, and what each value and each
 positional argument is (a *kind*): choices, files, nothing to suggest, or one of
-:data:`KINDS` -- digests, ingest refs, lease ids and namespaces, which the script asks
+:data:`KINDS` -- digests, ingest refs, lease ids, namespaces and image names, which it asks
 the daemon for with ``contentd __complete KIND [-a ADDR] [-n NS]`` (the address and
 namespace typed so far are passed on). That call is bounded (:data:`TIMEOUT`) and
 prints nothing when no daemon answers. The fish script hands the words typed so far
@@ -46,7 +46,7 @@ SHELLS = ("bash", "zsh", "fish")
 #: The hidden command the scripts call (not in the parser: it never shows in help).
 COMPLETE: Final = "__complete"
 #: What the daemon is asked for.
-KINDS: Final = ("digests", "refs", "leases", "namespaces")
+KINDS: Final = ("digests", "refs", "leases", "namespaces", "images")
 #: What :func:`candidates` answers where file names go (the shell completes them).
 FILES: Final = "__files__"
 #: Seconds a completion waits for the daemon, and the most values it prints.
@@ -95,15 +95,18 @@ class Node:
         return {o: k[1:].split(",") for o, k in self.values.items() if k.startswith("=")}
 
 
-def _kind(action: argparse.Action, path: str) -> str:
-    """``=a,b`` (choices), ``files``, ``none``, or one of :data:`KINDS`."""
+def _kind(action: argparse.Action, group: str) -> str:
+    """``=a,b`` (choices), ``files``, ``none``, or one of :data:`KINDS`; ``group`` is the
+    top-level command the action is under (its own name, not an alias)."""
     if action.choices is not None:
         return "=" + ",".join(str(c) for c in action.choices)
     metavar = action.metavar if isinstance(action.metavar, str) else ""
-    if action.dest == "namespace" or (metavar in ("NAME", "NS") and "namespace" in path):
+    if action.dest == "namespace" or (metavar == "NAME" and group == "namespaces"):
         return "namespaces"
-    if action.dest == "lease" or (metavar == "ID" and "lease" in path):
+    if action.dest == "lease" or (metavar == "ID" and group == "leases"):
         return "leases"
+    if group == "images" and (metavar == "SOURCE" or action.dest in ("name", "names")):
+        return "images"
     if metavar == "DIGEST":
         return "digests"
     if metavar == "REF":
@@ -111,28 +114,29 @@ def _kind(action: argparse.Action, path: str) -> str:
     return "files" if metavar in _FILES else "none"
 
 
-def tree(parser: argparse.ArgumentParser, path: str = "contentd") -> list[Node]:
+def tree(parser: argparse.ArgumentParser, path: str = "contentd", group: str = "") -> list[Node]:
     """Every command path under ``parser``, parents first."""
     node = Node(path)
     nodes = [node]
-    children: list[tuple[str, argparse.ArgumentParser]] = []
+    children: list[tuple[str, argparse.ArgumentParser, str]] = []
     for action in parser._actions:
         if isinstance(action, argparse._SubParsersAction):
+            first: dict[int, str] = {}  # a parser's own name comes before its aliases
             for name, sub in action.choices.items():  # aliases too: each is a path
                 node.commands.append(name)
-                children.append((name, sub))
+                children.append((name, sub, group or first.setdefault(id(sub), name)))
             continue
         if not action.option_strings:
-            kind = _kind(action, path)
+            kind = _kind(action, group)
             node.positionals.append(kind + ("+" if action.nargs in ("*", "+") else ""))
             continue
         node.options += action.option_strings
         if action.nargs != 0:
             node.takes_value += action.option_strings
             for option in action.option_strings:
-                node.values[option] = _kind(action, path)
-    for name, sub in children:
-        nodes += tree(sub, f"{path} {name}")
+                node.values[option] = _kind(action, group)
+    for name, sub, sub_group in children:
+        nodes += tree(sub, f"{path} {name}", sub_group)
     return nodes
 
 
@@ -165,6 +169,7 @@ def daemon_values(
 
 def _fetch(ctx: Context, kind: str, timeout: float) -> list[str]:
     from contentd.api._pb.containerd.services.content.v1 import content_pb2 as cpb
+    from contentd.api._pb.containerd.services.images.v1 import images_pb2 as ipb
     from contentd.api._pb.containerd.services.leases.v1 import leases_pb2 as lpb
     from contentd.api._pb.containerd.services.namespaces.v1 import namespace_pb2 as npb
 
@@ -195,6 +200,12 @@ def _fetch(ctx: Context, kind: str, timeout: float) -> list[str]:
             npb.ListNamespacesRequest(),
             npb.ListNamespacesResponse,
             lambda r: [ns.name for ns in r.namespaces],
+        ),
+        "images": (
+            "/containerd.services.images.v1.Images/List",
+            ipb.ListImagesRequest(),
+            ipb.ListImagesResponse,
+            lambda r: [image.name for image in r.images],
         ),
     }
     path, request, response, names = calls[kind]
@@ -369,7 +380,7 @@ def bash_script(parser: argparse.ArgumentParser) -> str:
         =*)
             kind="${kind:1}"
             COMPREPLY=($(compgen -W "${kind//,/ }" -- "$cur")) ;;
-        digests|refs|leases|namespaces)
+        digests|refs|leases|namespaces|images)
             COMPREPLY=($(compgen -W "$("${words[0]}" __complete "$kind" "${conn[@]}" 2>/dev/null)" \
                 -- "$cur")) ;;
         files) COMPREPLY=($(compgen -f -- "$cur")) ;;
@@ -435,7 +446,7 @@ def zsh_script(parser: argparse.ArgumentParser) -> str:
     fi
     case "$kind" in
         '='*) kind="${kind#=}"; compadd -- ${=kind//,/ } ;;
-        digests|refs|leases|namespaces)
+        digests|refs|leases|namespaces|images)
             compadd -- ${(f)"$("${words[1]}" __complete "$kind" "${conn[@]}" 2>/dev/null)"} ;;
         files) _files ;;
     esac
