@@ -299,3 +299,40 @@ def test_gc_aborts_orphan_uploads_after_the_ingest_expiry(
         assert live is not None and live.upload_id in left
     finally:
         db.close()
+
+
+def test_metadata_layer_places_uploads_at_the_blob_key(
+    make_store: StoreFactory, seaweedfs_peer: SeaweedPeer, s3_prefix: str, tmp_path: Path
+) -> None:
+    """Through the metadata layer an expected digest given at open places the multipart
+    upload at the blob's key (no copy); bytes that turn out to be other ones are refused,
+    and nothing ever appears at the key they do not match."""
+    from contentd import DigestMismatch
+    from contentd.metadata import MetadataDB
+
+    store = make_store()
+    db = MetadataDB(tmp_path / "meta.db", store)
+    try:
+        cs = db.content_store("default")
+        data = os.urandom(PART + 999)
+        with cs.writer("known", total=len(data), expected=digest_of(data)) as w:
+            w.write(data)
+            w.commit(len(data), digest_of(data))
+        assert store.stats.copies == 0
+        other = os.urandom(PART + 5)
+        with cs.writer("unknown") as w:
+            w.write(other)
+            w.commit(len(other))
+        assert store.stats.copies == 1
+        claimed = digest_of(b"something else")
+        liar = os.urandom(PART + 1)
+        w = cs.writer("liar", expected=claimed)
+        w.write(liar)
+        with pytest.raises(DigestMismatch):
+            w.commit(len(liar))
+        w.close()
+        assert f"blobs/sha256/{claimed[7:]}" not in _keys(seaweedfs_peer, s3_prefix)
+        assert f"blobs/sha256/{digest_of(liar)[7:]}" not in _keys(seaweedfs_peer, s3_prefix)
+        assert read_blob(cs, digest_of(data)) == data
+    finally:
+        db.close()

@@ -26,7 +26,7 @@ from contentd.content.errors import (
 from contentd.content.filters import info_adaptor, status_adaptor
 from contentd.content.gotime import from_ns, to_ns
 from contentd.content.labels import LABEL_NAMESPACE_SHAREABLE, validate_labels
-from contentd.content.store import ReaderAt, Writer, digest_of_target
+from contentd.content.store import ReaderAt, Store, Writer, digest_of_target
 from contentd.content.types import Descriptor, Info, InfoRow, Status
 from contentd.metadata import health, identifiers, leases
 from contentd.metadata.cluster import RefLock
@@ -366,9 +366,7 @@ class ContentStore:
                         # other nodes: the ref is ours until close or commit (Unavailable
                         # while another live writer holds it)
                         lock = core.cluster.lock_ref(ns, ref, bref)
-                        # the expected digest was checked against this namespace only;
-                        # the backend must not short-cut on it
-                        bw = backend.writer(bref, total=size)
+                        bw = _backend_writer(backend, bref, size, expected)
                         crash_point("writer:after-backend-open")
                     # not synced: see NamespacedWriter.close
                     with core.update(durable=False) as conn:
@@ -499,3 +497,17 @@ def _managed_externally(conn: Conn, ns: str) -> bool:
 
 def _with_ref(status: Status, ref: str) -> Status:
     return replace(status, ref=ref)
+
+
+def _backend_writer(backend: Store, bref: str, size: int, expected: str) -> Writer:
+    """The backend writer of a new or resumed ingest.
+
+    The expected digest was checked against this namespace only, so the backend
+    must not short-cut on it (AlreadyExists); a backend that can put the upload
+    where that blob goes (S3: no copy at commit) is told it as a target.
+    """
+    place = getattr(backend, "writer_for", None)
+    if expected and callable(place):
+        writer: Writer = place(bref, size, expected)
+        return writer
+    return backend.writer(bref, total=size)

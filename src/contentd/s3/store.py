@@ -490,11 +490,26 @@ class S3Store:
     # -- Ingester --------------------------------------------------------
 
     def writer(self, ref: str, total: int = 0, expected: str | None = None) -> S3Writer:
+        return self._writer(ref, total, expected or "", check=True)
+
+    def writer_for(self, ref: str, total: int, target: str) -> S3Writer:
+        """A writer whose upload is placed at ``target``'s blob key (no copy at commit)
+        without the existence check ``expected`` makes: for a metadata layer that
+        decided itself that the bytes are to be uploaded. A commit of other bytes
+        than ``target`` is DigestMismatch once a part is uploaded (the upload can only
+        ever complete at that key, and never with bytes that do not match it)."""
+        try:
+            self._blob_key(target)
+        except ContentError as err:
+            raise err.wrap("calculating expected blob path for writer") from None
+        return self._writer(ref, total, target, check=False)
+
+    def _writer(self, ref: str, total: int, expected: str, *, check: bool) -> S3Writer:
         if not ref:
             raise InvalidArgument("ref must not be empty")
         self._locks.lock(ref)
         try:
-            w = self._open_writer(ref, total, expected or "")
+            w = self._open_writer(ref, total, expected, check=check)
         except BaseException:
             self._locks.unlock(ref)
             raise
@@ -502,8 +517,8 @@ class S3Store:
             _live[(self._lock_root, ref)] = w
         return w
 
-    def _open_writer(self, ref: str, total: int, expected: str) -> S3Writer:
-        if expected:
+    def _open_writer(self, ref: str, total: int, expected: str, *, check: bool) -> S3Writer:
+        if expected and check:
             try:
                 key = self._blob_key(expected)
             except ContentError as err:
