@@ -172,6 +172,8 @@ def test_the_scrubber_finds_corruption_on_its_own(ctr_namespace: str) -> None:
         assert now["corrupt_found"] == 1
         [q] = now["quarantined"]  # type: ignore[misc]
         assert q["digest"] == digest and q["reason"].startswith("scrub: bytes hash to")
-        assert "quarantined" in daemon.log_text()
+        while "quarantined" not in daemon.log_text() and time.monotonic() < deadline:
+            time.sleep(0.1)  # logged right after the quarantine is recorded
+        assert f"blob {digest} quarantined: scrub: bytes hash to" in daemon.log_text()
     finally:
         daemon.close()

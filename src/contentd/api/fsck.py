@@ -52,6 +52,7 @@ def report_to_pb(report: FsckReport) -> pb.CheckResponse:
             path=f.path,
             repair=f.repair,
             fixed=f.fixed,
+            problem=f.problem,
         )
     response.duration.FromNanoseconds(int(report.duration * 1e9))
     return response
@@ -90,7 +91,7 @@ class FsckService(pb_grpc.FsckServicer):
         except Exception as err:
             _fail(context, err, "Check")
         for f in report.findings:
-            if not f.fixed:
+            if f.problem and not f.fixed:
                 log.warning(
                     "fsck: %s %s: %s",
                     f.kind,

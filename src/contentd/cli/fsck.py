@@ -99,6 +99,7 @@ def response_to_json(response: fsck_pb2.CheckResponse) -> dict[str, Any]:
                 "path": f.path,
                 "repair": f.repair,
                 "fixed": f.fixed,
+                "problem": f.problem,
             }
             for f in response.findings
         ],
@@ -117,7 +118,7 @@ def summary(response: fsck_pb2.CheckResponse) -> str:
     if not found:
         return f"{checked}: clean"
     fixed = sum(1 for f in response.findings if f.fixed)
-    left = found - fixed
+    left = sum(1 for f in response.findings if f.problem and not f.fixed)
     state = "clean" if response.clean else f"{left} problem{'s' if left != 1 else ''} left"
     return f"{checked}: {found} found, {fixed} fixed; {state}"
 

@@ -85,6 +85,9 @@ class Finding:
     repair: str = ""
     #: fixed: the store no longer has this problem
     fixed: bool = False
+    #: False for what the next garbage collection removes anyway (orphans after deletes
+    #: or a crash, expired ingests): reported, but the store is clean with it
+    problem: bool = True
 
 
 @dataclass(frozen=True)
@@ -109,8 +112,9 @@ class Report:
 
     @property
     def clean(self) -> bool:
-        """No problem is left (none found, or every one found was fixed)."""
-        return all(f.fixed for f in self.findings)
+        """No problem is left (none found, or every one found was fixed); leftovers the
+        next garbage collection removes do not count."""
+        return all(f.fixed or not f.problem for f in self.findings)
 
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)
@@ -260,7 +264,15 @@ class _Check:
                     continue
                 if conn.execute("SELECT 1 FROM blobs WHERE digest = ?", (digest,)).fetchone():
                     continue
-                self.add(Finding("orphan-blob", "no namespace records it", digest))
+                self.add(self._leftover("orphan-blob", "no namespace records it", digest=digest))
+
+    def _leftover(self, kind: str, detail: str, *, digest: str = "", ref: str = "") -> Finding:
+        """An orphan: expected after deletes, a crash or a start (the store is *dirty*
+        until a collection ran); the next garbage collection removes it. Once one ran,
+        an orphan means something wrote behind the metadata's back: a problem."""
+        if self.core.dirty_content:
+            detail += ": the next garbage collection removes it"
+        return Finding(kind, detail, digest, ref=ref, problem=not self.core.dirty_content)
 
     # -- ingests -----------------------------------------------------------------------
 
@@ -287,7 +299,15 @@ class _Check:
         now = self.core.now_ns()
         for ns, ref, bref, expire_at, expected in rows:
             if expire_at is not None and expire_at < now:
-                self.add(Finding("expired-ingest", "past its expiry", namespace=ns, ref=ref))
+                self.add(
+                    Finding(
+                        "expired-ingest",
+                        "past its expiry: the next garbage collection removes it",
+                        namespace=ns,
+                        ref=ref,
+                        problem=False,
+                    )
+                )
             elif bref not in backend_refs and not expected and self._ingest_gone(ns, ref, bref):
                 self.add(
                     Finding(
@@ -306,7 +326,7 @@ class _Check:
         with self.core.view() as conn:  # read again: writers open backend ingests first
             known = {r[0] for r in conn.execute("SELECT backend_ref FROM ingests")}
         for bref in sorted(candidates - known):
-            self.add(Finding("orphan-ingest", "no ingest record knows it", ref=bref))
+            self.add(self._leftover("orphan-ingest", "no ingest record knows it", ref=bref))
 
     def _ingest_gone(self, ns: str, ref: str, bref: str) -> bool:
         try:

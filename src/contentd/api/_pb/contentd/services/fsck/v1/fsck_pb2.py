@@ -28,7 +28,7 @@ from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$contentd/services/fsck/v1/fsck.proto\x12\x19\x63ontentd.services.fsck.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"Y\n\x0c\x43heckRequest\x12\x0e\n\x06repair\x18\x01 \x01(\x08\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12\x0c\n\x04jobs\x18\x03 \x01(\x05\x12\x18\n\x10\x62ytes_per_second\x18\x04 \x01(\x03\"\x84\x01\n\x07\x46inding\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\x02 \x01(\t\x12\x0e\n\x06\x64igest\x18\x03 \x01(\t\x12\x11\n\tnamespace\x18\x04 \x01(\t\x12\x0b\n\x03ref\x18\x05 \x01(\t\x12\x0c\n\x04path\x18\x06 \x01(\t\x12\x0e\n\x06repair\x18\x07 \x01(\t\x12\r\n\x05\x66ixed\x18\x08 \x01(\x08\"\xd1\x01\n\rCheckResponse\x12\r\n\x05\x63lean\x18\x01 \x01(\x08\x12\x0e\n\x06repair\x18\x02 \x01(\x08\x12\x34\n\x08\x66indings\x18\x03 \x03(\x0b\x32\".contentd.services.fsck.v1.Finding\x12\r\n\x05\x62lobs\x18\x04 \x01(\x03\x12\r\n\x05\x62ytes\x18\x05 \x01(\x03\x12\x0f\n\x07records\x18\x06 \x01(\x03\x12\x0f\n\x07ingests\x18\x07 \x01(\x03\x12+\n\x08\x64uration\x18\x08 \x01(\x0b\x32\x19.google.protobuf.Duration\"\x0f\n\rStatusRequest\"a\n\x0bQuarantined\x12\x0e\n\x06\x64igest\x18\x01 \x01(\t\x12\x32\n\x0equarantined_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06reason\x18\x03 \x01(\t\"\xc8\x02\n\x0eStatusResponse\x12\x15\n\rscrub_enabled\x18\x01 \x01(\x08\x12+\n\x08interval\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x18\n\x10\x62ytes_per_second\x18\x03 \x01(\x03\x12\r\n\x05\x62lobs\x18\x04 \x01(\x03\x12\x10\n\x08verified\x18\x05 \x01(\x03\x12\x33\n\x0foldest_verified\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\x0escrubbed_blobs\x18\x07 \x01(\x03\x12\x16\n\x0escrubbed_bytes\x18\x08 \x01(\x03\x12\x15\n\rcorrupt_found\x18\t \x01(\x03\x12;\n\x0bquarantined\x18\n \x03(\x0b\x32&.contentd.services.fsck.v1.Quarantined2\xc1\x01\n\x04\x46sck\x12Z\n\x05\x43heck\x12\'.contentd.services.fsck.v1.CheckRequest\x1a(.contentd.services.fsck.v1.CheckResponse\x12]\n\x06Status\x12(.contentd.services.fsck.v1.StatusRequest\x1a).contentd.services.fsck.v1.StatusResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$contentd/services/fsck/v1/fsck.proto\x12\x19\x63ontentd.services.fsck.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"Y\n\x0c\x43heckRequest\x12\x0e\n\x06repair\x18\x01 \x01(\x08\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12\x0c\n\x04jobs\x18\x03 \x01(\x05\x12\x18\n\x10\x62ytes_per_second\x18\x04 \x01(\x03\"\x95\x01\n\x07\x46inding\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\x02 \x01(\t\x12\x0e\n\x06\x64igest\x18\x03 \x01(\t\x12\x11\n\tnamespace\x18\x04 \x01(\t\x12\x0b\n\x03ref\x18\x05 \x01(\t\x12\x0c\n\x04path\x18\x06 \x01(\t\x12\x0e\n\x06repair\x18\x07 \x01(\t\x12\r\n\x05\x66ixed\x18\x08 \x01(\x08\x12\x0f\n\x07problem\x18\t \x01(\x08\"\xd1\x01\n\rCheckResponse\x12\r\n\x05\x63lean\x18\x01 \x01(\x08\x12\x0e\n\x06repair\x18\x02 \x01(\x08\x12\x34\n\x08\x66indings\x18\x03 \x03(\x0b\x32\".contentd.services.fsck.v1.Finding\x12\r\n\x05\x62lobs\x18\x04 \x01(\x03\x12\r\n\x05\x62ytes\x18\x05 \x01(\x03\x12\x0f\n\x07records\x18\x06 \x01(\x03\x12\x0f\n\x07ingests\x18\x07 \x01(\x03\x12+\n\x08\x64uration\x18\x08 \x01(\x0b\x32\x19.google.protobuf.Duration\"\x0f\n\rStatusRequest\"a\n\x0bQuarantined\x12\x0e\n\x06\x64igest\x18\x01 \x01(\t\x12\x32\n\x0equarantined_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06reason\x18\x03 \x01(\t\"\xc8\x02\n\x0eStatusResponse\x12\x15\n\rscrub_enabled\x18\x01 \x01(\x08\x12+\n\x08interval\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x18\n\x10\x62ytes_per_second\x18\x03 \x01(\x03\x12\r\n\x05\x62lobs\x18\x04 \x01(\x03\x12\x10\n\x08verified\x18\x05 \x01(\x03\x12\x33\n\x0foldest_verified\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\x0escrubbed_blobs\x18\x07 \x01(\x03\x12\x16\n\x0escrubbed_bytes\x18\x08 \x01(\x03\x12\x15\n\rcorrupt_found\x18\t \x01(\x03\x12;\n\x0bquarantined\x18\n \x03(\x0b\x32&.contentd.services.fsck.v1.Quarantined2\xc1\x01\n\x04\x46sck\x12Z\n\x05\x43heck\x12\'.contentd.services.fsck.v1.CheckRequest\x1a(.contentd.services.fsck.v1.CheckResponse\x12]\n\x06Status\x12(.contentd.services.fsck.v1.StatusRequest\x1a).contentd.services.fsck.v1.StatusResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -38,15 +38,15 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CHECKREQUEST']._serialized_start=132
   _globals['_CHECKREQUEST']._serialized_end=221
   _globals['_FINDING']._serialized_start=224
-  _globals['_FINDING']._serialized_end=356
-  _globals['_CHECKRESPONSE']._serialized_start=359
-  _globals['_CHECKRESPONSE']._serialized_end=568
-  _globals['_STATUSREQUEST']._serialized_start=570
-  _globals['_STATUSREQUEST']._serialized_end=585
-  _globals['_QUARANTINED']._serialized_start=587
-  _globals['_QUARANTINED']._serialized_end=684
-  _globals['_STATUSRESPONSE']._serialized_start=687
-  _globals['_STATUSRESPONSE']._serialized_end=1015
-  _globals['_FSCK']._serialized_start=1018
-  _globals['_FSCK']._serialized_end=1211
+  _globals['_FINDING']._serialized_end=373
+  _globals['_CHECKRESPONSE']._serialized_start=376
+  _globals['_CHECKRESPONSE']._serialized_end=585
+  _globals['_STATUSREQUEST']._serialized_start=587
+  _globals['_STATUSREQUEST']._serialized_end=602
+  _globals['_QUARANTINED']._serialized_start=604
+  _globals['_QUARANTINED']._serialized_end=701
+  _globals['_STATUSRESPONSE']._serialized_start=704
+  _globals['_STATUSRESPONSE']._serialized_end=1032
+  _globals['_FSCK']._serialized_start=1035
+  _globals['_FSCK']._serialized_end=1228
 # @@protoc_insertion_point(module_scope)

@@ -26,7 +26,7 @@ class CheckRequest(_message.Message):
     def __init__(self, repair: _Optional[bool] = ..., namespace: _Optional[str] = ..., jobs: _Optional[int] = ..., bytes_per_second: _Optional[int] = ...) -> None: ...
 
 class Finding(_message.Message):
-    __slots__ = ("kind", "detail", "digest", "namespace", "ref", "path", "repair", "fixed")
+    __slots__ = ("kind", "detail", "digest", "namespace", "ref", "path", "repair", "fixed", "problem")
     KIND_FIELD_NUMBER: _ClassVar[int]
     DETAIL_FIELD_NUMBER: _ClassVar[int]
     DIGEST_FIELD_NUMBER: _ClassVar[int]
@@ -35,6 +35,7 @@ class Finding(_message.Message):
     PATH_FIELD_NUMBER: _ClassVar[int]
     REPAIR_FIELD_NUMBER: _ClassVar[int]
     FIXED_FIELD_NUMBER: _ClassVar[int]
+    PROBLEM_FIELD_NUMBER: _ClassVar[int]
     kind: str
     detail: str
     digest: str
@@ -43,7 +44,8 @@ class Finding(_message.Message):
     path: str
     repair: str
     fixed: bool
-    def __init__(self, kind: _Optional[str] = ..., detail: _Optional[str] = ..., digest: _Optional[str] = ..., namespace: _Optional[str] = ..., ref: _Optional[str] = ..., path: _Optional[str] = ..., repair: _Optional[str] = ..., fixed: _Optional[bool] = ...) -> None: ...
+    problem: bool
+    def __init__(self, kind: _Optional[str] = ..., detail: _Optional[str] = ..., digest: _Optional[str] = ..., namespace: _Optional[str] = ..., ref: _Optional[str] = ..., path: _Optional[str] = ..., repair: _Optional[str] = ..., fixed: _Optional[bool] = ..., problem: _Optional[bool] = ...) -> None: ...
 
 class CheckResponse(_message.Message):
     __slots__ = ("clean", "repair", "findings", "blobs", "bytes", "records", "ingests", "duration")
