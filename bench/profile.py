@@ -100,7 +100,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--workdir", default=str(REPO / "var"))
     args = p.parse_args(argv)
     spy = _py_spy()
-    from contentd.api.server import tune_malloc
+    from contentd.daemon.engines import tune_malloc
 
     tune_malloc()
     Path(args.workdir).mkdir(parents=True, exist_ok=True)

@@ -142,7 +142,7 @@ def run(argv: Sequence[str] | None = None) -> tuple[dict[str, Any], str]:
 
     # The client side gets the same malloc tuning the daemon applies to itself, so
     # neither server is measured through a client paying mmap/munmap per 1 MiB message.
-    from contentd.api.server import tune_malloc
+    from contentd.daemon.engines import tune_malloc
 
     client_tuned = tune_malloc()
     from bench.peers import ENGINE_ENV

@@ -14,8 +14,8 @@ from contentd import LocalStore, MemoryLabelStore
 from contentd.api._pb.containerd.services.leases.v1 import leases_pb2, leases_pb2_grpc
 from contentd.api.content import ContentService, DeleteHook, SingleStoreResolver, StoreResolver
 from contentd.api.metadata_keys import NAMESPACE_KEY
-from contentd.api.server import build_server
 from contentd.content.store import Store
+from contentd.daemon.engines import build_server
 
 __all__ = ["ContentdServer", "create_lease", "delete_lease", "local_store"]
 

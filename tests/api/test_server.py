@@ -14,16 +14,16 @@ import pytest
 from contentd.api._pb.containerd.services.content.v1 import content_pb2 as pb
 from contentd.api._pb.containerd.services.content.v1 import content_pb2_grpc as pb_grpc
 from contentd.api.content import ContentService, SingleStoreResolver
-from contentd.api.server import (
+from contentd.content.digest import digest_of
+from contentd.daemon.engines import (
     MAX_MESSAGE_SIZE,
     SOCKET_MODE,
     build_server,
     listen,
     server_options,
     tune_malloc,
-    unix_path,
 )
-from contentd.content.digest import digest_of
+from contentd.wire.address import unix_path
 from tests.api.conftest import status_of
 from tests.api.servers import ContentdServer, local_store
 

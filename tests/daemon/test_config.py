@@ -298,8 +298,8 @@ def test_cli_version(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None
 
 
 def test_grpc_engine_option() -> None:
-    from contentd.api.server import DEFAULT_ENGINE, ENGINES
     from contentd.config.model import DEFAULT_GRPC_ENGINE, GRPC_ENGINES
+    from contentd.daemon.engines import DEFAULT_ENGINE, ENGINES
 
     assert (GRPC_ENGINES, DEFAULT_GRPC_ENGINE) == (ENGINES, DEFAULT_ENGINE)
     assert default_config().grpc.engine == DEFAULT_ENGINE

@@ -9,8 +9,8 @@ import pytest
 
 from contentd.api._pb.containerd.services.content.v1 import content_pb2 as pb
 from contentd.api._pb.containerd.services.content.v1 import content_pb2_grpc as pb_grpc
-from contentd.api.server import INLINE_CALLS
 from contentd.content.digest import digest_of
+from contentd.daemon.engines import INLINE_CALLS
 from contentd.wire import Server
 from tests.api.servers import ContentdServer
 from tests.daemon.harness import QUIET_GC, md, start_daemon

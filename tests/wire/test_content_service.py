@@ -14,7 +14,7 @@ import grpc
 from contentd.api._pb.containerd.services.content.v1 import content_pb2 as pb
 from contentd.api._pb.containerd.services.content.v1 import content_pb2_grpc as pb_grpc
 from contentd.api.content import ContentService, SingleStoreResolver
-from contentd.api.server import build_server
+from contentd.daemon.engines import build_server
 from tests.api.servers import local_store
 
 _OPTS = [("grpc.max_receive_message_length", 64 << 20), ("grpc.max_send_message_length", 64 << 20)]

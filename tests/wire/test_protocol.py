@@ -157,14 +157,16 @@ def test_connections_beyond_the_cap_are_closed_at_accept() -> None:
         held[0].close()  # a slot frees up
         deadline = time.monotonic() + 10
         while True:
-            late = RawClient(address)
+            late = None
             try:
+                late = RawClient(address)
                 if late.frame().type == fr.SETTINGS:
                     break
             except (EOFError, OSError):
                 assert time.monotonic() < deadline
             finally:
-                late.close()
+                if late is not None:
+                    late.close()
         held[1].close()
 
 

@@ -207,8 +207,7 @@ def test_pipelined_big_unary_calls_queue_bounded_output() -> None:
             """Every call was read and either answered or queued, and each of the 16
             workers is stopped: waiting for window, or the one blocked writing."""
             with conn.lock:
-                calls = [s.app for s in conn.h2.streams.values() if s.app is not None]
-                waiting = sum(len(c.cond._waiters) for c in calls if c.cond)
+                waiting = conn._waiting  # workers waiting for output room
                 return (
                     conn.h2.last_stream_id == 239
                     and len(probe.metadata) + executor._work_queue.qsize() == 120

@@ -1,4 +1,7 @@
-"""containerd-compatible gRPC API (generated stubs live in contentd.api._pb).
+"""containerd-compatible gRPC services over a Store (generated stubs live in contentd.api._pb).
+
+Building, binding and choosing the server they run in is the daemon's
+(:mod:`contentd.daemon.engines`).
 
 Names load on first use: a client that only needs the generated stubs
 (``contentd.api._pb``) does not pay for the server side.
@@ -16,7 +19,6 @@ if TYPE_CHECKING:
         StoreResolver,
     )
     from contentd.api.errors import StatusError, abort_with, from_grpc, to_grpc
-    from contentd.api.server import build_server, listen, tune_malloc
 
 _LAZY = {
     "ContentService": "contentd.api.content",
@@ -27,9 +29,6 @@ _LAZY = {
     "abort_with": "contentd.api.errors",
     "from_grpc": "contentd.api.errors",
     "to_grpc": "contentd.api.errors",
-    "build_server": "contentd.api.server",
-    "listen": "contentd.api.server",
-    "tune_malloc": "contentd.api.server",
 }
 
 __getattr__, __dir__ = lazy_exports("contentd.api", globals(), _LAZY)
@@ -41,9 +40,6 @@ __all__ = [
     "StatusError",
     "StoreResolver",
     "abort_with",
-    "build_server",
     "from_grpc",
-    "listen",
     "to_grpc",
-    "tune_malloc",
 ]

@@ -118,7 +118,7 @@ class ContentService:
         self._on_delete = on_delete
 
     def register(self, server: grpc.Server) -> None:
-        """Add this service to ``server`` (see :func:`contentd.api.server.build_server`)."""
+        """Add this service to ``server`` (see :func:`contentd.daemon.engines.build_server`)."""
         handlers = self.method_handlers()
         server.add_generic_rpc_handlers(
             (grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),)

@@ -159,7 +159,7 @@ class Daemon:
             log.warning("no metadata plugin is enabled: content services are unavailable")
 
     def _new_listener(self, name: str, socket: str, workers: int) -> _Listener:
-        from contentd.api.server import new_server
+        from contentd.daemon.engines import new_server
         from contentd.wire.threads import block_signals
 
         grpc_config = self.config.grpc
@@ -206,7 +206,7 @@ class Daemon:
         return not isinstance(db, MetadataDB) or isinstance(db.backend, LocalStore)
 
     def _bind(self, listener: _Listener, uid: int, gid: int) -> None:
-        from contentd.api.server import listen
+        from contentd.daemon.engines import listen
 
         listen(listener.server, f"unix:{listener.socket}")
         listener.bound = True
@@ -215,7 +215,7 @@ class Daemon:
 
     def _serve(self, t0: float) -> None:
         from contentd.api.health import HealthService
-        from contentd.api.server import start_malloc_trim, tune_malloc
+        from contentd.daemon.engines import start_malloc_trim, tune_malloc
 
         tune_malloc()
         start_malloc_trim()

@@ -7,7 +7,8 @@ from typing import Any, Final, Protocol, cast
 
 import grpc
 
-from contentd.api.server import MAX_MESSAGE_SIZE, unix_path
+from contentd.config.model import DEFAULT_MAX_MESSAGE_SIZE as MAX_MESSAGE_SIZE
+from contentd.wire.address import unix_path
 
 __all__ = ["CHANNEL_OPTIONS", "cancel_call", "dial", "target_of"]
 

@@ -34,6 +34,8 @@ class Host(Protocol):
 
     def next_message(self, call: Call) -> bytes | None: ...
 
+    def wait_for_room(self, call: Call) -> bool: ...
+
     def send(self, call: Call, payload: bytes, *, flush: bool) -> bool: ...
 
     def finish(self, call: Call, code: int, details: str, *, flush: bool) -> None: ...
@@ -56,8 +58,10 @@ class Call:
         "deadline",
         "details",
         "handler",
+        "last_size",
         "metadata",
         "path",
+        "reserved",
         "stream",
     )
 
@@ -82,8 +86,11 @@ class Call:
         self.details: str | None = None
         self.aborted = False
         self.callbacks: list[Callable[[], None]] | None = []
-        #: where a worker waits for input, window or the end (None for inline calls)
+        #: where a worker waits for input or the end (None for inline calls)
         self.cond: threading.Condition | None = None
+        #: output room reserved for the next message, and the last message's size
+        self.reserved = 0
+        self.last_size = 0
 
     @property
     def active(self) -> bool:
@@ -98,6 +105,11 @@ class Call:
         """The next request message; None at the client's half-close. Raises
         :class:`~contentd.wire.errors.CallCancelled` when the call ended under the handler."""
         return self._host.next_message(self)
+
+    def wait_for_room(self) -> bool:
+        """Wait until the connection has room for another message (before making it);
+        False when the call has ended."""
+        return self._host.wait_for_room(self)
 
     def send(self, payload: bytes, *, flush: bool = True) -> bool:
         """Queue one response message; False when the call has ended (stop producing)."""

@@ -23,6 +23,7 @@ from typing import Final
 
 from contentd.content import codes
 from contentd.wire import frames as fr
+from contentd.wire.address import unix_path
 from contentd.wire.errors import CallError, MessageTooLarge, ProtocolError
 from contentd.wire.metadata import hpack_literal
 from contentd.wire.protocol import ConnectionEnded, H2Connection, Limits, Stream, StreamState
@@ -73,15 +74,9 @@ class Connection:
         self._flush()
 
     def _connect(self, address: str) -> socket.socket:
-        path: str | None
-        if address.startswith("unix://"):
-            path = address[len("unix://") :]
-        elif address.startswith("unix:"):
-            path = address[len("unix:") :]
-        elif address.startswith("/") or ":" not in address:
-            path = address
-        else:
-            path = None
+        path = unix_path(address)
+        if path is None and ":" not in address:
+            path = address  # a relative socket path
         try:
             if path is not None:
                 sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)

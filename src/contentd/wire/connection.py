@@ -58,6 +58,8 @@ __all__ = ["Connection", "ServerHooks"]
 log = logging.getLogger("contentd.wire")
 
 _RECV_SIZE: Final = 256 << 10
+#: room reserved for a call's first message (then its last message's size): Read's 1 MiB
+_FIRST_MESSAGE: Final = 1 << 20
 _JOIN_LIMIT: Final = 64 << 10
 _IOV_MAX: Final = 512
 _INTERNAL: Final = 13
@@ -97,10 +99,14 @@ class ServerHooks(Protocol):
 class Connection:
     """Serves the calls of one accepted socket until the peer goes or the server stops."""
 
-    def __init__(self, server: ServerHooks, sock: socket.socket, peer: str) -> None:
+    def __init__(
+        self, server: ServerHooks, sock: socket.socket, peer: str, first: bytes = b""
+    ) -> None:
         self.server = server
         self.sock = sock
         self.peer = peer
+        #: what the client sent before the connection got its thread (the preface)
+        self._first = first
         self.h2 = H2Connection(server.limits, route=server.route)
         #: guards the core and every Call's stream
         self.lock = threading.Lock()
@@ -109,6 +115,11 @@ class Connection:
         self._closed = threading.Event()
         #: input batches read; the idle check compares it between its rounds
         self._batches = 0
+        # output: producers wait here for the connection's queue to drain; each one let
+        # through reserves room for the message it is about to make
+        self._room = threading.Condition(self.lock)
+        self._waiting = 0
+        self._reserved = 0
 
     # -- the reader thread ---------------------------------------------------
 
@@ -131,10 +142,12 @@ class Connection:
         recv = self.sock.recv
         h2 = self.h2
         lock = self.lock
+        chunk, self._first = self._first, b""
         while True:
-            chunk = recv(_RECV_SIZE)
             if not chunk:
-                return
+                chunk = recv(_RECV_SIZE)
+                if not chunk:
+                    return
             self._batches += 1
             with lock:
                 events = h2.receive(chunk)
@@ -144,6 +157,7 @@ class Connection:
                 self._flush()
             if h2.state is _CLOSED:
                 return
+            chunk = b""
 
     def _watch(self, delay: float, seen: int) -> None:
         """Check in ``delay`` seconds that the connection is not stuck in its handshake
@@ -230,6 +244,7 @@ class Connection:
             if call.cond is not None:
                 call.cond.notify_all()
             callbacks = _take_callbacks(call)
+            self._release(call)
         _run_callbacks(callbacks)
 
     # -- what calls use (the Host interface of contentd.wire.call) ----------------
@@ -252,19 +267,54 @@ class Connection:
             self._flush()
         return raw
 
+    def wait_for_room(self, call: Call) -> bool:
+        stream = call.stream
+        if call.cond is None:  # inline: bounded by its admission, never waits
+            return stream.active
+        h2 = self.h2
+        limit = h2.limits.connection_send_buffer
+        with self.lock:
+            while stream.active and not self._broken:
+                queued = h2.pending_out + self._reserved
+                if stream.out_bytes <= SEND_BUFFER and (queued <= limit or not queued):
+                    need = call.last_size or _FIRST_MESSAGE
+                    call.reserved += need
+                    self._reserved += need
+                    return True
+                self._wait_room()
+            return False
+
+    def _wait_room(self) -> None:
+        self._waiting += 1
+        try:
+            self._room.wait()
+        finally:
+            self._waiting -= 1
+
+    def _release(self, call: Call) -> None:
+        """Give back the room ``call`` reserved (lock held)."""
+        if call.reserved:
+            self._reserved -= call.reserved
+            call.reserved = 0
+        if self._waiting:
+            self._room.notify_all()
+
     def send(self, call: Call, payload: bytes, *, flush: bool) -> bool:
         stream = call.stream
         with self.lock:
+            if call.reserved:
+                self._reserved -= call.reserved
+                call.reserved = 0
+            call.last_size = len(payload)
             if not self.h2.send_message(stream, payload):
                 return False
         if not flush:
             return True
         self._flush()
-        cond = call.cond
-        if cond is not None and stream.out_bytes > SEND_BUFFER:
+        if call.cond is not None and stream.out_bytes > SEND_BUFFER:
             with self.lock:
-                while stream.out_bytes > SEND_BUFFER and stream.active:
-                    cond.wait()
+                while stream.out_bytes > SEND_BUFFER and stream.active and not self._broken:
+                    self._wait_room()
                 return stream.active
         return True
 
@@ -275,6 +325,7 @@ class Connection:
             callbacks = _take_callbacks(call)
             if call.cond is not None:
                 call.cond.notify_all()
+            self._release(call)
         if flush:
             self._flush()
         _run_callbacks(callbacks)
@@ -286,6 +337,7 @@ class Connection:
             callbacks = _take_callbacks(call)
             if call.cond is not None:
                 call.cond.notify_all()
+            self._release(call)
         self._flush()
         _run_callbacks(callbacks)
 
@@ -311,11 +363,9 @@ class Connection:
                             break
                         bufs, total = h2.data_to_send()
                         if h2.drained:
-                            for stream in h2.drained:
-                                call = stream.app
-                                if call is not None and call.cond is not None:
-                                    call.cond.notify_all()
                             h2.drained.clear()
+                            if self._waiting:
+                                self._room.notify_all()
                     if bufs:
                         self._write(bufs, total)
             except OSError as err:
@@ -382,6 +432,7 @@ class Connection:
     def _break(self) -> None:
         with self.lock:
             self._broken = True
+            self._room.notify_all()
         self.close()
 
     def _lost(self) -> None:

@@ -117,6 +117,9 @@ class Limits:
     max_receive_message: int = 4 << 20
     #: largest response message; -1: no limit
     max_send_message: int = -1
+    #: response bytes queued on the connection (all streams) before producers wait (the
+    #: server shell holds its workers there; inline calls are admitted within the window)
+    connection_send_buffer: int = 8 << 20
     #: control frames (acks, resets, window updates) queued and not yet written
     max_control_frames: int = 10_000
     #: running calls the peer may reset beyond the calls that completed (rapid reset)

@@ -82,9 +82,17 @@ def run(call: Call, argument: Any, *, deserialize: bool, inline: bool) -> None:
 
 def _stream(call: Call, responses: Iterable[Any], serialize: Any, flush: bool) -> None:
     send = call.send
+    room = call.wait_for_room
     iterator = iter(responses)
     try:
-        for response in iterator:
+        # the next response is made only when there is room for it: memory stays bounded
+        # however many streams a client opens and leaves unread
+        while True:
+            room()  # returns at once when the call has ended: the handler then finds out
+            try:
+                response = next(iterator)
+            except StopIteration:
+                break
             payload = serialize(response) if serialize is not None else response
             if not send(payload, flush=flush):
                 break

@@ -42,6 +42,7 @@ import grpc
 
 from contentd.wire.connection import Connection
 from contentd.wire.deadlines import Deadlines
+from contentd.wire.frames import PREFACE
 from contentd.wire.protocol import Limits
 from contentd.wire.threads import block_signals, start_thread
 
@@ -66,6 +67,18 @@ _HARD_STOP_WAIT: Final = 5.0
 
 #: request -> largest response size to run inline, or None for the pool
 InlinePolicy = Callable[[Any], "int | None"]
+
+
+class _Pending:
+    """An accepted connection whose preface has not all arrived."""
+
+    __slots__ = ("addr", "data", "deadline", "sock")
+
+    def __init__(self, sock: socket.socket, addr: Any, deadline: float) -> None:
+        self.sock = sock
+        self.addr = addr
+        self.deadline = deadline
+        self.data = b""
 
 
 class _CallDetails(NamedTuple):
@@ -224,16 +237,27 @@ class Server(grpc.Server):
         self._accept_thread = start_thread(self._accept, f"{self._name}-accept")
 
     def _accept(self) -> None:
+        """Accept connections and wait, on this one thread, for each one's preface: a
+        connection gets its own reader thread only once the client has spoken HTTP/2
+        (connections that never do cost a socket, not a thread, until the handshake
+        timeout closes them)."""
         selector = selectors.DefaultSelector()
         for sock in self._listeners:
             sock.setblocking(False)
             selector.register(sock, selectors.EVENT_READ)
         selector.register(self._wake_r, selectors.EVENT_READ)
+        pending: dict[socket.socket, _Pending] = {}
         try:
             while True:
-                for key, _ in selector.select():
+                timeout = None
+                if pending:
+                    timeout = max(0.0, min(p.deadline for p in pending.values()) - time.monotonic())
+                for key, _ in selector.select(timeout):
                     if key.fileobj is self._wake_r:
                         return
+                    if isinstance(key.data, _Pending):
+                        self._handshake(selector, pending, key.data)
+                        continue
                     listener: socket.socket = key.fileobj  # type: ignore[assignment]
                     try:
                         sock, addr = listener.accept()
@@ -243,25 +267,70 @@ class Server(grpc.Server):
                         log.warning("accept failed: %s", err)
                         time.sleep(0.05)
                         continue
-                    self._serve(sock, addr)
+                    with self._lock:
+                        full = len(self._conns) + len(pending) >= self.max_connections
+                    if full or self._stopping:
+                        if not self._stopping:
+                            log.warning("refusing a connection: %d open", self.max_connections)
+                        sock.close()
+                        continue
+                    sock.setblocking(False)
+                    waiting = _Pending(sock, addr, time.monotonic() + self.handshake_timeout)
+                    pending[sock] = waiting
+                    selector.register(sock, selectors.EVENT_READ, waiting)
+                now = time.monotonic()
+                for waiting in [p for p in pending.values() if p.deadline <= now]:
+                    log.debug("closing a connection that sent no preface")
+                    self._drop(selector, pending, waiting)
         finally:
+            for waiting in list(pending.values()):
+                self._drop(selector, pending, waiting)
             selector.close()
             for sock in self._listeners:
                 sock.close()
             self._wake_r.close()
 
-    def _serve(self, sock: socket.socket, addr: Any) -> None:
+    def _handshake(
+        self,
+        selector: selectors.BaseSelector,
+        pending: dict[socket.socket, _Pending],
+        waiting: _Pending,
+    ) -> None:
+        try:
+            chunk = waiting.sock.recv(1 << 16)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            chunk = b""
+        waiting.data += chunk
+        n = len(PREFACE)
+        if not chunk or waiting.data[:n] != PREFACE[: len(waiting.data)]:
+            self._drop(selector, pending, waiting)  # gone, or not HTTP/2 with prior knowledge
+        elif len(waiting.data) >= n:
+            selector.unregister(waiting.sock)
+            del pending[waiting.sock]
+            self._serve(waiting.sock, waiting.addr, waiting.data)
+
+    @staticmethod
+    def _drop(
+        selector: selectors.BaseSelector,
+        pending: dict[socket.socket, _Pending],
+        waiting: _Pending,
+    ) -> None:
+        selector.unregister(waiting.sock)
+        del pending[waiting.sock]
+        waiting.sock.close()
+
+    def _serve(self, sock: socket.socket, addr: Any, first: bytes) -> None:
         sock.setblocking(True)
         if sock.family in (socket.AF_INET, socket.AF_INET6):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             peer = f"ipv{4 if sock.family == socket.AF_INET else 6}:{addr[0]}:{addr[1]}"
         else:
             peer = "unix:"
-        conn = Connection(self, sock, peer)
+        conn = Connection(self, sock, peer, first)
         with self._lock:
-            if self._stopping or len(self._conns) >= self.max_connections:
-                if not self._stopping:
-                    log.warning("refusing a connection from %s: %d open", peer, len(self._conns))
+            if self._stopping:
                 sock.close()
                 return
             self._conns.add(conn)

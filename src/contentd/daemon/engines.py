@@ -1,4 +1,4 @@
-"""Building the gRPC server contentd's services run in.
+"""The daemon's gRPC servers: engine choice, the inline table, building and binding.
 
 :func:`build_server` makes a server with containerd's 16 MiB message limits
 and binds it to a unix socket or a TCP address. The caller registers nothing
@@ -35,6 +35,9 @@ from typing import Any, Final, Protocol
 
 import grpc
 
+from contentd.config.model import DEFAULT_GRPC_ENGINE, DEFAULT_MAX_MESSAGE_SIZE, GRPC_ENGINES
+from contentd.wire.address import unix_path
+
 __all__ = [
     "DEFAULT_ENGINE",
     "DEFAULT_MAX_WORKERS",
@@ -48,21 +51,19 @@ __all__ = [
     "new_server",
     "server_options",
     "tune_malloc",
-    "unix_path",
 ]
 
 log = logging.getLogger(__name__)
 
 #: containerd's gRPC message limit, both ways.
-MAX_MESSAGE_SIZE: Final = 16 << 20
+MAX_MESSAGE_SIZE: Final = DEFAULT_MAX_MESSAGE_SIZE
 #: Worker threads: an open Write stream holds one for as long as the client keeps it open.
 DEFAULT_MAX_WORKERS: Final = 128
 #: Mode of a unix socket after bind (containerd: 0660, group-accessible).
 SOCKET_MODE: Final = 0o660
-#: gRPC server engines (``[grpc] engine``; config.model lists the same names without
-#: importing grpc): the native HTTP/2 engine, grpcio's synchronous server.
-ENGINES: Final = ("contentd", "grpcio")
-DEFAULT_ENGINE: Final = "contentd"
+#: gRPC server engines (``[grpc] engine``): the native HTTP/2 engine, grpcio's synchronous server.
+ENGINES: Final = GRPC_ENGINES
+DEFAULT_ENGINE: Final = DEFAULT_GRPC_ENGINE
 #: A Read of at most this many bytes may run inline (on the native engine's reader thread).
 INLINE_READ_LIMIT: Final = 1 << 20
 _CONTENT: Final = "/containerd.services.content.v1.Content/"
@@ -200,17 +201,6 @@ def listen(server: grpc.Server, address: str) -> int:
     except FileNotFoundError:  # not created until start() on some gRPC versions
         log.debug("socket %s not created at bind; mode is set by the caller", path)
     return 0
-
-
-def unix_path(address: str) -> str | None:
-    """The socket path of a unix address, or None for a TCP address."""
-    if address.startswith("unix://"):
-        return address[len("unix://") :]
-    if address.startswith("unix:"):
-        return address[len("unix:") :]
-    if address.startswith("/"):
-        return address
-    return None
 
 
 _tuned = False
