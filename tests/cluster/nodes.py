@@ -64,8 +64,11 @@ class Cluster:
     def config(self, name: str, **kw: Any) -> str:
         return node_config(name, self.dsn, self.seaweed.endpoint, self.prefix, **kw)
 
-    def start(self, name: str, **kw: Any) -> ServeProcess:
-        node = ServeProcess(config=self.config(name, **kw), env=self.seaweed.env(), name=name)
+    def start(self, name: str, env: dict[str, str] | None = None, **kw: Any) -> ServeProcess:
+        """Start node ``name`` (``env``: extra variables, e.g. a crash point)."""
+        node = ServeProcess(
+            config=self.config(name, **kw), env={**self.seaweed.env(), **(env or {})}, name=name
+        )
         self.nodes[name] = node
         node.start(timeout=60)
         return node

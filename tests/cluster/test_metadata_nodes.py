@@ -191,3 +191,15 @@ def test_unreachable_database_is_unavailable_without_the_password(tmp_path) -> N
         MetadataDB(None, LocalStore(tmp_path / "c"), dsn=dsn)
     assert "cannot connect to the metadata database" in str(info.value)
     assert "s3cret" not in str(info.value)
+
+
+def test_a_live_writer_keeps_its_ref_past_the_lease(make_node: MakeNode) -> None:
+    a, b = make_node("a", ref_lock_lease=1.0), make_node("b", ref_lock_lease=1.0)
+    w = a.content_store("ns").writer("long")
+    w.write(b"slow writer")
+    time.sleep(2.5)  # 2.5 leases: renewed every third of one meanwhile
+    with pytest.raises(Unavailable, match="locked"):
+        b.content_store("ns").writer("long")
+    w.write(b", still going")
+    w.commit(0, digest_of(b"slow writer, still going"))
+    w.close()

@@ -13,9 +13,10 @@ import threading
 import time
 
 import psycopg
+import pytest
 
 from contentd import AlreadyExists, Descriptor, Unavailable, read_blob, write_blob
-from contentd.content.errors import ContentError
+from contentd.content.errors import ContentError, NotFound
 from tests.cluster.nodes import Cluster, node_config
 from tests.peers.process import clean_env
 
@@ -195,3 +196,33 @@ def test_config_dump_masks_the_dsn_password(tmp_path) -> None:  # type: ignore[n
     assert "s3cret-pw" not in out
     assert "password=***" in out
     assert 'node_name = "a"' in out
+
+
+def test_a_node_killed_mid_commit_leaves_no_visible_blob(cluster: Cluster) -> None:
+    from contentd.metadata.crashpoints import CRASH_ENV
+
+    a = cluster.start("a", env={CRASH_ENV: "commit:after-backend"})
+    cluster.start("b")
+    data, dgst = _blob(b"killed mid-commit", 6 * MiB)
+    w = cluster.store("a", "ns").writer("half", total=len(data), expected=dgst)
+    w.write(data)
+    with pytest.raises(ContentError):  # node a dies between the S3 commit and the record
+        w.commit(len(data), dgst)
+    assert a.wait_exit(30) != 0
+    with pytest.raises(NotFound):  # the bytes may be in the bucket; no node shows them
+        cluster.store("b", "ns").info(dgst)
+    assert dgst not in {i.digest for i in cluster.store("b", "ns").walk()}
+    # the ingest's record is still there: b takes it over once a's lease lapses, and commits
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            wb = cluster.store("b", "ns").writer("half", total=len(data), expected=dgst)
+            break
+        except Unavailable:
+            assert time.monotonic() < deadline, "node a's ref lock never expired"
+            time.sleep(0.5)
+    offset = wb.status().offset
+    wb.write(data[offset:])
+    wb.commit(len(data), dgst)  # the blob may be at its key already: b records it all the same
+    wb.close()
+    assert read_blob(cluster.store("b", "ns"), dgst) == data

@@ -88,6 +88,7 @@ class PostgresPeer(ChildProcess):
         self._start_timeout = start_timeout
         self._stop_timeout = stop_timeout
         self.port = 0
+        self._argv: list[str] = []
         self._dbs = 0
         self._closed = False
 
@@ -143,36 +144,41 @@ class PostgresPeer(ChildProcess):
         last = ""
         for _ in range(5):  # the port may be taken between the check and the bind
             self.port = _free_low_port()
-            self._spawn(
-                self._as_postgres(
-                    [
-                        str(PG_BIN / "postgres"),
-                        "-D",
-                        str(data),
-                        "-p",
-                        str(self.port),
-                        "-k",
-                        str(self.socket_dir),
-                        "-c",
-                        "listen_addresses=",
-                        "-c",
-                        "fsync=off",
-                        "-c",
-                        "synchronous_commit=off",
-                        "-c",
-                        "full_page_writes=off",
-                        "-c",
-                        "max_connections=300",
-                        "-c",
-                        "shared_buffers=32MB",
-                    ]
-                )
+            self._argv = self._as_postgres(
+                [
+                    str(PG_BIN / "postgres"),
+                    "-D",
+                    str(data),
+                    "-p",
+                    str(self.port),
+                    "-k",
+                    str(self.socket_dir),
+                    "-c",
+                    "listen_addresses=",
+                    "-c",
+                    "fsync=off",
+                    "-c",
+                    "synchronous_commit=off",
+                    "-c",
+                    "full_page_writes=off",
+                    "-c",
+                    "max_connections=300",
+                    "-c",
+                    "shared_buffers=32MB",
+                ]
             )
+            self._spawn(self._argv)
             if self._wait_ready():
                 return self
             last = self.log_tail()
             self.stop()
         raise PeerError(f"postgres did not start:\n{last}")
+
+    def restart(self) -> None:
+        """Start the stopped server again: same data, socket and port (an outage ends)."""
+        self._spawn(self._argv)
+        if not self._wait_ready():
+            raise PeerError(f"postgres did not start again:\n{self.log_tail()}")
 
     def _wait_ready(self) -> bool:
         deadline = time.monotonic() + self._start_timeout

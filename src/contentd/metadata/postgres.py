@@ -262,20 +262,41 @@ class PostgresDB:
 
     # -- transactions ----------------------------------------------------
 
+    def _begin(self, begin: Sequence[str]) -> psycopg.Connection[Any]:
+        """A pooled connection with the transaction begun. A broken one (the server
+        restarted since it was pooled) is replaced once, with every idle one."""
+        for attempt in range(2):
+            raw = self._acquire()
+            try:
+                for statement in begin:
+                    raw.execute(statement)
+                return raw
+            except psycopg.OperationalError as err:
+                self._release(raw, broken=True)
+                if attempt:
+                    raise _unavailable(err) from None
+                self._drop_idle()
+            except BaseException:
+                self._release(raw, broken=True)
+                raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _drop_idle(self) -> None:
+        with self._pool_cond:
+            idle, self._idle = self._idle, []
+            self._open -= len(idle)
+            self._pool_cond.notify_all()
+        for raw in idle:
+            raw.close()
+
     @contextmanager
     def _transaction(self, begin: Sequence[str], *, writing: bool) -> Iterator[_PgConn]:
         state = self._state
-        raw = self._acquire()
+        raw = self._begin(begin)
         conn = _PgConn(raw)
         broken = False
         state.conn, state.depth, state.writing = conn, 1, writing
         try:
-            try:
-                for statement in begin:
-                    raw.execute(statement)
-            except psycopg.OperationalError as err:
-                broken = True
-                raise _unavailable(err) from None
             try:
                 yield conn
             except BaseException:
