@@ -338,3 +338,28 @@ def test_ingest_from_a_terminal_says_how_to_end(cli: Cli) -> None:
         assert proc.returncode == 0 and out.decode().strip() == sha(b"typed\n")
     finally:
         os.close(main)
+
+
+def test_a_pipe_is_read_in_whole_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
+    # os.read of a pipe returns at most its buffer (64 KiB): the reader fills each chunk,
+    # so an ingest from a pipe sends 1 MiB Write messages as one from a file does
+    import threading
+
+    from contentd.cli import interrupt
+
+    monkeypatch.setattr(interrupt, "_installed", True)
+    r, w = os.pipe()
+    data = os.urandom(3 * MiB + 5)
+
+    def feed() -> None:
+        for start in range(0, len(data), 4096):
+            os.write(w, data[start : start + 4096])
+        os.close(w)
+
+    feeder = threading.Thread(target=feed)
+    feeder.start()
+    with os.fdopen(r, "rb") as source:
+        chunks = list(interrupt.read_interruptibly(source, MiB))
+    feeder.join()
+    assert [len(c) for c in chunks] == [MiB, MiB, MiB, 5]
+    assert b"".join(chunks) == data

@@ -99,7 +99,7 @@ def _wakeup_pipe() -> Iterator[int | None]:
 
 
 def read_interruptibly(source: BinaryIO, size: int) -> Iterator[bytes]:
-    """The chunks of ``source`` (up to ``size`` bytes each) until its end.
+    """The chunks of ``source`` (``size`` bytes each, the last one shorter) until its end.
 
     For a pipe or terminal in the ``contentd`` process each read waits in
     ``select`` on the input and a signal wakeup pipe, so Ctrl-C ends the wait at once
@@ -116,6 +116,7 @@ def read_interruptibly(source: BinaryIO, size: int) -> Iterator[bytes]:
             yield chunk
         raise_if_interrupted()
         return
+    buf = bytearray()  # a pipe gives at most its buffer (64 KiB) a read: fill up to size
     with _wakeup_pipe() as wake:
         while True:
             raise_if_interrupted()
@@ -126,10 +127,16 @@ def read_interruptibly(source: BinaryIO, size: int) -> Iterator[bytes]:
                         os.read(wake, 64)
                     raise_if_interrupted()
                     continue  # another signal: wait again
-            chunk = os.read(fd, size)
+            chunk = os.read(fd, size - len(buf))
+            if chunk:
+                buf += chunk
+                if len(buf) < size:
+                    continue
+            if buf:
+                yield bytes(buf)
+                buf.clear()
             if not chunk:
                 break
-            yield chunk
     raise_if_interrupted()
 
 
