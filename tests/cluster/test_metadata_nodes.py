@@ -5,17 +5,17 @@ same with ``contentd serve`` processes."""
 from __future__ import annotations
 
 import io
-import threading
 import time
 
 import pytest
 
-from contentd import AlreadyExists, Descriptor, FailedPrecondition, Unavailable, write_blob
+from contentd import Descriptor, FailedPrecondition, Unavailable, write_blob
 from contentd.content.digest import digest_of
 from contentd.content.errors import NotFound
 from contentd.metadata import LABEL_GC_MANAGED_EXTERNALLY, TOPIC_CONTENT_CREATE, MetadataDB
 from contentd.metadata.postgres import redact_dsn
 from tests.cluster.conftest import MakeNode
+from tests.cluster.race import commit_race
 
 ROOT = {"containerd.io/gc.root": "test"}
 
@@ -40,29 +40,8 @@ def test_eight_writers_of_one_digest_across_nodes_one_commit(make_node: MakeNode
     nodes = [make_node(f"n{i}") for i in range(2)]
     data = b"x" * 100_000
     dgst = digest_of(data)
-    barrier = threading.Barrier(8)
-    outcomes: list[str] = []
-    lock = threading.Lock()
-
-    def writer(i: int) -> None:
-        cs = nodes[i % 2].content_store("ns")
-        barrier.wait()
-        try:
-            with cs.writer(f"ref-{i}", total=len(data)) as w:
-                w.write(data)
-                w.commit(len(data), dgst)
-            outcome = "committed"
-        except AlreadyExists:
-            outcome = "exists"
-        with lock:
-            outcomes.append(outcome)
-
-    threads = [threading.Thread(target=writer, args=(i,)) for i in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-    assert sorted(outcomes) == ["committed"] + ["exists"] * 7
+    stores = [node.content_store("ns") for node in nodes]
+    assert commit_race(stores, 8, data, dgst) == ["committed"] + ["exists"] * 7
     assert nodes[1].content_store("ns").info(dgst).size == len(data)
 
 

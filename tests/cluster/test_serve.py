@@ -9,15 +9,15 @@ import json
 import signal
 import subprocess
 import sys
-import threading
 import time
 
 import psycopg
 import pytest
 
-from contentd import AlreadyExists, Descriptor, Unavailable, read_blob, write_blob
+from contentd import Descriptor, Unavailable, read_blob, write_blob
 from contentd.content.errors import ContentError, NotFound
 from tests.cluster.nodes import Cluster, node_config
+from tests.cluster.race import commit_race
 from tests.peers.process import clean_env
 
 MiB = 1 << 20
@@ -49,31 +49,9 @@ def test_eight_writers_of_one_digest_across_three_nodes_commit_once(cluster: Clu
     for name in "abc":
         cluster.start(name)
     data, dgst = _blob(b"contended", 2 * MiB)
-    barrier = threading.Barrier(8)
-    outcomes: list[str] = []
-    lock = threading.Lock()
-
-    def writer(i: int) -> None:
-        store = cluster.store("abc"[i % 3], "ns")
-        barrier.wait()
-        try:
-            with store.writer(f"ref-{i}", total=len(data), expected=dgst) as w:
-                w.write(data)
-                w.commit(len(data), dgst)
-            outcome = "committed"
-        except AlreadyExists:
-            outcome = "exists"
-        except ContentError as err:
-            outcome = f"error: {err}"
-        with lock:
-            outcomes.append(outcome)
-
-    threads = [threading.Thread(target=writer, args=(i,)) for i in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(120)
-    assert sorted(outcomes) == ["committed"] + ["exists"] * 7, cluster.logs()
+    stores = [cluster.store(name, "ns") for name in "abc"]
+    outcomes = commit_race(stores, 8, data, dgst, expected=True)
+    assert outcomes == ["committed"] + ["exists"] * 7, cluster.logs()
     for name in "abc":
         assert read_blob(cluster.store(name, "ns"), dgst) == data
 

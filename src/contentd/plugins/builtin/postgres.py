@@ -20,10 +20,11 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, ClassVar, Final
 
 from contentd.content.errors import InvalidArgument
 from contentd.plugins import types
+from contentd.plugins.builtin.configs import Durations
 from contentd.plugins.context import InitContext
 from contentd.plugins.registry import Registration, SkipPlugin
 
@@ -44,7 +45,7 @@ POSTGRES_URI: Final = f"{types.CONTENTD_METADATA}.{POSTGRES_ID}"
 
 
 @dataclass(frozen=True)
-class PostgresConfig:
+class PostgresConfig(Durations):
     """``[plugins."io.contentd.metadata.v1.postgres"]``.
 
     ``dsn``: a libpq connection string (``host=/run/postgresql dbname=contentd
@@ -66,14 +67,10 @@ class PostgresConfig:
     def configured(self) -> bool:
         return bool(self.dsn)
 
-    def validate(self) -> None:
-        from contentd.metadata.scheduler import parse_duration
+    DURATIONS: ClassVar[tuple[str, ...]] = ("ref_lock_lease", "gc_grace")
 
-        for name in ("ref_lock_lease", "gc_grace"):
-            try:
-                parse_duration(getattr(self, name))
-            except InvalidArgument as err:
-                raise InvalidArgument(f"{name}: {err.context}") from None
+    def validate(self) -> None:
+        self.check_durations()
         if self.seconds("ref_lock_lease") <= 0:
             raise InvalidArgument("ref_lock_lease must be positive")
         if self.pool_size < 1:
@@ -86,12 +83,6 @@ class PostgresConfig:
             except Exception:
                 # the message would quote the string, password and all
                 raise InvalidArgument("dsn: not a libpq connection string or URL") from None
-
-    def seconds(self, name: str) -> float:
-        from contentd.metadata.scheduler import parse_duration
-
-        value: str | float = getattr(self, name)
-        return parse_duration(value)
 
     def redacted(self) -> PostgresConfig:
         """This config with the password in ``dsn`` masked (what dumps and logs show)."""
