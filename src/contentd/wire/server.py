@@ -25,7 +25,6 @@ that sends nothing for ``idle_timeout`` seconds is closed (GOAWAY).
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import itertools
 import logging
 import os
@@ -108,8 +107,7 @@ class Server(grpc.Server):
             max_workers=unary_workers, thread_name_prefix=f"{name}-unary", initializer=block_signals
         )
         opts = dict(options)
-        self.limits = dataclasses.replace(
-            limits or Limits(),
+        self.limits = (limits or Limits()).replace(
             max_receive_message=_limit(opts.get("grpc.max_receive_message_length")),
             max_send_message=_limit(opts.get("grpc.max_send_message_length"), -1),
         )
