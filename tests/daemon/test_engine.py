@@ -12,8 +12,10 @@ from contentd.api._pb.containerd.services.content.v1 import content_pb2_grpc as 
 from contentd.content.digest import digest_of
 from contentd.daemon.engines import INLINE_CALLS
 from contentd.wire import Server
+from contentd.wire import frames as fr
 from tests.api.servers import ContentdServer
 from tests.daemon.harness import QUIET_GC, md, start_daemon
+from tests.wire.helpers import RawClient
 
 
 def _inline(daemon: object) -> object:
@@ -67,5 +69,21 @@ def test_headerless_listener_served_by_either_engine(base: Path, engine: str) ->
         with grpc.insecure_channel(f"unix:{base}/n1.sock") as ch:
             stub = pb_grpc.ContentStub(ch)
             assert list(stub.ListStatuses(pb.ListStatusesRequest()).statuses) == []
+    finally:
+        daemon.stop()
+
+
+@pytest.mark.parametrize("engine", ["contentd", "grpcio"])
+def test_max_concurrent_streams_is_advertised(base: Path, engine: str) -> None:
+    """``[grpc] max_concurrent_streams`` reaches clients in SETTINGS, on either engine."""
+    config = QUIET_GC + f'\n[grpc]\nengine = "{engine}"\nmax_concurrent_streams = 7\n'
+    daemon = start_daemon(base, config)
+    try:
+        client = RawClient(f"unix:{daemon.socket}")
+        try:
+            first = client.until(fr.SETTINGS)
+            assert dict(fr.parse_settings(first.payload))[fr.Setting.MAX_CONCURRENT_STREAMS] == 7
+        finally:
+            client.close()
     finally:
         daemon.stop()

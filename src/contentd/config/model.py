@@ -51,6 +51,7 @@ __all__ = [
     "DEFAULT_CONFIG_PATH",
     "DEFAULT_GRPC_ENGINE",
     "DEFAULT_HEADERLESS_NAMESPACE",
+    "DEFAULT_MAX_CONCURRENT_STREAMS",
     "DEFAULT_MAX_MESSAGE_SIZE",
     "DEFAULT_ROOT",
     "DEFAULT_STATE",
@@ -71,6 +72,8 @@ DEFAULT_ADDRESS: Final = "/run/contentd/contentd.sock"
 #: Read by ``contentd serve`` when no ``--config`` is given and the file exists.
 DEFAULT_CONFIG_PATH: Final = "/etc/contentd/config.toml"
 DEFAULT_MAX_MESSAGE_SIZE: Final = 16 << 20
+#: Streams (calls) one connection may have open at once (SETTINGS_MAX_CONCURRENT_STREAMS).
+DEFAULT_MAX_CONCURRENT_STREAMS: Final = 250
 #: Where calls without a ``containerd-namespace`` header (containerd's proxy plugin) land.
 DEFAULT_HEADERLESS_NAMESPACE: Final = "containerd-proxy"
 #: ``[grpc] engine`` values: contentd's own HTTP/2 server (contentd.wire) or grpcio's.
@@ -95,6 +98,8 @@ class GRPCConfig:
     ``engine``: the gRPC server serving every socket: ``contentd`` (the native
     HTTP/2 engine, :mod:`contentd.wire`: cheap calls answered on the connection's
     reader thread) or ``grpcio`` (grpcio's synchronous server).
+    ``max_concurrent_streams``: calls one connection may have open at once,
+    advertised to clients and enforced (more are refused with REFUSED_STREAM).
     """
 
     IGNORED_KEYS: ClassVar[frozenset[str]] = frozenset(
@@ -108,6 +113,7 @@ class GRPCConfig:
     max_send_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
     headerless_namespace: str = DEFAULT_HEADERLESS_NAMESPACE
     engine: str = DEFAULT_GRPC_ENGINE
+    max_concurrent_streams: int = DEFAULT_MAX_CONCURRENT_STREAMS
 
     def validate(self) -> None:
         if self.engine not in GRPC_ENGINES:
@@ -122,6 +128,8 @@ class GRPCConfig:
         for name in ("max_recv_message_size", "max_send_message_size"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"grpc.{name}: must not be negative")
+        if self.max_concurrent_streams < 1:
+            raise ConfigError("grpc.max_concurrent_streams: must be at least 1")
         if self.headerless_namespace:
             from contentd.metadata import identifiers
 

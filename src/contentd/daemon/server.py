@@ -182,6 +182,7 @@ class Daemon:
                     "grpc.max_send_message_length",
                     grpc_config.max_send_message_size or DEFAULT_MAX_MESSAGE_SIZE,
                 ),
+                ("grpc.max_concurrent_streams", grpc_config.max_concurrent_streams),
             ],
             name=f"contentd-grpc-{name}",
         )

@@ -15,7 +15,9 @@ on the connection's reader thread, or None to run it on a worker pool.
 Calls that stream (the client can keep them open, waiting for input or for
 window) run on ``executor`` (``max_workers`` threads); unary calls on a pool
 of their own (``unary_workers``), so however many streams clients hold open,
-short calls are answered. ``limits`` bound each connection (see
+short calls are answered. ``limits`` bound each connection (the grpcio options
+``grpc.max_receive_message_length``, ``grpc.max_send_message_length`` and
+``grpc.max_concurrent_streams`` override theirs) (see
 :class:`~contentd.wire.protocol.Limits`); the server serves at most
 ``max_connections`` at once (more are closed at accept); a connection must
 finish its preface within ``handshake_timeout`` seconds, and one with no call
@@ -107,9 +109,13 @@ class Server(grpc.Server):
             max_workers=unary_workers, thread_name_prefix=f"{name}-unary", initializer=block_signals
         )
         opts = dict(options)
-        self.limits = (limits or Limits()).replace(
+        limits = limits or Limits()
+        self.limits = limits.replace(
             max_receive_message=_limit(opts.get("grpc.max_receive_message_length")),
             max_send_message=_limit(opts.get("grpc.max_send_message_length"), -1),
+            max_concurrent_streams=int(
+                opts.get("grpc.max_concurrent_streams", limits.max_concurrent_streams)
+            ),
         )
         self.max_connections = max_connections
         self.handshake_timeout = handshake_timeout
