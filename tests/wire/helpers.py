@@ -8,7 +8,7 @@ import socket
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,7 +18,15 @@ import hpack
 from contentd.wire import frames as fr
 from contentd.wire.server import Server
 
-__all__ = ["Probe", "RawClient", "held_call", "probe_service", "serve"]
+__all__ = [
+    "Probe",
+    "RawClient",
+    "held_call",
+    "message",
+    "probe_service",
+    "request_headers",
+    "serve",
+]
 
 SERVICE = "test.Probe"
 
@@ -182,16 +190,7 @@ class RawClient:
         self.sock.sendall(fr.PREFACE + fr.settings({}))
 
     def request_block(self, path: str, extra: list[tuple[str, str]] | None = None) -> bytes:
-        headers = [
-            (":method", "POST"),
-            (":scheme", "http"),
-            (":path", path),
-            (":authority", "x"),
-            ("content-type", "application/grpc"),
-            ("te", "trailers"),
-            *(extra or []),
-        ]
-        return bytes(self.encoder.encode(headers))
+        return bytes(self.encoder.encode(request_headers(path, extra or [])))
 
     def send(self, *frames: bytes) -> None:
         self.sock.sendall(b"".join(frames))
@@ -219,6 +218,19 @@ class RawClient:
 
     def close(self) -> None:
         self.sock.close()
+
+
+def request_headers(path: str, extra: Iterable[tuple[str, str]] = ()) -> list[tuple[str, str]]:
+    """A gRPC request's header fields for ``path``, then ``extra``."""
+    return [
+        (":method", "POST"),
+        (":scheme", "http"),
+        (":path", path),
+        (":authority", "x"),
+        ("content-type", "application/grpc"),
+        ("te", "trailers"),
+        *extra,
+    ]
 
 
 def message(payload: bytes, compressed: bool = False) -> bytes:

@@ -27,6 +27,7 @@ from contentd.wire.protocol import (
     StreamEnded,
     StreamState,
 )
+from tests.wire.helpers import message, request_headers
 
 E = fr.ErrorCode
 UNARY = "/t.S/Unary"
@@ -45,10 +46,6 @@ def _route(request: Any) -> Any:
     return _ROUTES.get(request.path) or f"unknown method {request.path}"
 
 
-def message(payload: bytes, compressed: bool = False) -> bytes:
-    return bytes([1 if compressed else 0]) + len(payload).to_bytes(4, "big") + payload
-
-
 class Peer:
     """A server core and a client writing frames by hand."""
 
@@ -62,16 +59,7 @@ class Peer:
         self.ack = self.out()
 
     def block(self, path: str = UNARY, extra: Iterable[tuple[str, str]] = ()) -> bytes:
-        headers = [
-            (":method", "POST"),
-            (":scheme", "http"),
-            (":path", path),
-            (":authority", "x"),
-            ("content-type", "application/grpc"),
-            ("te", "trailers"),
-            *extra,
-        ]
-        return bytes(self.encoder.encode(headers))
+        return bytes(self.encoder.encode(request_headers(path, extra)))
 
     def send(self, *frames: bytes) -> list[Any]:
         return self.h2.receive(b"".join(frames))

@@ -306,7 +306,7 @@ class Connection:
                 self._reserved -= call.reserved
                 call.reserved = 0
             call.last_size = len(payload)
-            if not self.h2.send_message(stream, payload):
+            if self._broken or not self.h2.send_message(stream, payload):
                 return False
         if not flush:
             return True

@@ -88,7 +88,10 @@ def _stream(call: Call, responses: Iterable[Any], serialize: Any, flush: bool) -
         # the next response is made only when there is room for it: memory stays bounded
         # however many streams a client opens and leaves unread
         while True:
-            room()  # returns at once when the call has ended: the handler then finds out
+            # False when the call ended (resumed once more, the handler finds out through
+            # its request iterator or its next send) or the connection broke (stop now)
+            if not room() and call.active:
+                break
             try:
                 response = next(iterator)
             except StopIteration:
