@@ -9,6 +9,10 @@ can:
 * ``cut_after``: send only the first N bytes of the body, then wait until ``release()``
   (so a test can kill the registry while a download is mid-layer) and drop the connection.
 
+``location_host``, when set, rewrites every ``Location`` answer to point at that
+``host:port`` instead (an upload or redirect sent to "another host"); ``seen`` records,
+per request, the ``Host`` it was sent to and whether it carried ``Authorization``.
+
 It runs on threads in the test process (http.server), streaming bodies in 64 KiB pieces.
 """
 
@@ -17,6 +21,7 @@ from __future__ import annotations
 import http.client
 import re
 import threading
+import urllib.parse
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Final
@@ -35,6 +40,8 @@ class RegistryProxy:
         self.requests: list[tuple[str, str, str]] = []  # method, path, Range
         self.corrupt: set[str] = set()
         self.cut_after: dict[str, int] = {}
+        self.location_host: str | None = None
+        self.seen: list[tuple[str, str, bool]] = []  # Host, path, had Authorization
         self.cut_reached = threading.Event()
         self._release = threading.Event()
         self._lock = threading.Lock()
@@ -81,6 +88,7 @@ class RegistryProxy:
         headers = {k: v for k, v in h.headers.items() if k.lower() not in _HOP}
         with self._lock:
             self.requests.append((h.command, h.path, h.headers.get("Range", "")))
+            self.seen.append((h.headers.get("Host", ""), h.path, "Authorization" in h.headers))
         conn = http.client.HTTPConnection(self.upstream, timeout=30)
         try:
             conn.request(h.command, h.path, body=body, headers=headers)
@@ -92,6 +100,11 @@ class RegistryProxy:
         digest = m.group(1) if m and h.command == "GET" and resp.status in (200, 206) else None
         h.send_response(resp.status)
         for k, v in resp.getheaders():
+            if k.lower() == "location" and self.location_host is not None:
+                parts = urllib.parse.urlsplit(v)
+                v = urllib.parse.urlunsplit(
+                    ("http", self.location_host, parts.path, parts.query, parts.fragment)
+                )
             if k.lower() not in _HOP:
                 h.send_header(k, v)
         if resp.getheader("Content-Length") is None:

@@ -8,7 +8,10 @@ written anywhere. Every request goes through :meth:`RegistryClient.request`, whi
   scope=...`` gets a token from the realm (with the credentials, if any, as basic auth)
   and the request is sent again once; ``Basic`` challenges get the credentials directly;
 * retries connection errors and 5xx answers with exponential backoff (``retries`` times);
-* follows redirects (blob storage), dropping ``Authorization`` on a cross-host hop.
+* follows redirects (blob storage), dropping ``Authorization`` on a cross-host hop;
+* sends credentials and tokens only to the registry's own scheme, host and port: a
+  ``Location`` elsewhere (an upload handed to blob storage) gets a bare request, and a 401
+  from there is :class:`Unauthorized`, not a reason to send it the credentials.
 
 Credentials are never logged: :class:`Credentials` hides the secret from ``repr``.
 """
@@ -133,17 +136,20 @@ class RegistryClient:
         """Send, authenticating and retrying as the module says; the caller checks the
         status. ``stream`` leaves the body unread (the caller must release it)."""
         attempts = self._retries + 1 if retry else 1
-        authenticated = False
+        url = self.url(path)
+        own = self._is_own(url)
+        # another host never authenticates: as if authentication had been tried already
+        authenticated = not own
         attempt = 0
         while True:
             sent = dict(headers or {})
-            auth = self._auth_header(scope)
+            auth = self._auth_header(scope) if own else None
             if auth:
                 sent["Authorization"] = auth
             try:
                 resp = self._pool.request(
                     method,
-                    self.url(path),
+                    url,
                     headers=sent,
                     body=body,
                     preload_content=not stream,
@@ -172,6 +178,11 @@ class RegistryClient:
                 who = "the given credentials" if self._credentials else "anonymous access"
                 raise Unauthorized(f"{self.host}: {scope} refused for {who}")
             return resp
+
+    def _is_own(self, url: str) -> bool:
+        """Whether ``url`` is on this registry (scheme, host and port as configured)."""
+        parts = urllib.parse.urlsplit(url)
+        return parts.scheme == self.scheme and parts.netloc.lower() == self.host.lower()
 
     def _auth_header(self, scope: str) -> str | None:
         with self._lock:

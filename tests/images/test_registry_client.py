@@ -1,0 +1,60 @@
+"""The registry client against a registry that answers with hostile headers.
+
+A real docker-registry (htpasswd basic auth) behind :class:`RegistryProxy`, driven through
+:class:`RegistryClient` directly: what the client sends where, and what it refuses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from contentd.content import digest as digests
+from contentd.images.errors import Unauthorized
+from contentd.images.registry import Credentials, RegistryClient
+from tests.peers.registry import RegistryPeer
+from tests.peers.regproxy import RegistryProxy
+
+_USER, _PASSWORD = "alice", "s3cret-pw"
+
+
+@pytest.fixture(scope="module")
+def auth_registry() -> Iterator[RegistryPeer]:
+    with RegistryPeer(htpasswd={_USER: _PASSWORD}) as registry:
+        yield registry
+
+
+@pytest.fixture
+def auth_proxy(auth_registry: RegistryPeer) -> Iterator[RegistryProxy]:
+    with RegistryProxy(auth_registry.host) as p:
+        yield p
+
+
+def _client(proxy: RegistryProxy) -> RegistryClient:
+    return RegistryClient(
+        proxy.host, plain_http=True, credentials=Credentials(_USER, _PASSWORD), retries=0
+    )
+
+
+def test_an_upload_location_on_another_host_gets_no_credentials(
+    auth_proxy: RegistryProxy,
+) -> None:
+    # the proxy answers for both names; the client must treat localhost:<port> as a
+    # different host from 127.0.0.1:<port> and send it neither the password nor a token
+    port = auth_proxy.host.rsplit(":", 1)[1]
+    other = f"localhost:{port}"
+    data = b"not for the other host"
+    with _client(auth_proxy) as client:
+        location = client.start_upload("hostile/location")
+        assert location is not None
+        auth_proxy.location_host = other
+        location = client.start_upload("hostile/location")
+        assert location is not None and location.startswith(f"http://{other}/")
+        with pytest.raises(Unauthorized):
+            client.finish_upload("hostile/location", location, digests.digest_of(data), data)
+    to_other = [(path, auth) for host, path, auth in auth_proxy.seen if host == other]
+    assert to_other, "the upload went to the other host"
+    assert not any(auth for _, auth in to_other), to_other
+    # the registry itself still got them (after its 401)
+    assert any(auth for host, _, auth in auth_proxy.seen if host == auth_proxy.host)
