@@ -146,3 +146,43 @@ def test_import_an_umoci_layout_and_export_it_back(cli: Cli, tmp_path: Path) -> 
     back = tmp_path / "back"
     cli("export", "-o", str(back), "example.com/umoci:v1").ok()
     run([umoci, "stat", "--image", f"{back}:v1"])  # umoci reads our layout
+
+
+def _hostile_layout(root: Path, blobs: dict[str, bytes], index: dict[str, object]) -> Path:
+    (root / "blobs" / "sha256").mkdir(parents=True)
+    (root / "oci-layout").write_text('{"imageLayoutVersion": "1.0.0"}')
+    for digest, data in blobs.items():
+        (root / "blobs" / "sha256" / digest[7:]).write_bytes(data)
+    (root / "index.json").write_text(json.dumps(index))
+    return root
+
+
+def test_import_verifies_a_manifest_before_reading_what_it_names(cli: Cli, tmp_path: Path) -> None:
+    # blobs/sha256/<X> holds an index that is not X's bytes and names X itself: read
+    # unverified, it is a cycle; verified, it is a blob whose bytes do not match its name
+    mt = "application/vnd.oci.image.index.v1+json"
+    name = "sha256:" + "ab" * 32
+
+    def doc(size: int) -> bytes:
+        entry = {"mediaType": mt, "digest": name, "size": size}
+        return json.dumps({"schemaVersion": 2, "mediaType": mt, "manifests": [entry]}).encode()
+
+    size = len(doc(100))
+    assert len(doc(size)) == size
+    entry = {"mediaType": mt, "digest": name, "size": size, "annotations": {
+        "io.containerd.image.name": "example.com/loop:v1"}}  # fmt: skip
+    layout = _hostile_layout(tmp_path / "loop", {name: doc(size)}, {
+        "schemaVersion": 2, "manifests": [entry]})  # fmt: skip
+    result = cli("import", str(layout))
+    assert result.code == 1, result.err
+    assert "failed precondition" in result.err and name in result.err, result.err
+    assert "Traceback" not in result.err
+    assert cli("images", "ls", "-q").ok().lines == []
+    assert cli("content", "active").ok().lines[1:] == []
+
+
+def test_import_refuses_an_oci_layout_file_that_is_not_json(cli: Cli, tmp_path: Path) -> None:
+    (tmp_path / "junk").mkdir()
+    (tmp_path / "junk" / "oci-layout").write_bytes(b"\xff not json")
+    result = cli("import", str(tmp_path / "junk"))
+    assert result.code == 1 and "not an OCI image layout 1.x" in result.err, result.err

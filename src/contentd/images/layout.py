@@ -18,6 +18,7 @@ index whose manifests are the images' root descriptors) and ``blobs/<alg>/<hex>`
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import json
 import os
@@ -29,7 +30,14 @@ from pathlib import Path
 from typing import IO, Any, Final, Protocol
 
 from contentd.content import digest as digests
-from contentd.content.errors import AlreadyExists, ContentError, InvalidArgument, NotFound
+from contentd.content.errors import (
+    AlreadyExists,
+    ContentError,
+    DigestMismatch,
+    InvalidArgument,
+    NotFound,
+    SizeMismatch,
+)
 from contentd.content.helpers import COPY_BUFFER, open_writer
 from contentd.content.store import Provider, Store
 from contentd.content.types import Descriptor
@@ -283,7 +291,10 @@ def import_layout(
         else:
             tf = stack.enter_context(tarfile.open(path, mode="r:*"))
             source = _TarSource(tf, str(path))
-        layout = json.loads(_read_small(source, "oci-layout", 4096) or b"{}")
+        try:
+            layout = json.loads(_read_small(source, "oci-layout", 4096) or b"{}")
+        except ValueError:  # UnicodeDecodeError too
+            layout = None
         if not isinstance(layout, dict) or not str(layout.get("imageLayoutVersion", "")).startswith(
             "1."
         ):
@@ -333,7 +344,7 @@ def _import_tree(
     path = _blob_path(root.digest)
     labels: dict[str, str] = {}
     if is_index(root.media_type) or is_manifest(root.media_type):
-        data = _read_small(source, path)
+        data = _verified(root, path, _read_small(source, path))
         manifests, config, layers = children(root, data)
         kids = [m for m, _ in manifests] + ([config] if config else []) + layers
         for child in kids:
@@ -342,6 +353,22 @@ def _import_tree(
     _write_from(store, source, root, path, labels)
     done.add(root.digest)
     yield root
+
+
+def _verified(desc: Descriptor, path: str, data: bytes) -> bytes:
+    """``data`` if it is ``desc``'s bytes: a manifest is trusted (parsed, its children
+    followed) only once it is (else a blob could name itself: an endless walk)."""
+    if len(data) != desc.size:
+        raise SizeMismatch(
+            desc.size, len(data), f"{path}: {len(data)} bytes, its descriptor says {desc.size}"
+        )
+    parsed = digests.parse(desc.digest)
+    got = f"{parsed.algorithm}:{hashlib.new(parsed.algorithm, data).hexdigest()}"
+    if got != desc.digest:
+        raise DigestMismatch(
+            desc.digest, got, f"{path}: holds the bytes of {got}, not {desc.digest}"
+        )
+    return data
 
 
 def _write_from(
