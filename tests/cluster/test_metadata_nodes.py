@@ -160,6 +160,9 @@ def test_dsn_password_never_shown() -> None:
     assert "s3cret" not in redact_dsn("host=/run/pg dbname=x user=u password=s3cret")
     assert "s3cret" not in redact_dsn("postgresql://u:s3cret@127.0.0.1:5/x")
     assert "password=***" in redact_dsn("postgresql://u:s3cret@127.0.0.1:5/x")
+    # the passphrase of the client's TLS key is a secret too
+    assert "k3ypass" not in redact_dsn("host=/run/pg sslkey=/k.pem sslpassword=k3ypass")
+    assert "k3ypass" not in redact_dsn("postgresql://u@h/x?sslpassword=k3ypass&password=s3cret")
 
 
 def test_unreachable_database_is_unavailable_without_the_password(tmp_path) -> None:  # type: ignore[no-untyped-def]

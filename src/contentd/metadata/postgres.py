@@ -94,13 +94,15 @@ _GC_KEY: Final = advisory_key("contentd:gc")
 
 
 def redact_dsn(dsn: str) -> str:
-    """``dsn`` without its password (key/value or URL form), for logs and errors."""
+    """``dsn`` without its secrets (the password and the TLS key's ``sslpassword``; key/value
+    or URL form), for logs and errors."""
     try:
         parts = conninfo_to_dict(dsn)
     except psycopg.ProgrammingError:
         return "<unparsable dsn>"
-    if "password" in parts:
-        parts["password"] = "***"
+    for secret in ("password", "sslpassword"):
+        if secret in parts:
+            parts[secret] = "***"
     return make_conninfo(**{k: str(v) for k, v in parts.items() if v is not None})
 
 
