@@ -58,3 +58,18 @@ def test_an_upload_location_on_another_host_gets_no_credentials(
     assert not any(auth for _, auth in to_other), to_other
     # the registry itself still got them (after its 401)
     assert any(auth for host, _, auth in auth_proxy.seen if host == auth_proxy.host)
+
+
+def test_a_huge_answer_to_a_small_request_is_not_read_whole(auth_proxy: RegistryProxy) -> None:
+    # an upload's POST answered with 1 GiB of body: the client takes the headers it needs
+    # and drops the connection instead of reading (or holding) the rest
+    auth_proxy.pad["POST"] = 1 << 30
+    with _client(auth_proxy) as client:
+        location = client.start_upload("hostile/huge")
+        assert location is not None
+        auth_proxy.pad.clear()
+        data = b"still works on a fresh connection"
+        location = client.start_upload("hostile/huge")
+        client.finish_upload("hostile/huge", location, digests.digest_of(data), data)
+        assert client.has_blob("hostile/huge", digests.digest_of(data))
+    assert auth_proxy.padded < 64 << 20, auth_proxy.padded

@@ -12,6 +12,8 @@ can:
 ``location_host``, when set, rewrites every ``Location`` answer to point at that
 ``host:port`` instead (an upload or redirect sent to "another host"); ``seen`` records,
 per request, the ``Host`` it was sent to and whether it carried ``Authorization``.
+``pad[method] = N`` appends N bytes to the body of every answer to that method (a registry
+that answers with far more than it should); ``padded`` counts the padding actually sent.
 
 It runs on threads in the test process (http.server), streaming bodies in 64 KiB pieces.
 """
@@ -41,6 +43,8 @@ class RegistryProxy:
         self.corrupt: set[str] = set()
         self.cut_after: dict[str, int] = {}
         self.location_host: str | None = None
+        self.pad: dict[str, int] = {}
+        self.padded = 0
         self.seen: list[tuple[str, str, bool]] = []  # Host, path, had Authorization
         self.cut_reached = threading.Event()
         self._release = threading.Event()
@@ -98,8 +102,11 @@ class RegistryProxy:
             return
         m = _BLOB.match(h.path.split("?", 1)[0])
         digest = m.group(1) if m and h.command == "GET" and resp.status in (200, 206) else None
+        pad = self.pad.get(h.command, 0)
         h.send_response(resp.status)
         for k, v in resp.getheaders():
+            if k.lower() == "content-length" and pad:
+                v = str(int(v) + pad)
             if k.lower() == "location" and self.location_host is not None:
                 parts = urllib.parse.urlsplit(v)
                 v = urllib.parse.urlunsplit(
@@ -108,7 +115,7 @@ class RegistryProxy:
             if k.lower() not in _HOP:
                 h.send_header(k, v)
         if resp.getheader("Content-Length") is None:
-            h.send_header("Content-Length", "0")
+            h.send_header("Content-Length", str(pad))
         h.end_headers()
         if h.command == "HEAD":
             conn.close()
@@ -138,6 +145,12 @@ class RegistryProxy:
                     self._count(digest, len(piece))
                 h.wfile.write(piece)
                 sent += len(piece)
+            while pad > 0:
+                piece = bytes(min(pad, _PIECE))
+                h.wfile.write(piece)
+                pad -= len(piece)
+                with self._lock:
+                    self.padded += len(piece)
         except OSError:
             h.close_connection = True
         finally:

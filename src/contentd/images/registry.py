@@ -19,7 +19,6 @@ Credentials are never logged: :class:`Credentials` hides the secret from ``repr`
 from __future__ import annotations
 
 import base64
-import contextlib
 import errno
 import json
 import logging
@@ -58,6 +57,8 @@ log = logging.getLogger(__name__)
 MANIFEST_ACCEPT: Final = ", ".join((*MEDIA_TYPES_MANIFEST, *MEDIA_TYPES_INDEX, "*/*"))
 _CHALLENGE: Final = re.compile(r'(\w+)="([^"]*)"')
 _TOKEN_LIMIT: Final = 1 << 20
+#: the most of an unwanted body read to keep its connection
+_DRAIN_LIMIT: Final = 64 << 10
 
 
 @dataclass(frozen=True)
@@ -130,11 +131,10 @@ class RegistryClient:
         scope: str,
         headers: Mapping[str, str] | None = None,
         body: bytes | None = None,
-        stream: bool = False,
         retry: bool = True,
     ) -> urllib3.BaseHTTPResponse:
         """Send, authenticating and retrying as the module says; the caller checks the
-        status. ``stream`` leaves the body unread (the caller must release it)."""
+        status and must release the response (its body is never read here)."""
         attempts = self._retries + 1 if retry else 1
         url = self.url(path)
         own = self._is_own(url)
@@ -152,7 +152,7 @@ class RegistryClient:
                     url,
                     headers=sent,
                     body=body,
-                    preload_content=not stream,
+                    preload_content=False,  # a body is read only as far as it is needed
                     redirect=True,
                 )
             except HTTPError as err:
@@ -273,9 +273,7 @@ class RegistryClient:
     def _get_manifest(
         self, path: str, scope: str, digest: str | None, what: str
     ) -> tuple[bytes, str]:
-        resp = self.request(
-            "GET", path, scope=scope, headers={"Accept": MANIFEST_ACCEPT}, stream=True
-        )
+        resp = self.request("GET", path, scope=scope, headers={"Accept": MANIFEST_ACCEPT})
         try:
             if resp.status == 404:
                 raise NotFound(what)
@@ -310,12 +308,12 @@ class RegistryClient:
         headers = {"Range": f"bytes={offset}-"} if offset else {}
         path = f"/v2/{repository}/blobs/{desc.digest}"
         scope = pull_scope(repository)
-        resp = self.request("GET", path, scope=scope, headers=headers, stream=True, retry=False)
+        resp = self.request("GET", path, scope=scope, headers=headers, retry=False)
         if resp.status == 206 and offset:
             if _content_range_start(resp.headers.get("Content-Range", "")) == offset:
                 return resp, offset
             discard(resp)
-            resp = self.request("GET", path, scope=scope, stream=True, retry=False)
+            resp = self.request("GET", path, scope=scope, retry=False)
         if resp.status == 200:
             return resp, 0
         _release(resp)
@@ -447,9 +445,15 @@ def _content_range_start(value: str) -> int | None:
 
 
 def _release(resp: urllib3.BaseHTTPResponse) -> None:
-    """Finish with a small response: read what is left so the connection is reused."""
-    with contextlib.suppress(HTTPError, OSError):
-        resp.drain_conn()
+    """Finish with a response whose body is not wanted: read what is left so the
+    connection is reused, up to :data:`_DRAIN_LIMIT` bytes; a longer body (a registry
+    answering with far more than it should) closes the connection instead."""
+    try:
+        rest = resp.read(_DRAIN_LIMIT + 1, decode_content=False)
+    except (HTTPError, OSError):
+        rest = None
+    if rest is None or len(rest) > _DRAIN_LIMIT:
+        resp.close()
     resp.release_conn()
 
 
