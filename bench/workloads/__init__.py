@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from bench.workloads.base import PAIR, PROXY_PAIR, SINGLE, Workload
+from bench.workloads.fetch import FetchBig, FetchBigCtr, FetchSmall, FetchSmallCtr
 from bench.workloads.library import LocalIngest, LocalRead, MetaInfo, MetaWalk
 from bench.workloads.limits import DdFsync, DurableSmallFiles, PageCacheRead, Sha256
 from bench.workloads.memory import RssIngest, RssRead
@@ -31,6 +32,10 @@ def all_workloads() -> list[Workload]:
         ProxyPull(),
         ProxyGet(),
         ProxyBigPull(),
+        FetchBig(),
+        FetchBigCtr(),
+        FetchSmall(),
+        FetchSmallCtr(),
         S3Write(),
         S3GetCold(),
         S3GetWarm(),

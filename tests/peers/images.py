@@ -337,7 +337,11 @@ def build_random_image(layer_sizes: tuple[int, ...], seed: int = 7) -> OciImage:
     """An index with one ``linux/amd64`` manifest whose layers are seeded random bytes of
     ``layer_sizes`` (typed as uncompressed tars; registries do not look inside)."""
     rng = random.Random(seed)
-    layers = tuple(Blob(MT_LAYER, rng.randbytes(size)) for size in layer_sizes)
+
+    def noise(size: int) -> bytes:  # randbytes takes at most 2**31 bits at once
+        return b"".join(rng.randbytes(min(16 << 20, size - i)) for i in range(0, size, 16 << 20))
+
+    layers = tuple(Blob(MT_LAYER, noise(size)) for size in layer_sizes)
     config = Blob(
         MT_CONFIG,
         _json(

@@ -154,12 +154,6 @@ def fetch(
     """
     options = options or FetchOptions()
     ref = parse_reference(reference)
-    lease_id = fetch_lease_id(str(ref))
-    expire = datetime.now(UTC).replace(microsecond=0) + _LEASE_TTL
-    # AlreadyExists: an earlier fetch of this reference failed; its ingests resume under it
-    with contextlib.suppress(AlreadyExists):
-        leases.create(lease_id, {LABEL_GC_EXPIRE: format_text(expire)})
-    store = store_for_lease(lease_id)
     with RegistryClient(
         ref.host,
         plain_http=options.plain_http,
@@ -167,8 +161,14 @@ def fetch(
         retries=options.retries,
         backoff=options.backoff,
     ) as client:
-        job = _Fetch(store, client, ref, options)
-        root = job.run()
+        job = _Fetch(client, ref, options)
+        root = job.resolve()  # before the lease: a reference that resolves to nothing leaves none
+        lease_id = fetch_lease_id(str(ref))
+        expire = datetime.now(UTC).replace(microsecond=0) + _LEASE_TTL
+        # AlreadyExists: an earlier fetch of this reference failed; its ingests resume under it
+        with contextlib.suppress(AlreadyExists):
+            leases.create(lease_id, {LABEL_GC_EXPIRE: format_text(expire)})
+        job.run(store_for_lease(lease_id), root)
     name = options.image_name or reference
     record = Image(name=name, target=root)
     try:
@@ -180,10 +180,9 @@ def fetch(
 
 
 class _Fetch:
-    def __init__(
-        self, store: Store, client: RegistryClient, ref: Reference, options: FetchOptions
-    ) -> None:
-        self.store = store
+    store: Store  # the lease's store, set by run()
+
+    def __init__(self, client: RegistryClient, ref: Reference, options: FetchOptions) -> None:
         self.client = client
         self.ref = ref
         self.options = options
@@ -205,11 +204,15 @@ class _Fetch:
 
     # -- the walk --------------------------------------------------------------------
 
-    def run(self) -> Descriptor:
+    def resolve(self) -> Descriptor:
         root = self.client.resolve(self.ref)
         if not (is_index(root.media_type) or is_manifest(root.media_type)):
             raise ManifestError(f"{self.ref}: unsupported media type {root.media_type!r}")
         self.emit("resolved", root)
+        return root
+
+    def run(self, store: Store, root: Descriptor) -> Descriptor:
+        self.store = store
         workers = max(1, min(self.options.concurrency, 64))
         with ThreadPoolExecutor(workers, thread_name_prefix="contentd-fetch") as pool:
             self._manifest_tree(root, pool)
