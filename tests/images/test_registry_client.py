@@ -73,3 +73,21 @@ def test_a_huge_answer_to_a_small_request_is_not_read_whole(auth_proxy: Registry
         client.finish_upload("hostile/huge", location, digests.digest_of(data), data)
         assert client.has_blob("hostile/huge", digests.digest_of(data))
     assert auth_proxy.padded < 64 << 20, auth_proxy.padded
+
+
+def test_a_manifest_head_with_a_bogus_length_falls_back_to_get(
+    auth_proxy: RegistryProxy, auth_registry: RegistryPeer
+) -> None:
+    from contentd.images.reference import parse_reference
+    from tests.peers.images import build_image, push_image
+
+    pushed = push_image(build_image(seed=5), auth_registry, creds=f"{_USER}:{_PASSWORD}")
+    ref = parse_reference(f"{auth_proxy.host}/{pushed.repository}:{pushed.tag}")
+    # "²" passes str.isdigit() but is no number: the HEAD says too little, so GET it
+    auth_proxy.headers[("HEAD", "content-length")] = "\u00b2"
+    with _client(auth_proxy) as client:
+        desc = client.resolve(ref)
+    assert desc.digest == pushed.image.index.digest
+    assert ("GET", f"/v2/{ref.repository}/manifests/{ref.object}") in [
+        (m, p) for m, p, _ in auth_proxy.requests
+    ]

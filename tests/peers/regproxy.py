@@ -12,6 +12,7 @@ can:
 ``location_host``, when set, rewrites every ``Location`` answer to point at that
 ``host:port`` instead (an upload or redirect sent to "another host"); ``seen`` records,
 per request, the ``Host`` it was sent to and whether it carried ``Authorization``.
+``headers[(method, name)] = value`` replaces that header in answers to that method.
 ``pad[method] = N`` appends N bytes to the body of every answer to that method (a registry
 that answers with far more than it should); ``padded`` counts the padding actually sent.
 
@@ -44,6 +45,7 @@ class RegistryProxy:
         self.cut_after: dict[str, int] = {}
         self.location_host: str | None = None
         self.pad: dict[str, int] = {}
+        self.headers: dict[tuple[str, str], str] = {}
         self.padded = 0
         self.seen: list[tuple[str, str, bool]] = []  # Host, path, had Authorization
         self.cut_reached = threading.Event()
@@ -107,6 +109,7 @@ class RegistryProxy:
         for k, v in resp.getheaders():
             if k.lower() == "content-length" and pad:
                 v = str(int(v) + pad)
+            v = self.headers.get((h.command, k.lower()), v)
             if k.lower() == "location" and self.location_host is not None:
                 parts = urllib.parse.urlsplit(v)
                 v = urllib.parse.urlunsplit(

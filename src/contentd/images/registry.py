@@ -247,8 +247,9 @@ class RegistryClient:
             raise NotFound(f"{ref}")
         media_type = _media_type(resp.headers.get("Content-Type", ""))
         digest = resp.headers.get("Docker-Content-Digest", "") or ref.digest
-        length = resp.headers.get("Content-Length")
-        if resp.status == 200 and digest and length and length.isdigit() and media_type:
+        length = resp.headers.get("Content-Length", "")
+        # isascii: str.isdigit() also takes "²", which int() refuses
+        if resp.status == 200 and digest and length.isascii() and length.isdigit() and media_type:
             if ref.digest and digest != ref.digest:
                 raise DigestMismatch(ref.digest, digest, f"{ref}: registry answers for {digest}")
             digests.validate(digest)
