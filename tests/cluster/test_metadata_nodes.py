@@ -98,6 +98,26 @@ def test_events_reach_subscribers_on_other_nodes(make_node: MakeNode) -> None:
     assert envelope.event.digest == dgst  # type: ignore[attr-defined]
 
 
+def test_malformed_notifications_do_not_stop_a_nodes_listener(
+    make_node: MakeNode, cluster_dsn: str
+) -> None:
+    import psycopg
+
+    a, b = make_node("a"), make_node("b")
+    with b.events.subscribe(f'topic=="{TOPIC_CONTENT_CREATE}"') as sub:
+        time.sleep(0.5)  # b's listener is connected by now
+        # any client of the database may NOTIFY the channel: JSON that is no object,
+        # fields of the wrong types, no JSON at all
+        with psycopg.connect(cluster_dsn, autocommit=True) as raw:
+            for junk in ("[]", "3", '{"node": [], "topic": {}}', '{"ts": "x"}', "not json"):
+                raw.execute("SELECT pg_notify('contentd_events', %s)", (junk,))
+        time.sleep(0.5)
+        dgst = put(a, "ns", b"an event after the junk")
+        envelope = sub.get(timeout=10)
+    assert envelope is not None
+    assert envelope.event.digest == dgst  # type: ignore[attr-defined]
+
+
 def test_a_pinned_namespace_is_refused_to_a_second_live_node(make_node: MakeNode) -> None:
     a, b = make_node("a"), make_node("b")
     a.pin_namespace("node-a")

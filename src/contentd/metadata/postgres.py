@@ -648,7 +648,8 @@ class PostgresCluster:
                 return
             stamp = from_ns(int(data["ts"])).astimezone(UTC)
             self.events.forward(Envelope(stamp, str(data["ns"]), topic, event))
-        except (ValueError, KeyError, TypeError) as err:
+        except (ValueError, KeyError, TypeError, AttributeError) as err:
+            # AttributeError: JSON that is not an object (any client may NOTIFY)
             log.warning("ignoring a malformed event from another node: %s", err)
 
     # -- pins ------------------------------------------------------------------
