@@ -195,8 +195,22 @@ class _Display:
         self.drawn = len(lines)
 
     def finish(self) -> None:
+        """The totals: redrawn on a terminal, one closing line otherwise."""
+        from contentd.cli.output import human_size
+
         if self.live and self.blobs:
             self._draw()
+        elif self.blobs:
+            moved = {"done", "mounted"}
+            sent = [e for e in self.blobs.values() if e[0] in moved]
+            held = sum(1 for e in self.blobs.values() if e[0] == "exists")
+            size = sum(e[2] - e[4] for e in sent)
+            took = time.monotonic() - self.started
+            line = (
+                f"{self.verb}: {len(sent)} blobs ({human_size(size)}) in {took:.1f}s,"
+                f" {held} already there"
+            )
+            print(line, file=self.ctx.streams.err, flush=True)
 
 
 _SERVICE: Final = "/contentd.services.registry.v1.Registry/"

@@ -144,7 +144,8 @@ def children(
     else has none."""
     if is_index(desc.media_type):
         doc = parse_document(data, desc)
-        entries = doc.get("manifests") or []
+        entries = doc.get("manifests")
+        entries = [] if entries is None else entries
         if not isinstance(entries, list):
             raise ManifestError(f"{desc.digest}: manifests is not a list")
         out: list[tuple[Descriptor, Mapping[str, Any]]] = []
@@ -158,7 +159,8 @@ def children(
     if is_manifest(desc.media_type):
         doc = parse_document(data, desc)
         config = parse_descriptor(doc.get("config"), f"{desc.digest}: config")
-        entries = doc.get("layers") or []
+        entries = doc.get("layers")
+        entries = [] if entries is None else entries
         if not isinstance(entries, list):
             raise ManifestError(f"{desc.digest}: layers is not a list")
         layers = [
