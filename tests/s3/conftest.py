@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -36,3 +37,19 @@ def make_store(
         return store
 
     return make
+
+
+class FailCalls:
+    """Fail the next ``count`` calls of ``operation`` as a dropped connection would
+    (a botocore ``before-call`` hook: works on any server, SeaweedFS or moto)."""
+
+    def __init__(self, store: S3Store, operation: str, count: int = 1) -> None:
+        self.count = count
+        store.client.meta.events.register(f"before-call.s3.{operation}", self)
+
+    def __call__(self, **kwargs: Any) -> None:
+        import botocore.exceptions
+
+        if self.count > 0:
+            self.count -= 1
+            raise botocore.exceptions.EndpointConnectionError(endpoint_url="http://s3.invalid")

@@ -9,14 +9,13 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from contentd import Unavailable, read_blob
 from contentd.content.digest import digest_of
 from contentd.s3 import ReadCache, S3Location, S3Store, SqliteIngestStates, make_client
-from tests.s3.conftest import PART
+from tests.s3.conftest import PART, FailCalls
 
 moto = pytest.importorskip("moto")
 
@@ -44,24 +43,9 @@ def store(tmp_path: Path) -> Iterator[S3Store]:
         s.close()
 
 
-class _Fail:
-    """Fail the next ``count`` calls of ``operation`` as a dropped connection would."""
-
-    def __init__(self, store: S3Store, operation: str, count: int = 1) -> None:
-        self.count = count
-        store.client.meta.events.register(f"before-call.s3.{operation}", self)
-
-    def __call__(self, **kwargs: Any) -> None:
-        import botocore.exceptions
-
-        if self.count > 0:
-            self.count -= 1
-            raise botocore.exceptions.EndpointConnectionError(endpoint_url="http://s3.invalid")
-
-
 def test_part_upload_retried_once_on_the_writers_thread(store: S3Store) -> None:
     data = os.urandom(3 * PART + 100)
-    fail = _Fail(store, "UploadPart", count=1)  # the background attempt of part 1
+    fail = FailCalls(store, "UploadPart", count=1)  # the background attempt of part 1
     with store.writer("layer", total=len(data)) as w:
         w.write(data)
         w.commit(len(data), digest_of(data))
@@ -71,7 +55,7 @@ def test_part_upload_retried_once_on_the_writers_thread(store: S3Store) -> None:
 
 def test_failed_part_upload_is_unavailable_and_the_ingest_goes_on(store: S3Store) -> None:
     data = os.urandom(3 * PART + 100)
-    fail = _Fail(store, "UploadPart", count=1000)
+    fail = FailCalls(store, "UploadPart", count=1000)
     w = store.writer("layer", total=len(data))
     with pytest.raises(Unavailable, match="unreachable"):
         w.write(data)  # the third part waits for room: the first one's retry fails
@@ -89,7 +73,7 @@ def test_failed_part_upload_is_unavailable_and_the_ingest_goes_on(store: S3Store
 
 def test_failed_commit_keeps_the_ingest_for_a_retry(store: S3Store) -> None:
     data = os.urandom(PART + 5)
-    _Fail(store, "CompleteMultipartUpload")
+    FailCalls(store, "CompleteMultipartUpload")
     w = store.writer("layer", expected=digest_of(data))
     w.write(data)
     with pytest.raises(Unavailable):
@@ -105,7 +89,7 @@ def test_failed_read_is_unavailable_and_caches_nothing(store: S3Store) -> None:
     with store.writer("small") as w:
         w.write(data)
         w.commit(len(data))
-    _Fail(store, "GetObject")
+    FailCalls(store, "GetObject")
     with pytest.raises(Unavailable):
         store.reader_at(digest_of(data))
     assert store.cache is not None and store.cache.total_bytes == 0

@@ -12,14 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from contentd import FailedPrecondition, NotFound, read_blob
+from contentd import FailedPrecondition, NotFound, Unavailable, read_blob
 from contentd.content.digest import digest_of
 from contentd.s3 import S3Location, SqlIngestStates, check_bucket, make_client
 from contentd.s3.reader import RangedReaderAt
 from tests.peers.fixtures import S3_BUCKET
 from tests.peers.postgres import PostgresPeer
 from tests.peers.seaweedfs import SeaweedPeer
-from tests.s3.conftest import PART, StoreFactory
+from tests.s3.conftest import PART, FailCalls, StoreFactory
 
 
 def _keys(peer: SeaweedPeer, prefix: str) -> list[str]:
@@ -336,3 +336,22 @@ def test_metadata_layer_places_uploads_at_the_blob_key(
         assert read_blob(cs, digest_of(data)) == data
     finally:
         db.close()
+
+
+def test_commit_whose_copy_failed_completes_on_retry(
+    make_store: StoreFactory, seaweedfs_peer: SeaweedPeer, s3_prefix: str
+) -> None:
+    """The upload completed at its staging key, then the copy to the blob's key failed:
+    the ingest is kept, and committing it again copies the staged object."""
+    store = make_store()
+    data = os.urandom(PART + 321)  # a part plus a tail, no digest at open: staged
+    FailCalls(store, "CopyObject")
+    w = store.writer("layer")
+    w.write(data)
+    with pytest.raises(Unavailable):
+        w.commit(len(data), digest_of(data))
+    with store.writer("layer") as w:
+        assert w.status().offset == len(data)
+        w.commit(len(data), digest_of(data))
+    assert read_blob(store, digest_of(data)) == data
+    assert _keys(seaweedfs_peer, s3_prefix) == [f"blobs/sha256/{digest_of(data)[7:]}"]

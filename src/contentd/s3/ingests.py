@@ -173,9 +173,7 @@ class SqlIngestStates:
 
     def all(self) -> Iterator[IngestState]:
         with self._db.read() as conn:
-            rows = conn.execute(
-                f"SELECT {_COLUMNS} FROM s3_ingests ORDER BY ref"
-            ).fetchall()
+            rows = conn.execute(f"SELECT {_COLUMNS} FROM s3_ingests ORDER BY ref").fetchall()
         for row in rows:
             yield _from_row(row)
 

@@ -314,14 +314,16 @@ class S3Writer:
     def _complete(self, fd: int, state: IngestState, key: str, offset: int, actual: str) -> None:
         store = self._store
         parts = state.parts
-        if self._tail or not parts:
-            number = len(parts) + 1
-            etag = store._upload_part(state.key, state.upload_id, number, self._spool_bytes(fd))
-            parts = (*parts, Part(number, etag, self._tail))
         try:
+            if self._tail or not parts:
+                number = len(parts) + 1
+                data = self._spool_bytes(fd)
+                etag = store._upload_part(state.key, state.upload_id, number, data)
+                parts = (*parts, Part(number, etag, self._tail))
             store._complete_upload(state.key, state.upload_id, parts)
         except NotFound:
-            # completed before a crash, not yet copied: the staged object is the ingest
+            # completed by an earlier commit that failed (or crashed) before its copy:
+            # the staged object, verified then, is the ingest
             if store._size_of(state.key) != offset:
                 raise
         if state.key != key:
