@@ -31,6 +31,16 @@ backend walk sees either has its record already or belongs to a commit that
 failed or crashed - an orphan by definition. For that reason the grace
 window for young backend blobs (``backend_grace``) defaults to 0; it only
 matters when something other than this database writes into the backend.
+
+**Several nodes** (a shared PostgreSQL database, :mod:`contentd.metadata.cluster`):
+the content lock covers one process only, so a collection first takes the
+cluster's collector lock (another node collecting: this one skips, its
+result ``skipped``); the sweep's write transaction is serialised with every
+node's writes; the backend is cleaned at every collection (other nodes'
+deletes are not counted here), sparing objects younger than the grace
+period (at least none created after the collection began); each candidate
+blob is re-checked, and deleted, holding its digest against writers of every
+node; a backend ingest no record knows is kept while a live ref lock names it.
 """
 
 from __future__ import annotations

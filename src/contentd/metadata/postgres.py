@@ -585,6 +585,14 @@ class PostgresCluster:
     def collector(self) -> Iterator[bool]:
         ours = bool(self._session.execute("SELECT pg_try_advisory_lock(?)", (_GC_KEY,))[0][0])
         try:
+            if ours:
+                # dead writers' locks nobody took over; a holder that comes back finds its
+                # lock gone, which fails its commit as a takeover would
+                self._session.execute(
+                    "DELETE FROM cluster_ref_locks WHERE expires_at < clock_timestamp()"
+                    " - make_interval(secs => ?)",
+                    (max(self.lease * 10, 3600.0),),
+                )
             yield ours
         finally:
             if ours:
