@@ -180,3 +180,12 @@ def test_idle_streams_do_not_starve_unary_calls() -> None:
         with grpc.insecure_channel(address) as ch:
             assert ch.unary_unary(UNARY)(b"still here", timeout=20) == b"still here"
         client.close()
+
+
+def test_an_idle_connection_is_closed() -> None:
+    """A connection with no call that sends nothing for ``idle_timeout`` is closed."""
+    with serve(idle_timeout=0.3, handshake_timeout=0.3) as (_, address):
+        client = RawClient(address)
+        assert client.until(fr.SETTINGS).type == fr.SETTINGS
+        assert _closed_by_server(client.sock)
+        client.close()

@@ -1,4 +1,4 @@
-"""Regressions found by a review of the native engine, each driven by a raw HTTP/2 client."""
+"""Flow-control windows, queued output and call ends on a live socket (a raw HTTP/2 client)."""
 
 from __future__ import annotations
 
