@@ -16,17 +16,16 @@ import pytest
 
 from contentd.content import codes
 from contentd.wire import frames as fr
-from contentd.wire.protocol import (
+from contentd.wire.events import (
     CallStarted,
     ConnectionEnded,
-    ConnectionState,
-    H2Connection,
     InputChanged,
-    Limits,
     RequestReady,
     StreamEnded,
-    StreamState,
 )
+from contentd.wire.limits import Limits
+from contentd.wire.protocol import H2Connection
+from contentd.wire.streams import ConnectionState, StreamState
 from tests.wire.helpers import message, request_headers
 
 E = fr.ErrorCode

@@ -7,9 +7,10 @@ takes grpcio's per-RPC machinery off the hot path of ``ctr content get``
 (one Content/Read per 32 KiB).
 
 Modules, bottom up: :mod:`.errors` (every exception of the engine),
-:mod:`.frames` (frame codec), :mod:`.metadata` (header blocks),
-:mod:`.protocol` (the sans-IO HTTP/2 + gRPC core: bytes in, events and bytes
-out, every limit), :mod:`.call` / :mod:`.context` (one RPC and what its
+:mod:`.frames` (frame codec), :mod:`.metadata` (header blocks, built and
+checked), :mod:`.limits`, :mod:`.streams` (connection and stream states),
+:mod:`.events`, :mod:`.protocol` (the sans-IO HTTP/2 + gRPC core: bytes in,
+events and bytes out), :mod:`.address`, :mod:`.call` / :mod:`.context` (one RPC and what its
 handler sees), :mod:`.rpc` (running a handler), :mod:`.connection` (the
 socket/thread shell around the core), :mod:`.deadlines`, :mod:`.server`; and
 :mod:`.client`, a small grpcio-free client driving the same core.

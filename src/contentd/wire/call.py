@@ -15,7 +15,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from contentd.wire.errors import CallCancelled
-from contentd.wire.protocol import RESET, TRAILERS, Stream
+from contentd.wire.protocol import RESET, TRAILERS
+from contentd.wire.streams import Stream
 
 if TYPE_CHECKING:
     import grpc

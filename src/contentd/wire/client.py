@@ -25,8 +25,11 @@ from contentd.content import codes
 from contentd.wire import frames as fr
 from contentd.wire.address import unix_path
 from contentd.wire.errors import CallError, MessageTooLarge, ProtocolError
+from contentd.wire.events import ConnectionEnded
+from contentd.wire.limits import Limits
 from contentd.wire.metadata import hpack_literal
-from contentd.wire.protocol import ConnectionEnded, H2Connection, Limits, Stream, StreamState
+from contentd.wire.protocol import H2Connection
+from contentd.wire.streams import Stream, StreamState
 
 __all__ = ["CallError", "Connection"]
 

@@ -35,23 +35,18 @@ import grpc
 from contentd.wire.call import Call
 from contentd.wire.deadlines import Deadlines
 from contentd.wire.errors import CallCancelled
-from contentd.wire.protocol import (
-    RESET,
-    SEND_BUFFER,
-    SILENT,
-    TRAILERS,
+from contentd.wire.events import (
     CallStarted,
     ConnectionEnded,
-    ConnectionState,
     Event,
-    H2Connection,
     InputChanged,
-    Limits,
     RequestReady,
     StreamEnded,
-    StreamState,
 )
+from contentd.wire.limits import Limits
+from contentd.wire.protocol import RESET, SEND_BUFFER, SILENT, TRAILERS, H2Connection
 from contentd.wire.rpc import run
+from contentd.wire.streams import ConnectionState, StreamState
 
 __all__ = ["Connection", "ServerHooks"]
 

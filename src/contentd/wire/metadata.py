@@ -11,13 +11,20 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from typing import Final
 
+from contentd.content import codes
+
 __all__ = [
+    "REQUEST_PSEUDO",
     "RESPONSE_HEADERS",
+    "RESPONSE_PSEUDO",
     "TRAILERS_OK",
     "Request",
     "Response",
+    "check_fields",
+    "check_request",
     "early_abort",
     "hpack_integer",
     "hpack_literal",
@@ -25,6 +32,7 @@ __all__ = [
     "parse_request",
     "parse_response",
     "percent_encode",
+    "stateless",
     "status_block",
     "timeout_seconds",
     "trailers_only",
@@ -213,3 +221,93 @@ def _binary(value: bytes) -> bytes:
         )
     except (binascii.Error, ValueError):
         return value
+
+
+# -- checking what a peer sent ------------------------------------------------------
+
+# field names: lowercase token characters (RFC 9110 §5.1, RFC 9113 §8.2.1)
+_FIELD_NAME: Final = re.compile(rb"[a-z0-9!#$%&'*+\-.^_`|~]+\Z")
+_BAD_VALUE: Final = re.compile(rb"[\x00\r\n]|^[ \t]|[ \t]\Z")
+REQUEST_PSEUDO: Final = frozenset((b":method", b":scheme", b":path", b":authority"))
+RESPONSE_PSEUDO: Final = frozenset((b":status",))
+
+
+def check_fields(fields: list[tuple[bytes, bytes]], pseudo: frozenset[bytes]) -> str | None:
+    """Why the decoded field list is malformed (RFC 9113 §8.2, §8.3), or None."""
+    regular = False
+    for name, value in fields:
+        if name[:1] == b":":
+            if regular or name not in pseudo:
+                return f"bad pseudo-header {name[:64]!r}"
+        else:
+            regular = True
+            if not _FIELD_NAME.match(name):
+                return f"bad header name {name[:64]!r}"
+        if _BAD_VALUE.search(value):
+            return f"bad value of header {name[:64]!r}"
+    return None
+
+
+_GRPC_TYPE: Final = "application/grpc"
+
+
+def check_request(request: Request) -> tuple[int, int, str] | None:
+    """What grpc-go answers a request that is not gRPC: (HTTP status, code, message)."""
+    if request.method != "POST":
+        message = f'Received a HEADERS frame with :method "{request.method}" which should be POST'
+        return 405, codes.INTERNAL, message
+    ctype = request.content_type
+    if ctype != _GRPC_TYPE and not (
+        ctype.startswith(_GRPC_TYPE) and ctype[len(_GRPC_TYPE)] in "+;"
+    ):
+        return 415, codes.INVALID_ARGUMENT, f'invalid gRPC request content-type "{ctype}"'
+    if request.encoding and request.encoding != "identity":
+        message = f'grpc: Decompressor is not installed for grpc-encoding "{request.encoding}"'
+        return 200, codes.UNIMPLEMENTED, message
+    return None
+
+
+def _integer_end(block: bytes, i: int, prefix_mask: int) -> tuple[int, int]:
+    """The value of the HPACK integer at ``i`` (RFC 7541 §5.1) and where it ends."""
+    value = block[i] & prefix_mask
+    i += 1
+    if value < prefix_mask:
+        return value, i
+    shift = 0
+    n = len(block)
+    while i < n:
+        b = block[i]
+        i += 1
+        value += (b & 0x7F) << shift
+        shift += 7
+        if not b & 0x80:
+            break
+    return value, i
+
+
+def stateless(block: bytes) -> bool:
+    """True if decoding the HPACK block leaves the dynamic table unchanged.
+
+    That is a block of indexed fields and literals without indexing / never
+    indexed (RFC 7541 §6.1, §6.2.2, §6.2.3): no incremental indexing, no table
+    size update.
+    """
+    i = 0
+    n = len(block)
+    try:
+        while i < n:
+            b = block[i]
+            if b & 0x80:
+                _, i = _integer_end(block, i, 0x7F)
+            elif b & 0x60:  # 01xxxxxx: incremental indexing; 001xxxxx: size update
+                return False
+            else:
+                index, i = _integer_end(block, i, 0x0F)
+                if index == 0:  # a literal name
+                    length, i = _integer_end(block, i, 0x7F)
+                    i += length
+                length, i = _integer_end(block, i, 0x7F)
+                i += length
+    except IndexError:
+        return False
+    return i == n

@@ -10,10 +10,12 @@ stream methods (:meth:`~H2Connection.send_message`, :meth:`~H2Connection.finish`
 (:mod:`contentd.wire.client`) drive this same class; they hold their own lock
 around every call into it.
 
-State is explicit: :class:`ConnectionState` and :class:`StreamState`. One
-window manager (:class:`Windows`) keeps both directions' flow-control credit
-for the connection; each :class:`Stream` keeps its own. gRPC's 5-byte message
-framing is read here, with its limits.
+State is explicit (:mod:`contentd.wire.streams`: ``ConnectionState``,
+``StreamState``, ``Stream``). One window manager (:class:`Windows`) keeps both
+directions' flow-control credit for the connection; each stream keeps its own.
+gRPC's 5-byte message framing is read here, with its limits
+(:mod:`contentd.wire.limits`); what a request's header fields must be is
+checked by :mod:`contentd.wire.metadata`.
 
 Everything received is hostile. The limits (:class:`Limits`) are advertised
 where HTTP/2 can say them (SETTINGS_MAX_CONCURRENT_STREAMS,
@@ -33,10 +35,7 @@ queues (:meth:`~H2Connection.data_to_send`).
 
 from __future__ import annotations
 
-import enum
-import re
 import struct
-from collections import deque
 from collections.abc import Callable
 from typing import Any, Final, Protocol
 
@@ -46,31 +45,40 @@ from hpack.exceptions import HPACKError
 from contentd.content import codes
 from contentd.wire import frames as fr
 from contentd.wire.errors import MessageTooLarge, ProtocolError
+from contentd.wire.events import (
+    CallStarted,
+    ConnectionEnded,
+    Event,
+    InputChanged,
+    RequestReady,
+    StreamEnded,
+)
+from contentd.wire.limits import Limits
 from contentd.wire.metadata import (
+    REQUEST_PSEUDO,
     RESPONSE_HEADERS,
+    RESPONSE_PSEUDO,
     Request,
     Response,
+    check_fields,
+    check_request,
     early_abort,
     parse_request,
     parse_response,
+    stateless,
     status_block,
     trailers_only,
 )
+from contentd.wire.streams import ConnectionState, Stream, StreamState
 
 __all__ = [
+    "RESET",
     "SEND_BUFFER",
-    "CallStarted",
-    "ConnectionEnded",
-    "ConnectionState",
-    "Event",
+    "SILENT",
+    "TRAILERS",
     "H2Connection",
     "Handler",
-    "InputChanged",
-    "Limits",
-    "RequestReady",
-    "Stream",
-    "StreamEnded",
-    "StreamState",
+    "Router",
     "Windows",
 ]
 
@@ -92,102 +100,6 @@ _CACHED_BLOCK: Final = 1 << 10
 _DATA_ITEM: Final = 0
 _HEADERS_ITEM: Final = 1
 _RST_ITEM: Final = 2
-
-
-class Limits:
-    """What one connection may cost; the defaults are the daemon's (treat as read-only)."""
-
-    __slots__ = (
-        "connection_queue",
-        "connection_send_buffer",
-        "connection_window",
-        "max_concurrent_streams",
-        "max_control_frames",
-        "max_empty_frames",
-        "max_excess_resets",
-        "max_frame_size",
-        "max_header_list_size",
-        "max_idle_control",
-        "max_receive_message",
-        "max_send_message",
-        "stream_queue",
-        "stream_window",
-    )
-
-    def __init__(
-        self,
-        *,
-        max_concurrent_streams: int = 250,
-        max_header_list_size: int = 64 << 10,
-        max_frame_size: int = 1 << 20,
-        stream_window: int = 4 << 20,
-        connection_window: int = 16 << 20,
-        stream_queue: int = 4 << 20,
-        connection_queue: int = 32 << 20,
-        max_receive_message: int = 4 << 20,
-        max_send_message: int = -1,
-        connection_send_buffer: int = 8 << 20,
-        max_control_frames: int = 10_000,
-        max_excess_resets: int = 1_000,
-        max_idle_control: int = 1_000,
-        max_empty_frames: int = 100,
-    ) -> None:
-        #: open streams (calls) at once: SETTINGS_MAX_CONCURRENT_STREAMS; more are refused
-        self.max_concurrent_streams = max_concurrent_streams
-        #: request header block, encoded and decoded: SETTINGS_MAX_HEADER_LIST_SIZE
-        self.max_header_list_size = max_header_list_size
-        #: largest frame accepted: SETTINGS_MAX_FRAME_SIZE
-        self.max_frame_size = max_frame_size
-        #: receive window of each stream: SETTINGS_INITIAL_WINDOW_SIZE
-        self.stream_window = stream_window
-        #: receive window of the connection
-        self.connection_window = connection_window
-        #: received message bytes a stream may hold before its window stops being replenished
-        self.stream_queue = stream_queue
-        #: the same for all streams of the connection together (then the connection's window)
-        self.connection_queue = connection_queue
-        #: largest request message (gRPC length prefix); -1: no limit
-        self.max_receive_message = max_receive_message
-        #: largest response message; -1: no limit
-        self.max_send_message = max_send_message
-        #: response bytes queued on the connection (all streams) before producers wait (the
-        #: server shell holds its workers there; inline calls are admitted within the window)
-        self.connection_send_buffer = connection_send_buffer
-        #: control frames (acks, resets, window updates) queued and not yet written
-        self.max_control_frames = max_control_frames
-        #: running calls the peer may reset beyond the calls that completed (rapid reset)
-        self.max_excess_resets = max_excess_resets
-        #: PING and SETTINGS frames in a row without a HEADERS or DATA frame between them
-        self.max_idle_control = max_idle_control
-        #: empty DATA / CONTINUATION frames that end nothing, in a row
-        self.max_empty_frames = max_empty_frames
-
-    def replace(self, **changes: int) -> Limits:
-        """A copy with ``changes``."""
-        values = {name: getattr(self, name) for name in self.__slots__}
-        values.update(changes)
-        return Limits(**values)
-
-    def __repr__(self) -> str:
-        values = ", ".join(f"{name}={getattr(self, name)}" for name in self.__slots__)
-        return f"Limits({values})"
-
-
-class ConnectionState(enum.Enum):
-    PREFACE = "waiting for the client's preface"
-    OPEN = "open"
-    CLOSING = "closing: GOAWAY sent or received, no new streams"
-    CLOSED = "closed: a connection error was sent or the peer went away"
-
-
-class StreamState(enum.Enum):
-    """RFC 9113 §5.1 as the engine sees a stream; both ends are closed states."""
-
-    OPEN = "open"
-    HALF_CLOSED_REMOTE = "half-closed (remote): the peer's input ended"
-    FINISHED = "closed: ended by its handler with a status"
-    CANCELLED = "closed: reset, failed, expired or abandoned before its handler finished"
-
 
 _OPEN: Final = StreamState.OPEN
 _OPEN_CONNECTION: Final = ConnectionState.OPEN
@@ -211,115 +123,6 @@ class Handler(Protocol):
 
 #: request -> its method's handler, or the UNIMPLEMENTED message for an unknown ``:path``
 Router = Callable[[Request], "Handler | str"]
-
-
-class Stream:
-    """One HTTP/2 stream: one call."""
-
-    __slots__ = (
-        "__weakref__",
-        "app",
-        "credit",
-        "deferred",
-        "handler",
-        "headers_sent",
-        "id",
-        "messages",
-        "out",
-        "out_bytes",
-        "queued",
-        "rbuf",
-        "recv_window",
-        "request",
-        "response",
-        "send_window",
-        "state",
-        "streaming",
-    )
-
-    def __init__(self, stream_id: int, send_window: int, recv_window: int) -> None:
-        self.id = stream_id
-        self.state = _OPEN
-        #: the routed handler (server) and what the shell keeps with the stream
-        self.handler: Any = None
-        self.app: Any = None
-        self.request: Request | None = None
-        self.response: Response | None = None
-        #: requests are a stream (client-streaming call); False: exactly one message
-        self.streaming = True
-        # -- receiving
-        self.rbuf = bytearray()
-        #: complete messages not taken yet, and their size
-        self.messages: deque[bytes] = deque()
-        self.queued = 0
-        #: received bytes whose stream credit waits for the messages to be taken
-        self.deferred = 0
-        #: credit given back and not announced yet
-        self.credit = 0
-        self.recv_window = recv_window
-        # -- sending
-        self.send_window = send_window
-        self.out: deque[tuple[int, Any]] = deque()
-        self.out_bytes = 0
-        self.headers_sent = False
-
-    @property
-    def active(self) -> bool:
-        """Neither end has closed it (its handler may still produce)."""
-        return self.state is _OPEN or self.state is _HALF_CLOSED
-
-    @property
-    def cancelled(self) -> bool:
-        return self.state is _CANCELLED
-
-
-class Event:
-    __slots__ = ("stream",)
-
-    def __init__(self, stream: Stream) -> None:
-        self.stream = stream
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(stream {self.stream.id})"
-
-
-class CallStarted(Event):
-    """Server: a routed request; a client-streaming call can run now."""
-
-
-class RequestReady(Event):
-    """Server: a unary request's one message arrived and the client half-closed."""
-
-    __slots__ = ("message",)
-
-    def __init__(self, stream: Stream, message: bytes) -> None:
-        super().__init__(stream)
-        self.message = message
-
-
-class InputChanged(Event):
-    """Messages were queued on a stream, or its input ended (headers too, for a client)."""
-
-
-class StreamEnded(Event):
-    """The stream ended without its handler: peer reset, bad input, flow-control error;
-    for a client, the response ended."""
-
-
-class ConnectionEnded(Event):
-    """GOAWAY: sent by us for a connection error, or received; ``last_stream_id`` is the
-    last stream the sender of the GOAWAY processes."""
-
-    __slots__ = ("code", "last_stream_id", "message", "sent")
-
-    def __init__(self, code: int, message: str, last_stream_id: int, sent: bool) -> None:
-        self.code = code
-        self.message = message
-        self.last_stream_id = last_stream_id
-        self.sent = sent
-
-    def __repr__(self) -> str:
-        return f"ConnectionEnded(code {self.code}, {self.message!r}, sent={self.sent})"
 
 
 class Windows:
@@ -356,29 +159,6 @@ class Windows:
         n, self.credit = self.credit, 0
         self.recv += n
         return n
-
-
-# field names: lowercase token characters (RFC 9110 §5.1, RFC 9113 §8.2.1)
-_FIELD_NAME: Final = re.compile(rb"[a-z0-9!#$%&'*+\-.^_`|~]+\Z")
-_BAD_VALUE: Final = re.compile(rb"[\x00\r\n]|^[ \t]|[ \t]\Z")
-_PSEUDO: Final = frozenset((b":method", b":scheme", b":path", b":authority"))
-_RESPONSE_PSEUDO: Final = frozenset((b":status",))
-
-
-def _check_fields(fields: list[tuple[bytes, bytes]], pseudo: frozenset[bytes]) -> str | None:
-    """Why the decoded field list is malformed (RFC 9113 §8.2, §8.3), or None."""
-    regular = False
-    for name, value in fields:
-        if name[:1] == b":":
-            if regular or name not in pseudo:
-                return f"bad pseudo-header {name[:64]!r}"
-        else:
-            regular = True
-            if not _FIELD_NAME.match(name):
-                return f"bad header name {name[:64]!r}"
-        if _BAD_VALUE.search(value):
-            return f"bad value of header {name[:64]!r}"
-    return None
 
 
 class H2Connection:
@@ -739,14 +519,14 @@ class H2Connection:
         if cached is not None and cached[0] == self._generation:
             return cached[1], cached[2]
         fields = self._decode(block)
-        bad = _check_fields(fields, _PSEUDO)
+        bad = check_fields(fields, REQUEST_PSEUDO)
         if bad is not None:
-            if not _stateless(block):
+            if not stateless(block):
                 self._generation += 1
             return None, bad
         request = parse_request(fields)
         verdict: Any
-        problem = _check_request(request)
+        problem = check_request(request)
         if problem is not None:
             verdict = early_abort(*problem)
         else:
@@ -754,7 +534,7 @@ class H2Connection:
             verdict = self._route(request)
             if isinstance(verdict, str):
                 verdict = trailers_only(codes.UNIMPLEMENTED, verdict)
-        if _stateless(block):
+        if stateless(block):
             if len(block) <= _CACHED_BLOCK:
                 if len(self._blocks) >= _BLOCK_CACHE:
                     self._blocks.clear()
@@ -821,7 +601,7 @@ class H2Connection:
             if sid > self.last_stream_id or not sid & 1:
                 raise ProtocolError(fr.ErrorCode.PROTOCOL_ERROR, f"HEADERS on stream {sid}")
             return
-        if _check_fields(fields, _RESPONSE_PSEUDO) is not None:
+        if check_fields(fields, RESPONSE_PSEUDO) is not None:
             self._stream_error(sid, fr.ErrorCode.PROTOCOL_ERROR)
             return
         assert stream.response is not None
@@ -1291,68 +1071,3 @@ def _unpad(payload: memoryview) -> memoryview:
     if not payload or payload[0] >= len(payload):
         raise ProtocolError(fr.ErrorCode.PROTOCOL_ERROR, "bad padding")
     return payload[1 : len(payload) - payload[0]]
-
-
-_GRPC_TYPE: Final = "application/grpc"
-
-
-def _check_request(request: Request) -> tuple[int, int, str] | None:
-    """What grpc-go answers a request that is not gRPC: (HTTP status, code, message)."""
-    if request.method != "POST":
-        message = f'Received a HEADERS frame with :method "{request.method}" which should be POST'
-        return 405, codes.INTERNAL, message
-    ctype = request.content_type
-    if ctype != _GRPC_TYPE and not (
-        ctype.startswith(_GRPC_TYPE) and ctype[len(_GRPC_TYPE)] in "+;"
-    ):
-        return 415, codes.INVALID_ARGUMENT, f'invalid gRPC request content-type "{ctype}"'
-    if request.encoding and request.encoding != "identity":
-        message = f'grpc: Decompressor is not installed for grpc-encoding "{request.encoding}"'
-        return 200, codes.UNIMPLEMENTED, message
-    return None
-
-
-def _integer_end(block: bytes, i: int, prefix_mask: int) -> tuple[int, int]:
-    """The value of the HPACK integer at ``i`` (RFC 7541 §5.1) and where it ends."""
-    value = block[i] & prefix_mask
-    i += 1
-    if value < prefix_mask:
-        return value, i
-    shift = 0
-    n = len(block)
-    while i < n:
-        b = block[i]
-        i += 1
-        value += (b & 0x7F) << shift
-        shift += 7
-        if not b & 0x80:
-            break
-    return value, i
-
-
-def _stateless(block: bytes) -> bool:
-    """True if decoding the HPACK block leaves the dynamic table unchanged.
-
-    That is a block of indexed fields and literals without indexing / never
-    indexed (RFC 7541 §6.1, §6.2.2, §6.2.3): no incremental indexing, no table
-    size update.
-    """
-    i = 0
-    n = len(block)
-    try:
-        while i < n:
-            b = block[i]
-            if b & 0x80:
-                _, i = _integer_end(block, i, 0x7F)
-            elif b & 0x60:  # 01xxxxxx: incremental indexing; 001xxxxx: size update
-                return False
-            else:
-                index, i = _integer_end(block, i, 0x0F)
-                if index == 0:  # a literal name
-                    length, i = _integer_end(block, i, 0x7F)
-                    i += length
-                length, i = _integer_end(block, i, 0x7F)
-                i += length
-    except IndexError:
-        return False
-    return i == n

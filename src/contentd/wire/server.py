@@ -44,7 +44,7 @@ import grpc
 from contentd.wire.connection import Connection
 from contentd.wire.deadlines import Deadlines
 from contentd.wire.frames import PREFACE
-from contentd.wire.protocol import Limits
+from contentd.wire.limits import Limits
 from contentd.wire.threads import block_signals, start_thread
 
 __all__ = [

@@ -1,0 +1,94 @@
+"""The states of a connection and of its streams, and :class:`Stream`, one call's
+protocol state (what the core keeps; the shell's handler side is a
+:class:`~contentd.wire.call.Call`)."""
+
+from __future__ import annotations
+
+import enum
+from collections import deque
+from typing import Any, Final
+
+from contentd.wire.metadata import Request, Response
+
+__all__ = ["ConnectionState", "Stream", "StreamState"]
+
+
+class ConnectionState(enum.Enum):
+    PREFACE = "waiting for the client's preface"
+    OPEN = "open"
+    CLOSING = "closing: GOAWAY sent or received, no new streams"
+    CLOSED = "closed: a connection error was sent or the peer went away"
+
+
+class StreamState(enum.Enum):
+    """RFC 9113 §5.1 as the engine sees a stream; both ends are closed states."""
+
+    OPEN = "open"
+    HALF_CLOSED_REMOTE = "half-closed (remote): the peer's input ended"
+    FINISHED = "closed: ended by its handler with a status"
+    CANCELLED = "closed: reset, failed, expired or abandoned before its handler finished"
+
+
+_OPEN: Final = StreamState.OPEN
+_HALF_CLOSED: Final = StreamState.HALF_CLOSED_REMOTE
+_CANCELLED: Final = StreamState.CANCELLED
+
+
+class Stream:
+    """One HTTP/2 stream: one call."""
+
+    __slots__ = (
+        "__weakref__",
+        "app",
+        "credit",
+        "deferred",
+        "handler",
+        "headers_sent",
+        "id",
+        "messages",
+        "out",
+        "out_bytes",
+        "queued",
+        "rbuf",
+        "recv_window",
+        "request",
+        "response",
+        "send_window",
+        "state",
+        "streaming",
+    )
+
+    def __init__(self, stream_id: int, send_window: int, recv_window: int) -> None:
+        self.id = stream_id
+        self.state = _OPEN
+        #: the routed handler (server) and what the shell keeps with the stream
+        self.handler: Any = None
+        self.app: Any = None
+        self.request: Request | None = None
+        self.response: Response | None = None
+        #: requests are a stream (client-streaming call); False: exactly one message
+        self.streaming = True
+        # -- receiving
+        self.rbuf = bytearray()
+        #: complete messages not taken yet, and their size
+        self.messages: deque[bytes] = deque()
+        self.queued = 0
+        #: received bytes whose stream credit waits for the messages to be taken
+        self.deferred = 0
+        #: credit given back and not announced yet
+        self.credit = 0
+        self.recv_window = recv_window
+        # -- sending
+        self.send_window = send_window
+        self.out: deque[tuple[int, Any]] = deque()
+        self.out_bytes = 0
+        self.headers_sent = False
+
+    @property
+    def active(self) -> bool:
+        """Neither end has closed it (its handler may still produce)."""
+        return self.state is _OPEN or self.state is _HALF_CLOSED
+
+    @property
+    def cancelled(self) -> bool:
+        return self.state is _CANCELLED
