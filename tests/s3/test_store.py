@@ -230,6 +230,27 @@ def test_orphan_multipart_uploads_are_aborted(
     assert not uploads.get("Uploads")
 
 
+def test_the_orphan_sweep_leaves_other_stores_uploads_in_the_bucket(
+    make_store: StoreFactory, seaweedfs_peer: SeaweedPeer, s3_prefix: str
+) -> None:
+    # another store in the same bucket under a longer prefix (this one's prefix + "b/"),
+    # and a key this store never makes: neither upload is this store's to abort
+    store = make_store()
+    client = seaweedfs_peer.client()
+    others = [f"{s3_prefix}b/ingests/{'0' * 32}", f"{s3_prefix}b/blobs/sha256/{'a' * 64}"]
+    others.append(f"{s3_prefix}not-a-store-key")
+    ids = [client.create_multipart_upload(Bucket=S3_BUCKET, Key=k)["UploadId"] for k in others]
+    orphan = f"{s3_prefix}ingests/{'1' * 32}"
+    client.create_multipart_upload(Bucket=S3_BUCKET, Key=orphan)
+    try:
+        assert store.abort_orphan_uploads(older_than=timedelta(0)) == [orphan]
+        uploads = client.list_multipart_uploads(Bucket=S3_BUCKET, Prefix=s3_prefix)
+        assert {u["UploadId"] for u in uploads.get("Uploads", ())} == set(ids)
+    finally:
+        for key, upload_id in zip(others, ids, strict=True):
+            client.abort_multipart_upload(Bucket=S3_BUCKET, Key=key, UploadId=upload_id)
+
+
 def test_ingest_records_in_postgresql_resume_on_another_node(
     make_store: StoreFactory, postgres_peer: PostgresPeer, request: pytest.FixtureRequest
 ) -> None:

@@ -163,6 +163,18 @@ class S3Store:
     def _staging_key(self, state: IngestState) -> str:
         return f"{self._prefix}ingests/{state.ingest_id}"
 
+    def _is_own_key(self, key: str) -> bool:
+        """Whether ``key`` is one this store makes (a blob or staging key), not another
+        store's in the same bucket under a longer prefix (``<prefix>other/...``)."""
+        if not key.startswith(self._prefix):
+            return False
+        rest = key[len(self._prefix) :]
+        if rest.startswith("ingests/"):
+            return "/" not in rest[len("ingests/") :]
+        if rest.startswith("blobs/"):
+            return digests.is_valid(rest[len("blobs/") :].replace("/", ":", 1))
+        return False
+
     def _spool_path(self, ingest_id: str) -> str:
         if not ingest_id.isalnum():  # ours are uuid4 hex; never a path from elsewhere
             raise InvalidArgument(f"invalid ingest id {ingest_id!r}")
@@ -453,7 +465,7 @@ class S3Store:
             self._forget_ingest(state, abort=True)
 
     def abort_orphan_uploads(self, older_than: timedelta = timedelta(hours=24)) -> list[str]:
-        """Abort multipart uploads under this prefix that no ingest record knows.
+        """Abort multipart uploads at this store's keys that no ingest record knows.
 
         Only uploads begun more than ``older_than`` ago are touched (one begun a
         moment ago may not have its record yet). Returns the keys aborted.
@@ -465,7 +477,11 @@ class S3Store:
         try:
             for page in paginator.paginate(Bucket=self._bucket, Prefix=self._prefix):
                 for upload in page.get("Uploads", ()):
-                    if upload["UploadId"] in known or upload["Initiated"] > cutoff:
+                    if (
+                        upload["UploadId"] in known
+                        or upload["Initiated"] > cutoff
+                        or not self._is_own_key(upload["Key"])
+                    ):
                         continue
                     self._abort_upload(upload["Key"], upload["UploadId"])
                     aborted.append(upload["Key"])
