@@ -15,6 +15,7 @@ from tests.peers.process import run
 from tests.peers.registry import RegistryPeer
 from tests.peers.regproxy import RegistryProxy
 from tests.peers.requires import requires
+from tests.peers.tokenauth import TokenServer
 
 pytestmark = pytest.mark.containerd
 
@@ -170,6 +171,35 @@ def test_basic_auth_from_flag_and_docker_config(
         _fetch(cli, pushed.ref).ok()
         assert pushed.digest in set(_labels(cli))
     assert "s3cret-pw" not in daemon.log_text()
+
+
+def test_bearer_tokens_from_the_registrys_token_service(cli: Cli, tmp_path: Path) -> None:
+    requires("docker-registry", "skopeo")
+    tokens = TokenServer(tmp_path, users={"bob": "t0ken-pw"})
+    try:
+        with RegistryPeer(auth=tokens.registry_auth()) as registry:
+            registry.start()
+            image = build_image(seed=6)
+            pushed = push_image(
+                image, registry, "private/tok", "v1", creds="bob:t0ken-pw", verify=False
+            )
+            tokens.issued.clear()
+            anonymous = _fetch(cli, pushed.ref)
+            assert anonymous.code == 1 and "token service refused" in anonymous.err
+            _fetch(cli, pushed.ref, "--all-platforms", "--user", "bob:t0ken-pw").ok()
+            assert set(tokens.issued) == {"repository:private/tok:pull"}
+            for digest, data in image.blobs.items():
+                assert cli("content", "get", digest).ok().out == data
+            # and push with a token for pull,push
+            target = f"{registry.host}/private/copy:v1"
+            cli("push", "--plain-http", "--user", "bob:t0ken-pw", target, pushed.ref).ok()
+            assert any("private/copy:" in s and "push" in s for s in tokens.issued)
+            # the mount's challenge also asked for pull on the source repository
+            assert any("repository:private/tok:pull" in s.split(" ")[1:] for s in tokens.issued)
+            again = _fetch(cli, target, "--user", "bob:t0ken-pw", "--name", "copy")
+            assert again.ok().lines == [f"copy {pushed.digest}"]
+    finally:
+        tokens.close()
 
 
 @pytest.mark.parametrize(

@@ -3,7 +3,8 @@
 Debian's package ``docker-registry`` (distribution 2.8.2) installs the server as
 ``/usr/bin/docker-registry``; it is run as ``docker-registry serve <config.yml>`` with a
 generated config: plain HTTP on ``127.0.0.1:<free port>``, filesystem storage in a temp
-dir, deletes enabled, no auth (or htpasswd basic auth with ``htpasswd={user: password}``),
+dir, deletes enabled, no auth (or htpasswd basic auth with ``htpasswd={user: password}``, or
+any other ``auth`` section, e.g. :class:`tests.peers.tokenauth.TokenServer`'s bearer tokens),
 no storage health checks. Readiness is a ``GET /v2/``
 answering 200. It starts in well under a second here.
 """
@@ -61,9 +62,11 @@ class RegistryPeer(ChildProcess):
         start_timeout: float = 20.0,
         stop_timeout: float = 10.0,
         htpasswd: Mapping[str, str] | None = None,
+        auth: Mapping[str, object] | None = None,
     ) -> None:
         self._base = Path(tempfile.mkdtemp(prefix="registry-", dir=base_dir))
         self._htpasswd = dict(htpasswd or {})
+        self._auth = dict(auth or {})
         self._binary = binary
         self._start_timeout = start_timeout
         self._stop_timeout = stop_timeout
@@ -119,6 +122,8 @@ class RegistryPeer(ChildProcess):
             path = self._base / "htpasswd"
             path.write_text("".join(f"{u}:{_bcrypt(p)}\n" for u, p in self._htpasswd.items()))
             doc["auth"] = {"htpasswd": {"realm": "contentd-tests", "path": str(path)}}
+        elif self._auth:
+            doc["auth"] = self._auth
         return json.dumps(doc, indent=2) + "\n"
 
     def start(self) -> Self:
@@ -157,7 +162,8 @@ class RegistryPeer(ChildProcess):
             if self._proc.poll() is not None:
                 return False
             try:
-                if self.get("/v2/", timeout=1.0).status in ((401,) if self._htpasswd else (200,)):
+                wanted = 401 if self._htpasswd or self._auth else 200
+                if self.get("/v2/", timeout=1.0).status == wanted:
                     return True
             except OSError:
                 pass

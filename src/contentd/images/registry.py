@@ -203,8 +203,10 @@ class RegistryClient:
             return
         if kind.lower() != "bearer" or "realm" not in params:
             raise Unauthorized(f"{self.host}: unsupported authentication challenge {kind!r}")
-        query = {"service": params.get("service", "")}
-        query["scope"] = scope
+        # the challenge's scope is what this request needs (a mount also wants pull on
+        # the source repository); several scopes travel as several scope parameters
+        wanted = (params.get("scope") or scope).split(" ")
+        query = [("service", params.get("service", ""))] + [("scope", s) for s in wanted if s]
         realm = params["realm"]
         if not realm.startswith(("https://", "http://")):
             raise Unauthorized(f"{self.host}: token realm {realm!r} is not a URL")
