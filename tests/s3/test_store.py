@@ -177,6 +177,17 @@ def test_blob_larger_than_the_cache_is_read_by_ranges(make_store: StoreFactory) 
         assert isinstance(ra, RangedReaderAt)
         assert ra.read_at(199_990, 100) == data[199_990:]
         assert ra.read_at(10, 20) == data[10:30]
+    heads = store.stats.heads
+    got = b""
+    for offset in range(0, len(data), 32768):  # one reader per read, as containerd reads
+        with store.reader_at(digest_of(data)) as ra:
+            got += ra.read_at(offset, 32768)
+    assert got == data
+    assert store.stats.ranged_gets == 1  # one window, shared by every reader
+    assert store.stats.heads == heads  # the size is remembered
+    store.delete(digest_of(data))
+    with pytest.raises(NotFound):
+        store.reader_at(digest_of(data))
 
 
 def test_delete_drops_the_cached_copy(make_store: StoreFactory) -> None:

@@ -1,4 +1,9 @@
-"""Reads of a blob too big for the read cache: ranged GETs with a read-ahead window."""
+"""Reads of a blob too big for the read cache: ranged GETs of aligned windows.
+
+containerd reads through one ``reader_at`` per 32 KiB Read call, so the windows
+are kept by the store (the few most recently used, bounded), not by a reader:
+consecutive readers of one blob share each GET.
+"""
 
 from __future__ import annotations
 
@@ -12,19 +17,17 @@ if TYPE_CHECKING:
 
 __all__ = ["WINDOW", "RangedReaderAt"]
 
-#: bytes fetched per GET at least, so small reads do not each cost a request
+#: bytes per ranged GET (a window starts at a multiple of it)
 WINDOW: Final = 8 << 20
 
 
 class RangedReaderAt:
-    """A ReaderAt over one object, fetching ``WINDOW``-sized ranges as reads need them."""
+    """A ReaderAt over one object, read in :data:`WINDOW`-aligned ranges."""
 
     def __init__(self, store: S3Store, key: str, size: int) -> None:
         self._store = store
         self._key = key
         self._size = size
-        self._start = 0
-        self._window = b""
         self._closed = False
 
     @property
@@ -38,18 +41,21 @@ class RangedReaderAt:
             raise FailedPrecondition("read on closed reader")
         if offset >= self._size or n <= 0:
             return b""
-        n = min(n, self._size - offset)
-        start, window = self._start, self._window
-        if not (start <= offset and offset + n <= start + len(window)):
-            end = min(offset + max(n, WINDOW), self._size) - 1
-            window = self._store._ranged_get(self._key, offset, end)
-            start = offset
-            self._start, self._window = start, window
-        return window[offset - start : offset - start + n]
+        end = min(offset + n, self._size)
+        out = []
+        while offset < end:
+            index = offset // WINDOW
+            window = self._store._window(self._key, index, self._size)
+            start = offset - index * WINDOW
+            piece = window[start : start + (end - offset)]
+            if not piece:
+                break
+            out.append(piece)
+            offset += len(piece)
+        return b"".join(out)
 
     def close(self) -> None:
         self._closed = True
-        self._window = b""
 
     def __enter__(self) -> Self:
         return self

@@ -21,6 +21,7 @@ import os
 import threading
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -47,7 +48,7 @@ from contentd.s3.cache import ReadCache
 from contentd.s3.client import S3Location
 from contentd.s3.errors import translate
 from contentd.s3.ingests import IngestState, IngestStates, Part, SqlIngestStates
-from contentd.s3.reader import RangedReaderAt
+from contentd.s3.reader import WINDOW, RangedReaderAt
 from contentd.s3.writer import S3Writer, new_hasher, restore_hasher
 
 if TYPE_CHECKING:
@@ -67,6 +68,9 @@ _COPY_LIMIT: Final = 5 << 30
 _COPY_PART: Final = 1 << 30
 _CREATED_META: Final = "contentd-created-ns"
 _GET_CHUNK: Final = 1 << 20
+#: windows of ranged reads kept per store (each :data:`WINDOW` bytes at most)
+_WINDOWS_KEPT: Final = 4
+_TOO_BIG_KEPT: Final = 256
 
 T = TypeVar("T")
 
@@ -128,6 +132,11 @@ class S3Store:
         self._locks = self._root_state.locks
         # part uploads of every writer of this store (each writer has at most IN_FLIGHT)
         self._uploader = ThreadPoolExecutor(max_workers=8, thread_name_prefix="s3-upload")
+        # ranged reads of blobs bigger than the cache: the last few windows, shared
+        self._windows: OrderedDict[tuple[str, int], bytes] = OrderedDict()
+        self._windows_lock = threading.Lock()
+        # sizes of blobs known to be bigger than the cache (no HEAD per reader_at)
+        self._too_big: OrderedDict[str, int] = OrderedDict()
 
     def __repr__(self) -> str:
         return f"S3Store({self.location.describe()!r})"
@@ -310,6 +319,9 @@ class S3Store:
             if size is None:
                 raise NotFound(f"content {digest}")
             return RangedReaderAt(self, key, size)
+        big = self._too_big.get(digest)
+        if big is not None:
+            return RangedReaderAt(self, key, big)
         reader = cache.open(digest)
         if reader is not None:
             return reader
@@ -318,16 +330,22 @@ class S3Store:
             if reader is not None:
                 return reader
             context = f"content {digest}"
+            size = self._size_of(key)
+            if size is None:
+                raise NotFound(context)
+            if not cache.fits(size):
+                with self._windows_lock:
+                    self._too_big[digest] = size
+                    while len(self._too_big) > _TOO_BIG_KEPT:
+                        self._too_big.popitem(last=False)
+                return RangedReaderAt(self, key, size)
             self.stats.gets += 1
             try:
                 out = self._call(context, self.client.get_object, Key=key)
             except NotFound:
                 raise NotFound(context) from None
-            size = int(out["ContentLength"])
             body = out["Body"]
             try:
-                if not cache.fits(size):
-                    return RangedReaderAt(self, key, size)
                 try:
                     cache.fill(digest, size, _chunks(body, context))
                 except FailedPrecondition as err:  # the stored object is damaged
@@ -339,18 +357,31 @@ class S3Store:
                 raise Unknown(f"{context}: cached copy vanished right after filling")
             return reader
 
-    def _ranged_get(self, key: str, start: int, end: int) -> bytes:
+    def _window(self, key: str, index: int, size: int) -> bytes:
+        """Window ``index`` of the object ``key`` (of ``size`` bytes), from the few kept."""
+        with self._windows_lock:
+            data = self._windows.get((key, index))
+            if data is not None:
+                self._windows.move_to_end((key, index))
+                return data
+        start = index * WINDOW
+        end = min(start + WINDOW, size) - 1
         self.stats.ranged_gets += 1
         out = self._call(
             f"read {key}", self.client.get_object, Key=key, Range=f"bytes={start}-{end}"
         )
         body = out["Body"]
         try:
-            return bytes(body.read())
+            data = bytes(body.read())
         except Exception as err:
             raise translate(err, f"read {key}") from None
         finally:
             body.close()
+        with self._windows_lock:
+            self._windows[(key, index)] = data
+            while len(self._windows) > _WINDOWS_KEPT:
+                self._windows.popitem(last=False)
+        return data
 
     # -- Manager ---------------------------------------------------------
 
@@ -407,6 +438,8 @@ class S3Store:
     def delete(self, digest: str) -> None:
         key = self._blob_key(digest)
         self._delete_key(key)
+        with self._windows_lock:
+            self._too_big.pop(digest, None)
         if self.cache is not None:
             self.cache.remove(digest)
 
