@@ -13,7 +13,8 @@ import pytest
 from contentd import Unavailable, read_blob
 from contentd.proxy import ProxyStore
 from tests.daemon.harness import QUIET_GC, ServeProcess
-from tests.peers.fixtures import S3_BUCKET
+from tests.peers.fixtures import S3_BUCKET, ContainerdFactory
+from tests.peers.images import PushedImage
 from tests.peers.postgres import PostgresPeer
 from tests.peers.process import clean_env, free_port
 from tests.peers.requires import requires
@@ -182,3 +183,39 @@ def test_serve_on_s3_and_postgresql_keeps_ingest_records_in_the_database(
         store.close()
     finally:
         daemon.close()
+
+
+@pytest.mark.containerd
+@pytest.mark.registry
+def test_containerd_pulls_an_image_into_contentd_on_s3(
+    seaweedfs_peer: SeaweedPeer,
+    s3_prefix: str,
+    containerd_peer_factory: ContainerdFactory,
+    test_image: PushedImage,
+) -> None:
+    """containerd 1.6.20 with contentd (blobs on SeaweedFS) as its proxy content plugin
+    pulls the multi-platform test image from a docker-registry; every blob is then an
+    object in the bucket, and containerd reads each one back intact."""
+    daemon = _serve(_config(seaweedfs_peer.endpoint, s3_prefix), seaweedfs_peer.env())
+    try:
+        peer = containerd_peer_factory(
+            f"""
+version = 2
+disabled_plugins = ["io.containerd.content.v1.content"]
+[proxy_plugins.contentd]
+  type = "content"
+  address = "{daemon.socket}"
+"""
+        )
+        peer.ctr("images", "pull", "--plain-http", "--all-platforms", test_image.ref, timeout=180)
+        keys = set(_keys_under(seaweedfs_peer, f"{s3_prefix}blobs/sha256/"))
+        assert {d.split(":")[1] for d in test_image.blobs} <= keys
+        for digest, data in test_image.blobs.items():
+            assert peer.ctr("content", "get", digest).stdout == data
+    finally:
+        daemon.close()
+
+
+def _keys_under(peer: SeaweedPeer, prefix: str) -> list[str]:
+    out = peer.client().list_objects_v2(Bucket=S3_BUCKET, Prefix=prefix)
+    return [o["Key"][len(prefix) :] for o in out.get("Contents", ())]
