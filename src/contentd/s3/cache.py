@@ -178,6 +178,8 @@ class ReadCache:
                     view = view[n:]
                 hasher.update(chunk)
                 written += len(chunk)
+                if written > size:  # never more than announced onto the disk
+                    break
             if written != size:
                 raise SizeMismatch(
                     size, written, f"S3 object {digest}: {written} bytes, want {size}"

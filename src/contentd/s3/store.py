@@ -372,11 +372,13 @@ class S3Store:
         )
         body = out["Body"]
         try:
-            data = bytes(body.read())
+            data = bytes(body.read(WINDOW + 1))
         except Exception as err:
             raise translate(err, f"read {key}") from None
         finally:
             body.close()
+        if len(data) != end - start + 1:  # never keep what the range did not ask for
+            raise Unknown(f"read {key}: S3 sent {len(data)} bytes for {end - start + 1}")
         with self._windows_lock:
             self._windows[(key, index)] = data
             while len(self._windows) > _WINDOWS_KEPT:
