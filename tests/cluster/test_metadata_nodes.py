@@ -5,6 +5,7 @@ same with ``contentd serve`` processes."""
 from __future__ import annotations
 
 import io
+import threading
 import time
 
 import pytest
@@ -90,7 +91,7 @@ def test_dead_writer_is_taken_over_and_can_never_complete(make_node: MakeNode) -
 def test_events_reach_subscribers_on_other_nodes(make_node: MakeNode) -> None:
     a, b = make_node("a"), make_node("b")
     with b.events.subscribe(f'topic=="{TOPIC_CONTENT_CREATE}"') as sub:
-        time.sleep(0.5)  # b's listener is connected by now
+        assert b.cluster.listening.wait(30)  # type: ignore[attr-defined]
         dgst = put(a, "ns", b"an event")
         envelope = sub.get(timeout=10)
     assert envelope is not None
@@ -105,7 +106,7 @@ def test_malformed_notifications_do_not_stop_a_nodes_listener(
 
     a, b = make_node("a"), make_node("b")
     with b.events.subscribe(f'topic=="{TOPIC_CONTENT_CREATE}"') as sub:
-        time.sleep(0.5)  # b's listener is connected by now
+        assert b.cluster.listening.wait(30)  # type: ignore[attr-defined]
         # any client of the database may NOTIFY the channel: JSON that is no object,
         # fields of the wrong types, no JSON at all
         with psycopg.connect(cluster_dsn, autocommit=True) as raw:
@@ -137,10 +138,26 @@ def test_a_pinned_namespace_is_refused_to_a_second_live_node(make_node: MakeNode
 
 def test_one_collector_at_a_time(make_node: MakeNode) -> None:
     a, b = make_node("a"), make_node("b")
+    b.cluster.collector_wait = 0.5  # type: ignore[attr-defined]
     with a.cluster.collector() as ours:
         assert ours
-        assert b.garbage_collect().skipped
+        assert b.garbage_collect().skipped  # waited, then gave up
     assert not b.garbage_collect().skipped
+
+
+def test_a_requested_collection_waits_for_the_other_nodes_and_runs(make_node: MakeNode) -> None:
+    a, b = make_node("a"), make_node("b")
+    loose = put(a, "ns", b"collected after a's collection ends")
+    results: list[object] = []
+    with a.cluster.collector():
+        thread = threading.Thread(target=lambda: results.append(b.garbage_collect()))
+        thread.start()
+        thread.join(1.0)
+        assert thread.is_alive()  # b waits while a collects
+    thread.join(60)
+    (result,) = results
+    assert not result.skipped  # type: ignore[attr-defined]
+    assert result.content == {"ns": (loose,)}  # type: ignore[attr-defined]
 
 
 def test_gc_keeps_what_another_nodes_lease_and_pinned_namespace_hold(make_node: MakeNode) -> None:
@@ -196,10 +213,10 @@ def test_unreachable_database_is_unavailable_without_the_password(tmp_path) -> N
 
 
 def test_a_live_writer_keeps_its_ref_past_the_lease(make_node: MakeNode) -> None:
-    a, b = make_node("a", ref_lock_lease=1.0), make_node("b", ref_lock_lease=1.0)
+    a, b = make_node("a", ref_lock_lease=4.0), make_node("b", ref_lock_lease=4.0)
     w = a.content_store("ns").writer("long")
     w.write(b"slow writer")
-    time.sleep(2.5)  # 2.5 leases: renewed every third of one meanwhile
+    time.sleep(9)  # over two leases: renewed every third of one meanwhile
     with pytest.raises(Unavailable, match="locked"):
         b.content_store("ns").writer("long")
     w.write(b", still going")

@@ -28,7 +28,8 @@ placeholders rewritten to psycopg's ``%s``).
 - **Digest guards**: session-level advisory locks, shared for writers (from
   the moment they rely on a blob's bytes until their record is written),
   exclusive, per candidate, for the collector's re-check and delete.
-- **One collector**: ``pg_try_advisory_lock`` on the GC key.
+- **One collector**: ``pg_try_advisory_lock`` on the GC key, polled while
+  another node collects (then this node collects too, or skips after a while).
 - **Events**: ``NOTIFY contentd_events`` with a JSON payload; a listener
   thread forwards other nodes' events to this node's exchange.
 - **Pins**: a session-level advisory lock per pinned header-less namespace,
@@ -476,6 +477,10 @@ class PostgresCluster:
         self._held: dict[str, _PgRefLock] = {}
         self._held_lock = threading.Lock()
         self._stop = threading.Event()
+        #: set while this node receives other nodes' events
+        self.listening = threading.Event()
+        #: how long a collection waits for another node's to end before it skips
+        self.collector_wait = 60.0
         self._threads = [
             threading.Thread(target=self._renew_loop, name="contentd-ref-locks", daemon=True),
             threading.Thread(target=self._listen_loop, name="contentd-events", daemon=True),
@@ -583,7 +588,16 @@ class PostgresCluster:
 
     @contextmanager
     def collector(self) -> Iterator[bool]:
-        ours = bool(self._session.execute("SELECT pg_try_advisory_lock(?)", (_GC_KEY,))[0][0])
+        """The cluster's collector lock. While another node collects, wait for it (up to
+        :attr:`collector_wait` seconds, polling: the session serves other calls
+        meanwhile) and then collect too, so that a requested collection (``contentd gc``,
+        a lease deleted with ``sync``) always runs after the request; past the wait, skip."""
+        deadline = time.monotonic() + self.collector_wait
+        while True:
+            ours = bool(self._session.execute("SELECT pg_try_advisory_lock(?)", (_GC_KEY,))[0][0])
+            if ours or time.monotonic() >= deadline:
+                break
+            time.sleep(0.1)
         try:
             if ours:
                 # dead writers' locks nobody took over; a holder that comes back finds its
@@ -634,10 +648,12 @@ class PostgresCluster:
             try:
                 with raw:
                     raw.execute(f"LISTEN {EVENTS_CHANNEL}")
+                    self.listening.set()
                     while not self._stop.is_set():
                         for notify in raw.notifies(timeout=0.5):
                             self._deliver(notify.payload)
             except psycopg.Error as err:
+                self.listening.clear()
                 if not self._stop.is_set():
                     log.warning("events from other nodes: connection lost: %s", err)
 
