@@ -91,3 +91,28 @@ def test_a_manifest_head_with_a_bogus_length_falls_back_to_get(
     assert ("GET", f"/v2/{ref.repository}/manifests/{ref.object}") in [
         (m, p) for m, p, _ in auth_proxy.requests
     ]
+
+
+def test_a_401_after_a_redirect_elsewhere_gets_no_credentials(
+    auth_proxy: RegistryProxy, auth_registry: RegistryPeer
+) -> None:
+    # blob storage on another host answers 401 with a token realm of its own choosing:
+    # the client must not send it (or its realm) the registry's credentials
+    from contentd.content.types import Descriptor
+    from tests.peers.images import build_image, push_image
+
+    pushed = push_image(build_image(seed=6), auth_registry, creds=f"{_USER}:{_PASSWORD}")
+    layer = pushed.image.platform("linux/amd64").layers[0]
+    port = auth_proxy.host.rsplit(":", 1)[1]
+    other = f"localhost:{port}"
+    auth_proxy.location_host = other
+    auth_proxy.redirect_blobs = True
+    auth_proxy.other_headers["www-authenticate"] = f'Bearer realm="http://{other}/token"'
+    desc = Descriptor(media_type=layer.media_type, digest=layer.digest, size=layer.size)
+    with _client(auth_proxy) as client:
+        assert client.has_blob(pushed.repository, layer.digest)  # basic auth from now on
+        with pytest.raises(Unauthorized):
+            client.open_blob(pushed.repository, desc)
+    to_other = [(path, auth) for host, path, auth in auth_proxy.seen if host == other]
+    assert to_other, "the blob GET was redirected to the other host"
+    assert not any(auth for _, auth in to_other), to_other

@@ -12,6 +12,10 @@ can:
 ``location_host``, when set, rewrites every ``Location`` answer to point at that
 ``host:port`` instead (an upload or redirect sent to "another host"); ``seen`` records,
 per request, the ``Host`` it was sent to and whether it carried ``Authorization``.
+With ``redirect_blobs`` too, a blob GET sent to this proxy's own address is answered
+``307`` to the same path on ``location_host`` (blob storage elsewhere), and
+``other_headers[name] = value`` replaces that header in answers to requests sent to
+``location_host``.
 ``headers[(method, name)] = value`` replaces that header in answers to that method.
 ``pad[method] = N`` appends N bytes to the body of every answer to that method (a registry
 that answers with far more than it should); ``padded`` counts the padding actually sent.
@@ -46,6 +50,8 @@ class RegistryProxy:
         self.location_host: str | None = None
         self.pad: dict[str, int] = {}
         self.headers: dict[tuple[str, str], str] = {}
+        self.redirect_blobs = False
+        self.other_headers: dict[str, str] = {}
         self.padded = 0
         self.seen: list[tuple[str, str, bool]] = []  # Host, path, had Authorization
         self.cut_reached = threading.Event()
@@ -95,6 +101,13 @@ class RegistryProxy:
         with self._lock:
             self.requests.append((h.command, h.path, h.headers.get("Range", "")))
             self.seen.append((h.headers.get("Host", ""), h.path, "Authorization" in h.headers))
+        to_other = h.headers.get("Host", "") == self.location_host
+        if self.redirect_blobs and not to_other and h.command == "GET" and _BLOB.match(h.path):
+            h.send_response(307)
+            h.send_header("Location", f"http://{self.location_host}{h.path}")
+            h.send_header("Content-Length", "0")
+            h.end_headers()
+            return
         conn = http.client.HTTPConnection(self.upstream, timeout=30)
         try:
             conn.request(h.command, h.path, body=body, headers=headers)
@@ -110,6 +123,8 @@ class RegistryProxy:
             if k.lower() == "content-length" and pad:
                 v = str(int(v) + pad)
             v = self.headers.get((h.command, k.lower()), v)
+            if to_other:
+                v = self.other_headers.get(k.lower(), v)
             if k.lower() == "location" and self.location_host is not None:
                 parts = urllib.parse.urlsplit(v)
                 v = urllib.parse.urlunsplit(

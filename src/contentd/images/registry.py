@@ -8,10 +8,11 @@ written anywhere. Every request goes through :meth:`RegistryClient.request`, whi
   scope=...`` gets a token from the realm (with the credentials, if any, as basic auth)
   and the request is sent again once; ``Basic`` challenges get the credentials directly;
 * retries connection errors and 5xx answers with exponential backoff (``retries`` times);
-* follows redirects (blob storage), dropping ``Authorization`` on a cross-host hop;
+* follows redirects (blob storage), at most five, hop by hop;
 * sends credentials and tokens only to the registry's own scheme, host and port: a
-  ``Location`` elsewhere (an upload handed to blob storage) gets a bare request, and a 401
-  from there is :class:`Unauthorized`, not a reason to send it the credentials.
+  redirect or ``Location`` elsewhere (blob storage, an upload handed on) gets a bare
+  request, and a 401 from there is :class:`Unauthorized`, never a reason to send it (or
+  a token realm it names) the credentials.
 
 Credentials are never logged: :class:`Credentials` hides the secret from ``repr``.
 """
@@ -57,6 +58,8 @@ log = logging.getLogger(__name__)
 MANIFEST_ACCEPT: Final = ", ".join((*MEDIA_TYPES_MANIFEST, *MEDIA_TYPES_INDEX, "*/*"))
 _CHALLENGE: Final = re.compile(r'(\w+)="([^"]*)"')
 _TOKEN_LIMIT: Final = 1 << 20
+#: redirects followed for one request
+_MAX_REDIRECTS: Final = 5
 #: the most of an unwanted body read to keep its connection
 _DRAIN_LIMIT: Final = 64 << 10
 
@@ -136,12 +139,16 @@ class RegistryClient:
         """Send, authenticating and retrying as the module says; the caller checks the
         status and must release the response (its body is never read here)."""
         attempts = self._retries + 1 if retry else 1
-        url = self.url(path)
-        own = self._is_own(url)
-        # another host never authenticates: as if authentication had been tried already
-        authenticated = not own
+        start = (method, self.url(path), body)
+        method, url, body = start
+        authenticated = False
         attempt = 0
+        hops = 0
         while True:
+            # credentials and tokens go to the registry itself, never to another host
+            # (a redirect's target, an upload Location): that gets a bare request, and
+            # a 401 from it is final
+            own = self._is_own(url)
             sent = dict(headers or {})
             auth = self._auth_header(scope) if own else None
             if auth:
@@ -153,7 +160,7 @@ class RegistryClient:
                     headers=sent,
                     body=body,
                     preload_content=False,  # a body is read only as far as it is needed
-                    redirect=True,
+                    redirect=False,  # followed here, hop by hop
                 )
             except HTTPError as err:
                 reason, transient = describe(err)
@@ -161,8 +168,20 @@ class RegistryClient:
                 if not transient or attempt >= attempts:
                     raise RegistryUnavailable(f"registry {self.host}: {reason}") from None
                 _sleep_backoff(attempt, self._backoff)
+                method, url, body = start  # the registry may send another redirect
+                hops = 0
                 continue
-            if resp.status == 401 and not authenticated:
+            location = resp.get_redirect_location()
+            if location:
+                _release(resp)
+                hops += 1
+                url = urllib.parse.urljoin(url, location)
+                if hops > _MAX_REDIRECTS or not url.startswith(("http://", "https://")):
+                    raise RegistryError(f"{method} {path}: too many or bad redirects")
+                if resp.status == 303:
+                    method, body = "GET", None
+                continue
+            if resp.status == 401 and own and not authenticated:
                 challenge = resp.headers.get("WWW-Authenticate", "")
                 _release(resp)
                 self._authenticate(challenge, scope)
@@ -172,11 +191,14 @@ class RegistryClient:
                 _release(resp)
                 attempt += 1
                 _sleep_backoff(attempt, self._backoff)
+                method, url, body = start  # the registry may send another redirect
+                hops = 0
                 continue
             if resp.status == 401:
                 _release(resp)
                 who = "the given credentials" if self._credentials else "anonymous access"
-                raise Unauthorized(f"{self.host}: {scope} refused for {who}")
+                where = self.host if own else f"{urllib.parse.urlsplit(url).netloc} (another host)"
+                raise Unauthorized(f"{where}: {scope} refused for {who}")
             return resp
 
     def _is_own(self, url: str) -> bool:
