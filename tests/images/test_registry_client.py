@@ -116,3 +116,35 @@ def test_a_401_after_a_redirect_elsewhere_gets_no_credentials(
     to_other = [(path, auth) for host, path, auth in auth_proxy.seen if host == other]
     assert to_other, "the blob GET was redirected to the other host"
     assert not any(auth for _, auth in to_other), to_other
+
+
+def test_a_token_that_is_no_header_value_is_refused(auth_proxy: RegistryProxy) -> None:
+    # a token service answering with a "token" that would split the Authorization header
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from contentd.images.errors import RegistryError
+
+    class Tokens(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = json.dumps({"token": "abc\r\nX-Injected: 1"}).encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Tokens)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        realm = f"http://127.0.0.1:{server.server_address[1]}/token"
+        auth_proxy.headers[("HEAD", "www-authenticate")] = f'Bearer realm="{realm}"'
+        with _client(auth_proxy) as client, pytest.raises(RegistryError, match="no token"):
+            client.has_blob("hostile/token", "sha256:" + "0" * 64)
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -58,6 +58,7 @@ log = logging.getLogger(__name__)
 MANIFEST_ACCEPT: Final = ", ".join((*MEDIA_TYPES_MANIFEST, *MEDIA_TYPES_INDEX, "*/*"))
 _CHALLENGE: Final = re.compile(r'(\w+)="([^"]*)"')
 _TOKEN_LIMIT: Final = 1 << 20
+_TOKEN: Final = re.compile(r"[\x21-\x7e]+")
 #: redirects followed for one request
 _MAX_REDIRECTS: Final = 5
 #: the most of an unwanted body read to keep its connection
@@ -253,7 +254,8 @@ class RegistryClient:
             token = doc.get("token") or doc.get("access_token")
         except (ValueError, AttributeError):
             token = None
-        if not isinstance(token, str) or not token:
+        if not isinstance(token, str) or not _TOKEN.fullmatch(token):
+            # a token goes into a header: anything but visible ASCII would break it
             raise RegistryError(f"token from {realm}: no token in the answer")
         with self._lock:
             self._tokens[scope] = token
