@@ -186,3 +186,26 @@ def test_import_refuses_an_oci_layout_file_that_is_not_json(cli: Cli, tmp_path: 
     (tmp_path / "junk" / "oci-layout").write_bytes(b"\xff not json")
     result = cli("import", str(tmp_path / "junk"))
     assert result.code == 1 and "not an OCI image layout 1.x" in result.err, result.err
+
+
+def test_import_refuses_indexes_nested_beyond_reason(cli: Cli, tmp_path: Path) -> None:
+    # every blob genuine, but index -> index -> ... 1200 deep
+    import hashlib
+
+    mt = "application/vnd.oci.image.index.v1+json"
+    blobs: dict[str, bytes] = {}
+    child: dict[str, object] | None = None
+    for _ in range(1200):
+        doc = {"schemaVersion": 2, "mediaType": mt, "manifests": [child] if child else []}
+        data = json.dumps(doc).encode()
+        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        blobs[digest] = data
+        child = {"mediaType": mt, "digest": digest, "size": len(data)}
+    assert child is not None
+    child["annotations"] = {"io.containerd.image.name": "example.com/deep:v1"}
+    layout = _hostile_layout(tmp_path / "deep", blobs, {"schemaVersion": 2, "manifests": [child]})
+    result = cli("import", str(layout))
+    assert result.code == 1 and "invalid argument" in result.err and "nested" in result.err, (
+        result.err
+    )
+    assert cli("images", "ls", "-q").ok().lines == []

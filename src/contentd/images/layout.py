@@ -69,6 +69,8 @@ __all__ = [
 ANNOTATION_IMAGE_NAME: Final = "io.containerd.image.name"
 ANNOTATION_REF_NAME: Final = "org.opencontainers.image.ref.name"
 _LAYOUT: Final = b'{"imageLayoutVersion":"1.0.0"}'
+#: how deep an import follows indexes (the walk recurses)
+_MAX_DEPTH: Final = 32
 
 
 @dataclass(frozen=True)
@@ -336,7 +338,7 @@ def _image_name(root: Descriptor, base_name: str) -> str:
 
 
 def _import_tree(
-    store: Store, source: _Source, root: Descriptor, done: set[str]
+    store: Store, source: _Source, root: Descriptor, done: set[str], depth: int = 0
 ) -> Iterator[Descriptor]:
     """Children before parents, so a parent's labels never name a blob still missing."""
     if root.digest in done:
@@ -344,11 +346,13 @@ def _import_tree(
     path = _blob_path(root.digest)
     labels: dict[str, str] = {}
     if is_index(root.media_type) or is_manifest(root.media_type):
+        if depth >= _MAX_DEPTH:  # real images nest two deep (index -> manifest)
+            raise ManifestError(f"{path}: indexes nested more than {_MAX_DEPTH} deep")
         data = _verified(root, path, _read_small(source, path))
         manifests, config, layers = children(root, data)
         kids = [m for m, _ in manifests] + ([config] if config else []) + layers
         for child in kids:
-            yield from _import_tree(store, source, child, done)
+            yield from _import_tree(store, source, child, done, depth + 1)
         labels = gc_labels([m for m, _ in manifests], config, layers)
     _write_from(store, source, root, path, labels)
     done.add(root.digest)
