@@ -162,6 +162,21 @@ def test_modes_and_strays(db: MetadataDB) -> None:
     assert (Path(backend.root) / "notes.txt").exists()
 
 
+def test_a_mode_repair_never_follows_a_symlink(tmp_path: Path) -> None:
+    # the blob's name became a symlink between the scan and the repair: the file it
+    # points at (outside the root) keeps its mode
+    from contentd.local.check import fix_mode
+
+    outside = tmp_path / "outside"
+    outside.write_text("not a blob")
+    os.chmod(outside, 0o666)
+    link = tmp_path / "blob"
+    link.symlink_to(outside)
+    with pytest.raises(OSError):
+        fix_mode(str(link))
+    assert stat.S_IMODE(outside.stat().st_mode) == 0o666
+
+
 def test_namespace_scope(db: MetadataDB) -> None:
     a = put(db.content_store("a"), b"in a", labels=ROOT)
     put(db.content_store("b"), b"in b", labels=ROOT)

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import stat
@@ -101,7 +102,15 @@ def _scan_ingests(layout: Layout) -> Iterator[LayoutProblem]:
 
 
 def fix_mode(path: str) -> int:
-    """Clear a blob's write and execute bits; the new mode."""
-    mode = stat.S_IMODE(os.lstat(path).st_mode) & ~_WRITE_OR_EXEC
-    os.chmod(path, mode)
+    """Clear a blob's write and execute bits; the new mode. OSError unless ``path`` is
+    (still) a regular file: a symlink put there since the scan is never followed."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", path)
+        mode = stat.S_IMODE(st.st_mode) & ~_WRITE_OR_EXEC
+        os.fchmod(fd, mode)
+    finally:
+        os.close(fd)
     return mode
