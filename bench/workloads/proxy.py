@@ -28,8 +28,14 @@ class ProxyPull(Workload):
     targets = PROXY_PAIR
     goal = Goal("pull ≤ 1.25× plain's time", min_ratio=0.8)
 
+    #: each repetition pulls into namespace ``<prefix>-<rep>``
+    namespace_prefix = "bench-pull"
+
     def __init__(self) -> None:
         self._ref: dict[str, str] = {}
+
+    def namespace(self, rep: int) -> str:
+        return f"{self.namespace_prefix}-{rep}"
 
     def title(self, scale: Scale) -> str:
         return "ctr images pull (test image) via contentd proxy"
@@ -40,7 +46,7 @@ class ProxyPull(Workload):
     def sample(self, env: BenchEnv, target: Target | None, rep: int) -> Sample:
         t = _need(target)
         image = env.images(rep + 1)[rep]
-        namespace = f"bench-pull-{rep}"
+        namespace = self.namespace(rep)
         self._ref[t.address] = image.ref
         # --debug: without it ctr draws a progress display that ticks every 100 ms and
         # returns only on a tick after the fetch is done, so every pull would be rounded
@@ -58,12 +64,15 @@ class ProxyPull(Workload):
         if ref is None:
             return
         with contextlib.suppress(Exception):
-            t.ctr("images", "rm", "--sync", ref, namespace=f"bench-pull-{rep}", timeout=60)
+            t.ctr(
+                "images", "rm", "--sync", ref,
+                namespace=self.namespace(rep), timeout=self.timeout(env.scale),
+            )  # fmt: skip
         if t.backend is not None:
             env.collect(t.backend, HEADERLESS_NAMESPACE)
 
 
-class ProxyBigPull(Workload):
+class ProxyBigPull(ProxyPull):
     """``ctr images pull --snapshotter native`` of an image with one big uncompressed layer
     (:mod:`bench.bigimage`, ``scale.pull_mib`` MiB) from a local docker-registry: the
     fetch writes the layer into the content store, the unpack reads it back (through
@@ -72,13 +81,8 @@ class ProxyBigPull(Workload):
     synchronous GC (content and snapshot), so the layer is never already there."""
 
     name = "proxy-big-pull"
-    unit = "s"
-    higher_is_better = False
-    targets = PROXY_PAIR
     goal = Goal("pull ≤ 1.5× plain's time", min_ratio=1 / 1.5)
-
-    def __init__(self) -> None:
-        self._ref: dict[str, str] = {}
+    namespace_prefix = "bench-bigpull"
 
     def title(self, scale: Scale) -> str:
         return f"ctr images pull, one {scale.pull_mib} MiB layer, native snapshotter, via proxy"
@@ -92,7 +96,7 @@ class ProxyBigPull(Workload):
     def sample(self, env: BenchEnv, target: Target | None, rep: int) -> Sample:
         t = _need(target)
         image = env.big_image(env.scale.pull_mib)
-        namespace = f"bench-bigpull-{rep}"
+        namespace = self.namespace(rep)
         self._ref[t.address] = image.ref
         r = t.ctr(
             "--debug", "images", "pull", "--plain-http", "--snapshotter", "native", image.ref,
@@ -102,16 +106,6 @@ class ProxyBigPull(Workload):
         if size != image.layer_size:
             raise RuntimeError(f"{t.name}: layer of {size} bytes, expected {image.layer_size}")
         return Sample(rep, r.seconds, r.seconds)
-
-    def cleanup(self, env: BenchEnv, target: Target | None, rep: int) -> None:
-        t = _need(target)
-        ref = self._ref.pop(t.address, None)
-        if ref is None:
-            return
-        with contextlib.suppress(Exception):
-            t.ctr("images", "rm", "--sync", ref, namespace=f"bench-bigpull-{rep}", timeout=120)
-        if t.backend is not None:
-            env.collect(t.backend, HEADERLESS_NAMESPACE)
 
 
 class ProxyGet(Workload):
