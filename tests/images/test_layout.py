@@ -209,3 +209,19 @@ def test_import_refuses_indexes_nested_beyond_reason(cli: Cli, tmp_path: Path) -
         result.err
     )
     assert cli("images", "ls", "-q").ok().lines == []
+
+
+def test_import_refuses_a_layout_file_that_is_not_a_regular_file(cli: Cli, tmp_path: Path) -> None:
+    # a FIFO where index.json should be: opening it for reading would wait for a writer
+    import os
+    import subprocess
+
+    layout = tmp_path / "fifo"
+    layout.mkdir()
+    (layout / "oci-layout").write_text('{"imageLayoutVersion": "1.0.0"}')
+    os.mkfifo(layout / "index.json")
+    try:
+        done = cli.run_process("import", str(layout), timeout=30)
+    except subprocess.TimeoutExpired:
+        pytest.fail("import waited on a FIFO")
+    assert done.returncode == 1 and b"not a regular file" in done.stderr, done.stderr

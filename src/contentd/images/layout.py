@@ -22,6 +22,7 @@ import hashlib
 import io
 import json
 import os
+import stat
 import tarfile
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack
@@ -230,16 +231,29 @@ class _DirSource:
         self.root = root
 
     def open(self, path: str) -> IO[bytes]:
+        # O_NONBLOCK: a FIFO put there must not wait for a writer (it is refused)
         try:
-            return open(self.root / path, "rb")
+            fd = os.open(self.root / path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         except FileNotFoundError:
             raise NotFound(f"layout {self.root}: {path}") from None
+        try:
+            self._regular(path, os.fstat(fd))
+        except BaseException:
+            os.close(fd)
+            raise
+        return os.fdopen(fd, "rb")
 
     def size(self, path: str) -> int:
         try:
-            return (self.root / path).stat().st_size
+            st = (self.root / path).stat()
         except FileNotFoundError:
             raise NotFound(f"layout {self.root}: {path}") from None
+        return self._regular(path, st).st_size
+
+    def _regular(self, path: str, st: os.stat_result) -> os.stat_result:
+        if not stat.S_ISREG(st.st_mode):
+            raise InvalidArgument(f"layout {self.root}: {path} is not a regular file")
+        return st
 
 
 class _TarSource:
