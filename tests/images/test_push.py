@@ -109,3 +109,23 @@ def test_push_refuses_an_image_the_store_holds_only_part_of(
     assert result.code == 1
     assert "failed precondition" in result.err and "not in the store" in result.err
     assert registry_peer.get("/v2/contentd/partial/tags/list").status == 404
+
+
+def test_push_mounts_from_a_registry_named_by_an_ipv6_address(
+    cli: Cli, registry_peer: RegistryPeer, test_image: PushedImage
+) -> None:
+    # fetch labels blobs with the host name alone ("::1", as containerd does); push must
+    # look the same key up for "[::1]:<port>" to mount instead of uploading
+    with (
+        RegistryProxy(registry_peer.host, ipv6=True) as source,
+        RegistryProxy(registry_peer.host, ipv6=True) as target_proxy,
+    ):
+        fetched = f"{source.host}/{test_image.repository}:{test_image.tag}"
+        cli("fetch", "--plain-http", "--all-platforms", fetched).ok()
+        target = f"{target_proxy.host}/contentd/pushed-v6:v1"
+        cli("push", "--plain-http", target, fetched).ok()
+        blob_calls = [
+            (m, p) for m, p, _ in target_proxy.requests if "/blobs/" in p.split("?", 1)[0]
+        ]
+    assert [p for m, p in blob_calls if m == "POST" and "mount=" in p]
+    assert not [m for m, _ in blob_calls if m in ("PATCH", "PUT")]  # no bytes sent

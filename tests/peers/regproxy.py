@@ -20,13 +20,15 @@ With ``redirect_blobs`` too, a blob GET sent to this proxy's own address is answ
 ``pad[method] = N`` appends N bytes to the body of every answer to that method (a registry
 that answers with far more than it should); ``padded`` counts the padding actually sent.
 
-It runs on threads in the test process (http.server), streaming bodies in 64 KiB pieces.
+It runs on threads in the test process (http.server), streaming bodies in 64 KiB pieces,
+on 127.0.0.1 or (``ipv6=True``) on ``[::1]``.
 """
 
 from __future__ import annotations
 
 import http.client
 import re
+import socket
 import threading
 import urllib.parse
 from collections import Counter
@@ -40,9 +42,14 @@ _HOP: Final = frozenset({"connection", "keep-alive", "transfer-encoding", "te", 
 _PIECE: Final = 64 << 10
 
 
+class _IPv6Server(ThreadingHTTPServer):
+    address_family = socket.AF_INET6
+
+
 class RegistryProxy:
-    def __init__(self, upstream: str) -> None:
+    def __init__(self, upstream: str, *, ipv6: bool = False) -> None:
         self.upstream = upstream
+        self.ipv6 = ipv6
         self.served: Counter[str] = Counter()
         self.requests: list[tuple[str, str, str]] = []  # method, path, Range
         self.corrupt: set[str] = set()
@@ -70,14 +77,16 @@ class RegistryProxy:
 
             do_GET = do_HEAD = do_PUT = do_POST = do_PATCH = do_DELETE = _forward
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        server_class = _IPv6Server if ipv6 else ThreadingHTTPServer
+        self._server = server_class(("::1" if ipv6 else "127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
 
     @property
     def host(self) -> str:
-        return f"127.0.0.1:{self._server.server_address[1]}"
+        address = "[::1]" if self.ipv6 else "127.0.0.1"
+        return f"{address}:{self._server.server_address[1]}"
 
     def release(self) -> None:
         """Let a cut connection go (it is dropped)."""

@@ -71,6 +71,7 @@ __all__ = [
     "Progress",
     "fetch",
     "fetch_lease_id",
+    "host_name",
     "ref_key",
 ]
 
@@ -188,7 +189,7 @@ class _Fetch:
         self.options = options
         self.platforms = list(options.platforms) or [default_platform()]
         # containerd keys the source by host name alone (no port)
-        self.source_key = f"{LABEL_DISTRIBUTION_SOURCE}.{_hostname(ref.host)}"
+        self.source_key = f"{LABEL_DISTRIBUTION_SOURCE}.{host_name(ref.host)}"
         self._progress_lock = threading.Lock()
 
     # -- progress --------------------------------------------------------------------
@@ -396,7 +397,8 @@ class _Fetch:
             self.store.abort(ref)
 
 
-def _hostname(host: str) -> str:
+def host_name(host: str) -> str:
+    """``host[:port]`` without the port or an IPv6 address's brackets (the label key's part)."""
     if host.startswith("["):
         return host[1:].split("]", 1)[0]
     return host.rsplit(":", 1)[0] if ":" in host else host

@@ -29,7 +29,7 @@ from contentd.content.helpers import read_blob
 from contentd.content.store import Store
 from contentd.content.types import Descriptor
 from contentd.images.errors import RegistryUnavailable
-from contentd.images.fetch import LABEL_DISTRIBUTION_SOURCE, Progress, ref_key
+from contentd.images.fetch import LABEL_DISTRIBUTION_SOURCE, Progress, host_name, ref_key
 from contentd.images.media import MAX_MANIFEST_SIZE, ManifestError, children, is_index, is_manifest
 from contentd.images.reference import parse_reference
 from contentd.images.registry import Credentials, RegistryClient
@@ -70,8 +70,8 @@ def push(
     ref = parse_reference(reference)
     image = images.get(source or reference)
     levels, leaves = _plan(store, image.target)
-    hostname = ref.host.rsplit(":", 1)[0] if not ref.host.startswith("[") else ref.host
-    job = _Push(store, ref.repository, hostname, options)
+    # the host name alone, as fetch labels it ("[::1]:5000" -> "::1")
+    job = _Push(store, ref.repository, host_name(ref.host), options)
     with RegistryClient(
         ref.host,
         plain_http=options.plain_http,
