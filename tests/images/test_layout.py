@@ -225,3 +225,31 @@ def test_import_refuses_a_layout_file_that_is_not_a_regular_file(cli: Cli, tmp_p
     except subprocess.TimeoutExpired:
         pytest.fail("import waited on a FIFO")
     assert done.returncode == 1 and b"not a regular file" in done.stderr, done.stderr
+
+
+def test_import_refuses_archives_that_are_not_tars_or_bomb_their_headers(
+    cli: Cli, tmp_path: Path
+) -> None:
+    import gzip
+    import io
+
+    junk = tmp_path / "junk.tar"
+    junk.write_bytes(b"this is no tar archive" * 100)
+    result = cli("import", str(junk))
+    assert result.code == 1 and "invalid argument" in result.err, result.err
+
+    # a gzip'd tar whose first member is a 64 MiB pax header (64 KiB on disk): parsing it
+    # would hold all of it in memory, so the header is refused unread
+    raw = io.BytesIO()
+    info = tarfile.TarInfo("././@PaxHeader")
+    info.type = tarfile.XHDTYPE
+    info.size = 64 << 20
+    raw.write(info.tobuf(format=tarfile.USTAR_FORMAT))
+    with gzip.open(tmp_path / "bomb.tar.gz", "wb", compresslevel=1) as gz:
+        gz.write(raw.getvalue())
+        chunk = b"0" * (1 << 20)
+        for _ in range(64):
+            gz.write(chunk)
+    result = cli("import", str(tmp_path / "bomb.tar.gz"))
+    assert result.code == 1 and "invalid argument" in result.err, result.err
+    assert "tar header of 67108864 bytes" in result.err, result.err

@@ -256,12 +256,40 @@ class _DirSource:
         return st
 
 
+#: the most an extended tar header (pax, GNU long name) may hold: tarfile reads one whole
+_MAX_TAR_HEADER: Final = 1 << 20
+#: the most members an archive may have (tarfile keeps every member's header)
+_MAX_TAR_MEMBERS: Final = 100_000
+_EXTENDED: Final = (
+    tarfile.GNUTYPE_LONGNAME,
+    tarfile.GNUTYPE_LONGLINK,
+    tarfile.XHDTYPE,
+    tarfile.XGLTYPE,
+    tarfile.SOLARIS_XHDTYPE,
+)
+
+
+class _BoundedTarInfo(tarfile.TarInfo):
+    """A member whose extended header is refused unread when it is too big (a gzip'd
+    archive can claim gigabytes of header in a few kilobytes)."""
+
+    def _proc_member(self, tf: tarfile.TarFile) -> tarfile.TarInfo:
+        if self.type in _EXTENDED and self.size > _MAX_TAR_HEADER:
+            raise InvalidArgument(
+                f"tar header of {self.size} bytes at offset {self.offset}"
+                f" (at most {_MAX_TAR_HEADER})"
+            )
+        return super()._proc_member(tf)  # type: ignore[misc,no-any-return]
+
+
 class _TarSource:
     def __init__(self, tf: tarfile.TarFile, name: str) -> None:
         self.name = name
         self.tf = tf
         self.members: dict[str, tarfile.TarInfo] = {}
-        for member in tf.getmembers():
+        for count, member in enumerate(tf, 1):
+            if count > _MAX_TAR_MEMBERS:
+                raise InvalidArgument(f"archive {name}: more than {_MAX_TAR_MEMBERS} members")
             if member.isfile():
                 self.members[os.path.normpath(member.name).lstrip("./")] = member
 
@@ -305,8 +333,11 @@ def import_layout(
         if path.is_dir():
             source = _DirSource(path)
         else:
-            tf = stack.enter_context(tarfile.open(path, mode="r:*"))
-            source = _TarSource(tf, str(path))
+            try:
+                tf = stack.enter_context(tarfile.open(path, mode="r:*", tarinfo=_BoundedTarInfo))
+                source = _TarSource(tf, str(path))
+            except tarfile.TarError as err:
+                raise InvalidArgument(f"{path}: not a tar archive, or a damaged one") from err
         try:
             layout = json.loads(_read_small(source, "oci-layout", 4096) or b"{}")
         except ValueError:  # UnicodeDecodeError too
