@@ -189,3 +189,20 @@ def test_an_idle_connection_is_closed() -> None:
         assert client.until(fr.SETTINGS).type == fr.SETTINGS
         assert _closed_by_server(client.sock)
         client.close()
+
+
+def test_silent_connections_make_room_for_clients_that_speak() -> None:
+    """Connections that never send their preface cannot keep a client out: when as many
+    wait as the cap allows, the one silent the longest is closed."""
+    with serve(max_connections=3) as (_, address):
+        silent = []
+        for _ in range(3):
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock.connect(address.removeprefix("unix:"))
+            silent.append(sock)
+        client = RawClient(address)
+        assert client.frame().type == fr.SETTINGS
+        assert _closed_by_server(silent[0])
+        client.close()
+        for sock in silent:
+            sock.close()

@@ -18,10 +18,11 @@ of their own (``unary_workers``), so however many streams clients hold open,
 short calls are answered. ``limits`` bound each connection (the grpcio options
 ``grpc.max_receive_message_length``, ``grpc.max_send_message_length`` and
 ``grpc.max_concurrent_streams`` override theirs) (see
-:class:`~contentd.wire.protocol.Limits`); the server serves at most
-``max_connections`` at once (more are closed at accept); a connection must
+:class:`~contentd.wire.limits.Limits`); the server serves at most
+``max_connections`` at once (more are closed at accept) and waits for the
+preface of as many more (then the one silent the longest is closed); a connection must
 finish its preface within ``handshake_timeout`` seconds, and one with no call
-that sends nothing for ``idle_timeout`` seconds is closed (GOAWAY).
+that sends nothing for ``idle_timeout`` seconds is closed.
 """
 
 from __future__ import annotations
@@ -272,12 +273,17 @@ class Server(grpc.Server):
                         time.sleep(0.05)
                         continue
                     with self._lock:
-                        full = len(self._conns) + len(pending) >= self.max_connections
+                        full = len(self._conns) >= self.max_connections
                     if full or self._stopping:
                         if not self._stopping:
                             log.warning("refusing a connection: %d open", self.max_connections)
                         sock.close()
                         continue
+                    if len(pending) >= self.max_connections:
+                        # slowloris: the connection silent the longest makes room (a real
+                        # client sends its preface at once and is never the oldest for long)
+                        oldest = min(pending.values(), key=lambda p: p.deadline)
+                        self._drop(selector, pending, oldest)
                     sock.setblocking(False)
                     waiting = _Pending(sock, addr, time.monotonic() + self.handshake_timeout)
                     pending[sock] = waiting
