@@ -358,6 +358,20 @@ def test_floods_get_enhance_your_calm(flood: bytes) -> None:
     assert peer.goaway(*first, flood * 2000) == E.ENHANCE_YOUR_CALM
 
 
+def test_pings_while_the_server_sends_are_not_a_flood() -> None:
+    """A client reading one long response pings for its window estimate (grpc-go's BDP
+    probes): more than the limit in all, never more than the limit without output between."""
+    peer = Peer()
+    request = fr.data(1, message(b"x"), end_stream=True)
+    [started, *_] = peer.send(fr.headers(1, peer.block()), request)
+    stream = started.stream
+    for _ in range(3):
+        peer.send(fr.ping(b"12345678") * 600)
+        peer.h2.send_message(stream, b"chunk")
+        assert any(f.type == fr.DATA for f in peer.out())
+    assert peer.h2.state is ConnectionState.OPEN
+
+
 def test_a_flood_of_frames_answered_by_resets_is_bounded() -> None:
     """Requests each answered with RST_STREAM (a malformed header), never read (CVE-2019-9514)."""
     peer = Peer()

@@ -958,6 +958,7 @@ class H2Connection:
         pack = _HEADER.pack
         append = out.append
         drained = self.drained
+        controls = len(out)
         for sid, stream in list(self._ready.items()):
             q = stream.out
             while q:
@@ -1015,6 +1016,11 @@ class H2Connection:
                 del self._ready[sid]
             if stream.out_bytes <= SEND_BUFFER:
                 drained.append(stream)
+        if len(out) > controls:
+            # the peer's PINGs in a row count against it only while we send nothing: a
+            # client reading one long response pings for its window estimate (grpc-go's
+            # BDP probes), and grpc-go's server forgives pings once it sent data or headers
+            self._idle_control = 0
         return out, total
 
     def _header_frames(self, out: list[Any], sid: int, block: bytes, end_stream: bool) -> None:
