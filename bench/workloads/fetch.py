@@ -121,7 +121,7 @@ class FetchBig(_Big):
     """``contentd fetch`` vs ``ctr content fetch`` on containerd: one big layer."""
 
     name = "fetch-big"
-    goal = Goal("≥ 3× ctr content fetch on containerd", min_ratio=3.0)
+    goal: Goal | None = Goal("≥ 3× ctr content fetch on containerd", min_ratio=3.0)
 
     def title(self, scale: Scale) -> str:
         return f"fetch one {scale.pull_mib} MiB layer (contentd fetch vs ctr content fetch)"
@@ -139,7 +139,7 @@ class FetchBigCtr(_Big):
 
 class FetchSmall(_Small):
     name = "fetch-small"
-    goal = Goal("≥ 1.5× ctr content fetch on containerd", min_ratio=1.5)
+    goal: Goal | None = Goal("≥ 1.5× ctr content fetch on containerd", min_ratio=1.5)
 
     def title(self, scale: Scale) -> str:
         return f"fetch {SMALL_LAYERS} × 1 MiB layers (contentd fetch vs ctr content fetch)"

@@ -33,7 +33,7 @@ class LocalIngest(Workload):
     section = "library"
     unit = "MiB/s"
     targets = SINGLE
-    limits = ("dd-fsync", "sha256")
+    limits: tuple[str, ...] = ("dd-fsync", "sha256")
 
     def __init__(self) -> None:
         self._digest: str | None = None
@@ -66,7 +66,7 @@ class LocalRead(Workload):
     section = "library"
     unit = "MiB/s"
     targets = SINGLE
-    limits = ("page-cache-read",)
+    limits: tuple[str, ...] = ("page-cache-read",)
 
     def title(self, scale: Scale) -> str:
         return f"LocalStore read {scale.mib} MiB (in-process)"

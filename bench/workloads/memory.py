@@ -31,7 +31,7 @@ def _mb(kib: int) -> float:
 class _RssRow(Workload):
     unit = "MB"
     higher_is_better = False
-    goal = Goal("≤ 100 MB, flat in blob size", max_value=100.0, max_growth=10.0)
+    goal: Goal | None = Goal("≤ 100 MB, flat in blob size", max_value=100.0, max_growth=10.0)
     what = ""
 
     def title(self, scale: Scale) -> str:

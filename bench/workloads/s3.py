@@ -23,7 +23,7 @@ class S3Write(WriteStream):
     name = "s3-write"
     targets = S3_PAIR
     goal = None
-    limits = ()
+    limits: tuple[str, ...] = ()
 
     def title(self, scale: Scale) -> str:
         return f"S3: raw Write stream {scale.mib} MiB vs local store"
@@ -73,8 +73,8 @@ class S3GetWarm(CtrGet):
 
     name = "s3-get-warm"
     targets = S3_PAIR
-    goal = Goal("≥ 0.8×", min_ratio=0.8)
-    limits = ()
+    goal: Goal | None = Goal("≥ 0.8×", min_ratio=0.8)
+    limits: tuple[str, ...] = ()
 
     def title(self, scale: Scale) -> str:
         return f"S3: ctr content get {scale.mib} MiB, warm read cache, vs local store"
@@ -86,7 +86,7 @@ class S3ReadWarm(ReadStream):
     name = "s3-read-warm"
     targets = S3_PAIR
     goal = None
-    limits = ()
+    limits: tuple[str, ...] = ()
 
     def title(self, scale: Scale) -> str:
         return f"S3: raw Read stream {scale.mib} MiB, warm read cache, vs local store"

@@ -39,8 +39,8 @@ class SmallIngests(Workload):
 
     name = "small-ingests"
     unit = "blobs/s"
-    goal = Goal("≥ 2× (durability kept)", min_ratio=2.0)
-    limits = ("durable-small-files",)
+    goal: Goal | None = Goal("≥ 2× (durability kept)", min_ratio=2.0)
+    limits: tuple[str, ...] = ("durable-small-files",)
 
     def title(self, scale: Scale) -> str:
         return f"{scale.blobs} sequential {scale.small_size} B ingests (a Write stream each)"
@@ -106,7 +106,7 @@ class CtrLs(Workload):
     name = "ctr-ls"
     unit = "ms"
     higher_is_better = False
-    goal = Goal("≤ 1.0× (time)", min_ratio=1.0)
+    goal: Goal | None = Goal("≤ 1.0× (time)", min_ratio=1.0)
 
     def __init__(self) -> None:
         self._namespace: dict[str, str] = {}

@@ -28,8 +28,8 @@ class CtrIngest(Workload):
 
     name = "ctr-ingest"
     unit = "MiB/s"
-    goal = Goal("≥ 2.5×", min_ratio=2.5)
-    limits = ("dd-fsync", "sha256")
+    goal: Goal | None = Goal("≥ 2.5×", min_ratio=2.5)
+    limits: tuple[str, ...] = ("dd-fsync", "sha256")
 
     def __init__(self) -> None:
         self._digest: dict[str, str] = {}
@@ -78,8 +78,8 @@ class WriteStream(Workload):
 
     name = "write-stream"
     unit = "MiB/s"
-    goal = Goal("≥ 3×", min_ratio=3.0)
-    limits = ("dd-fsync", "sha256")
+    goal: Goal | None = Goal("≥ 3×", min_ratio=3.0)
+    limits: tuple[str, ...] = ("dd-fsync", "sha256")
 
     def __init__(self) -> None:
         self._digest: dict[str, str] = {}
@@ -114,8 +114,8 @@ class CtrGet(Workload):
 
     name = "ctr-get"
     unit = "MiB/s"
-    goal = Goal("≥ 1.0×", min_ratio=1.0)
-    limits = ("page-cache-read",)
+    goal: Goal | None = Goal("≥ 1.0×", min_ratio=1.0)
+    limits: tuple[str, ...] = ("page-cache-read",)
 
     def title(self, scale: Scale) -> str:
         return f"ctr content get {scale.mib} MiB (32 KiB Read RPCs)"
@@ -142,8 +142,8 @@ class ReadStream(Workload):
 
     name = "read-stream"
     unit = "MiB/s"
-    goal = Goal("≥ 1.0×", min_ratio=1.0)
-    limits = ("page-cache-read",)
+    goal: Goal | None = Goal("≥ 1.0×", min_ratio=1.0)
+    limits: tuple[str, ...] = ("page-cache-read",)
 
     def title(self, scale: Scale) -> str:
         return f"raw Read stream {scale.mib} MiB"
