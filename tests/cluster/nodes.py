@@ -27,6 +27,8 @@ def node_config(
     ref_lock_lease: str = "2s",
     gc_grace: str = "0s",
     pinned: str | None = None,
+    bucket: str = S3_BUCKET,
+    cache_size: str = "256MiB",
 ) -> str:
     """A node's config: its own header-less namespace, the cluster's database and bucket."""
     return (
@@ -43,9 +45,9 @@ def node_config(
 
 [plugins."io.contentd.content.v1.s3"]
   endpoint = "{endpoint}"
-  bucket = "{S3_BUCKET}"
+  bucket = "{bucket}"
   prefix = "{prefix}"
-  cache_size = "256MiB"
+  cache_size = "{cache_size}"
   part_size = "5MiB"
 """
     )
@@ -54,14 +56,26 @@ def node_config(
 class Cluster:
     """Starts nodes on demand; closes them (and their stores) at teardown."""
 
-    def __init__(self, postgres: PostgresPeer, seaweed: SeaweedPeer, prefix: str) -> None:
+    def __init__(
+        self,
+        postgres: PostgresPeer,
+        seaweed: SeaweedPeer,
+        prefix: str,
+        *,
+        bucket: str = S3_BUCKET,
+        node_defaults: dict[str, Any] | None = None,
+    ) -> None:
         self.dsn = postgres.create_database("cluster")
         self.seaweed = seaweed
         self.prefix = prefix
+        self.bucket = bucket
+        #: keyword arguments of :func:`node_config` every node gets (a call's own win)
+        self.node_defaults = dict(node_defaults or {})
         self.nodes: dict[str, ServeProcess] = {}
         self._stores: list[ProxyStore] = []
 
     def config(self, name: str, **kw: Any) -> str:
+        kw = {"bucket": self.bucket, **self.node_defaults, **kw}
         return node_config(name, self.dsn, self.seaweed.endpoint, self.prefix, **kw)
 
     def start(self, name: str, env: dict[str, str] | None = None, **kw: Any) -> ServeProcess:
@@ -111,7 +125,7 @@ class Cluster:
         client = self.seaweed.client()
         keys: set[str] = set()
         for page in client.get_paginator("list_objects_v2").paginate(
-            Bucket=S3_BUCKET, Prefix=self.prefix
+            Bucket=self.bucket, Prefix=self.prefix
         ):
             keys.update(obj["Key"] for obj in page.get("Contents", []))
         return keys

@@ -18,6 +18,7 @@ __all__ = ["CountingProxy"]
 
 _BLOB = re.compile(r"^/v2/.+/blobs/[^/]+$")
 _MANIFEST = re.compile(r"^/v2/.+/manifests/[^/]+$")
+_CHUNK = 1 << 20
 _HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade"}
 
 
@@ -45,26 +46,45 @@ class CountingProxy:
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP}
                 conn.request(self.command, self.path, body=body, headers=headers)
                 resp = conn.getresponse()
-                data = resp.read()
-                conn.close()
                 path = self.path.split("?", 1)[0]
+                counter = None
                 if self.command == "GET":
-                    with proxy._lock:
-                        if _BLOB.match(path):
-                            proxy.blob_bytes += len(data)
+                    if _BLOB.match(path):
+                        counter = "blob"
+                        with proxy._lock:
                             proxy.blob_requests.append(path)
-                        elif _MANIFEST.match(path):
-                            proxy.manifest_bytes += len(data)
-                self.send_response(resp.status, resp.reason)
+                    elif _MANIFEST.match(path):
+                        counter = "manifest"
+                length_text = resp.getheader("Content-Length")
                 head = self.command == "HEAD"  # keeps the upstream's Content-Length
+                # a body of known length is relayed as it arrives (memory flat in its size);
+                # any other is read whole first, to send it with its length
+                whole = not head and length_text is None
+                data = resp.read() if whole else b""
+                self.send_response(resp.status, resp.reason)
                 for key, value in resp.getheaders():
                     if key.lower() not in _HOP and (head or key.lower() != "content-length"):
                         self.send_header(key, value)
                 if not head:
-                    self.send_header("Content-Length", str(len(data)))
+                    size = len(data) if whole else int(length_text or 0)
+                    self.send_header("Content-Length", str(size))
                 self.end_headers()
-                if self.command != "HEAD":
-                    self.wfile.write(data)
+                try:
+                    if whole:
+                        self.wfile.write(data)
+                    if not head:
+                        sent = len(data) if whole else self._relay(resp)
+                        if counter is not None:
+                            proxy._count(counter, sent)
+                finally:
+                    conn.close()
+
+            def _relay(self, resp: http.client.HTTPResponse) -> int:
+                sent = 0
+                while chunk := resp.read(_CHUNK):
+                    self.wfile.write(chunk)
+                    sent += len(chunk)
+                return sent
 
             do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = _forward
 
@@ -75,6 +95,13 @@ class CountingProxy:
     @property
     def host(self) -> str:
         return f"127.0.0.1:{self._server.server_address[1]}"
+
+    def _count(self, kind: str, size: int) -> None:
+        with self._lock:
+            if kind == "blob":
+                self.blob_bytes += size
+            else:
+                self.manifest_bytes += size
 
     def reset(self) -> None:
         with self._lock:
