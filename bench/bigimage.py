@@ -128,17 +128,21 @@ def push_big_image(
     work_dir: str,
     repository: str = "bench/big",
     tag: str = "v1",
+    variant: str = "",
     timeout: float = 600.0,
 ) -> BigImage:
-    """Build the ``mib`` MiB one-layer image under ``work_dir`` and push it to ``registry``."""
+    """Build the ``mib`` MiB one-layer image under ``work_dir`` and push it to ``registry``.
+
+    Images of one size with different ``variant`` strings have different layers."""
+    name = f"big-{mib}{'-' + variant if variant else ''}"
     with tempfile.TemporaryDirectory(prefix="big-layout-", dir=work_dir) as tmp:
         layout = Path(tmp) / "layout"
-        manifest, layer, size = write_layout(layout, data, mib, f"big-{mib}")
+        manifest, layer, size = write_layout(layout, data, mib, name)
         run(
             [
                 "skopeo", "--insecure-policy", "copy", "--preserve-digests",
                 "--dest-tls-verify=false", "--retry-times=0",
-                f"oci:{layout}:big-{mib}", f"docker://{registry.host}/{repository}:{tag}",
+                f"oci:{layout}:{name}", f"docker://{registry.host}/{repository}:{tag}",
             ],
             timeout=timeout,
             env={"TMPDIR": tmp},

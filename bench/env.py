@@ -7,6 +7,9 @@ Target names:
   (proxy plugin), compared with plain ``containerd``;
 * ``contentd-s3`` -- a contentd whose blobs are in a private SeaweedFS (the S3 plugin,
   read cache on local disk), compared with ``contentd`` on its local store;
+* ``cluster-a`` / ``cluster-b`` -- two containerds, each with its own ``contentd serve``
+  node as its content store, the nodes one cluster (a private PostgreSQL, one bucket of
+  the run's SeaweedFS; :class:`tests.cluster.nodes.Cluster`);
 
 :meth:`close` stops every daemon and removes the temp dir; it is safe to call twice.
 """
@@ -26,12 +29,20 @@ from bench.bigimage import BigImage, push_big_image
 from bench.client import GC_ROOT_LABEL
 from bench.data import MIB, BlobMaker
 from bench.peers import ContentdDaemon, Target, bench_containerd
+from tests.cluster.nodes import Cluster
+from tests.daemon.harness import ServeProcess
 from tests.peers import PushedImage, RegistryPeer, build_image, push_image
+from tests.peers.counting_proxy import CountingProxy
+from tests.peers.postgres import PostgresPeer
 from tests.peers.seaweedfs import SeaweedPeer
 
 #: The S3 content plugin and the bucket the ``contentd-s3`` target keeps its blobs in.
 S3_URI = "io.contentd.content.v1.s3"
 S3_BUCKET = "bench"
+#: The bucket of the cluster targets' nodes (keys under ``bench/``).
+CLUSTER_BUCKET = "bench-cluster"
+#: Each cluster node's read cache bound: the large-layer image's layer fits.
+CLUSTER_CACHE = "2GiB"
 
 __all__ = ["KEEP_NAMESPACE", "BenchEnv", "Scale"]
 
@@ -88,7 +99,9 @@ class BenchEnv:
         self._registry: RegistryPeer | None = None
         self._seaweedfs: SeaweedPeer | None = None
         self._images: list[PushedImage] = []
-        self._big_images: dict[int, BigImage] = {}
+        self._big_images: dict[tuple[int, str], BigImage] = {}
+        self._cluster: Cluster | None = None
+        self._counting: CountingProxy | None = None
         self._kept: dict[tuple[str, int], str] = {}
         self._no_gc: set[str] = set()
         self.extra: dict[str, Any] = {}
@@ -168,6 +181,26 @@ class BenchEnv:
                 restart_fn=_restarter(daemon),
                 health_fn=daemon.health,
             )
+        elif name.startswith("cluster-"):
+            node_name = name.removeprefix("cluster-")
+            self.log(f"starting cluster node {node_name}")
+            node = self.cluster().start(node_name)
+            peer = self._start_containerd(key, proxy_address=str(node.socket))
+            inner = Target(
+                f"contentd-node-{node_name}",
+                str(node.socket),
+                lambda: node.proc.pid if node.proc else None,
+                health_fn=_node_health(node),
+            )
+            self._closers.append(inner.close)
+            target = Target(
+                name,
+                peer.address,
+                lambda: peer.pid,
+                backend=inner,
+                pinned_namespace=f"node-{node_name}",  # node_config's default
+                health_fn=_containerd_health(peer),
+            )
         elif name == "containerd+contentd":
             backend = self._start_contentd(key + "-backend")
             peer = self._start_containerd(key, proxy_address=backend.address)
@@ -194,6 +227,26 @@ class BenchEnv:
             target = self._targets[name] = self._make_target(name, name)
         return target
 
+    def cluster(self) -> Cluster:
+        """The cluster the ``cluster-*`` targets' nodes join (PostgreSQL started on first use)."""
+        if self._cluster is None:
+            seaweed = self.seaweedfs()
+            seaweed.create_bucket(CLUSTER_BUCKET)
+            self.log("starting PostgreSQL")
+            postgres = PostgresPeer()
+            self._closers.append(postgres.close)
+            postgres.start()
+            cluster = Cluster(
+                postgres,
+                seaweed,
+                "bench/",
+                bucket=CLUSTER_BUCKET,
+                node_defaults={"cache_size": CLUSTER_CACHE, "ref_lock_lease": "30s"},
+            )
+            self._closers.append(cluster.close)
+            self._cluster = cluster
+        return self._cluster
+
     # -- registry and images ------------------------------------------------------------
 
     def registry(self) -> RegistryPeer:
@@ -215,16 +268,31 @@ class BenchEnv:
             self._images.append(push_image(image, registry, repository=f"bench/image{i}", tag="v1"))
         return self._images[:count]
 
-    def big_image(self, mib: int) -> BigImage:
-        """A one-layer image with a ``mib`` MiB uncompressed layer in the registry."""
-        image = self._big_images.get(mib)
+    def counting_registry(self) -> CountingProxy:
+        """A proxy in front of the registry that counts the bytes of the blobs it serves."""
+        if self._counting is None:
+            proxy = CountingProxy(self.registry().host).start()
+            self._closers.append(proxy.close)
+            self._counting = proxy
+        return self._counting
+
+    def big_image(self, mib: int, variant: str = "") -> BigImage:
+        """A one-layer image with a ``mib`` MiB uncompressed layer in the registry (images
+        of other ``variant`` strings have other layers)."""
+        image = self._big_images.get((mib, variant))
         if image is None:
             registry = self.registry()
-            self.log(f"pushing a one-layer {mib} MiB image")
+            self.log(f"pushing a one-layer {mib} MiB image {variant}".rstrip())
+            suffix = f"-{variant}" if variant else ""
             image = push_big_image(
-                registry, self.data, mib, work_dir=str(self.base), repository=f"bench/big{mib}"
+                registry,
+                self.data,
+                mib,
+                work_dir=str(self.base),
+                repository=f"bench/big{mib}{suffix}",
+                variant=variant,
             )
-            self._big_images[mib] = image
+            self._big_images[(mib, variant)] = image
         return image
 
     # -- blobs ---------------------------------------------------------------------------
@@ -273,6 +341,18 @@ def _restarter(peer: Any) -> Callable[[], None]:
         peer.start()
 
     return restart
+
+
+def _node_health(node: ServeProcess) -> Callable[[], str]:
+    def health() -> str:
+        code = node.proc.poll() if node.proc is not None else None
+        if node.proc is None:
+            return "not started"
+        if code is None:
+            return "running"
+        return f"exited with {code}; log tail ({node.log}):\n{node.log_text()[-3000:]}"
+
+    return health
 
 
 def _containerd_health(peer: Any) -> Callable[[], str]:

@@ -214,6 +214,8 @@ class Target:
     snapshotter: str = "overlayfs"
     #: for ``containerd+contentd``: the contentd behind the containerd
     backend: Target | None = None
+    #: the backend's namespace for the containerd's header-less calls (contentd's default)
+    pinned_namespace: str = "containerd-proxy"
     #: stops and starts the daemon again on the same directories (a fresh process)
     restart_fn: Any = field(default=None, repr=False)
     #: () -> str: "running", or how the daemon ended (for error messages)

@@ -211,7 +211,10 @@ def render(doc: dict[str, Any], rows: list[Row]) -> str:
         f"cells: median (best); ratio > 1 means contentd is better (times and sizes "
         f"inverted); proxy rows: the contentd column is containerd with contentd as its "
         f"content store; S3 rows: the containerd column is contentd on its local store, the "
-        f"contentd column contentd on S3 (a private SeaweedFS).",
+        f"contentd column contentd on S3 (a private SeaweedFS); cluster rows: containerds "
+        f"on two contentd nodes of one cluster (PostgreSQL + SeaweedFS), the columns plain "
+        f"containerd and the first node (first-node row), the first node and the second "
+        f"pulling the same image after it (second-node row).",
         f"{m['date']}: {cpu['model']}, {cpu['cores']} cores"
         f"{' (SHA-NI)' if cpu['sha_ni'] else ''}, {m['memory']} RAM, kernel {m['kernel']}, "
         f"{fs['type']} on {fs['device']}; Python {m['python']}, grpcio {m['grpcio']}; "

@@ -130,4 +130,5 @@ def run_workload(
         limits=workload.limits,
         section=workload.section,
     )
+    row.notes.extend(workload.notes(row))
     return row

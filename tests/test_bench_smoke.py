@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.peers import requires
+from tests.peers.postgres import require_postgres
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -26,6 +27,7 @@ REPO = Path(__file__).resolve().parent.parent
 @pytest.mark.registry
 def test_bench_runs_every_workload_at_toy_scale(tmp_path: Path) -> None:
     requires("containerd", "ctr", "docker-registry", "skopeo")
+    require_postgres()
     out = tmp_path / "bench.json"
     # short: the daemons' unix socket paths live below it (at most 104 bytes)
     work = Path(tempfile.mkdtemp(prefix="bs-", dir="/tmp"))
@@ -74,6 +76,15 @@ def _run_and_check(out: Path, work: Path) -> None:
     assert rows["proxy-big-pull"]["subject"]["target"] == "containerd+contentd"
     assert rows["s3-get-warm"]["baseline"]["target"] == "contentd"
     assert rows["s3-get-warm"]["subject"]["target"] == "contentd-s3"
+    assert rows["cluster-pull-first"]["baseline"]["target"] == "containerd"
+    assert rows["cluster-pull"]["baseline"]["target"] == "cluster-a"
+    assert rows["cluster-pull"]["subject"]["target"] == "cluster-b"
+    # each cluster pull records what the registry served: the whole image for the first
+    # node (and plain containerd), no blob byte for the second
+    first = rows["cluster-pull"]["baseline"]["samples"][0]["registry_blob_bytes"]
+    assert first > 1024 * 1024
+    assert rows["cluster-pull-first"]["subject"]["samples"][0]["registry_blob_bytes"] == first
+    assert rows["cluster-pull"]["subject"]["samples"][0]["registry_blob_bytes"] == 0
     assert doc["machine"]["containerd"].startswith("containerd ")
 
     assert "| workload |" in stdout

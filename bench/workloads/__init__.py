@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from bench.workloads.base import PAIR, PROXY_PAIR, SINGLE, Workload
+from bench.workloads.cluster import ClusterPull, ClusterPullFirst
 from bench.workloads.fetch import FetchBig, FetchBigCtr, FetchSmall, FetchSmallCtr
 from bench.workloads.library import LocalIngest, LocalRead, MetaInfo, MetaWalk
 from bench.workloads.limits import DdFsync, DurableSmallFiles, PageCacheRead, Sha256
@@ -40,6 +41,8 @@ def all_workloads() -> list[Workload]:
         S3GetCold(),
         S3GetWarm(),
         S3ReadWarm(),
+        ClusterPullFirst(),
+        ClusterPull(),
         RssIngest(),
         RssRead(),
         LocalIngest(),

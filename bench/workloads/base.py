@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bench.env import BenchEnv, Scale
-from bench.model import Goal, Sample
+from bench.model import Goal, Row, Sample
 from bench.peers import Target
 
 __all__ = ["PAIR", "PROXY_PAIR", "SINGLE", "Workload"]
@@ -64,3 +64,7 @@ class Workload:
 
     def teardown(self, env: BenchEnv, target: Target | None) -> None:
         pass
+
+    def notes(self, row: Row) -> list[str]:
+        """Lines printed under the table for this row (figures the table has no column for)."""
+        return []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 
+from bench.bigimage import BigImage
 from bench.env import KEEP_NAMESPACE, BenchEnv, Scale
 from bench.model import Goal, Sample
 from bench.peers import Target
@@ -11,9 +12,6 @@ from bench.workloads.base import PROXY_PAIR, Workload
 from bench.workloads.transfer import _need
 
 __all__ = ["ProxyBigPull", "ProxyGet", "ProxyPull"]
-
-#: Where a containerd's header-less calls to its proxy land in contentd (its default).
-HEADERLESS_NAMESPACE = "containerd-proxy"
 
 
 class ProxyPull(Workload):
@@ -26,7 +24,7 @@ class ProxyPull(Workload):
     unit = "s"
     higher_is_better = False
     targets = PROXY_PAIR
-    goal = Goal("pull ≤ 1.25× plain's time", min_ratio=0.8)
+    goal: Goal | None = Goal("pull ≤ 1.25× plain's time", min_ratio=0.8)
 
     #: each repetition pulls into namespace ``<prefix>-<rep>``
     namespace_prefix = "bench-pull"
@@ -69,7 +67,7 @@ class ProxyPull(Workload):
                 namespace=self.namespace(rep), timeout=self.timeout(env.scale),
             )  # fmt: skip
         if t.backend is not None:
-            env.collect(t.backend, HEADERLESS_NAMESPACE)
+            env.collect(t.backend, t.pinned_namespace)
 
 
 class ProxyBigPull(ProxyPull):
@@ -81,7 +79,7 @@ class ProxyBigPull(ProxyPull):
     synchronous GC (content and snapshot), so the layer is never already there."""
 
     name = "proxy-big-pull"
-    goal = Goal("pull ≤ 1.5× plain's time", min_ratio=1 / 1.5)
+    goal: Goal | None = Goal("pull ≤ 1.5× plain's time", min_ratio=1 / 1.5)
     namespace_prefix = "bench-bigpull"
 
     def title(self, scale: Scale) -> str:
@@ -93,13 +91,18 @@ class ProxyBigPull(ProxyPull):
     def setup(self, env: BenchEnv, target: Target | None) -> None:
         env.big_image(env.scale.pull_mib)
 
+    def image(self, env: BenchEnv, rep: int) -> tuple[BigImage, str]:
+        """The image repetition ``rep`` pulls, and the reference it pulls it by."""
+        image = env.big_image(env.scale.pull_mib)
+        return image, image.ref
+
     def sample(self, env: BenchEnv, target: Target | None, rep: int) -> Sample:
         t = _need(target)
-        image = env.big_image(env.scale.pull_mib)
+        image, ref = self.image(env, rep)
         namespace = self.namespace(rep)
-        self._ref[t.address] = image.ref
+        self._ref[t.address] = ref
         r = t.ctr(
-            "--debug", "images", "pull", "--plain-http", "--snapshotter", "native", image.ref,
+            "--debug", "images", "pull", "--plain-http", "--snapshotter", "native", ref,
             namespace=namespace, timeout=self.timeout(env.scale),
         )  # fmt: skip
         size = t.client.info_size(image.layer, namespace=namespace)
@@ -115,7 +118,7 @@ class ProxyGet(Workload):
     name = "proxy-get"
     unit = "MiB/s"
     targets = PROXY_PAIR
-    limits = ("page-cache-read",)
+    limits: tuple[str, ...] = ("page-cache-read",)
 
     def title(self, scale: Scale) -> str:
         return f"ctr content get {scale.proxy_mib} MiB via contentd proxy"
