@@ -185,40 +185,37 @@ class BenchEnv:
             node_name = name.removeprefix("cluster-")
             self.log(f"starting cluster node {node_name}")
             node = self.cluster().start(node_name)
-            peer = self._start_containerd(key, proxy_address=str(node.socket))
             inner = Target(
                 f"contentd-node-{node_name}",
                 str(node.socket),
                 lambda: node.proc.pid if node.proc else None,
                 health_fn=_node_health(node),
             )
-            self._closers.append(inner.close)
-            target = Target(
-                name,
-                peer.address,
-                lambda: peer.pid,
-                backend=inner,
-                pinned_namespace=f"node-{node_name}",  # node_config's default
-                health_fn=_containerd_health(peer),
-            )
+            # node_config's default header-less namespace
+            target = self._on_proxy(name, key, inner, pinned_namespace=f"node-{node_name}")
         elif name == "containerd+contentd":
             backend = self._start_contentd(key + "-backend")
-            peer = self._start_containerd(key, proxy_address=backend.address)
             inner = Target(
                 "contentd-backend", backend.address, lambda: backend.pid, health_fn=backend.health
             )
-            self._closers.append(inner.close)
-            target = Target(
-                name,
-                peer.address,
-                lambda: peer.pid,
-                backend=inner,
-                health_fn=_containerd_health(peer),
-            )
+            target = self._on_proxy(name, key, inner)
         else:
             raise KeyError(name)
         self._closers.append(target.close)
         return target
+
+    def _on_proxy(self, name: str, key: str, backend: Target, **kw: Any) -> Target:
+        """A containerd whose content store is ``backend`` (its proxy content plugin)."""
+        self._closers.append(backend.close)
+        peer = self._start_containerd(key, proxy_address=backend.address)
+        return Target(
+            name,
+            peer.address,
+            lambda: peer.pid,
+            backend=backend,
+            health_fn=_containerd_health(peer),
+            **kw,
+        )
 
     def target(self, name: str) -> Target:
         """The long-lived target called ``name`` (started on first use)."""
