@@ -244,6 +244,17 @@ def test_status_of_unknown_ref(wire: Wire) -> None:
     assert message.endswith(": not found")
 
 
+@pytest.mark.parametrize("wire", ["contentd"], indirect=True)
+def test_a_status_naming_a_huge_ref_keeps_its_code(wire: Wire) -> None:
+    """The message is cut to fit the client's header limit (grpcio's is 16 KiB): sent
+    whole, the client would report RESOURCE_EXHAUSTED instead of NOT_FOUND."""
+    ref = "r%\u00e9" * 20_000
+    code, message = _fails(wire.stub.Status, pb.StatusRequest(ref=ref), metadata=wire.md)
+    assert code == Code.NOT_FOUND
+    assert message.startswith('could not get status for ref "r%\u00e9r%')
+    assert message.endswith("...(cut)") and len(message.encode()) <= 4096
+
+
 def test_status_list_statuses_and_abort(wire: Wire) -> None:
     s1, s2 = Stream(wire), Stream(wire)
     try:

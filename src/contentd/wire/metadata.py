@@ -17,6 +17,7 @@ from typing import Final
 from contentd.content import codes
 
 __all__ = [
+    "MAX_STATUS_MESSAGE",
     "REQUEST_PSEUDO",
     "RESPONSE_HEADERS",
     "RESPONSE_PSEUDO",
@@ -34,6 +35,7 @@ __all__ = [
     "percent_encode",
     "stateless",
     "status_block",
+    "status_message",
     "timeout_seconds",
     "trailers_only",
 ]
@@ -104,11 +106,34 @@ def percent_encode(message: str) -> bytes:
     return b"".join(bytes((b,)) if b in _PLAIN else b"%%%02X" % b for b in raw)
 
 
+#: the longest grpc-message sent, encoded: clients refuse a header list over their limit
+#: (grpcio's is 16 KiB) and then report RESOURCE_EXHAUSTED instead of the call's status,
+#: so a message naming a 64 KiB ref is cut, and says so, rather than losing its code
+MAX_STATUS_MESSAGE: Final = 4096
+_CUT_MARK: Final = b"...(cut)"
+
+
+def status_message(message: str) -> bytes:
+    """``message`` as grpc-message carries it, at most :data:`MAX_STATUS_MESSAGE` bytes."""
+    encoded = percent_encode(message)
+    if len(encoded) <= MAX_STATUS_MESSAGE:
+        return encoded
+    budget = MAX_STATUS_MESSAGE - len(_CUT_MARK)
+    pieces: list[bytes] = []
+    for char in message:  # whole characters: a cut escape or UTF-8 sequence is invalid
+        piece = percent_encode(char)
+        budget -= len(piece)
+        if budget < 0:
+            break
+        pieces.append(piece)
+    return b"".join(pieces) + _CUT_MARK
+
+
 def status_block(code: int, message: str) -> bytes:
     """A header block with ``grpc-status`` (and ``grpc-message`` when there is one)."""
     block = _STATUS_BLOCKS.get(code) or hpack_literal(b"grpc-status", str(code).encode())
     if message:
-        block += hpack_literal(b"grpc-message", percent_encode(message))
+        block += hpack_literal(b"grpc-message", status_message(message))
     return block
 
 
