@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import sys
 import time
 from collections.abc import Iterator
 
@@ -206,3 +207,18 @@ def test_silent_connections_make_room_for_clients_that_speak() -> None:
         client.close()
         for sock in silent:
             sock.close()
+
+
+def test_a_started_server_shortens_the_gil_switch_interval() -> None:
+    # a reader blocked in a syscall waits up to the switch interval for the GIL each time
+    # it comes back: a busy connection's reader must not hold it for 5 ms slices
+    before = sys.getswitchinterval()
+    try:
+        sys.setswitchinterval(0.005)
+        with serve(switch_interval=0.001):
+            assert sys.getswitchinterval() == pytest.approx(0.001)
+        sys.setswitchinterval(0.0001)
+        with serve(switch_interval=0.001):
+            assert sys.getswitchinterval() == pytest.approx(0.0001)  # never raised
+    finally:
+        sys.setswitchinterval(before)
