@@ -155,6 +155,15 @@ def test_max_concurrent_streams_is_enforced() -> None:
     assert sorted(peer.h2.streams) == [1, 3]
 
 
+def test_streams_refused_past_the_limit_count_against_the_connection() -> None:
+    peer = Peer(Limits(max_concurrent_streams=2, max_excess_resets=10))
+    peer.send(fr.headers(1, peer.block(STREAM)), fr.headers(3, peer.block(STREAM)))
+    refused = [fr.headers(5 + 2 * i, peer.block(STREAM)) for i in range(10)]
+    peer.send(*refused)
+    assert peer.h2.state is ConnectionState.OPEN
+    assert peer.goaway(fr.headers(25, peer.block(STREAM))) == E.ENHANCE_YOUR_CALM
+
+
 def test_a_continuation_flood_is_cut_before_end_headers() -> None:
     peer = Peer(Limits(max_header_list_size=4096))
     frames = [fr.encode(fr.HEADERS, 0, 1, peer.block())]

@@ -222,3 +222,26 @@ def test_a_started_server_shortens_the_gil_switch_interval() -> None:
             assert sys.getswitchinterval() == pytest.approx(0.0001)  # never raised
     finally:
         sys.setswitchinterval(before)
+
+
+def test_calls_reset_in_the_batch_that_opened_them_start_no_handler(
+    raw: tuple[RawClient, Probe, object],
+) -> None:
+    # rapid reset: the reader parses the whole batch before it acts, so a stream opened
+    # and reset in one write costs its header block and nothing on the pools
+    client, probe, _ = raw
+    block = client.request_block(f"/{SERVICE}/Stream")
+    frames = [
+        fr.headers(sid, block)
+        + fr.data(sid, message(b"1"), end_stream=True)
+        + fr.rst_stream(sid, fr.ErrorCode.CANCEL)
+        for sid in range(1, 101, 2)
+    ]
+    client.send(*frames)
+    client.send(
+        fr.headers(101, client.request_block(UNARY)),
+        fr.data(101, message(b"after"), end_stream=True),
+    )
+    assert client.until(fr.DATA, 101).payload == message(b"after")
+    assert not probe.started.is_set()
+    assert "stream" not in probe.callbacks

@@ -62,6 +62,7 @@ _UNAVAILABLE: Final = 14
 _CANCELLED: Final = 1
 _OPEN: Final = ConnectionState.OPEN
 _CLOSED: Final = ConnectionState.CLOSED
+_RESET: Final = StreamState.CANCELLED
 
 
 class ServerHooks(Protocol):
@@ -178,6 +179,8 @@ class Connection:
     def _handle(self, events: list[Event]) -> None:
         for event in events:
             kind = type(event)
+            if (kind is RequestReady or kind is CallStarted) and (event.stream.state is _RESET):
+                continue  # reset later in the same batch (rapid reset): no call, no worker
             if kind is RequestReady:
                 self._unary(event.stream.app, event.message)  # type: ignore[attr-defined]
             elif kind is CallStarted:

@@ -66,7 +66,8 @@ class Limits:
         self.connection_send_buffer = connection_send_buffer
         #: control frames (acks, resets, window updates) queued and not yet written
         self.max_control_frames = max_control_frames
-        #: running calls the peer may reset beyond the calls that completed (rapid reset)
+        #: running calls the peer may reset, and streams opened past max_concurrent_streams
+        #: (refused), beyond the calls that completed (rapid reset); then ENHANCE_YOUR_CALM
         self.max_excess_resets = max_excess_resets
         #: PING and SETTINGS frames in a row without a HEADERS or DATA frame between them
         self.max_idle_control = max_idle_control

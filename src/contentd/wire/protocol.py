@@ -443,15 +443,21 @@ class H2Connection:
             return
         if not self.client_side:
             # rapid reset (CVE-2023-44487): a call the peer resets while it runs costs
-            # handler work for nothing; resets beyond the calls completed end the connection
-            self._excess_resets += 1
-            if self._excess_resets > self.limits.max_excess_resets:
-                raise ProtocolError(fr.ErrorCode.ENHANCE_YOUR_CALM, "too many streams reset")
+            # handler work for nothing
+            self._excess()
         self._drop_output(stream)
         self._close_stream(stream, _CANCELLED)
         if self.client_side and stream.response is not None and stream.response.status is None:
             stream.response.reset_code = code
         self._events.append(StreamEnded(stream))
+
+    def _excess(self) -> None:
+        """A stream that cost work for nothing (reset while running, or refused): beyond
+        :attr:`Limits.max_excess_resets` more of them than calls completed, the
+        connection ends with ENHANCE_YOUR_CALM."""
+        self._excess_resets += 1
+        if self._excess_resets > self.limits.max_excess_resets:
+            raise ProtocolError(fr.ErrorCode.ENHANCE_YOUR_CALM, "too many streams reset or refused")
 
     # -- headers
 
@@ -543,6 +549,16 @@ class H2Connection:
             self._generation += 1
         return request, verdict
 
+    def _keep_table(self, block: bytes) -> None:
+        """Decode a header block whose request is not served, for the HPACK table's sake
+        (nothing to do when the same bytes decoded earlier left the table alone)."""
+        cached = self._blocks.get(block)
+        if cached is not None and cached[0] == self._generation:
+            return
+        self._decode(block)
+        if not stateless(block):
+            self._generation += 1
+
     def _on_headers(self, sid: int, end_stream: int, block: bytes) -> None:
         self._idle_control = 0
         if block:
@@ -560,7 +576,13 @@ class H2Connection:
             else:
                 self._remote_end(stream)
             return
-        request, verdict = self._request(block)
+        refused = self.state is not _OPEN_CONNECTION or len(self.streams) >= self._max_streams
+        request: Request | None = None
+        verdict: Any = None
+        if refused:  # only the HPACK table's state matters: no checks, no route
+            self._keep_table(block)
+        else:
+            request, verdict = self._request(block)
         if not sid & 1 or sid <= self.last_stream_id:
             # a new stream's id must be odd and above every earlier one (grpc-go ends the
             # connection too); a stream we ended and forgot is below last_stream_id
@@ -568,11 +590,16 @@ class H2Connection:
                 return
             raise ProtocolError(fr.ErrorCode.PROTOCOL_ERROR, f"bad stream id {sid}")
         self.last_stream_id = sid
+        if refused:
+            if self.state is _OPEN_CONNECTION:
+                # past the advertised SETTINGS_MAX_CONCURRENT_STREAMS: each one cost a
+                # header block decoded and a reset queued, for nothing - counted as the
+                # resets of running calls are (grpc-go refuses them one by one, forever)
+                self._excess()
+            self._control(fr.rst_stream(sid, fr.ErrorCode.REFUSED_STREAM))
+            return
         if request is None:
             self._stream_error(sid, fr.ErrorCode.PROTOCOL_ERROR)
-            return
-        if self.state is not _OPEN_CONNECTION or len(self.streams) >= self._max_streams:
-            self._control(fr.rst_stream(sid, fr.ErrorCode.REFUSED_STREAM))
             return
         if type(verdict) is bytes:
             self._reject(sid, end_stream, verdict)
