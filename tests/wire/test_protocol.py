@@ -245,3 +245,19 @@ def test_calls_reset_in_the_batch_that_opened_them_start_no_handler(
     assert client.until(fr.DATA, 101).payload == message(b"after")
     assert not probe.started.is_set()
     assert "stream" not in probe.callbacks
+
+
+def test_a_connection_error_is_logged_as_a_warning(
+    raw: tuple[RawClient, Probe, object], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Every call on the connection ends with it: the log says which peer and why."""
+    client, _, _ = raw
+    with caplog.at_level("WARNING", logger="contentd.wire"):
+        client.send(fr.encode(fr.PING, 0, 1, b"\x00" * 8))  # PING on a stream
+        goaway = client.until(fr.GOAWAY)
+        assert int.from_bytes(goaway.payload[4:8]) == fr.ErrorCode.PROTOCOL_ERROR
+        deadline = time.monotonic() + 10
+        while not caplog.records and time.monotonic() < deadline:
+            time.sleep(0.01)
+    [record] = [r for r in caplog.records if "closing connection" in r.getMessage()]
+    assert record.levelname == "WARNING" and "PING on a stream" in record.getMessage()

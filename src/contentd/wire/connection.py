@@ -195,7 +195,10 @@ class Connection:
                 if call is not None:
                     self._ended(call)
             elif kind is ConnectionEnded and event.sent:  # type: ignore[attr-defined]
-                log.debug("closing connection from %s: %s", self.peer, event)
+                # a connection error of ours ends every call on it: the operator sees why
+                # (a client that broke the protocol or hit a flood bound, or a bug of ours)
+                level = logging.WARNING if event.code else logging.DEBUG  # type: ignore[attr-defined]
+                log.log(level, "closing connection from %s: %s", self.peer, event)
 
     def _started(self, stream: Any) -> None:
         request = stream.request
