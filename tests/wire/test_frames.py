@@ -7,6 +7,7 @@ import pytest
 
 from contentd.wire import frames as fr
 from contentd.wire.metadata import (
+    MAX_STATUS_MESSAGE,
     RESPONSE_HEADERS,
     TRAILERS_OK,
     parse_request,
@@ -68,8 +69,11 @@ def test_response_blocks_decode() -> None:
         ("grpc-status", "5"),
         ("grpc-message", "not found"),
     ]
-    long = "x" * 5000  # multi-byte HPACK length
+    long = "x" * 4000  # multi-byte HPACK length
     assert decoder.decode(trailers_only(2, long))[-1] == ("grpc-message", long)
+    # longer messages are cut to fit clients' header limits, and say so
+    cut = "x" * (MAX_STATUS_MESSAGE - len("...(cut)")) + "...(cut)"
+    assert decoder.decode(trailers_only(2, "x" * 5000))[-1] == ("grpc-message", cut)
     # nothing was added to the dynamic table: the blocks are stateless
     assert len(decoder.header_table.dynamic_entries) == 0
 
