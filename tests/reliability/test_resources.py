@@ -6,18 +6,27 @@
   kept and commits. (Needs root for the mount; skipped otherwise, with the reason.)
 * A client process SIGKILLed while its Write stream is open: the ref is released
   (another writer gets it) and the ingest is kept at the bytes it had sent.
+* The daemon at its file-descriptor limit (RLIMIT_NOFILE lowered on the running
+  process): more connections and open ingests than descriptors get UNAVAILABLE
+  (the connection is refused) or RESOURCE_EXHAUSTED (a call that could not open a
+  file), never UNKNOWN; the daemon neither dies nor floods its log retrying
+  accept, and once the clients go its descriptors are back at the baseline and a
+  Write, commit and Read succeed.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import queue
+import resource
 import subprocess
 import sys
 import textwrap
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -151,3 +160,73 @@ def test_a_client_that_vanishes_mid_write_releases_the_ref_and_keeps_the_ingest(
         finally:
             store.close()
         count("vanished clients: ref released, ingest kept")
+
+
+def _fds(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def test_the_descriptor_limit_refuses_clearly_and_recovers() -> None:
+    with ServeProcess(config=CONFIG, name="nofile") as daemon:
+        assert daemon.proc is not None
+        pid = daemon.proc.pid
+        ns = md("nofile")
+        baseline = _fds(pid)
+        resource.prlimit(pid, resource.RLIMIT_NOFILE, (baseline + 24, baseline + 24))
+        channels: list[grpc.Channel] = []
+        held: list[tuple[Any, queue.SimpleQueue[Any]]] = []
+        refused: dict[grpc.StatusCode, int] = {}
+        try:
+            for i in range(48):  # each its own connection, each holding an ingest open
+                ch = grpc.insecure_channel(
+                    daemon.address, options=[("grpc.use_local_subchannel_pool", 1)]
+                )
+                channels.append(ch)
+                requests: queue.SimpleQueue[Any] = queue.SimpleQueue()
+                call = pb_grpc.ContentStub(ch).Write(
+                    iter(requests.get, None), metadata=ns, timeout=30
+                )
+                held.append((call, requests))
+                requests.put(pb.WriteContentRequest(action=pb.STAT, ref=f"held-{i}"))
+                requests.put(pb.WriteContentRequest(action=pb.WRITE, offset=0, data=b"h" * 99))
+                try:
+                    responses = iter(call)
+                    next(responses)
+                    assert next(responses).offset == 99
+                except grpc.RpcError as err:
+                    code = err.code()  # type: ignore[attr-defined]
+                    refused[code] = refused.get(code, 0) + 1
+            assert refused, "the limit was never reached"
+            assert set(refused) <= {
+                grpc.StatusCode.UNAVAILABLE,
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+            }, refused
+            assert daemon.proc.poll() is None
+            warnings = daemon.log_text().count("out of file descriptors")
+            assert 1 <= warnings <= 5, f"{warnings} warnings: accept is retried in a loop"
+        finally:
+            for call, requests in held:
+                requests.put(None)
+                call.cancel()
+            for ch in channels:
+                ch.close()
+        deadline = time.monotonic() + 30
+        while _fds(pid) > baseline + 2:  # until the server has seen the clients go
+            assert time.monotonic() < deadline, f"fds {_fds(pid)} vs {baseline} at the start"
+            time.sleep(0.1)
+        data = b"after the limit"
+        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        store = ProxyStore(daemon.address, namespace="nofile")
+        try:
+            with store.writer("after", total=len(data), expected=digest) as w:
+                w.write(data)
+                w.commit(len(data), digest, {"containerd.io/gc.root": "x"})
+            reader = store.reader_at(digest)
+            try:
+                assert reader.read_at(0, len(data)) == data
+            finally:
+                reader.close()
+        finally:
+            store.close()
+        assert daemon.proc.poll() is None
+        count("descriptor limit: connections refused clearly, recovered after")

@@ -7,7 +7,7 @@ from typing import NoReturn
 
 import grpc
 
-from contentd.api.errors import StatusError, abort_with
+from contentd.api.errors import StatusError, abort_with, expected
 from contentd.api.metadata_keys import namespace_and_lease
 
 __all__ = ["fail", "headers"]
@@ -24,6 +24,7 @@ def fail(
     """End the call with the status ``err`` maps to (api/errors.py); log the unexpected."""
     from contentd.content.errors import ContentError
 
+    err = expected(err)
     if isinstance(err, ContentError | StatusError):
         log.debug("%s failed: %s", what, err)
     else:

@@ -38,7 +38,7 @@ from contentd.api.convert import (
     info_to_pb,
     status_to_pb,
 )
-from contentd.api.errors import StatusError, abort_with
+from contentd.api.errors import StatusError, abort_with, expected
 from contentd.api.goquote import go_quote
 from contentd.api.metadata_keys import namespace_and_lease
 from contentd.content import digest as digests
@@ -164,7 +164,8 @@ class ContentService:
         return self._resolver.resolve(namespace, lease)
 
     @staticmethod
-    def _fail(context: grpc.ServicerContext, err: Exception, method: str) -> NoReturn:
+    def _fail(context: grpc.ServicerContext, err: BaseException, method: str) -> NoReturn:
+        err = expected(err)
         if not isinstance(err, ContentError | StatusError):
             log.exception("Content/%s failed unexpectedly", method)
         else:

@@ -8,6 +8,9 @@ Server side, :func:`to_grpc` turns any exception into ``(code, message)``:
   carries a status passes through unchanged;
 * a :class:`~contentd.content.errors.ContentError` gets the code of its kind
   and its full message;
+* an ``OSError`` for running out of file descriptors (EMFILE, ENFILE) is
+  RESOURCE_EXHAUSTED: the daemon is at its limit, and a retry once other calls
+  have finished succeeds (see :func:`expected`);
 * anything else is UNKNOWN with ``str(err)``.
 
 Client side, :func:`from_grpc` turns a status back into a ContentError of the
@@ -17,12 +20,13 @@ rebuilt, and for the two deliberate differences from containerd).
 
 from __future__ import annotations
 
+import errno
 from typing import Final, NoReturn
 
 import grpc
 
 from contentd.content import codes
-from contentd.content.errors import ContentError
+from contentd.content.errors import ContentError, ResourceExhausted
 
 __all__ = [
     "CODE_OF_KIND",
@@ -30,6 +34,7 @@ __all__ = [
     "StatusError",
     "abort_with",
     "code_of",
+    "expected",
     "from_grpc",
     "from_status",
     "to_grpc",
@@ -65,6 +70,21 @@ class StatusError(Exception):
         return self.message
 
 
+#: errnos of a process out of file descriptors (its own limit, or the system's)
+_NO_DESCRIPTORS: Final = frozenset({errno.EMFILE, errno.ENFILE})
+
+
+def expected(err: BaseException) -> BaseException:
+    """``err`` as the error kind it stands for, when it is a known condition rather
+    than a bug: running out of file descriptors becomes ResourceExhausted (a load
+    condition that clears when calls finish, so it is not logged as a failure)."""
+    if isinstance(err, OSError) and err.errno in _NO_DESCRIPTORS:
+        new = ResourceExhausted(f"too many open files in the daemon ({err.strerror}); retry later")
+        new.__cause__ = err
+        return new
+    return err
+
+
 def code_of(err: BaseException) -> grpc.StatusCode:
     """The status code ``err`` goes out with."""
     return to_grpc(err)[0]
@@ -72,6 +92,7 @@ def code_of(err: BaseException) -> grpc.StatusCode:
 
 def to_grpc(err: BaseException) -> tuple[grpc.StatusCode, str]:
     """``(code, message)`` for an error leaving the server (containerd's ToGRPC)."""
+    err = expected(err)
     if isinstance(err, StatusError):
         return err.code, err.message
     if isinstance(err, ContentError):

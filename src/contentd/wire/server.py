@@ -20,7 +20,9 @@ short calls are answered. ``limits`` bound each connection (the grpcio options
 ``grpc.max_concurrent_streams`` override theirs) (see
 :class:`~contentd.wire.limits.Limits`); the server serves at most
 ``max_connections`` at once (more are closed at accept) and waits for the
-preface of as many more (then the one silent the longest is closed); a connection must
+preface of as many more (then the one silent the longest is closed); out of file
+descriptors it closes each new connection through a spare one
+(:mod:`contentd.wire.reserve`) rather than leave it waiting; a connection must
 finish its preface within ``handshake_timeout`` seconds, and one with no call
 that sends nothing for ``idle_timeout`` seconds is closed.
 
@@ -56,6 +58,7 @@ from contentd.wire.connection import Connection
 from contentd.wire.deadlines import Deadlines
 from contentd.wire.frames import PREFACE
 from contentd.wire.limits import Limits
+from contentd.wire.reserve import NO_DESCRIPTORS, DescriptorReserve
 from contentd.wire.threads import block_signals, start_thread
 
 __all__ = [
@@ -269,6 +272,7 @@ class Server(grpc.Server):
             selector.register(sock, selectors.EVENT_READ)
         selector.register(self._wake_r, selectors.EVENT_READ)
         pending: dict[socket.socket, _Pending] = {}
+        reserve = DescriptorReserve()
         try:
             while True:
                 timeout = None
@@ -286,6 +290,10 @@ class Server(grpc.Server):
                     except (BlockingIOError, InterruptedError):
                         continue
                     except OSError as err:
+                        if err.errno in NO_DESCRIPTORS:
+                            if not reserve.refuse(listener):
+                                time.sleep(0.05)  # no spare either: the backlog waits
+                            continue
                         log.warning("accept failed: %s", err)
                         time.sleep(0.05)
                         continue
@@ -312,6 +320,7 @@ class Server(grpc.Server):
         finally:
             for waiting in list(pending.values()):
                 self._drop(selector, pending, waiting)
+            reserve.close()
             selector.close()
             for sock in self._listeners:
                 sock.close()
