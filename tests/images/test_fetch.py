@@ -219,3 +219,15 @@ def test_bad_references(cli: Cli, ref: str, message: str) -> None:
 def test_missing_tag_is_not_found(cli: Cli, test_image: PushedImage) -> None:
     result = _fetch(cli, f"{test_image.host}/{test_image.repository}:nope")
     assert result.code == 1 and "not found" in result.err
+
+
+def test_an_http_registry_without_plain_http_says_so(cli: Cli, test_image: PushedImage) -> None:
+    """TLS to a plain-HTTP registry fails with a hint at --plain-http (ssl.SSLError's
+    ``reason`` is a str: following it as an exception was 'unknown: AttributeError')."""
+    pushed = test_image.ref.rsplit(":", 1)[0] + ":tls"
+    for args in (("fetch", test_image.ref), ("push", pushed, test_image.ref)):
+        result = cli(*args)
+        assert result.code == 1, result.err
+        assert "TLS failed" in result.err and "--plain-http" in result.err, result.err
+        assert "unknown" not in result.err
+        _fetch(cli, test_image.ref, "--all-platforms").ok()  # for the push

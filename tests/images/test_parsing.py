@@ -167,3 +167,14 @@ def test_transport_errors_are_named_by_errno() -> None:
     wrapper.__cause__ = err
     reason, transient = describe(wrapper)
     assert transient and "ECONNREFUSED" in reason and "refused" not in reason.replace("REFUSED", "")
+
+
+def test_a_tls_failure_names_plain_http() -> None:
+    import ssl
+    import urllib.error
+
+    tls = ssl.SSLError(1, "[SSL: WRONG_VERSION_NUMBER] wrong version number")
+    tls.reason = "WRONG_VERSION_NUMBER"  # a str, as the ssl module sets it
+    reason, transient = describe(urllib.error.URLError(tls))
+    assert reason.startswith("TLS failed (WRONG_VERSION_NUMBER)") and "--plain-http" in reason
+    assert not transient

@@ -440,7 +440,12 @@ def describe(err: BaseException) -> tuple[str, bool]:
     cur: BaseException | None = err
     while cur is not None and cur not in seen:
         seen.append(cur)
-        cur = getattr(cur, "reason", None) or cur.__cause__ or cur.__context__
+        # urllib's URLError.reason is the wrapped exception, ssl.SSLError's is a str
+        reason = getattr(cur, "reason", None)
+        if isinstance(reason, BaseException):
+            cur = reason
+        else:
+            cur = cur.__cause__ or cur.__context__
     for e in seen:
         if isinstance(e, ssl.SSLError) or type(e).__name__ == "SSLError":
             text = getattr(e, "reason", None) or str(e)
