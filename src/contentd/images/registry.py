@@ -442,10 +442,7 @@ def describe(err: BaseException) -> tuple[str, bool]:
         seen.append(cur)
         # urllib's URLError.reason is the wrapped exception, ssl.SSLError's is a str
         reason = getattr(cur, "reason", None)
-        if isinstance(reason, BaseException):
-            cur = reason
-        else:
-            cur = cur.__cause__ or cur.__context__
+        cur = reason if isinstance(reason, BaseException) else cur.__cause__ or cur.__context__
     for e in seen:
         if isinstance(e, ssl.SSLError) or type(e).__name__ == "SSLError":
             text = getattr(e, "reason", None) or str(e)
