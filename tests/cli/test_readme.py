@@ -85,6 +85,10 @@ def test_first_five_minutes_runs_as_a_script() -> None:
         assert "hello, content\n" in text  # content get
         assert '"labels":{"containerd.io/gc.root":"demo"}' in text  # --output json info
         assert "shutting down" in log  # kill: a graceful stop
+        # the Ctrl-C interrupted the ingest (a whole file was done within a second, before
+        # the block fed it a stalled pipe), and the second ingest resumed it
+        assert re.search(r"^contentd: interrupted$", err.decode(), re.M), err.decode()
+        assert re.search(r"resuming big at [1-9]\d* of 209715200 bytes", err.decode()), err.decode()
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
