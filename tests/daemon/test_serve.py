@@ -102,6 +102,20 @@ def test_bad_config_names_the_key_and_exits_2(base: Path) -> None:
 
 
 @pytest.mark.parametrize("engine", ["contentd", "grpcio"])
+def test_a_socket_that_cannot_be_made_is_named(base: Path, engine: str) -> None:
+    # /proc takes no new files: bind(2) fails with ENOENT, an error that names no path
+    daemon = ServeProcess(
+        base,
+        config=f'version = 2\n[grpc]\nengine = "{engine}"\n',
+        socket_path=Path("/proc/contentd.sock"),
+    )
+    daemon.spawn()
+    assert daemon.wait_exit() == 1
+    # not '[Errno 2] No such file or directory', nor grpcio's RuntimeError as 'unknown'
+    assert "cannot listen on unix socket /proc/contentd.sock" in daemon.log_text()
+
+
+@pytest.mark.parametrize("engine", ["contentd", "grpcio"])
 def test_sigterm_keeps_an_open_ingest_resumable(base: Path, engine: str) -> None:
     data = os.urandom(3 << 20)
     digest = "sha256:" + hashlib.sha256(data).hexdigest()

@@ -194,7 +194,11 @@ def listen(server: grpc.Server, address: str) -> int:
     directory = os.path.dirname(path)
     if directory:
         os.makedirs(directory, 0o711, exist_ok=True)
-    if server.add_insecure_port(f"unix:{path}") == 0:
+    try:
+        port = server.add_insecure_port(f"unix:{path}")
+    except RuntimeError as err:  # grpcio's 'Failed to bind to address ...'
+        raise OSError(f"cannot listen on unix socket {path}: bind failed") from err
+    if port == 0:
         raise OSError(f"cannot listen on unix socket {path}")
     try:
         os.chmod(path, SOCKET_MODE)

@@ -209,7 +209,15 @@ class Daemon:
     def _bind(self, listener: _Listener, uid: int, gid: int) -> None:
         from contentd.daemon.engines import listen
 
-        listen(listener.server, f"unix:{listener.socket}")
+        try:
+            listen(listener.server, f"unix:{listener.socket}")
+        except OSError as err:
+            if err.filename is not None or err.errno is None:
+                raise
+            # bind(2)'s error names no path: it was logged as '[Errno 2] No such file ...'
+            raise OSError(
+                f"cannot listen on unix socket {listener.socket}: {err.strerror}"
+            ) from err
         listener.bound = True
         listener.server.start()
         finish_socket(listener.socket, uid, gid)
