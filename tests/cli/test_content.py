@@ -42,6 +42,15 @@ def test_ingest_then_get_is_byte_identical(cli: Cli, size: int, tmp_path: Path) 
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".part")]
 
 
+def test_get_into_a_missing_directory_names_the_path_asked_for(cli: Cli, tmp_path: Path) -> None:
+    digest = ingest(cli, "get-nodir", b"x", "--label", ROOT)
+    target = tmp_path / "no" / "such" / "blob"
+    result = cli("content", "get", digest, "-o", str(target))
+    assert result.code == 1
+    # not the hidden temp file the blob is written to first
+    assert f"{target}: No such file or directory" in result.err and ".part" not in result.err
+
+
 def test_ingest_from_a_file_with_expectations(cli: Cli, tmp_path: Path) -> None:
     data = os.urandom(300_000)
     src = tmp_path / "src"

@@ -319,8 +319,12 @@ class _Destination:
             self.file = open(target, "wb")  # noqa: SIM115 - closed in finish/discard
         else:
             directory, name = os.path.split(target)
-            self.tmp = os.path.join(directory, f".{name}.contentd-{os.getpid()}.part")
-            self.file = open(self.tmp, "wb")  # noqa: SIM115 - closed in finish/discard
+            tmp = os.path.join(directory, f".{name}.contentd-{os.getpid()}.part")
+            try:
+                self.file = open(tmp, "wb")  # noqa: SIM115 - closed in finish/discard
+            except OSError as err:  # named for the path asked for, not the temp file
+                raise OSError(err.errno, err.strerror, path) from err
+            self.tmp = tmp
         self.stream = self.file
 
     @property
