@@ -197,3 +197,23 @@ def test_json_is_one_document_and_jsonl_one_object_per_line(cli: Cli) -> None:
     assert cli("--output", "json", "content", "ls", "labels.none==x").ok().json() == []
     for args in (("leases", "ls"), ("namespaces", "ls"), ("plugins", "ls"), ("content", "active")):
         assert isinstance(cli("--output", "json", *args).ok().json(), list), args
+
+
+def test_every_option_of_every_command_has_help_text() -> None:
+    """``--help`` explains each option (export's -o showed a bare, empty entry)."""
+    import argparse
+
+    from contentd.cli import build_parser
+
+    missing: list[str] = []
+
+    def visit(parser: argparse.ArgumentParser) -> None:
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for sub in dict.fromkeys(action.choices.values()):
+                    visit(sub)
+            elif action.option_strings and not action.help:
+                missing.append(f"{parser.prog} {'/'.join(action.option_strings)}")
+
+    visit(build_parser())
+    assert missing == []

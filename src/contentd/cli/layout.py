@@ -26,7 +26,14 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         example="contentd export -o app.tar app:1",
         handler=run_export,
     )
-    export.add_argument("-o", "--output-path", dest="dest", required=True, metavar="DIR|FILE.tar|-")
+    export.add_argument(
+        "-o",
+        "--output-path",
+        dest="dest",
+        required=True,
+        metavar="DIR|FILE.tar|-",
+        help="a directory (created), a file ending in .tar, or - for a tar on stdout",
+    )
     export.add_argument("names", nargs="+", metavar="NAME")
 
     imp = add_command(
