@@ -14,13 +14,21 @@ from contentd.api._pb.containerd.types import descriptor_pb2
 from contentd.api.metadata_keys import NAMESPACE_KEY
 from contentd.proxy import ProxyStore
 from tests.cli.conftest import Cli
-from tests.peers.images import MT_INDEX, OciImage, build_image
+from tests.peers.images import MT_INDEX, MT_MANIFEST, OciImage, build_image
 
 IMAGE = build_image()
 
 
-def load(cli: Cli, image: OciImage, name: str, *, skip: str | None = None) -> None:
-    """Write every blob of ``image`` (but ``skip``) and record it as ``name``."""
+def load(
+    cli: Cli,
+    image: OciImage,
+    name: str,
+    *,
+    skip: str | None = None,
+    target_platform: str | None = None,
+) -> None:
+    """Write every blob of ``image`` (but ``skip``) and record it as ``name``, its target
+    the index (or the manifest of ``target_platform``)."""
     store = ProxyStore(cli.address, namespace=cli.namespace)
     try:
         for blob in image.iter_blobs():
@@ -29,9 +37,10 @@ def load(cli: Cli, image: OciImage, name: str, *, skip: str | None = None) -> No
                 write_blob(store, f"load-{blob.digest}", io.BytesIO(blob.data), desc)
     finally:
         store.close()
-    target = descriptor_pb2.Descriptor(
-        media_type=MT_INDEX, digest=image.index.digest, size=image.index.size
-    )
+    root, media_type = image.index, MT_INDEX
+    if target_platform is not None:
+        root, media_type = image.platform(target_platform).manifest, MT_MANIFEST
+    target = descriptor_pb2.Descriptor(media_type=media_type, digest=root.digest, size=root.size)
     with grpc.insecure_channel(cli.address) as channel:
         ipb_grpc.ImagesStub(channel).Create(
             ipb.CreateImageRequest(image=ipb.Image(name=name, target=target, labels={"k": "v"})),
@@ -75,6 +84,21 @@ def test_ls_tag_inspect_rm(cli: Cli) -> None:
     assert cli("images", "ls", "-q").ok().lines == ["example.com/app:1"]
     cli("images", "rm", "--sync", "example.com/app:1").ok()
     assert cli("content", "ls", "-q").ok().lines == []  # the image was the only root
+
+
+def test_an_image_of_one_manifest_shows_its_configs_platform(cli: Cli) -> None:
+    # no index gives the manifest a platform: the config has it (ctr images ls shows it too)
+    load(cli, IMAGE, "example.com/one:1", target_platform="linux/arm64")
+    (row,) = [line.split() for line in cli("images", "ls").ok().lines[1:]]
+    assert row[1:3] == [MT_MANIFEST, IMAGE.platform("linux/arm64").manifest.digest]
+    assert row[4] == "linux/arm64"
+    (doc,) = cli("--output", "json", "images", "ls").ok().json()
+    assert doc["platforms"] == ["linux/arm64"]
+    out = cli("images", "inspect", "example.com/one:1").ok().text
+    assert [line.split()[1] for line in out.splitlines() if line.startswith("manifest")] == [
+        "linux/arm64"
+    ]
+    cli("images", "rm", "--sync", "example.com/one:1").ok()
 
 
 def test_inspect_shows_missing_blobs(cli: Cli) -> None:

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any
 from contentd.cli.parser import add_command, group
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from contentd.cli.context import Context
     from contentd.content.types import Descriptor
     from contentd.images.tree import Node
@@ -112,7 +114,35 @@ def image_nodes(ctx: Context, target: Descriptor) -> list[Node]:
             return False
         return True
 
-    return list(walk(read, target, present=present))
+    nodes = list(walk(read, target, present=present))
+    return [_with_config_platform(n, read, present) for n in nodes]
+
+
+def _with_config_platform(
+    node: Node, read: Callable[[Descriptor], bytes], present: Callable[[Descriptor], bool]
+) -> Node:
+    """A manifest no index gave a platform gets its config's (os, architecture,
+    variant), as ``ctr images ls`` shows it; unchanged when the store cannot tell."""
+    import dataclasses
+    import json
+
+    from contentd.content.errors import ContentError
+    from contentd.images.media import children
+
+    if node.role != "manifest" or node.platform or not node.present:
+        return node
+    try:
+        _, config, _ = children(node.desc, read(node.desc))
+        if config is None or not present(config):
+            return node
+        doc = json.loads(read(config))
+    except (ContentError, ValueError):  # a malformed manifest is InvalidArgument
+        return node
+    if not isinstance(doc, dict) or not isinstance(doc.get("os"), str):
+        return node
+    keys = ("os", "architecture", "variant")
+    platform = {k: doc[k] for k in keys if isinstance(doc.get(k), str) and doc[k]}
+    return dataclasses.replace(node, platform=platform)
 
 
 def _platforms(nodes: list[Node]) -> list[str]:
