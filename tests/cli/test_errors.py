@@ -225,3 +225,22 @@ def test_top_level_table_matches_the_parser() -> None:
     assert command_module(["--debug", "content", "ls"]) == "content"
     assert command_module(["-a", "x"]) is None
     assert command_module(["nonsense"]) is None
+
+
+def test_a_password_with_no_terminal_to_ask_on_is_a_clear_error(cli: Cli) -> None:
+    # a new session has no controlling terminal: getpass warned (a Python warning with its
+    # file and line), read stdin echoed and sent an empty password
+    proc = cli.spawn(
+        "fetch",
+        "--plain-http",
+        "--user",
+        "alice",
+        "127.0.0.1:9/x/y:1",
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    _, err = proc.communicate(timeout=60)
+    text = err.decode()
+    assert proc.returncode == 1, text
+    assert text.startswith("contentd: invalid argument: --user alice: no password"), text
+    assert "Warning" not in text and "getpass" not in text

@@ -120,15 +120,32 @@ def docker_credentials(host: str, path: Path | None = None) -> tuple[str, str] |
     return None
 
 
+def _ask_password(user: str, host: str) -> str:
+    """The password, asked on the terminal; with no terminal a usage error (getpass would
+    warn, read the password from stdin echoed, and usually send an empty one)."""
+    import getpass
+    import warnings
+
+    from contentd.content.errors import InvalidArgument
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", getpass.GetPassWarning)
+        try:
+            return getpass.getpass(f"Password for {user}@{host}: ")
+        except getpass.GetPassWarning:
+            raise InvalidArgument(
+                f"--user {user}: no password, and no terminal to ask for it on; "
+                f"give --user {user}:PASSWORD or an entry in ~/.docker/config.json"
+            ) from None
+
+
 def _credentials(ctx: Context, host: str) -> registry_pb2.Credentials | None:
     from contentd.api._pb.contentd.services.registry.v1 import registry_pb2 as pb
 
     if ctx.args.user:
         user, secret = split_user(ctx.args.user)
         if secret is None:
-            import getpass
-
-            secret = getpass.getpass(f"Password for {user}@{host}: ")
+            secret = _ask_password(user, host)
         return pb.Credentials(username=user, secret=secret)
     found = docker_credentials(host)
     if found is None:
