@@ -246,3 +246,34 @@ def test_the_scrubber_goes_oldest_verified_first_and_records_it(
     assert verdict is not None and not verdict.ok
     assert [q.digest for q in db.quarantined()] == [c]
     assert c not in scrubber._due()  # quarantined blobs wait for a repair, not a re-check
+
+
+def test_a_quarantine_over_a_proxy_backend_is_repaired_by_an_ingest(tmp_path: Path) -> None:
+    """A proxy cannot move the remote's bytes aside: the quarantine is a mark until an
+    ingest brings bytes that hash to the digest, whose commit then replaces the remote
+    blob (deleted, stored again) and lifts it."""
+    from contentd import AlreadyExists
+    from contentd.proxy import ProxyStore
+    from tests.api.servers import ContentdServer
+
+    with ContentdServer() as remote:
+        backend = ProxyStore(remote.address, namespace="backend")
+        db = MetadataDB(tmp_path / "meta.db", backend)
+        try:
+            data = os.urandom(70_000)
+            digest = put(db.content_store("a"), data, labels=ROOT)
+            _corrupt(Path(remote.dir, "content", "blobs", *digest.split(":")))
+            report = db.fsck(FsckOptions(repair=True))
+            assert _kinds(report) == ["corrupt"] and report.findings[0].repair == "quarantined"
+            with pytest.raises(DataLoss):
+                read_blob(db.content_store("a"), digest)
+
+            put(db.content_store("a"), data, ref="repair")  # not AlreadyExists: a repair
+            assert read_blob(backend, digest) == data
+            assert read_blob(db.content_store("a"), digest) == data
+            assert db.quarantined() == [] and db.fsck().clean
+            with pytest.raises(AlreadyExists):
+                db.content_store("a").writer("again", expected=digest)
+        finally:
+            db.close()
+            backend.close()

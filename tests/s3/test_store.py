@@ -387,3 +387,55 @@ def test_commit_whose_copy_failed_completes_on_retry(
         w.commit(len(data), digest_of(data))
     assert read_blob(store, digest_of(data)) == data
     assert _keys(seaweedfs_peer, s3_prefix) == [f"blobs/sha256/{digest_of(data)[7:]}"]
+
+
+def test_a_quarantined_blob_is_repaired_by_a_new_ingest(
+    make_store: StoreFactory, seaweedfs_peer: SeaweedPeer, s3_prefix: str, tmp_path: Path
+) -> None:
+    """S3 keeps no bytes aside at quarantine: the object at the blob's key stays until a
+    new ingest of the digest has verified bytes, which then replace it. Bytes that are
+    not the digest's take nothing away; after the repair the digest exists again."""
+    from contentd import AlreadyExists, DataLoss, DigestMismatch
+    from contentd.metadata import FsckOptions, MetadataDB
+
+    store = make_store(cache=False)
+    db = MetadataDB(tmp_path / "meta.db", store)
+    try:
+        data = os.urandom(70_000)
+        digest = digest_of(data)
+        for ns in ("a", "b"):
+            with db.content_store(ns).writer("first", expected=digest) as w:
+                w.write(data[w.status().offset :])  # b shares a's upload: nothing to send
+                w.commit(len(data), digest, {"containerd.io/gc.root": "x"})
+        key = f"{s3_prefix}blobs/sha256/{digest[7:]}"
+        bad = bytearray(data)
+        bad[100] ^= 0xFF
+        seaweedfs_peer.client().put_object(Bucket=S3_BUCKET, Key=key, Body=bytes(bad))
+        report = db.fsck(FsckOptions(repair=True))
+        assert [f.kind for f in report.findings] == ["corrupt"]
+        assert [q.digest for q in db.quarantined()] == [digest]
+        with pytest.raises(DataLoss):
+            read_blob(db.content_store("a"), digest)
+
+        cs = db.content_store("a")
+        w = cs.writer("liar", expected=digest)
+        w.write(os.urandom(len(data)))
+        with pytest.raises(DigestMismatch):
+            w.commit(len(data), digest)
+        w.close()
+        got = seaweedfs_peer.client().get_object(Bucket=S3_BUCKET, Key=key)["Body"].read()
+        assert got == bytes(bad)  # still the quarantined bytes: nothing verified replaced them
+
+        with cs.writer("repair", expected=digest) as w:  # not AlreadyExists: a repair
+            w.write(data)
+            w.commit(len(data), digest)
+        got = seaweedfs_peer.client().get_object(Bucket=S3_BUCKET, Key=key)["Body"].read()
+        assert got == data
+        assert db.quarantined() == []
+        for ns in ("a", "b"):
+            assert read_blob(db.content_store(ns), digest) == data
+        with pytest.raises(AlreadyExists):  # repaired: the digest exists again
+            cs.writer("again", expected=digest)
+        assert db.fsck().clean
+    finally:
+        db.close()

@@ -335,6 +335,7 @@ class ContentStore:
                 shareable = (
                     bool(expected)
                     and not exists
+                    and expected not in core.quarantined  # its backend bytes are bad
                     and (core.shared or _shareable_elsewhere(conn, expected))
                 )
                 row = conn.execute(

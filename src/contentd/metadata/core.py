@@ -63,6 +63,9 @@ class Core:
         # digest -> reason of each quarantined blob (see contentd.metadata.health),
         # loaded at open; one get or set at a time, so readers need no lock
         self.quarantined: dict[str, str] = {}
+        # held by a commit that repairs a quarantined digest, from clearing the bad
+        # bytes until the quarantine is lifted: one repair commits, later ones exist
+        self.repair_lock = threading.Lock()
 
     # -- time ------------------------------------------------------------
 

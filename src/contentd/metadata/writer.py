@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from contextlib import nullcontext
 from dataclasses import replace
 from datetime import datetime
 from types import TracebackType
@@ -26,6 +27,7 @@ from contentd.content.errors import (
     AlreadyExists,
     ContentError,
     FailedPrecondition,
+    NotFound,
     Unknown,
 )
 from contentd.content.helpers import COPY_BUFFER
@@ -146,7 +148,14 @@ class NamespacedWriter:
             # the digest the bytes are expected to have: no other node's collector
             # may delete that blob between the backend commit and the record
             guarded = expected or self.digest()
-            with core.content_lock.shared(), core.cluster.guard_digest(guarded):
+            repairing = self._w is not None and guarded in core.quarantined
+            with (
+                core.content_lock.shared(),
+                core.cluster.guard_digest(guarded),
+                core.repair_lock if repairing else nullcontext(),
+            ):
+                if repairing:
+                    self._clear_quarantined(guarded)
                 if self._lock is not None:
                     # still ours, and for a whole lease from now: the backend commit
                     # must not complete an ingest another node has taken over
@@ -171,13 +180,14 @@ class NamespacedWriter:
                     )
                     leases.remove_ingest(conn, self._ns, self._lease, self._ref)
                     leases.add_content(conn, self._ns, self._lease, actual)
+                if repaired:  # still under the repair lock: the next writer sees it lifted
+                    core.quarantined.pop(actual, None)
             self._done = True
         finally:
             # every outcome releases the ref, as the backend's own lock is
             if self._lock is not None:
                 self._lock.release()
         if repaired:
-            core.quarantined.pop(actual, None)
             log.warning("quarantined blob %s repaired by a new ingest", actual)
         crash_point("commit:after-record")
         if created is not None:
@@ -201,6 +211,21 @@ class NamespacedWriter:
     def _require_open(self, op: str) -> None:
         if self._done:
             raise FailedPrecondition(f"cannot {op} on closed writer")
+
+    def _clear_quarantined(self, digest: str) -> None:
+        """Before a commit that repairs ``digest`` (under the repair lock): delete the
+        bad bytes the backend still holds at its key, so that the commit stores the
+        new ones instead of finding the blob there. Only when the new bytes hash to
+        ``digest``: an ingest that will fail its commit takes nothing away. A backend
+        that moved the bytes aside at quarantine (the local store) has none left."""
+        assert self._w is not None
+        if digest not in self._core.quarantined or self._w.digest() != digest:
+            return  # repaired by another writer meanwhile, or not the bytes of digest
+        try:
+            self._core.backend.delete(digest)
+        except NotFound:
+            return
+        log.info("deleted the quarantined bytes of %s from the backend to store new ones", digest)
 
     def _commit_backend(self, size: int, expected: str) -> tuple[str, int, bool]:
         """Verify (and, with a backend writer, commit) the bytes: (digest, size, whether

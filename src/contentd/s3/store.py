@@ -442,6 +442,9 @@ class S3Store:
         self._delete_key(key)
         with self._windows_lock:
             self._too_big.pop(digest, None)
+            # a blob stored again under the key (a repair) must not be read from these
+            for window in [w for w in self._windows if w[0] == key]:
+                del self._windows[window]
         if self.cache is not None:
             self.cache.remove(digest)
 
