@@ -158,6 +158,7 @@ def test_basic_auth_from_flag_and_docker_config(
         monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "empty"))
         anonymous = _fetch(cli, pushed.ref)
         assert anonymous.code == 1 and "authentication required, no credentials" in anonymous.err
+        assert "--user U[:P]" in anonymous.err  # what to do about it
         wrong = _fetch(cli, pushed.ref, "--user", "alice:nope")
         assert wrong.code == 1 and "refused for the given credentials" in wrong.err
         _fetch(cli, pushed.ref, "--user", "alice:s3cret-pw").ok()

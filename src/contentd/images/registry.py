@@ -221,7 +221,10 @@ class RegistryClient:
         params = dict(_CHALLENGE.findall(params_text))
         if kind.lower() == "basic":
             if self._credentials is None:
-                raise Unauthorized(f"{self.host}: basic authentication required, no credentials")
+                raise Unauthorized(
+                    f"{self.host}: basic authentication required, no credentials "
+                    "(give --user U[:P], or an entry in ~/.docker/config.json)"
+                )
             self._basic = True
             return
         if kind.lower() != "bearer" or "realm" not in params:
