@@ -26,7 +26,7 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         commands,
         "events",
         aliases=["event"],
-        help="print the daemon's events as they happen (Ctrl-C stops)",
+        help="print the daemon's events as they happen (Ctrl-C stops it, exit status 0)",
         example="contentd events 'topic~=\"^/content/\"'",
         handler=run_events,
     )
