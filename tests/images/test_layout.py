@@ -76,6 +76,28 @@ def test_export_to_stdout_is_a_tar(cli: Cli, test_image: PushedImage, tmp_path: 
     assert {f"blobs/sha256/{b.digest[7:]}" for b in amd.layers} <= set(names)
 
 
+def test_export_refuses_to_write_a_tar_to_a_terminal(cli: Cli, test_image: PushedImage) -> None:
+    import os
+    import pty
+
+    cli("fetch", "--plain-http", test_image.ref).ok()
+    main, terminal = pty.openpty()
+    try:
+        proc = cli.spawn("export", "-o", "-", test_image.ref, stdout=terminal)
+        _, err = proc.communicate(timeout=60)
+        os.set_blocking(main, False)
+        try:
+            written = os.read(main, 1 << 16)
+        except BlockingIOError:
+            written = b""
+    finally:
+        os.close(main)
+        os.close(terminal)
+    assert proc.returncode == 1
+    assert "refusing to write a tar to a terminal" in err.decode()
+    assert written == b""
+
+
 def test_import_a_skopeo_layout(cli: Cli, test_image: PushedImage, tmp_path: Path) -> None:
     layout = tmp_path / "from-registry"
     _skopeo(

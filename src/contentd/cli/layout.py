@@ -63,6 +63,11 @@ def run_export(ctx: Context) -> int:
     from contentd.api.images import image_from_pb
     from contentd.images.layout import ExportedImage, export_layout, layout_blobs, write_tar
 
+    if ctx.args.dest == "-" and ctx.streams.out_is_tty:
+        from contentd.content.errors import InvalidArgument
+
+        # as tar does: a binary archive garbles the terminal (and it answers escape codes)
+        raise InvalidArgument("refusing to write a tar to a terminal: redirect it, or -o FILE.tar")
     stub = _images_stub(ctx)
     images = []
     for name in ctx.args.names:
