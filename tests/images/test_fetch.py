@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import threading
 from pathlib import Path
 
@@ -172,6 +173,82 @@ def test_basic_auth_from_flag_and_docker_config(
         _fetch(cli, pushed.ref).ok()
         assert pushed.digest in set(_labels(cli))
     assert "s3cret-pw" not in daemon.log_text()
+
+
+def test_credentials_from_a_docker_credential_helper(
+    cli: Cli, daemon: ServeProcess, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.cli.test_credentials import NOT_FOUND, answering, write_helper
+
+    requires("docker-registry", "skopeo")
+    bindir = tmp_path / "bin"
+    log = tmp_path / "asked"
+    write_helper(bindir, "good", answering("alice", "h3lper-pw", log))
+    write_helper(bindir, "none", NOT_FOUND)
+    monkeypatch.setenv("PATH", f"{bindir}:{os.environ['PATH']}")
+    config = tmp_path / "docker"
+    config.mkdir()
+    monkeypatch.setenv("DOCKER_CONFIG", str(config))
+    with RegistryPeer(htpasswd={"alice": "h3lper-pw"}) as registry:
+        registry.start()
+        pushed = push_image(
+            build_image(seed=7), registry, "private/helped", "v1", creds="alice:h3lper-pw"
+        )
+        doc = {"credHelpers": {registry.host: "good"}, "credsStore": "none"}
+        (config / "config.json").write_text(json.dumps(doc))
+        fetched = _fetch(cli, pushed.ref, "--all-platforms").ok()
+        assert log.read_text() == f"get|{registry.host}\n"  # docker's protocol: host on stdin
+        target = f"{registry.host}/private/copied:v1"
+        cli("push", "--plain-http", target, pushed.ref).ok()
+        assert "h3lper-pw" not in fetched.err + daemon.log_text()
+        # the store has nothing for this host: anonymous, and the registry's refusal says so
+        (config / "config.json").write_text(json.dumps({"credsStore": "none"}))
+        refused = _fetch(cli, target)
+        assert refused.code == 1 and "no credentials" in refused.err
+        # a helper that fails is named, and the fetch goes on anonymously
+        (config / "config.json").write_text(json.dumps({"credsStore": "gone"}))
+        gone = _fetch(cli, target)
+        assert "docker-credential-gone is not on PATH" in gone.err
+        assert gone.code == 1 and "no credentials" in gone.err
+
+
+def test_identity_token_is_traded_at_the_token_service(
+    cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.cli.test_credentials import answering, write_helper
+
+    requires("docker-registry", "skopeo")
+    tokens = TokenServer(tmp_path, users={"bob": "t0ken-pw"}, refresh_tokens={"id-7": "bob"})
+    bindir = tmp_path / "bin"
+    write_helper(bindir, "ident", answering("<token>", "id-7", tmp_path / "asked"))
+    monkeypatch.setenv("PATH", f"{bindir}:{os.environ['PATH']}")
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path))
+    (tmp_path / "config.json").write_text(json.dumps({"credsStore": "ident"}))
+    try:
+        with RegistryPeer(auth=tokens.registry_auth()) as registry:
+            registry.start()
+            pushed = push_image(
+                build_image(seed=8),
+                registry,
+                "private/idt",
+                "v1",
+                creds="bob:t0ken-pw",
+                verify=False,
+            )
+            tokens.issued.clear()
+            _fetch(cli, pushed.ref).ok()
+            # docker's OAuth2 form: the identity token as a refresh token, POSTed
+            assert tokens.posted and all(
+                f["grant_type"] == ["refresh_token"] and f["refresh_token"] == ["id-7"]
+                for f in tokens.posted
+            )
+            assert tokens.issued == ["repository:private/idt:pull"]
+            # a wrong token is the token service's refusal
+            tokens.refresh_tokens.clear()
+            refused = _fetch(cli, pushed.ref, "--name", "again")
+            assert refused.code == 1 and "token service refused" in refused.err
+    finally:
+        tokens.close()
 
 
 def test_bearer_tokens_from_the_registrys_token_service(cli: Cli, tmp_path: Path) -> None:

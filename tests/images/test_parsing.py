@@ -140,7 +140,8 @@ def test_ref_keys_and_non_distributable_layers() -> None:
 
 
 def test_credentials_never_show_their_secret(tmp_path: Path) -> None:
-    from contentd.cli.registry import docker_credentials, split_user
+    from contentd.cli.credentials import docker_credentials
+    from contentd.cli.registry import split_user
 
     creds = Credentials("alice", "hunter2")
     assert "hunter2" not in repr(creds)

@@ -3,8 +3,10 @@
 :class:`TokenServer` holds an RSA key and a self-signed certificate (the registry's
 ``rootcertbundle``) and answers ``GET /token?service=...&scope=...`` with a JWT signed RS256
 whose ``x5c`` header carries that certificate, granting the actions the scopes ask for.
-With ``users`` set, it requires basic auth from one of them (401 otherwise). It runs on a
-thread of the test process and counts the tokens it issued.
+With ``users`` set, it requires basic auth from one of them (401 otherwise). It also
+answers docker's OAuth2 form, ``POST /token`` with ``grant_type=refresh_token``, for the
+identity tokens in ``refresh_tokens`` (token -> user; 401 for any other), with an
+``access_token``. It runs on a thread of the test process and counts the tokens it issued.
 """
 
 from __future__ import annotations
@@ -37,9 +39,16 @@ def _b64url(data: bytes) -> str:
 
 
 class TokenServer:
-    def __init__(self, directory: Path, users: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        users: Mapping[str, str] | None = None,
+        refresh_tokens: Mapping[str, str] | None = None,
+    ) -> None:
         self.users = dict(users or {})
+        self.refresh_tokens = dict(refresh_tokens or {})
         self.issued: list[str] = []  # the scopes of each token issued
+        self.posted: list[dict[str, list[str]]] = []  # each POST's form
         self._key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "contentd test token issuer")])
         now = datetime.datetime.now(datetime.UTC)
@@ -64,6 +73,9 @@ class TokenServer:
 
             def do_GET(self) -> None:
                 server._answer(self)
+
+            def do_POST(self) -> None:
+                server._answer_post(self)
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
@@ -101,15 +113,38 @@ class TokenServer:
             return None
         return user if self.users.get(user) == password else None
 
+    @staticmethod
+    def _refuse(h: BaseHTTPRequestHandler) -> None:
+        h.send_response(401)
+        h.send_header("Content-Length", "0")
+        h.end_headers()
+
     def _answer(self, h: BaseHTTPRequestHandler) -> None:
         url = urllib.parse.urlsplit(h.path)
         query = urllib.parse.parse_qs(url.query)
         user = self._authorised(h)
         if url.path != "/token" or user is None:
-            h.send_response(401)
-            h.send_header("Content-Length", "0")
-            h.end_headers()
+            self._refuse(h)
             return
+        self._issue(h, user, query, "token")
+
+    def _answer_post(self, h: BaseHTTPRequestHandler) -> None:
+        length = int(h.headers.get("Content-Length") or 0)
+        form = urllib.parse.parse_qs(h.rfile.read(min(length, 1 << 16)).decode())
+        self.posted.append(form)
+        user = self.refresh_tokens.get(form.get("refresh_token", [""])[0])
+        if (
+            urllib.parse.urlsplit(h.path).path != "/token"
+            or form.get("grant_type") != ["refresh_token"]
+            or user is None
+        ):
+            self._refuse(h)
+            return
+        self._issue(h, user, form, "access_token")
+
+    def _issue(
+        self, h: BaseHTTPRequestHandler, user: str, query: dict[str, list[str]], key: str
+    ) -> None:
         access = []
         for scope in query.get("scope", []):
             for one in scope.split(" "):
@@ -136,7 +171,7 @@ class TokenServer:
         signature = self._key.sign(signing_input.encode(), padding.PKCS1v15(), hashes.SHA256())
         token = f"{signing_input}.{_b64url(signature)}"
         self.issued.append(" ".join(query.get("scope", [])))
-        body = json.dumps({"token": token, "expires_in": 300}).encode()
+        body = json.dumps({key: token, "expires_in": 300}).encode()
         h.send_response(200)
         h.send_header("Content-Type", "application/json")
         h.send_header("Content-Length", str(len(body)))

@@ -10,11 +10,7 @@ name) goes to stdout. Ctrl-C cancels the transfer; fetching again resumes it.
 from __future__ import annotations
 
 import argparse
-import base64
-import json
-import os
 import time
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from contentd.cli.parser import add_command
@@ -23,7 +19,7 @@ if TYPE_CHECKING:
     from contentd.api._pb.contentd.services.registry.v1 import registry_pb2
     from contentd.cli.context import Context
 
-__all__ = ["add_commands", "docker_credentials", "split_user"]
+__all__ = ["add_commands", "split_user"]
 
 _REDRAW: Final = 0.1
 
@@ -90,36 +86,6 @@ def split_user(text: str) -> tuple[str, str | None]:
     return user, (secret if sep else None)
 
 
-def docker_credentials(host: str, path: Path | None = None) -> tuple[str, str] | None:
-    """(user, secret) for ``host`` from a docker config's ``auths`` (plain entries only;
-    credential helpers are not run)."""
-    if path is None:
-        root = os.environ.get("DOCKER_CONFIG") or str(Path.home() / ".docker")
-        path = Path(root) / "config.json"
-    try:
-        doc = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    auths = doc.get("auths") if isinstance(doc, dict) else None
-    if not isinstance(auths, dict):
-        return None
-    for key in (host, f"https://{host}", f"http://{host}"):
-        entry = auths.get(key)
-        if not isinstance(entry, dict):
-            continue
-        if isinstance(entry.get("auth"), str) and entry["auth"]:
-            try:
-                user, _, secret = base64.b64decode(entry["auth"]).decode().partition(":")
-            except (ValueError, UnicodeDecodeError):
-                continue
-            return user, secret
-        if isinstance(entry.get("username"), str) and isinstance(entry.get("password"), str):
-            return entry["username"], entry["password"]
-        if isinstance(entry.get("identitytoken"), str):
-            return "<token>", entry["identitytoken"]
-    return None
-
-
 def _ask_password(user: str, host: str) -> str:
     """The password, asked on the terminal; with no terminal a usage error (getpass would
     warn, read the password from stdin echoed, and usually send an empty one)."""
@@ -147,7 +113,9 @@ def _credentials(ctx: Context, host: str) -> registry_pb2.Credentials | None:
         if secret is None:
             secret = _ask_password(user, host)
         return pb.Credentials(username=user, secret=secret)
-    found = docker_credentials(host)
+    from contentd.cli.credentials import docker_credentials
+
+    found = docker_credentials(host, warn=ctx.warn)
     if found is None:
         return None
     return pb.Credentials(username=found[0], secret=found[1])

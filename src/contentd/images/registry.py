@@ -6,7 +6,9 @@ written anywhere. Every request goes through :meth:`RegistryClient.request`, whi
 
 * authenticates on demand: a 401 with ``WWW-Authenticate: Bearer realm=...,service=...,
   scope=...`` gets a token from the realm (with the credentials, if any, as basic auth)
-  and the request is sent again once; ``Basic`` challenges get the credentials directly;
+  and the request is sent again once; ``Basic`` challenges get the credentials directly.
+  An identity token (user name ``<token>``) is POSTed to the realm as an OAuth2 refresh
+  token (``grant_type=refresh_token``), as docker does; it is never sent as a password;
 * retries connection errors and 5xx answers with exponential backoff (``retries`` times);
 * follows redirects (blob storage), at most five, hop by hop;
 * sends credentials and tokens only to the registry's own scheme, host and port: a
@@ -43,6 +45,7 @@ from contentd.images.media import MAX_MANIFEST_SIZE, MEDIA_TYPES_INDEX, MEDIA_TY
 from contentd.images.reference import Reference
 
 __all__ = [
+    "IDENTITY_TOKEN_USER",
     "MANIFEST_ACCEPT",
     "Credentials",
     "RegistryClient",
@@ -65,12 +68,22 @@ _MAX_REDIRECTS: Final = 5
 _DRAIN_LIMIT: Final = 64 << 10
 
 
+#: the user name that marks a secret as an identity token (docker's credential helpers' form)
+IDENTITY_TOKEN_USER: Final = "<token>"
+
+
 @dataclass(frozen=True)
 class Credentials:
-    """A user name and a password or token; ``repr`` never shows the secret."""
+    """A user name and a password, or (user name ``<token>``) an identity token: an OAuth2
+    refresh token a registry's token service trades for access tokens. ``repr`` never
+    shows the secret."""
 
     username: str
     secret: str = field(repr=False)
+
+    @property
+    def identity_token(self) -> bool:
+        return self.username == IDENTITY_TOKEN_USER
 
     def basic(self) -> str:
         raw = f"{self.username}:{self.secret}".encode()
@@ -225,6 +238,11 @@ class RegistryClient:
                     f"{self.host}: basic authentication required, no credentials "
                     "(give --user U[:P], or an entry in ~/.docker/config.json)"
                 )
+            if self._credentials.identity_token:
+                raise Unauthorized(
+                    f"{self.host}: basic authentication required, and an identity token "
+                    "works only with a token service (give --user U[:P])"
+                )
             self._basic = True
             return
         if kind.lower() != "bearer" or "realm" not in params:
@@ -236,12 +254,30 @@ class RegistryClient:
         realm = params["realm"]
         if not realm.startswith(("https://", "http://")):
             raise Unauthorized(f"{self.host}: token realm {realm!r} is not a URL")
-        url = realm + ("&" if "?" in realm else "?") + urllib.parse.urlencode(query)
+        creds = self._credentials
         headers = {}
-        if self._credentials is not None:
-            headers["Authorization"] = self._credentials.basic()
+        body = None
+        if creds is not None and creds.identity_token:
+            # docker's OAuth2 form: the refresh token is POSTed, never sent as a password
+            method, url = "POST", realm
+            form = [
+                ("grant_type", "refresh_token"),
+                ("refresh_token", creds.secret),
+                ("client_id", "contentd"),
+                ("service", params.get("service", "")),
+                ("scope", " ".join(s for s in wanted if s)),
+            ]
+            body = urllib.parse.urlencode(form).encode()
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
+        else:
+            method = "GET"
+            url = realm + ("&" if "?" in realm else "?") + urllib.parse.urlencode(query)
+            if creds is not None:
+                headers["Authorization"] = creds.basic()
         try:
-            resp = self._pool.request("GET", url, headers=headers, preload_content=False)
+            resp = self._pool.request(
+                method, url, headers=headers, body=body, preload_content=False
+            )
         except HTTPError as err:
             raise RegistryUnavailable(f"token service {realm}: {describe(err)[0]}") from None
         try:

@@ -1,0 +1,209 @@
+"""Registry credentials from a docker config (``$DOCKER_CONFIG/config.json``, default
+``~/.docker/config.json``), as ``docker`` finds them.
+
+For a registry host the config answers in docker's order:
+
+1. ``credHelpers[host]`` names a credential helper for that host;
+2. otherwise ``credsStore`` names one for every host;
+3. with no helper, a plain ``auths`` entry (``auth`` = base64 ``user:password``, or
+   ``username`` and ``password``, or ``identitytoken``).
+
+A helper is the program ``docker-credential-<name>`` on ``PATH``, run as
+``docker-credential-<name> get`` with the host on stdin; it answers
+``{"ServerURL": ..., "Username": ..., "Secret": ...}``. The user name ``<token>`` means the
+secret is an identity token (an OAuth2 refresh token for the registry's token service),
+which is passed on with that user name. A helper's answer decides: "credentials not found"
+means anonymous, as with docker; any other failure (no such program, a non-zero exit, a
+bad answer, more than :data:`HELPER_OUTPUT_LIMIT` bytes of output, no answer within
+:data:`HELPER_TIMEOUT` seconds) is reported through ``warn`` and also means anonymous.
+No secret is ever part of a warning: a failing helper is quoted only when it did not
+answer with credentials.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import selectors
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Final
+
+__all__ = [
+    "HELPER_OUTPUT_LIMIT",
+    "HELPER_TIMEOUT",
+    "IDENTITY_TOKEN_USER",
+    "docker_config_path",
+    "docker_credentials",
+    "helper_credentials",
+]
+
+#: the user name a helper (and this module) gives an identity token under
+IDENTITY_TOKEN_USER: Final = "<token>"
+#: the most a helper may print (its answer is a few hundred bytes)
+HELPER_OUTPUT_LIMIT: Final = 1 << 20
+#: seconds a helper has to answer (some ask a cloud service for a token)
+HELPER_TIMEOUT: Final = 30.0
+#: what docker-credential-helpers print when a host has no credentials
+_NOT_FOUND: Final = "credentials not found in native keychain"
+_HELPER_NAME: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+_QUOTE_LIMIT: Final = 200
+
+Warn = Callable[[str], None]
+
+
+def docker_config_path() -> Path:
+    root = os.environ.get("DOCKER_CONFIG") or str(Path.home() / ".docker")
+    return Path(root) / "config.json"
+
+
+def _ignore(text: str) -> None:
+    pass
+
+
+def docker_credentials(
+    host: str, path: Path | None = None, warn: Warn = _ignore
+) -> tuple[str, str] | None:
+    """(user, secret) for ``host`` from a docker config, or None for anonymous."""
+    if path is None:
+        path = docker_config_path()
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(doc, dict):
+        return None
+    helpers = doc.get("credHelpers")
+    helper = helpers.get(host) if isinstance(helpers, dict) else None
+    if not helper:
+        helper = doc.get("credsStore")
+    if isinstance(helper, str) and helper:
+        return helper_credentials(helper, host, warn)
+    return _plain_entry(doc.get("auths"), host)
+
+
+def _plain_entry(auths: Any, host: str) -> tuple[str, str] | None:
+    if not isinstance(auths, dict):
+        return None
+    for key in (host, f"https://{host}", f"http://{host}"):
+        entry = auths.get(key)
+        if not isinstance(entry, dict):
+            continue
+        if isinstance(entry.get("auth"), str) and entry["auth"]:
+            try:
+                user, _, secret = base64.b64decode(entry["auth"]).decode().partition(":")
+            except (ValueError, UnicodeDecodeError):
+                continue
+            return user, secret
+        if isinstance(entry.get("username"), str) and isinstance(entry.get("password"), str):
+            return entry["username"], entry["password"]
+        if isinstance(entry.get("identitytoken"), str) and entry["identitytoken"]:
+            return IDENTITY_TOKEN_USER, entry["identitytoken"]
+    return None
+
+
+def helper_credentials(
+    name: str, host: str, warn: Warn = _ignore, timeout: float = HELPER_TIMEOUT
+) -> tuple[str, str] | None:
+    """Ask ``docker-credential-<name>`` for ``host``'s credentials (None: anonymous)."""
+    program = f"docker-credential-{name}"
+    if not _HELPER_NAME.fullmatch(name):
+        warn(f"credential helper name {name!r} is not a program name; continuing anonymously")
+        return None
+    found = shutil.which(program)
+    if found is None:
+        warn(f"credential helper {program} is not on PATH; continuing anonymously")
+        return None
+    try:
+        code, out = _run_helper(found, host.encode(), timeout)
+    except OSError as err:
+        warn(f"credential helper {program}: {err.strerror or err}; continuing anonymously")
+        return None
+    if code is None:
+        warn(f"credential helper {program} gave no answer in {timeout:g}s; continuing anonymously")
+        return None
+    if len(out) > HELPER_OUTPUT_LIMIT:
+        warn(
+            f"credential helper {program} printed over {HELPER_OUTPUT_LIMIT} bytes;"
+            " continuing anonymously"
+        )
+        return None
+    text = out.decode(errors="replace").strip()
+    if code != 0:
+        if text == _NOT_FOUND:
+            return None
+        quoted = text.splitlines()[0][:_QUOTE_LIMIT] if text else ""
+        warn(
+            f"credential helper {program} failed (exit status {code})"
+            + (f": {quoted}" if quoted else "")
+            + "; continuing anonymously"
+        )
+        return None
+    try:
+        doc = json.loads(text)
+        user, secret = doc["Username"], doc["Secret"]
+    except (ValueError, TypeError, KeyError):
+        user = secret = None
+    if not isinstance(user, str) or not isinstance(secret, str):
+        # the answer is not quoted: it may hold a secret in a shape not understood
+        warn(
+            f"credential helper {program} answered without Username and Secret;"
+            " continuing anonymously"
+        )
+        return None
+    if not user and not secret:
+        return None
+    return user, secret
+
+
+def _run_helper(program: str, stdin: bytes, timeout: float) -> tuple[int | None, bytes]:
+    """(exit status, stdout) of ``program get``; status None when it outran ``timeout``.
+
+    Reads at most one byte past :data:`HELPER_OUTPUT_LIMIT`; a helper still running at
+    the deadline (or past the limit) is killed. stderr is discarded, as docker does."""
+    deadline = time.monotonic() + timeout
+    proc = subprocess.Popen(
+        [program, "get"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,  # a helper waiting on a terminal cannot steal it
+    )
+    assert proc.stdin is not None and proc.stdout is not None
+    chunks: list[bytes] = []
+    held = 0
+    try:
+        try:
+            proc.stdin.write(stdin)
+            proc.stdin.close()
+        except BrokenPipeError:  # a helper need not read its input
+            pass
+        with selectors.DefaultSelector() as sel:
+            sel.register(proc.stdout, selectors.EVENT_READ)
+            while held <= HELPER_OUTPUT_LIMIT:
+                left = deadline - time.monotonic()
+                if left <= 0 or not sel.select(left):
+                    return None, b""
+                chunk = os.read(proc.stdout.fileno(), 64 << 10)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                held += len(chunk)
+        if held > HELPER_OUTPUT_LIMIT:
+            return 0, b"".join(chunks)
+        try:
+            code = proc.wait(max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            return None, b""
+        return code, b"".join(chunks)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)  # its own session: the helper and its children
+            proc.wait()
+        proc.stdout.close()
