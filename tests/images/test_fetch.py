@@ -309,3 +309,29 @@ def test_an_http_registry_without_plain_http_says_so(cli: Cli, test_image: Pushe
         assert "TLS failed" in result.err and "--plain-http" in result.err, result.err
         assert "unknown" not in result.err
         _fetch(cli, test_image.ref, "--all-platforms").ok()  # for the push
+
+
+def test_indexes_nested_beyond_reason_fail_the_fetch_clearly(
+    cli: Cli, registry_peer: RegistryPeer
+) -> None:
+    import hashlib
+
+    from contentd.images.media import MAX_NESTING
+
+    mt = "application/vnd.oci.image.index.v1+json"
+    child: dict[str, object] | None = None
+    for _ in range(MAX_NESTING + 3):  # bottom up: the registry checks every child is there
+        doc = {"schemaVersion": 2, "mediaType": mt, "manifests": [child] if child else []}
+        data = json.dumps(doc).encode()
+        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        put = registry_peer.request(
+            "PUT", f"/v2/deep/chain/manifests/{digest}", headers={"Content-Type": mt}, body=data
+        )
+        assert put.status == 201, put.body
+        child = {"mediaType": mt, "digest": digest, "size": len(data)}
+    assert child is not None
+    ref = f"{registry_peer.host}/deep/chain@{child['digest']}"
+    result = _fetch(cli, ref, "--all-platforms")
+    assert result.code == 1, result.err
+    assert "invalid argument" in result.err and f"nested more than {MAX_NESTING} deep" in result.err
+    assert cli("images", "ls", "-q").ok().lines == []

@@ -53,6 +53,7 @@ from contentd.images.errors import RegistryUnavailable
 from contentd.images.media import (
     MAX_MANIFEST_SIZE,
     ManifestError,
+    check_nesting,
     children,
     gc_labels,
     is_index,
@@ -225,7 +226,10 @@ class _Fetch:
         level = [root]
         leaves: dict[str, Descriptor] = {}
         seen: set[str] = set()
+        depth = 0
         while level:
+            check_nesting(level[0].digest, depth)
+            depth += 1
             docs = self._run_all(pool, [(self._document, d) for d in level])
             next_level: list[Descriptor] = []
             for desc, data in zip(level, docs, strict=True):

@@ -46,6 +46,7 @@ from contentd.images.media import (
     MAX_MANIFEST_SIZE,
     MT_OCI_INDEX,
     ManifestError,
+    check_nesting,
     children,
     descriptor_to_json,
     gc_labels,
@@ -70,8 +71,6 @@ __all__ = [
 ANNOTATION_IMAGE_NAME: Final = "io.containerd.image.name"
 ANNOTATION_REF_NAME: Final = "org.opencontainers.image.ref.name"
 _LAYOUT: Final = b'{"imageLayoutVersion":"1.0.0"}'
-#: how deep an import follows indexes (the walk recurses)
-_MAX_DEPTH: Final = 32
 
 
 @dataclass(frozen=True)
@@ -391,8 +390,7 @@ def _import_tree(
     path = _blob_path(root.digest)
     labels: dict[str, str] = {}
     if is_index(root.media_type) or is_manifest(root.media_type):
-        if depth >= _MAX_DEPTH:  # real images nest two deep (index -> manifest)
-            raise ManifestError(f"{path}: indexes nested more than {_MAX_DEPTH} deep")
+        check_nesting(path, depth)  # the walk recurses: bounded here
         data = _verified(root, path, _read_small(source, path))
         manifests, config, layers = children(root, data)
         kids = [m for m, _ in manifests] + ([config] if config else []) + layers

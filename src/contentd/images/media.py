@@ -19,6 +19,7 @@ from contentd.content.types import Descriptor
 
 __all__ = [
     "MAX_MANIFEST_SIZE",
+    "MAX_NESTING",
     "MEDIA_TYPES_INDEX",
     "MEDIA_TYPES_MANIFEST",
     "MT_DOCKER_CONFIG",
@@ -28,6 +29,7 @@ __all__ = [
     "MT_OCI_INDEX",
     "MT_OCI_MANIFEST",
     "ManifestError",
+    "check_nesting",
     "children",
     "descriptor_to_json",
     "gc_labels",
@@ -48,6 +50,9 @@ MEDIA_TYPES_INDEX: Final = (MT_OCI_INDEX, MT_DOCKER_INDEX)
 MEDIA_TYPES_MANIFEST: Final = (MT_OCI_MANIFEST, MT_DOCKER_MANIFEST)
 #: manifests and indexes are small; anything bigger is refused rather than parsed
 MAX_MANIFEST_SIZE: Final = 4 << 20
+#: how deep manifests and indexes may sit under an image's root (the root is depth 0; real
+#: images nest two deep, index -> manifest); deeper is a ManifestError, not a long walk
+MAX_NESTING: Final = 32
 
 _NON_DISTRIBUTABLE: Final = (
     "application/vnd.oci.image.layer.nondistributable.v1.tar",
@@ -57,6 +62,13 @@ _NON_DISTRIBUTABLE: Final = (
 
 class ManifestError(InvalidArgument):
     """A manifest or index that is not what its media type says."""
+
+
+def check_nesting(digest: str, depth: int) -> None:
+    """ManifestError when a manifest or index at ``depth`` is deeper than
+    :data:`MAX_NESTING`."""
+    if depth > MAX_NESTING:
+        raise ManifestError(f"{digest}: manifests and indexes nested more than {MAX_NESTING} deep")
 
 
 def is_index(media_type: str) -> bool:

@@ -30,7 +30,14 @@ from contentd.content.store import Store
 from contentd.content.types import Descriptor
 from contentd.images.errors import RegistryUnavailable
 from contentd.images.fetch import LABEL_DISTRIBUTION_SOURCE, Progress, host_name, ref_key
-from contentd.images.media import MAX_MANIFEST_SIZE, ManifestError, children, is_index, is_manifest
+from contentd.images.media import (
+    MAX_MANIFEST_SIZE,
+    ManifestError,
+    check_nesting,
+    children,
+    is_index,
+    is_manifest,
+)
 from contentd.images.reference import parse_reference
 from contentd.images.registry import Credentials, RegistryClient
 from contentd.metadata.images import Image
@@ -100,6 +107,7 @@ def _plan(store: Store, root: Descriptor) -> tuple[list[list[Descriptor]], list[
     seen: set[str] = set()
     level = [root]
     while level:
+        check_nesting(level[0].digest, len(levels))
         levels.append(level)
         nxt: list[Descriptor] = []
         for desc in level:
