@@ -5,7 +5,8 @@ Debian's package ``docker-registry`` (distribution 2.8.2) installs the server as
 generated config: plain HTTP on ``127.0.0.1:<free port>``, filesystem storage in a temp
 dir, deletes enabled, no auth (or htpasswd basic auth with ``htpasswd={user: password}``, or
 any other ``auth`` section, e.g. :class:`tests.peers.tokenauth.TokenServer`'s bearer tokens),
-no storage health checks. Readiness is a ``GET /v2/``
+no storage health checks; ``extra`` adds top-level sections (e.g. ``validation``, which
+must allow URLs for a manifest with foreign layers to be accepted). Readiness is a ``GET /v2/``
 answering 200. It starts in well under a second here.
 """
 
@@ -63,10 +64,12 @@ class RegistryPeer(ChildProcess):
         stop_timeout: float = 10.0,
         htpasswd: Mapping[str, str] | None = None,
         auth: Mapping[str, object] | None = None,
+        extra: Mapping[str, object] | None = None,
     ) -> None:
         self._base = Path(tempfile.mkdtemp(prefix="registry-", dir=base_dir))
         self._htpasswd = dict(htpasswd or {})
         self._auth = dict(auth or {})
+        self._extra = dict(extra or {})
         self._binary = binary
         self._start_timeout = start_timeout
         self._stop_timeout = stop_timeout
@@ -124,6 +127,7 @@ class RegistryPeer(ChildProcess):
             doc["auth"] = {"htpasswd": {"realm": "contentd-tests", "path": str(path)}}
         elif self._auth:
             doc["auth"] = self._auth
+        doc.update(self._extra)
         return json.dumps(doc, indent=2) + "\n"
 
     def start(self) -> Self:

@@ -58,7 +58,6 @@ from contentd.images.media import (
     gc_labels,
     is_index,
     is_manifest,
-    is_non_distributable,
 )
 from contentd.images.platforms import Platform, default_platform
 from contentd.images.reference import Reference, parse_reference
@@ -88,7 +87,8 @@ _PROGRESS_EVERY: Final = 0.25
 @dataclass(frozen=True)
 class Progress:
     """One step of a fetch: ``status`` is ``resolved``, ``exists``, ``downloading``,
-    ``done``, ``skipped`` or ``failed`` for blob ``desc`` (``offset`` of ``desc.size``);
+    ``done``, ``failed`` (and, in a push, ``mounted``, ``uploading`` and ``skipped``: a
+    non-distributable layer) for blob ``desc`` (``offset`` of ``desc.size``);
     ``resumed`` is the offset the download started from."""
 
     status: str
@@ -239,10 +239,9 @@ class _Fetch:
                         seen.add(child.digest)
                         next_level.append(child)
                 for child in ([config] if config else []) + layers:
-                    if is_non_distributable(child.media_type):
-                        self.emit("skipped", child)
-                    else:
-                        leaves.setdefault(child.digest, child)
+                    # non-distributable layers too, as containerd fetches them (from
+                    # their urls first: RegistryClient.open_blob)
+                    leaves.setdefault(child.digest, child)
             level = next_level
         self._run_all(pool, [(self._blob, d) for d in leaves.values()])
 

@@ -37,6 +37,7 @@ from contentd.images.media import (
     children,
     is_index,
     is_manifest,
+    is_non_distributable,
 )
 from contentd.images.reference import parse_reference
 from contentd.images.registry import Credentials, RegistryClient
@@ -76,7 +77,7 @@ def push(
     options = options or PushOptions()
     ref = parse_reference(reference)
     image = images.get(source or reference)
-    levels, leaves = _plan(store, image.target)
+    levels, leaves, foreign = _plan(store, image.target)
     # the host name alone, as fetch labels it ("[::1]:5000" -> "::1")
     job = _Push(store, ref.repository, host_name(ref.host), options)
     with RegistryClient(
@@ -87,6 +88,8 @@ def push(
         backoff=options.backoff,
     ) as client:
         job.client = client
+        for desc in foreign:
+            job.emit("skipped", desc)
         workers = max(1, min(options.concurrency, 64))
         with ThreadPoolExecutor(workers, thread_name_prefix="contentd-push") as pool:
             for f in [pool.submit(job.blob, d) for d in leaves]:
@@ -99,11 +102,15 @@ def push(
     return image.target
 
 
-def _plan(store: Store, root: Descriptor) -> tuple[list[list[Descriptor]], list[Descriptor]]:
-    """Manifest levels (root first) and the leaves, each digest once; FailedPrecondition
-    when the store lacks a manifest or blob of the image."""
+def _plan(
+    store: Store, root: Descriptor
+) -> tuple[list[list[Descriptor]], list[Descriptor], list[Descriptor]]:
+    """Manifest levels (root first), the leaves to push and the non-distributable layers
+    (never pushed, need not be held: containerd's push skips them too), each digest once;
+    FailedPrecondition when the store lacks a manifest or blob to push."""
     levels: list[list[Descriptor]] = []
     leaves: dict[str, Descriptor] = {}
+    foreign: dict[str, Descriptor] = {}
     seen: set[str] = set()
     level = [root]
     while level:
@@ -126,7 +133,10 @@ def _plan(store: Store, root: Descriptor) -> tuple[list[list[Descriptor]], list[
                     seen.add(child.digest)
                     nxt.append(child)
             for child in ([config] if config else []) + layers:
-                leaves.setdefault(child.digest, child)
+                if is_non_distributable(child.media_type):
+                    foreign.setdefault(child.digest, child)
+                else:
+                    leaves.setdefault(child.digest, child)
         level = nxt
     for desc in leaves.values():
         try:
@@ -135,7 +145,7 @@ def _plan(store: Store, root: Descriptor) -> tuple[list[list[Descriptor]], list[
             raise FailedPrecondition(
                 f"blob {desc.digest} ({desc.media_type}) of the image is not in the store"
             ) from None
-    return levels, list(leaves.values())
+    return levels, list(leaves.values()), list(foreign.values())
 
 
 class _Push:

@@ -180,7 +180,8 @@ class RegistryClient:
                 reason, transient = describe(err)
                 attempt += 1
                 if not transient or attempt >= attempts:
-                    raise RegistryUnavailable(f"registry {self.host}: {reason}") from None
+                    where = f"registry {self.host}" if own else urllib.parse.urlsplit(url).netloc
+                    raise RegistryUnavailable(f"{where}: {reason}") from None
                 _sleep_backoff(attempt, self._backoff)
                 method, url, body = start  # the registry may send another redirect
                 hops = 0
@@ -367,13 +368,32 @@ class RegistryClient:
         self, repository: str, desc: Descriptor, offset: int = 0
     ) -> tuple[urllib3.BaseHTTPResponse, int]:
         """A streaming response for blob ``desc`` and the offset it starts at: ``offset``
-        when the registry honoured the Range request, 0 when it sent the whole blob.
+        when the server honoured the Range request, 0 when it sent the whole blob.
+
+        As containerd's fetcher does, the descriptor's ``urls`` (http and https only; a
+        foreign layer's home) are tried first, in order, a 404 passing on to the next,
+        then the registry. Such a URL on another host gets no credentials.
 
         Not retried here (the caller retries the whole download and resumes it from what
         it has): connection errors and 5xx are RegistryUnavailable."""
-        headers = {"Range": f"bytes={offset}-"} if offset else {}
-        path = f"/v2/{repository}/blobs/{desc.digest}"
         scope = pull_scope(repository)
+        for url in desc.urls:
+            if urllib.parse.urlsplit(url).scheme not in ("http", "https"):
+                continue
+            found = self._open_range(url, scope, desc, offset)
+            if found is not None:
+                return found
+        path = f"/v2/{repository}/blobs/{desc.digest}"
+        found = self._open_range(path, scope, desc, offset)
+        if found is None:
+            raise NotFound(f"blob {desc.digest} in {self.host}/{repository}")
+        return found
+
+    def _open_range(
+        self, path: str, scope: str, desc: Descriptor, offset: int
+    ) -> tuple[urllib3.BaseHTTPResponse, int] | None:
+        """GET ``path`` from ``offset``; None for a 404."""
+        headers = {"Range": f"bytes={offset}-"} if offset else {}
         resp = self.request("GET", path, scope=scope, headers=headers, retry=False)
         if resp.status == 206 and offset:
             if _content_range_start(resp.headers.get("Content-Range", "")) == offset:
@@ -384,7 +404,7 @@ class RegistryClient:
             return resp, 0
         _release(resp)
         if resp.status == 404:
-            raise NotFound(f"blob {desc.digest} in {self.host}/{repository}")
+            return None
         if resp.status >= 500:
             raise RegistryUnavailable(f"blob {desc.digest}: HTTP {resp.status}")
         raise RegistryError(f"GET blob {desc.digest}: HTTP {resp.status}")
