@@ -62,14 +62,16 @@ def test_cred_helpers_then_creds_store_then_auths(tmp_path: Path, bindir: Path) 
         },
     )
     # credHelpers wins for its host; the host goes on stdin, as the one argument's input
-    assert docker_credentials("r.io:5000", config) == ("hostuser", "host-secret")
+    helper = "docker-credential-per-host"
+    assert docker_credentials("r.io:5000", config) == ("hostuser", "host-secret", helper)
     assert log.read_text() == "get|r.io:5000\n"
     # credsStore answers for every other host, an auths entry notwithstanding (docker)
-    assert docker_credentials("plain.io", config) == ("storeuser", "store-secret")
+    store = "docker-credential-store"
+    assert docker_credentials("plain.io", config) == ("storeuser", "store-secret", store)
     assert log.read_text().splitlines()[1] == "get|plain.io"
     # no helper at all: the plain entry
     config = _config(tmp_path, {"auths": {"plain.io": {"auth": "YTpi"}}})
-    assert docker_credentials("plain.io", config) == ("a", "b")
+    assert docker_credentials("plain.io", config) == ("a", "b", str(config))
 
 
 def test_not_found_is_anonymous_without_a_word(tmp_path: Path, bindir: Path) -> None:
@@ -84,7 +86,7 @@ def test_identity_token_keeps_docker_user_name(tmp_path: Path, bindir: Path) -> 
     write_helper(bindir, "tok", answering(IDENTITY_TOKEN_USER, "refresh-me", tmp_path / "log"))
     assert helper_credentials("tok", "r.io") == (IDENTITY_TOKEN_USER, "refresh-me")
     config = _config(tmp_path, {"auths": {"r.io": {"identitytoken": "id-tok"}}})
-    assert docker_credentials("r.io", config) == (IDENTITY_TOKEN_USER, "id-tok")
+    assert docker_credentials("r.io", config) == (IDENTITY_TOKEN_USER, "id-tok", str(config))
 
 
 @pytest.mark.parametrize(

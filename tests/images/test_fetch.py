@@ -159,9 +159,14 @@ def test_basic_auth_from_flag_and_docker_config(
         monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "empty"))
         anonymous = _fetch(cli, pushed.ref)
         assert anonymous.code == 1 and "authentication required, no credentials" in anonymous.err
-        assert "--user U[:P]" in anonymous.err  # what to do about it
+        assert anonymous.err.startswith("contentd: unauthenticated: ")  # 401, not a precondition
+        # what to do about it
+        assert f"give credentials: --user USER[:PASSWORD], or `docker login {registry.host}`" in (
+            anonymous.err
+        )
         wrong = _fetch(cli, pushed.ref, "--user", "alice:nope")
         assert wrong.code == 1 and "refused for the given credentials" in wrong.err
+        assert "check the user name and password given with --user" in wrong.err
         _fetch(cli, pushed.ref, "--user", "alice:s3cret-pw").ok()
         cli("images", "rm", "--sync", pushed.ref).ok()
         # ~/.docker/config.json's auths entry, as `docker login` writes it
@@ -172,6 +177,13 @@ def test_basic_auth_from_flag_and_docker_config(
         monkeypatch.setenv("DOCKER_CONFIG", str(config))
         _fetch(cli, pushed.ref).ok()
         assert pushed.digest in set(_labels(cli))
+        # a stale entry: the advice names the file and docker login
+        stale = {"auths": {registry.host: {"username": "alice", "password": "old-pw"}}}
+        (config / "config.json").write_text(json.dumps(stale))
+        refused = _fetch(cli, pushed.ref, "--name", "stale")
+        assert refused.err.startswith("contentd: unauthenticated: "), refused.err
+        assert f"the credentials from {config / 'config.json'} were refused" in refused.err
+        assert f"`docker login {registry.host}`" in refused.err
     assert "s3cret-pw" not in daemon.log_text()
 
 

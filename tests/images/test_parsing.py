@@ -155,8 +155,8 @@ def test_credentials_never_show_their_secret(tmp_path: Path) -> None:
             {"auths": {"r.io": {"auth": auth}, "https://q.io": {"username": "u", "password": "p"}}}
         )
     )
-    assert docker_credentials("r.io", config) == ("carol", "s3c:ret")
-    assert docker_credentials("q.io", config) == ("u", "p")
+    assert docker_credentials("r.io", config) == ("carol", "s3c:ret", str(config))
+    assert docker_credentials("q.io", config) == ("u", "p", str(config))
     assert docker_credentials("nowhere.io", config) is None
     config.write_text("{not json")
     assert docker_credentials("r.io", config) is None

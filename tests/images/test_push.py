@@ -129,3 +129,19 @@ def test_push_mounts_from_a_registry_named_by_an_ipv6_address(
         ]
     assert [p for m, p in blob_calls if m == "POST" and "mount=" in p]
     assert not [m for m, _ in blob_calls if m in ("PATCH", "PUT")]  # no bytes sent
+
+
+def test_a_registry_that_denies_the_push_is_permission_denied(
+    cli: Cli, proxy: RegistryProxy, test_image: PushedImage
+) -> None:
+    cli("fetch", "--plain-http", "--all-platforms", test_image.ref).ok()
+    proxy.forbid = {"POST", "PUT", "PATCH"}  # may pull, may not push
+    target = f"{proxy.host}/contentd/denied:v1"
+    result = cli("push", "--plain-http", target, test_image.ref)
+    assert result.code == 1
+    assert result.err.startswith("contentd: permission denied: "), result.err
+    assert "denied to anonymous access" in result.err
+    assert "anonymous access may not push this; give credentials: --user" in result.err
+    with_user = cli("push", "--plain-http", "--user", "carol:s3cr3t", target, test_image.ref)
+    assert "denied to user 'carol'" in with_user.err and "s3cr3t" not in with_user.err
+    assert "the credentials from --user may not push this" in with_user.err

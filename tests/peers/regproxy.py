@@ -17,8 +17,10 @@ With ``redirect_blobs`` too, a blob GET sent to this proxy's own address is answ
 ``other_headers[name] = value`` replaces that header in answers to requests sent to
 ``location_host``.
 ``headers[(method, name)] = value`` replaces that header in answers to that method.
-``pad[method] = N`` appends N bytes to the body of every answer to that method (a registry
-that answers with far more than it should); ``padded`` counts the padding actually sent.
+``forbid`` holds methods answered ``403 DENIED`` without asking the registry (an account
+that may pull but not push). ``pad[method] = N`` appends N bytes to the body of every
+answer to that method (a registry that answers with far more than it should); ``padded``
+counts the padding actually sent.
 
 It runs on threads in the test process (http.server), streaming bodies in 64 KiB pieces,
 on 127.0.0.1 or (``ipv6=True``) on ``[::1]``.
@@ -58,6 +60,7 @@ class RegistryProxy:
         self.pad: dict[str, int] = {}
         self.headers: dict[tuple[str, str], str] = {}
         self.redirect_blobs = False
+        self.forbid: set[str] = set()
         self.other_headers: dict[str, str] = {}
         self.padded = 0
         self.seen: list[tuple[str, str, bool]] = []  # Host, path, had Authorization
@@ -111,6 +114,14 @@ class RegistryProxy:
             self.requests.append((h.command, h.path, h.headers.get("Range", "")))
             self.seen.append((h.headers.get("Host", ""), h.path, "Authorization" in h.headers))
         to_other = h.headers.get("Host", "") == self.location_host
+        if h.command in self.forbid:
+            denied = b'{"errors":[{"code":"DENIED","message":"requested access is denied"}]}'
+            h.send_response(403)
+            h.send_header("Content-Type", "application/json")
+            h.send_header("Content-Length", str(len(denied)))
+            h.end_headers()
+            h.wfile.write(denied)
+            return
         if self.redirect_blobs and not to_other and h.command == "GET" and _BLOB.match(h.path):
             h.send_response(307)
             h.send_header("Location", f"http://{self.location_host}{h.path}")

@@ -17,6 +17,8 @@ from contentd.content import errors
         (errors.Unknown, "unknown"),
         (errors.OutOfRange, "out of range"),
         (errors.ResourceExhausted, "resource exhausted"),
+        (errors.Unauthenticated, "unauthenticated"),
+        (errors.PermissionDenied, "permission denied"),
     ],
 )
 def test_message_shape(cls: type[errors.ContentError], text: str) -> None:

@@ -69,8 +69,9 @@ def _ignore(text: str) -> None:
 
 def docker_credentials(
     host: str, path: Path | None = None, warn: Warn = _ignore
-) -> tuple[str, str] | None:
-    """(user, secret) for ``host`` from a docker config, or None for anonymous."""
+) -> tuple[str, str, str] | None:
+    """(user, secret, where they came from) for ``host`` from a docker config, or None
+    for anonymous; where is ``docker-credential-<name>`` or the config file's path."""
     if path is None:
         path = docker_config_path()
     try:
@@ -84,8 +85,10 @@ def docker_credentials(
     if not helper:
         helper = doc.get("credsStore")
     if isinstance(helper, str) and helper:
-        return helper_credentials(helper, host, warn)
-    return _plain_entry(doc.get("auths"), host)
+        found = helper_credentials(helper, host, warn)
+        return None if found is None else (*found, f"docker-credential-{helper}")
+    found = _plain_entry(doc.get("auths"), host)
+    return None if found is None else (*found, str(path))
 
 
 def _plain_entry(auths: Any, host: str) -> tuple[str, str] | None:

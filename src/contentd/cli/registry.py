@@ -18,6 +18,7 @@ from contentd.cli.parser import add_command
 if TYPE_CHECKING:
     from contentd.api._pb.contentd.services.registry.v1 import registry_pb2
     from contentd.cli.context import Context
+    from contentd.content.errors import ContentError
 
 __all__ = ["add_commands", "split_user"]
 
@@ -105,20 +106,69 @@ def _ask_password(user: str, host: str) -> str:
             ) from None
 
 
-def _credentials(ctx: Context, host: str) -> registry_pb2.Credentials | None:
+def _credentials(ctx: Context, host: str) -> tuple[registry_pb2.Credentials | None, str]:
+    """The credentials for ``host`` and where they came from (``--user``, a credential
+    helper, the docker config's path; "" for none)."""
     from contentd.api._pb.contentd.services.registry.v1 import registry_pb2 as pb
 
     if ctx.args.user:
         user, secret = split_user(ctx.args.user)
         if secret is None:
             secret = _ask_password(user, host)
-        return pb.Credentials(username=user, secret=secret)
+        return pb.Credentials(username=user, secret=secret), "--user"
     from contentd.cli.credentials import docker_credentials
 
     found = docker_credentials(host, warn=ctx.warn)
     if found is None:
-        return None
-    return pb.Credentials(username=found[0], secret=found[1])
+        return None, ""
+    return pb.Credentials(username=found[0], secret=found[1]), found[2]
+
+
+def _auth_advice(
+    err: ContentError, verb: str, host: str, creds: registry_pb2.Credentials | None, source: str
+) -> ContentError:
+    """``err`` (Unauthenticated or PermissionDenied) with what to do about it."""
+    from contentd.content.errors import PermissionDenied
+
+    give = f"--user USER[:PASSWORD], or `docker login {host}` (~/.docker/config.json)"
+    if isinstance(err, PermissionDenied):
+        if creds is None:
+            advice = f"anonymous access may not {verb} this; give credentials: {give}"
+        else:
+            advice = (
+                f"the credentials from {source} may not {verb} this; "
+                "give --user USER[:PASSWORD] for an account that may"
+            )
+    elif creds is None:
+        advice = f"give credentials: {give}"
+    elif source == "--user":
+        advice = "check the user name and password given with --user"
+    else:
+        advice = (
+            f"the credentials from {source} were refused; log in again "
+            f"(`docker login {host}`) or give --user USER[:PASSWORD]"
+        )
+    out = type(err)(f"{err.context}; {advice}" if err.context else advice)
+    out.__cause__ = err
+    return out
+
+
+def _transfer(
+    ctx: Context,
+    method: str,
+    request: Any,
+    verb: str,
+    creds: registry_pb2.Credentials | None,
+    source: str,
+) -> registry_pb2.Progress | None:
+    from contentd.content.errors import PermissionDenied, Unauthenticated
+
+    if creds is not None:
+        request.credentials.CopyFrom(creds)
+    try:
+        return _run(ctx, method, request, verb)
+    except (Unauthenticated, PermissionDenied) as err:
+        raise _auth_advice(err, verb, _host(request.reference), creds, source) from None
 
 
 def _host(reference: str) -> str:
@@ -244,10 +294,8 @@ def run_push(ctx: Context) -> int:
         plain_http=args.plain_http,
         concurrency=max(0, args.concurrency),
     )
-    creds = _credentials(ctx, _host(args.reference))
-    if creds is not None:
-        request.credentials.CopyFrom(creds)
-    return _result(ctx, _run(ctx, "Push", request, "push"))
+    creds, source = _credentials(ctx, _host(args.reference))
+    return _result(ctx, _transfer(ctx, "Push", request, "push", creds, source))
 
 
 def run_fetch(ctx: Context) -> int:
@@ -262,7 +310,5 @@ def run_fetch(ctx: Context) -> int:
         concurrency=max(0, args.concurrency),
         image_name=args.name,
     )
-    creds = _credentials(ctx, _host(args.reference))
-    if creds is not None:
-        request.credentials.CopyFrom(creds)
-    return _result(ctx, _run(ctx, "Fetch", request, "fetch"))
+    creds, source = _credentials(ctx, _host(args.reference))
+    return _result(ctx, _transfer(ctx, "Fetch", request, "fetch", creds, source))

@@ -10,8 +10,10 @@ Rebuilding a message follows containerd's errdefs: one trailing
 ``": <kind text>"`` is stripped and the kind text appended again, so
 ``content x: not found`` round-trips unchanged and a bare kind text stays bare.
 OUT_OF_RANGE, RESOURCE_EXHAUSTED and DATA_LOSS map to our OutOfRange,
-ResourceExhausted and DataLoss kinds (containerd turns all three into Unknown);
-every code not listed comes back as Unknown.
+ResourceExhausted and DataLoss kinds (containerd 1.6 turns all three into Unknown);
+UNAUTHENTICATED and PERMISSION_DENIED to Unauthenticated and PermissionDenied, as
+containerd's later errdefs do (1.6 turns them into Unknown too); every code not
+listed comes back as Unknown.
 """
 
 from __future__ import annotations
@@ -29,7 +31,9 @@ from contentd.content.errors import (
     NotFound,
     NotImplemented,
     OutOfRange,
+    PermissionDenied,
     ResourceExhausted,
+    Unauthenticated,
     Unavailable,
     Unknown,
 )
@@ -55,6 +59,7 @@ INVALID_ARGUMENT: Final = 3
 DEADLINE_EXCEEDED: Final = 4
 NOT_FOUND: Final = 5
 ALREADY_EXISTS: Final = 6
+PERMISSION_DENIED: Final = 7
 RESOURCE_EXHAUSTED: Final = 8
 FAILED_PRECONDITION: Final = 9
 OUT_OF_RANGE: Final = 11
@@ -62,6 +67,7 @@ UNIMPLEMENTED: Final = 12
 INTERNAL: Final = 13
 UNAVAILABLE: Final = 14
 DATA_LOSS: Final = 15
+UNAUTHENTICATED: Final = 16
 
 #: Kind -> code number, most specific first (subclasses map through their base kind).
 KIND_CODES: Final[tuple[tuple[type[ContentError], int], ...]] = (
@@ -76,6 +82,8 @@ KIND_CODES: Final[tuple[tuple[type[ContentError], int], ...]] = (
     (OutOfRange, OUT_OF_RANGE),
     (ResourceExhausted, RESOURCE_EXHAUSTED),
     (DataLoss, DATA_LOSS),
+    (Unauthenticated, UNAUTHENTICATED),
+    (PermissionDenied, PERMISSION_DENIED),
 )
 
 _KIND_OF_CODE: Final[dict[int, type[ContentError]]] = {code: kind for kind, code in KIND_CODES}

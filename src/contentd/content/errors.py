@@ -19,6 +19,8 @@ Hierarchy::
     ├── ResourceExhausted             "resource exhausted"
     ├── NotImplemented                "not implemented"
     ├── DataLoss                      "data loss"       (stored bytes are corrupt or gone)
+    ├── Unauthenticated               "unauthenticated" (no or bad credentials: HTTP 401)
+    ├── PermissionDenied              "permission denied" (not allowed: HTTP 403)
     ├── Canceled                      "context canceled"
     ├── DeadlineExceeded              "context deadline exceeded"
     └── Unknown                       "unknown"         (anything unmapped)
@@ -26,7 +28,7 @@ Hierarchy::
 Kind checks "see through wrapping": :meth:`ContentError.wrap` adds context in
 front of the message and keeps the class, so ``isinstance(e, NotFound)`` still
 holds after any number of wraps. Mapping kinds to gRPC status codes lives in one
-place, :mod:`contentd.api.errors`.
+place, :mod:`contentd.content.codes`.
 """
 
 from __future__ import annotations
@@ -46,8 +48,10 @@ __all__ = [
     "NotFound",
     "NotImplemented",
     "OutOfRange",
+    "PermissionDenied",
     "ResourceExhausted",
     "SizeMismatch",
+    "Unauthenticated",
     "Unavailable",
     "Unknown",
 ]
@@ -152,6 +156,19 @@ class DataLoss(ContentError):
     """
 
     kind_text = "data loss"
+
+
+class Unauthenticated(ContentError):
+    """Credentials were wanted and not given, or not accepted (containerd's later errdefs
+    have the same kind and text; 1.6's map the code to Unknown)."""
+
+    kind_text = "unauthenticated"
+
+
+class PermissionDenied(ContentError):
+    """The credentials were accepted but do not allow the operation."""
+
+    kind_text = "permission denied"
 
 
 class Canceled(ContentError):

@@ -2,8 +2,10 @@
 
 * :class:`RegistryUnavailable` (``Unavailable``): connection errors and 5xx answers that
   outlived the retries;
-* :class:`Unauthorized` (``FailedPrecondition``): the registry wants credentials it was not
-  given, or refused the ones it was given;
+* :class:`Unauthorized` (``Unauthenticated``): the registry (or its token service) wants
+  credentials it was not given, or refused the ones it was given (HTTP 401);
+* :class:`Forbidden` (``PermissionDenied``): it took the credentials, but they do not allow
+  the operation (HTTP 403);
 * :class:`RegistryError` (``Unknown``): any other answer the protocol does not allow;
 * missing manifests and blobs are ``NotFound``, malformed ones
   :class:`~contentd.images.media.ManifestError`, wrong bytes ``DigestMismatch`` /
@@ -12,9 +14,9 @@
 
 from __future__ import annotations
 
-from contentd.content.errors import FailedPrecondition, Unavailable, Unknown
+from contentd.content.errors import PermissionDenied, Unauthenticated, Unavailable, Unknown
 
-__all__ = ["RegistryError", "RegistryUnavailable", "Unauthorized"]
+__all__ = ["Forbidden", "RegistryError", "RegistryUnavailable", "Unauthorized"]
 
 
 class RegistryError(Unknown):
@@ -25,5 +27,9 @@ class RegistryUnavailable(Unavailable):
     """The registry could not be reached, or kept failing (5xx) through the retries."""
 
 
-class Unauthorized(FailedPrecondition):
+class Unauthorized(Unauthenticated):
     """The registry requires credentials that were not given, or refused them."""
+
+
+class Forbidden(PermissionDenied):
+    """The registry denies the operation to the credentials given (or to anonymous)."""

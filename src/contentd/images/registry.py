@@ -40,7 +40,7 @@ from urllib3.exceptions import HTTPError
 from contentd.content import digest as digests
 from contentd.content.errors import DigestMismatch, NotFound, SizeMismatch
 from contentd.content.types import Descriptor
-from contentd.images.errors import RegistryError, RegistryUnavailable, Unauthorized
+from contentd.images.errors import Forbidden, RegistryError, RegistryUnavailable, Unauthorized
 from contentd.images.media import MAX_MANIFEST_SIZE, MEDIA_TYPES_INDEX, MEDIA_TYPES_MANIFEST
 from contentd.images.reference import Reference
 
@@ -214,7 +214,17 @@ class RegistryClient:
                 who = "the given credentials" if self._credentials else "anonymous access"
                 where = self.host if own else f"{urllib.parse.urlsplit(url).netloc} (another host)"
                 raise Unauthorized(f"{where}: {scope} refused for {who}")
+            if resp.status == 403 and own:
+                _release(resp)
+                raise Forbidden(f"{self.host}: {method} {path}: {scope} denied to {self._who()}")
             return resp
+
+    def _who(self) -> str:
+        """Whom the registry took us for: a user name, never a secret."""
+        creds = self._credentials
+        if creds is None:
+            return "anonymous access"
+        return "the identity token" if creds.identity_token else f"user {creds.username!r}"
 
     def _is_own(self, url: str) -> bool:
         """Whether ``url`` is on this registry (scheme, host and port as configured)."""
@@ -235,14 +245,11 @@ class RegistryClient:
         params = dict(_CHALLENGE.findall(params_text))
         if kind.lower() == "basic":
             if self._credentials is None:
-                raise Unauthorized(
-                    f"{self.host}: basic authentication required, no credentials "
-                    "(give --user U[:P], or an entry in ~/.docker/config.json)"
-                )
+                raise Unauthorized(f"{self.host}: basic authentication required, no credentials")
             if self._credentials.identity_token:
                 raise Unauthorized(
                     f"{self.host}: basic authentication required, and an identity token "
-                    "works only with a token service (give --user U[:P])"
+                    "works only with a token service"
                 )
             self._basic = True
             return
@@ -285,8 +292,13 @@ class RegistryClient:
             data = resp.read(_TOKEN_LIMIT + 1)
         finally:
             _release(resp)
-        if resp.status in (401, 403):
-            raise Unauthorized(f"{self.host}: token service refused the credentials")
+        if resp.status == 401:
+            who = "the credentials" if creds is not None else "anonymous access"
+            raise Unauthorized(f"{self.host}: token service refused {who}")
+        if resp.status == 403:
+            raise Forbidden(
+                f"{self.host}: token service denied {' '.join(wanted)} to {self._who()}"
+            )
         if resp.status != 200 or len(data) > _TOKEN_LIMIT:
             raise RegistryError(f"token from {realm}: HTTP {resp.status}")
         try:
