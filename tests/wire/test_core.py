@@ -349,6 +349,34 @@ def test_completed_calls_refill_the_reset_budget() -> None:
     assert peer.h2.state is ConnectionState.OPEN
 
 
+def test_resets_after_the_answer_are_not_rapid_resets() -> None:
+    # containerd's proxy ReaderAt cancels each Read once it holds the bytes, often
+    # before the trailers went out: thousands of such calls on one connection
+    peer = Peer(Limits(max_excess_resets=5))
+    for i in range(40):
+        sid = 1 + 2 * i
+        [started] = peer.send(fr.headers(sid, peer.block(STREAM)))
+        assert peer.h2.send_message(started.stream, b"x" * 100)
+        peer.out()  # the answer is written
+        peer.send(fr.rst_stream(sid, E.CANCEL))
+    assert peer.h2.state is ConnectionState.OPEN
+
+
+def test_resets_before_the_answer_was_written_still_count() -> None:
+    peer = Peer(Limits(max_excess_resets=5))
+    resets = 0
+    for i in range(10):
+        sid = 1 + 2 * i
+        [started] = peer.send(fr.headers(sid, peer.block(STREAM)))
+        assert peer.h2.send_message(started.stream, b"x" * 100)  # queued, not written
+        peer.send(fr.rst_stream(sid, E.CANCEL))
+        resets += 1
+        if peer.h2.state is ConnectionState.CLOSED:
+            break
+    assert peer.h2.state is ConnectionState.CLOSED
+    assert resets == 6
+
+
 @pytest.mark.parametrize(
     "flood",
     [

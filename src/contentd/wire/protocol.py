@@ -442,9 +442,15 @@ class H2Connection:
                 self.drained.append(stream)
             return
         if not self.client_side:
-            # rapid reset (CVE-2023-44487): a call the peer resets while it runs costs
-            # handler work for nothing
-            self._excess()
+            if _answered(stream):
+                # the peer had its answer (containerd's proxy ReaderAt cancels each Read
+                # once it has the bytes, often before the trailers): a completed call
+                if self._excess_resets:
+                    self._excess_resets -= 1
+            else:
+                # rapid reset (CVE-2023-44487): a call the peer resets while it runs
+                # costs handler work for nothing
+                self._excess()
         self._drop_output(stream)
         self._close_stream(stream, _CANCELLED)
         if self.client_side and stream.response is not None and stream.response.status is None:
@@ -1104,3 +1110,12 @@ def _unpad(payload: memoryview) -> memoryview:
     if not payload or payload[0] >= len(payload):
         raise ProtocolError(fr.ErrorCode.PROTOCOL_ERROR, "bad padding")
     return payload[1 : len(payload) - payload[0]]
+
+
+def _answered(stream: Stream) -> bool:
+    """Whether ``stream``'s response headers (and so its first message) left the queue:
+    the peer can have read a response."""
+    if not stream.headers_sent:
+        return False
+    q = stream.out
+    return not (q and q[0][0] == _HEADERS_ITEM and not q[0][1][1])
