@@ -24,6 +24,7 @@ from contentd.wire.events import (
     StreamEnded,
 )
 from contentd.wire.limits import Limits
+from contentd.wire.metadata import hpack_literal
 from contentd.wire.protocol import H2Connection
 from contentd.wire.streams import ConnectionState, StreamState
 from tests.wire.helpers import message, request_headers
@@ -326,6 +327,22 @@ def test_malformed_header_names_reset_the_stream(name: bytes) -> None:
     block = peer.block() + field
     assert peer.reset(fr.headers(1, block, end_stream=True)) == (1, E.PROTOCOL_ERROR)
     assert not peer.h2.streams
+
+
+@pytest.mark.parametrize(
+    "value", [b"a\x00b", b"a\rb", b"a\nb", b" lead", b"trail\t", b"\t", b"x" * 3000 + b"\n"]
+)
+def test_malformed_header_values_reset_the_stream(value: bytes) -> None:
+    peer = Peer()
+    field = hpack_literal(b"x-v", value)
+    assert peer.reset(fr.headers(1, peer.block() + field, end_stream=True)) == (1, E.PROTOCOL_ERROR)
+
+
+@pytest.mark.parametrize("value", [b"", b"a b", b"x" * 3000])
+def test_header_values_inner_spaces_and_empty_are_accepted(value: bytes) -> None:
+    peer = Peer()
+    [started, *_] = peer.send(fr.headers(1, peer.block(extra=[]) + hpack_literal(b"x-v", value)))
+    assert isinstance(started, CallStarted)
 
 
 def test_rapid_reset_gets_enhance_your_calm() -> None:

@@ -61,6 +61,7 @@ _UNITS: Final = {
 }
 # bytes sent as they are in grpc-message (printable ASCII except '%')
 _PLAIN: Final = frozenset(range(0x20, 0x7F)) - {ord("%")}
+_PLAIN_BYTES: Final = bytes(sorted(_PLAIN))
 
 
 def hpack_integer(value: int, prefix_bits: int, first: int) -> bytes:
@@ -101,7 +102,7 @@ TRAILERS_OK: Final = _STATUS_BLOCKS[0]
 def percent_encode(message: str) -> bytes:
     """``grpc-message``'s encoding: UTF-8, bytes outside printable ASCII and '%' as ``%XX``."""
     raw = message.encode("utf-8", "replace")
-    if all(b in _PLAIN for b in raw):
+    if not raw.translate(None, _PLAIN_BYTES):  # all plain (checked in C)
         return raw
     return b"".join(bytes((b,)) if b in _PLAIN else b"%%%02X" % b for b in raw)
 
@@ -252,7 +253,8 @@ def _binary(value: bytes) -> bytes:
 
 # field names: lowercase token characters (RFC 9110 §5.1, RFC 9113 §8.2.1)
 _FIELD_NAME: Final = re.compile(rb"[a-z0-9!#$%&'*+\-.^_`|~]+\Z")
-_BAD_VALUE: Final = re.compile(rb"[\x00\r\n]|^[ \t]|[ \t]\Z")
+#: a value's first or last byte may not be whitespace (RFC 9113 §8.2.1)
+_EDGE: Final = frozenset(b" \t")
 REQUEST_PSEUDO: Final = frozenset((b":method", b":scheme", b":path", b":authority"))
 RESPONSE_PSEUDO: Final = frozenset((b":status",))
 
@@ -268,7 +270,15 @@ def check_fields(fields: list[tuple[bytes, bytes]], pseudo: frozenset[bytes]) ->
             regular = True
             if not _FIELD_NAME.match(name):
                 return f"bad header name {name[:64]!r}"
-        if _BAD_VALUE.search(value):
+        # NUL, CR, LF anywhere (each a memchr: the value may be 64 KiB of hostile bytes;
+        # one regex alternation of the three rules took 30 ns a byte)
+        if value and (
+            b"\n" in value
+            or b"\r" in value
+            or b"\x00" in value
+            or value[0] in _EDGE
+            or value[-1] in _EDGE
+        ):
             return f"bad value of header {name[:64]!r}"
     return None
 
