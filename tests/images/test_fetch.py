@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import threading
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import pytest
 from tests.cli.conftest import Cli, Result
 from tests.daemon.harness import ServeProcess
 from tests.peers.images import PushedImage, build_image, build_random_image, push_image
-from tests.peers.process import run
+from tests.peers.process import clean_env, run
 from tests.peers.registry import RegistryPeer
 from tests.peers.regproxy import RegistryProxy
 from tests.peers.requires import requires
@@ -347,3 +348,24 @@ def test_indexes_nested_beyond_reason_fail_the_fetch_clearly(
     assert result.code == 1, result.err
     assert "invalid argument" in result.err and f"nested more than {MAX_NESTING} deep" in result.err
     assert cli("images", "ls", "-q").ok().lines == []
+
+
+def test_the_fetch_command_loads_neither_protobuf_nor_grpc(
+    cli: Cli, test_image: PushedImage
+) -> None:
+    """It encodes its request and decodes the progress by hand: the runtime's import would
+    come before the request leaves."""
+    argv = cli.argv(["--output", "json", "fetch", "--plain-http", test_image.ref])
+    program = (
+        "import contextlib, io, json, sys\n"
+        "from contentd.cli import main\n"
+        "out = io.StringIO()\n"
+        "with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):\n"
+        f"    status = main({argv!r})\n"
+        "heavy = sorted(m for m in sys.modules if m.startswith(('google.protobuf', 'grpc')))\n"
+        "print(json.dumps([status, out.getvalue(), heavy]))\n"
+    )
+    proc = run([sys.executable, "-c", program], env=clean_env())
+    status, out, heavy = json.loads(proc.stdout.decode().splitlines()[-1])
+    assert (status, heavy) == (0, [])
+    assert json.loads(out)["digest"] == test_image.digest

@@ -102,6 +102,10 @@ def socket_path(address: str) -> str | None:
     return os.path.abspath(path)
 
 
+def _same_bytes(data: bytes) -> bytes:
+    return data
+
+
 def display_address(address: str) -> str:
     path = socket_path(address)
     return address if path is None else f"unix:{path}"
@@ -263,17 +267,24 @@ class Context:
         command such as ``content ls``. Elsewhere it is a grpcio call. Errors come
         back as their kinds, as from :meth:`stream`.
         """
+        for raw in self.quick_stream_raw(path, request.SerializeToString(), timeout=timeout):
+            yield response.FromString(raw)
+
+    def quick_stream_raw(
+        self, path: str, request: bytes, *, timeout: float | None = None
+    ) -> Iterator[bytes]:
+        """:meth:`quick_stream` with the messages as serialized bytes (for commands that
+        encode and decode their few messages themselves, without the protobuf runtime)."""
         if socket_path(self.address) is None:
             method = self.channel().unary_stream(
                 path,
-                request_serializer=type(request).SerializeToString,
-                response_deserializer=response.FromString,
+                request_serializer=_same_bytes,
+                response_deserializer=_same_bytes,
             )
             yield from self.stream(method, request, timeout=timeout)
             return
         with self._quick_connection(timeout) as conn:
-            for raw in conn.server_stream(path, request.SerializeToString(), self.metadata()):
-                yield response.FromString(raw)
+            yield from conn.server_stream(path, request, self.metadata())
 
     def quick_call(
         self, path: str, request: Message, response: type[_M], *, timeout: float | None = None

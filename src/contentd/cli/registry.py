@@ -5,6 +5,9 @@ The daemon does the transfer; this command sends the request (with credentials f
 streams back: on a terminal, a live table of blobs (status, bytes, rate) and totals on
 stderr; otherwise one plain line per finished blob. The result (root digest and image
 name) goes to stdout. Ctrl-C cancels the transfer; fetching again resumes it.
+
+The messages are encoded and decoded by :mod:`contentd.cli.registry_messages`, without
+the protobuf runtime, whose import would delay the request.
 """
 
 from __future__ import annotations
@@ -16,8 +19,8 @@ from typing import TYPE_CHECKING, Any, Final
 from contentd.cli.parser import add_command
 
 if TYPE_CHECKING:
-    from contentd.api._pb.contentd.services.registry.v1 import registry_pb2
     from contentd.cli.context import Context
+    from contentd.cli.registry_messages import ProgressMessage
     from contentd.content.errors import ContentError
 
 __all__ = ["add_commands", "split_user"]
@@ -106,26 +109,24 @@ def _ask_password(user: str, host: str) -> str:
             ) from None
 
 
-def _credentials(ctx: Context, host: str) -> tuple[registry_pb2.Credentials | None, str]:
-    """The credentials for ``host`` and where they came from (``--user``, a credential
-    helper, the docker config's path; "" for none)."""
-    from contentd.api._pb.contentd.services.registry.v1 import registry_pb2 as pb
-
+def _credentials(ctx: Context, host: str) -> tuple[tuple[str, str] | None, str]:
+    """The credentials for ``host`` as (username, secret) and where they came from
+    (``--user``, a credential helper, the docker config's path; "" for none)."""
     if ctx.args.user:
         user, secret = split_user(ctx.args.user)
         if secret is None:
             secret = _ask_password(user, host)
-        return pb.Credentials(username=user, secret=secret), "--user"
+        return (user, secret), "--user"
     from contentd.cli.credentials import docker_credentials
 
     found = docker_credentials(host, warn=ctx.warn)
     if found is None:
         return None, ""
-    return pb.Credentials(username=found[0], secret=found[1]), found[2]
+    return (found[0], found[1]), found[2]
 
 
 def _auth_advice(
-    err: ContentError, verb: str, host: str, creds: registry_pb2.Credentials | None, source: str
+    err: ContentError, verb: str, host: str, creds: tuple[str, str] | None, source: str
 ) -> ContentError:
     """``err`` (Unauthenticated or PermissionDenied) with what to do about it."""
     from contentd.content.errors import PermissionDenied
@@ -156,19 +157,18 @@ def _auth_advice(
 def _transfer(
     ctx: Context,
     method: str,
-    request: Any,
+    request: bytes,
     verb: str,
-    creds: registry_pb2.Credentials | None,
+    reference: str,
+    creds: tuple[str, str] | None,
     source: str,
-) -> registry_pb2.Progress | None:
+) -> ProgressMessage | None:
     from contentd.content.errors import PermissionDenied, Unauthenticated
 
-    if creds is not None:
-        request.credentials.CopyFrom(creds)
     try:
         return _run(ctx, method, request, verb)
     except (Unauthenticated, PermissionDenied) as err:
-        raise _auth_advice(err, verb, _host(request.reference), creds, source) from None
+        raise _auth_advice(err, verb, _host(reference), creds, source) from None
 
 
 def _host(reference: str) -> str:
@@ -190,7 +190,7 @@ class _Display:
         self.drawn = 0
         self.last = 0.0
 
-    def update(self, msg: registry_pb2.Progress) -> None:
+    def update(self, msg: ProgressMessage) -> None:
         from contentd.cli.output import human_size
 
         ref = msg.ref or msg.descriptor.digest
@@ -251,13 +251,14 @@ class _Display:
 _SERVICE: Final = "/contentd.services.registry.v1.Registry/"
 
 
-def _run(ctx: Context, method: str, request: Any, verb: str) -> registry_pb2.Progress | None:
+def _run(ctx: Context, method: str, request: bytes, verb: str) -> ProgressMessage | None:
     """Stream ``method``'s progress (grpcio-free on a unix socket: no 0.1 s grpcio import)."""
-    from contentd.api._pb.contentd.services.registry.v1 import registry_pb2 as pb
+    from contentd.cli.registry_messages import decode_progress
 
     display = _Display(ctx, verb)
     final = None
-    for msg in ctx.quick_stream(_SERVICE + method, request, pb.Progress):
+    for raw in ctx.quick_stream_raw(_SERVICE + method, request):
+        msg = decode_progress(raw)
         if msg.status == "image":
             final = msg
         else:
@@ -266,7 +267,7 @@ def _run(ctx: Context, method: str, request: Any, verb: str) -> registry_pb2.Pro
     return final
 
 
-def _result(ctx: Context, final: registry_pb2.Progress | None) -> int:
+def _result(ctx: Context, final: ProgressMessage | None) -> int:
     if final is None:
         return 1
     root = final.descriptor
@@ -285,30 +286,32 @@ def _result(ctx: Context, final: registry_pb2.Progress | None) -> int:
 
 
 def run_push(ctx: Context) -> int:
-    from contentd.api._pb.contentd.services.registry.v1 import registry_pb2 as pb
+    from contentd.cli.registry_messages import encode_push_request
 
     args = ctx.args
-    request = pb.PushRequest(
-        reference=args.reference,
+    creds, source = _credentials(ctx, _host(args.reference))
+    request = encode_push_request(
+        args.reference,
         source=args.source,
         plain_http=args.plain_http,
+        credentials=creds,
         concurrency=max(0, args.concurrency),
     )
-    creds, source = _credentials(ctx, _host(args.reference))
-    return _result(ctx, _transfer(ctx, "Push", request, "push", creds, source))
+    return _result(ctx, _transfer(ctx, "Push", request, "push", args.reference, creds, source))
 
 
 def run_fetch(ctx: Context) -> int:
-    from contentd.api._pb.contentd.services.registry.v1 import registry_pb2 as pb
+    from contentd.cli.registry_messages import encode_fetch_request
 
     args = ctx.args
-    request = pb.FetchRequest(
-        reference=args.reference,
+    creds, source = _credentials(ctx, _host(args.reference))
+    request = encode_fetch_request(
+        args.reference,
         platforms=args.platform,
         all_platforms=args.all_platforms,
         plain_http=args.plain_http,
+        credentials=creds,
         concurrency=max(0, args.concurrency),
         image_name=args.name,
     )
-    creds, source = _credentials(ctx, _host(args.reference))
-    return _result(ctx, _transfer(ctx, "Fetch", request, "fetch", creds, source))
+    return _result(ctx, _transfer(ctx, "Fetch", request, "fetch", args.reference, creds, source))
