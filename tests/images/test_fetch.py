@@ -91,6 +91,34 @@ def test_fetch_twice_downloads_nothing_the_second_time(
     assert [r[0] for r in proxy.requests] == ["HEAD"]
 
 
+def test_blobs_another_namespace_holds_are_reported_linked_not_downloaded(
+    cli: Cli, proxy: RegistryProxy, registry_peer: RegistryPeer
+) -> None:
+    test_image = _fresh(registry_peer, 102, "contentd/linked")
+    documents = 1 + len(test_image.image.manifest_digests)  # the index and its manifests
+    leaves = len(test_image.blobs) - documents
+    ref = f"{proxy.host}/{test_image.repository}:{test_image.tag}"
+    first = _fetch(cli, ref, "--all-platforms").ok()
+    assert first.err.splitlines()[-1].startswith(f"fetch: {len(test_image.blobs)} blobs (")
+    proxy.served.clear()
+    other = cli.namespace + "-b"
+    second = cli("fetch", "--plain-http", "--all-platforms", ref, namespace=other).ok()
+    assert sum(proxy.served.values()) == 0  # no blob crossed the network
+    lines = second.err.splitlines()
+    linked = [line for line in lines if ": linked " in line]
+    assert len(linked) == leaves, second.err
+    assert all(line.endswith("(another namespace's copy: nothing downloaded)") for line in linked)
+    assert all(line.startswith(("config-", "layer-")) for line in linked)
+    # the index and manifests are read from the registry again: those are downloads
+    done = [line for line in lines if ": done " in line]
+    assert len(done) == documents and all(
+        line.startswith(("index-", "manifest-")) for line in done
+    ), second.err
+    summary = lines[-1]
+    assert summary.startswith(f"fetch: {documents} blobs ("), summary
+    assert "downloaded in " in summary and f"{leaves} linked from another namespace" in summary
+
+
 def test_resume_after_the_registry_dies_mid_layer(cli: Cli) -> None:
     requires("docker-registry", "skopeo")
     size = 6 << 20

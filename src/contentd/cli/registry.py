@@ -26,6 +26,10 @@ if TYPE_CHECKING:
 __all__ = ["add_commands", "split_user"]
 
 _REDRAW: Final = 0.1
+#: a blob's last status: one plain line each
+_FINAL: Final = frozenset({"done", "linked", "exists", "mounted", "skipped", "failed"})
+#: statuses whose offset counts bytes sent or received in this run
+_MOVING: Final = frozenset({"downloading", "uploading", "done"})
 
 
 def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -205,8 +209,10 @@ class _Display:
             if changed or now - self.last >= _REDRAW:
                 self.last = now
                 self._draw()
-        elif changed and msg.status in ("done", "exists", "mounted", "skipped", "failed"):
+        elif changed and msg.status in _FINAL:
             extra = f" (resumed at {human_size(entry[4])})" if entry[4] else ""
+            if msg.status == "linked":
+                extra = " (another namespace's copy: nothing downloaded)"
             line = f"{ref}: {msg.status} {human_size(msg.descriptor.size)}{extra}"
             print(line, file=self.ctx.streams.err, flush=True)
 
@@ -222,8 +228,9 @@ class _Display:
             lines.append(
                 f"{ref[:80]:<80} {status:<11} {human_size(offset)}/{human_size(total)} {rate}"
             )
-        done = sum(e[1] for e in self.blobs.values())
-        lines.append(f"elapsed {now - self.started:.1f}s  total {human_size(done)}")
+        # what crossed the network: not what was there, linked or mounted
+        moved = sum(e[1] - e[4] for e in self.blobs.values() if e[0] in _MOVING)
+        lines.append(f"elapsed {now - self.started:.1f}s  transferred {human_size(moved)}")
         text = ("\x1b[F\x1b[2K" * self.drawn) + "\n".join(lines) + "\n"
         self.ctx.streams.err.write(text)
         self.ctx.streams.err.flush()
@@ -231,21 +238,29 @@ class _Display:
 
     def finish(self) -> None:
         """The totals: redrawn on a terminal, one closing line otherwise."""
-        from contentd.cli.output import human_size
-
         if self.live and self.blobs:
             self._draw()
         elif self.blobs:
-            moved = {"done", "mounted"}
-            sent = [e for e in self.blobs.values() if e[0] in moved]
-            held = sum(1 for e in self.blobs.values() if e[0] == "exists")
-            size = sum(e[2] - e[4] for e in sent)
-            took = time.monotonic() - self.started
-            line = (
-                f"{self.verb}: {len(sent)} blobs ({human_size(size)}) in {took:.1f}s,"
-                f" {held} already there"
-            )
-            print(line, file=self.ctx.streams.err, flush=True)
+            print(self.summary(), file=self.ctx.streams.err, flush=True)
+
+    def summary(self) -> str:
+        """What moved and what did not: only ``done`` blobs crossed the network."""
+        from contentd.cli.output import human_size
+
+        sent = [e for e in self.blobs.values() if e[0] == "done"]
+        size = sum(e[2] - e[4] for e in sent)
+        took = time.monotonic() - self.started
+        moved = "downloaded" if self.verb == "fetch" else "uploaded"
+        parts = [f"{self.verb}: {len(sent)} blobs ({human_size(size)}) {moved} in {took:.1f}s"]
+        counts = {s: sum(1 for e in self.blobs.values() if e[0] == s) for s in _FINAL}
+        if counts["linked"]:
+            parts.append(f"{counts['linked']} linked from another namespace")
+        if counts["mounted"]:
+            parts.append(f"{counts['mounted']} mounted from another repository")
+        if counts["skipped"]:
+            parts.append(f"{counts['skipped']} non-distributable skipped")
+        parts.append(f"{counts['exists']} already there")
+        return ", ".join(parts)
 
 
 _SERVICE: Final = "/contentd.services.registry.v1.Registry/"

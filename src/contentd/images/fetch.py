@@ -87,9 +87,10 @@ _PROGRESS_EVERY: Final = 0.25
 @dataclass(frozen=True)
 class Progress:
     """One step of a fetch: ``status`` is ``resolved``, ``exists``, ``downloading``,
-    ``done``, ``failed`` (and, in a push, ``mounted``, ``uploading`` and ``skipped``: a
-    non-distributable layer) for blob ``desc`` (``offset`` of ``desc.size``);
-    ``resumed`` is the offset the download started from."""
+    ``done``, ``linked`` (another namespace held it: nothing downloaded) or ``failed`` (a
+    push also has ``uploading``, ``mounted`` and ``skipped``, a non-distributable layer)
+    for blob ``desc`` (``offset`` of ``desc.size``); ``resumed`` is the offset the
+    download started from."""
 
     status: str
     desc: Descriptor
@@ -342,6 +343,9 @@ class _Fetch:
     def _download(self, desc: Descriptor, labels: Mapping[str, str]) -> None:
         ref = ref_key(desc)
         writer = open_writer(self.store, ref, desc.size, desc.digest, timeout=60)
+        # another namespace's blob (sharing policy "shared"): the commit links it, and
+        # nothing is downloaded
+        linked = bool(getattr(writer, "shared", False))
         failed: DigestMismatch | SizeMismatch | None = None
         try:
             offset = writer.status().offset
@@ -362,7 +366,7 @@ class _Fetch:
             self._abort(ref)
             self.emit("failed", desc)
             raise _blob_error(desc, failed) from None
-        self.emit("done", desc, desc.size)
+        self.emit("linked" if linked else "done", desc, desc.size)
 
     def _stream_into(self, writer: Writer, desc: Descriptor, offset: int) -> None:
         resp, start = self.client.open_blob(self.ref.repository, desc, offset)
