@@ -10,6 +10,8 @@ first use, so ``import contentd`` (and the ``contentd`` command) stays cheap.
 
 from typing import TYPE_CHECKING
 
+# first: decides whether the compiled (mypyc) modules or their .py files load
+from contentd import _compiled  # noqa: F401
 from contentd._lazy import lazy_exports
 from contentd.content.errors import (
     AlreadyExists,

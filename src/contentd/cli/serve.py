@@ -143,9 +143,16 @@ def client_version() -> tuple[str, str]:
     return __version__, git_revision()
 
 
+def _variant() -> str:
+    """Which variant of the compiled modules this process runs (contentd._compiled)."""
+    from contentd._compiled import variant
+
+    return variant().describe()
+
+
 def print_client_version() -> int:
     version, revision = client_version()
-    print(f"contentd {version}{' ' + revision if revision else ''}")
+    print(f"contentd {version}{' ' + revision if revision else ''} ({_variant()})")
     return 0
 
 
@@ -182,10 +189,10 @@ def run_version(ctx: Context) -> int:
         kind, message = describe(err)
         problem = f"{kind}: {message}"
     if ctx.json:
-        client = {"version": version, "revision": revision}
+        client = {"version": version, "revision": revision, "variant": _variant()}
         ctx.emit({"client": client, "server": server})
     else:
-        ctx.write(f"contentd {version}{' ' + revision if revision else ''}\n")
+        ctx.write(f"contentd {version}{' ' + revision if revision else ''} ({_variant()})\n")
         if server is not None:
             rev = f" {server['revision']}" if server["revision"] else ""
             ctx.write(f"server {server['version']}{rev} at {ctx.target}\n")

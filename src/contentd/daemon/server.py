@@ -32,6 +32,7 @@ from typing import Final
 
 import grpc
 
+from contentd._compiled import variant
 from contentd.config import DEFAULT_MAX_MESSAGE_SIZE, Config
 from contentd.daemon.listener import finish_socket, prepare_socket, remove_socket, socket_path
 from contentd.daemon.lock import RootLock
@@ -247,6 +248,7 @@ class Daemon:
             "services": len(names),
             "boot_s": f"{elapsed:.3f}",
             "engine": self.config.grpc.engine,
+            "variant": variant().describe(),
         }
         if age is not None:
             fields["since_exec_s"] = f"{age:.3f}"

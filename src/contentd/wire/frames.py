@@ -67,10 +67,10 @@ PADDED: Final = 0x8
 PRIORITY_FLAG: Final = 0x20
 
 #: length (24 bits) and type packed into one 32-bit word, flags, stream id (31 bits)
-HEADER: Final = struct.Struct(">IBI")
-_SETTING: Final = struct.Struct(">HI")
-_U32: Final = struct.Struct(">I")
-_GOAWAY: Final = struct.Struct(">II")
+HEADER: Final[struct.Struct] = struct.Struct(">IBI")
+_SETTING: Final[struct.Struct] = struct.Struct(">HI")
+_U32: Final[struct.Struct] = struct.Struct(">I")
+_GOAWAY: Final[struct.Struct] = struct.Struct(">II")
 
 
 class ErrorCode:
