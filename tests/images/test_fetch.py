@@ -94,12 +94,11 @@ def test_fetch_twice_downloads_nothing_the_second_time(
 def test_blobs_another_namespace_holds_are_reported_linked_not_downloaded(
     cli: Cli, proxy: RegistryProxy, registry_peer: RegistryPeer
 ) -> None:
-    test_image = _fresh(registry_peer, 102, "contentd/linked")
+    test_image = _fresh(registry_peer, 103, "contentd/linked")
     documents = 1 + len(test_image.image.manifest_digests)  # the index and its manifests
     leaves = len(test_image.blobs) - documents
     ref = f"{proxy.host}/{test_image.repository}:{test_image.tag}"
-    first = _fetch(cli, ref, "--all-platforms").ok()
-    assert first.err.splitlines()[-1].startswith(f"fetch: {len(test_image.blobs)} blobs (")
+    _fetch(cli, ref, "--all-platforms").ok()  # (its base layers may be linked already)
     proxy.served.clear()
     other = cli.namespace + "-b"
     second = cli("fetch", "--plain-http", "--all-platforms", ref, namespace=other).ok()
