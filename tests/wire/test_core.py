@@ -225,17 +225,48 @@ def test_a_stream_queue_holds_back_only_the_stream_credit() -> None:
     peer = Peer(lim)
     peer.send(fr.headers(1, peer.block(STREAM)))
     chunk = message(b"d" * (32 << 10))
-    for _ in range(40):
+    for _ in range(80):  # 2.5 MiB: more than the half window a stream's credit waits for
         peer.send(fr.data(1, chunk))
     updates = [f for f in peer.out() if f.type == fr.WINDOW_UPDATE]
     stream_credit = sum(int.from_bytes(f.payload) for f in updates if f.stream_id == 1)
-    assert stream_credit <= 3 * len(chunk) + (1 << 20)  # stopped once 64 KiB queued
+    assert stream_credit <= 3 * len(chunk) + (2 << 20)  # stopped once 64 KiB queued
     # the connection's credit came back (announced in batches of a quarter window)
-    assert peer.h2.windows.credit >= 40 * len(chunk) and not peer.h2.windows.deferred
+    connection_credit = sum(int.from_bytes(f.payload) for f in updates if not f.stream_id)
+    assert connection_credit + peer.h2.windows.credit >= 80 * len(chunk)
+    assert not peer.h2.windows.deferred
     stream = peer.h2.streams[1]
     while peer.h2.take(stream) is not None:
         pass
     assert any(f.stream_id == 1 for f in peer.out() if f.type == fr.WINDOW_UPDATE)
+
+
+def test_a_lock_step_writer_gets_stream_credit_every_half_window() -> None:
+    """1 MiB messages in 16 KiB frames (grpc-go's), each taken before the next is sent:
+    the stream's credit comes back in halves of its 4 MiB window, so every other message
+    is answered with a WINDOW_UPDATE, and the writer never has less than half a window."""
+    peer = Peer(Limits(max_receive_message=4 << 20))
+    assert peer.h2.limits.stream_window == 4 << 20
+    [started] = peer.send(fr.headers(1, peer.block(STREAM)))
+    peer.out()
+    msg = message(b"w" * (1 << 20))
+    frames = [fr.data(1, msg[i : i + 16384]) for i in range(0, len(msg), 16384)]
+    window = 4 << 20  # the writer's view of the stream's window
+    updates = []
+    for _ in range(8):
+        assert window >= len(msg)
+        peer.send(*frames)
+        window -= len(msg)
+        assert peer.h2.take(started.stream) == msg[5:]
+        increments = [
+            int.from_bytes(f.payload)
+            for f in peer.out()
+            if f.type == fr.WINDOW_UPDATE and f.stream_id == 1
+        ]
+        window += sum(increments)
+        updates.append(sum(increments))
+        assert window >= 2 << 20
+    assert [bool(n) for n in updates] == [False, True] * 4
+    assert all(n >= 2 << 20 for n in updates if n)
 
 
 def test_the_connection_queue_bounds_memory_whatever_the_number_of_streams() -> None:

@@ -130,8 +130,9 @@ class Windows:
 
     ``send``: what the peer lets us send. Receiving: ``recv`` is what the peer
     may still send; received bytes come back as ``credit`` and are announced
-    in batches of a quarter of the window; while more than the connection's
-    queue limit waits in streams' message queues the credit is ``deferred``.
+    in batches of a quarter of the window (a stream's in halves of its own);
+    while more than the connection's queue limit waits in streams' message
+    queues the credit is ``deferred``.
     """
 
     __slots__ = ("credit", "deferred", "initial", "recv", "send", "size")
@@ -824,7 +825,11 @@ class H2Connection:
                     self.wants_write = True
         if stream is not None and stream.state is _OPEN:
             stream.credit += n
-            if stream.credit >= self.limits.stream_window >> 2:
+            # in halves of the window: a writer that waits for each reply (1 MiB Write
+            # messages) gets an update every other message, not with each one (each costs
+            # the reader a send just as it hands the message to the handler), and still
+            # never has less than half a window to send into
+            if stream.credit >= self.limits.stream_window >> 1:
                 self._ctrl.append(fr.window_update(stream.id, stream.credit))
                 stream.recv_window += stream.credit
                 stream.credit = 0
