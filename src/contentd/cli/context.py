@@ -10,7 +10,6 @@ import contextlib
 import os
 import stat
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any, BinaryIO, Final, TextIO, TypeVar
 
 from contentd.cli.errors import unreachable
@@ -46,13 +45,22 @@ _T = TypeVar("_T")
 _M = TypeVar("_M", bound="Message")
 
 
-@dataclass
 class Streams:
-    """Where a command reads and writes: bytes on ``out`` and ``inp``, text on ``err``."""
+    """Where a command reads and writes: bytes on ``out`` and ``inp``, text on ``err``.
 
-    out: BinaryIO
-    err: TextIO
-    inp: BinaryIO
+    A plain class, not a dataclass: ``dataclasses`` imports ``inspect``, which alone
+    cost every command about a tenth of its start-up.
+    """
+
+    __slots__ = ("err", "inp", "out")
+
+    def __init__(self, out: BinaryIO, err: TextIO, inp: BinaryIO) -> None:
+        self.out = out
+        self.err = err
+        self.inp = inp
+
+    def __repr__(self) -> str:
+        return f"Streams(out={self.out!r}, err={self.err!r}, inp={self.inp!r})"
 
     @property
     def err_is_tty(self) -> bool:
