@@ -26,10 +26,6 @@ import base64
 import json
 import os
 import re
-import selectors
-import shutil
-import signal
-import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -115,6 +111,8 @@ def helper_credentials(
     name: str, host: str, warn: Warn = _ignore, timeout: float = HELPER_TIMEOUT
 ) -> tuple[str, str] | None:
     """Ask ``docker-credential-<name>`` for ``host``'s credentials (None: anonymous)."""
+    import shutil  # here: a fetch without a helper need not load it
+
     program = f"docker-credential-{name}"
     if not _HELPER_NAME.fullmatch(name):
         warn(f"credential helper name {name!r} is not a program name; continuing anonymously")
@@ -170,6 +168,11 @@ def _run_helper(program: str, stdin: bytes, timeout: float) -> tuple[int | None,
 
     Reads at most one byte past :data:`HELPER_OUTPUT_LIMIT`; a helper still running at
     the deadline (or past the limit) is killed. stderr is discarded, as docker does."""
+    # here, not at the top: most fetches run no helper and need none of them
+    import selectors
+    import signal
+    import subprocess
+
     deadline = time.monotonic() + timeout
     proc = subprocess.Popen(
         [program, "get"],
