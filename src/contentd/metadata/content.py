@@ -132,9 +132,14 @@ class ContentStore:
         return Info(digest, size, from_ns(created_at), from_ns(updated_at), labels)
 
     def _info_row(self, ns: str, digest: str) -> tuple[tuple[int, int, int], dict[str, str]] | None:
-        with self._core.view() as conn:
-            row = _blob_row(conn, ns, digest)
-            return None if row is None else (row, _blob_labels(conn, ns, digest))
+        # one statement (its own snapshot): on PostgreSQL one round trip per lookup,
+        # and a proxied Read makes one lookup per 32 KiB
+        rows = self._core.sql.query(_INFO_SQL, (ns, digest))
+        if not rows:
+            return None
+        first = rows[0]
+        labels = {key: value for *_, key, value in rows if key is not None}
+        return (int(first[0]), int(first[1]), int(first[2])), labels
 
     def _link(self, ns: str, digest: str) -> bool:
         """With ``link_shared``: record ``digest`` here if another namespace shares it."""
@@ -441,6 +446,14 @@ class ContentStore:
 def _info(row: InfoRow) -> Info:
     digest, size, created_ns, updated_ns, labels = row
     return Info(digest, size, from_ns(created_ns), from_ns(updated_ns), labels or {})
+
+
+#: a record and its labels in one statement: one row per label, or one row with NULLs
+_INFO_SQL: Final = (
+    "SELECT b.size, b.created_at, b.updated_at, l.key, l.value FROM blobs b"
+    " LEFT JOIN blob_labels l ON l.namespace = b.namespace AND l.digest = b.digest"
+    " WHERE b.namespace = ? AND b.digest = ?"
+)
 
 
 def _blob_row(conn: Conn, ns: str, digest: str) -> tuple[int, int, int] | None:

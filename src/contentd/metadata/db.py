@@ -38,6 +38,7 @@ import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from typing import Any
 
 from contentd.content.errors import FailedPrecondition
 from contentd.metadata.migrations import MIGRATIONS, Migration
@@ -153,6 +154,12 @@ class SQLiteDB:
         return self._closed
 
     # -- transactions ----------------------------------------------------
+
+    def query(self, sql: str, parameters: Sequence[Any] = (), /) -> list[Any]:
+        """The rows of one read-only statement (in a read transaction of its own, or in
+        this thread's)."""
+        with self.read() as conn:
+            return conn.execute(sql, parameters).fetchall()
 
     @contextmanager
     def read(self) -> Iterator[sqlite3.Connection]:

@@ -9,13 +9,14 @@ placeholders rewritten to psycopg's ``%s``).
 - **Connections.** A bounded pool (``pool_size``, 16 by default); a thread
   holds one only for the length of a transaction (nested transactions join
   it). A connection that breaks is dropped; the call gets ``Unavailable``.
-- **Transactions.** ``read()`` is ``REPEATABLE READ READ ONLY``: one snapshot,
-  never blocking writers. ``write()`` takes ``pg_advisory_xact_lock`` on one
-  key first: metadata writes are serialised across the whole cluster, as
-  SQLite serialises them per file, so the shared code's check-then-write
-  steps stay atomic. ``write(durable=False)`` commits with
-  ``synchronous_commit=off`` for that transaction (the ingest record at
-  open, as on SQLite); :meth:`PostgresDB.sync` makes such commits durable.
+- **Transactions.** ``query()`` runs one statement without a transaction around
+  it (autocommit; one round trip), for single-statement reads. ``read()`` is
+  ``REPEATABLE READ READ ONLY``: one snapshot, never blocking writers.
+  ``write()`` takes ``pg_advisory_xact_lock`` on one key first: metadata writes
+  are serialised across the whole cluster, as SQLite serialises them per file,
+  so the shared code's check-then-write steps stay atomic. ``write(durable=False)``
+  commits with ``synchronous_commit=off`` for that transaction (the ingest record
+  at open, as on SQLite); :meth:`PostgresDB.sync` makes such commits durable.
 
 :class:`PostgresCluster` is the :class:`~contentd.metadata.cluster.Cluster`:
 
@@ -340,6 +341,32 @@ class PostgresDB:
         return self._transaction(
             ["BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY"], writing=False
         )
+
+    def query(self, sql: str, parameters: Sequence[Any] = (), /) -> list[Any]:
+        """One read-only statement on a pooled connection without a transaction around
+        it (autocommit: the statement is its own snapshot), so one round trip instead of
+        four (BEGIN, the statement, COMMIT). Inside a transaction of this thread, in it.
+        A connection the server dropped while pooled is replaced once."""
+        if self._state.depth:
+            assert self._state.conn is not None
+            return self._state.conn.execute(sql, parameters).fetchall()
+        text = _pg_sql(sql)
+        for attempt in range(2):
+            raw = self._acquire()
+            try:
+                rows = raw.execute(text, parameters or None).fetchall()
+            except psycopg.OperationalError as err:
+                self._release(raw, broken=True)
+                if attempt:
+                    raise _unavailable(err) from None
+                self._drop_idle()
+                continue
+            except BaseException:
+                self._release(raw, broken=True)
+                raise
+            self._release(raw, broken=False)
+            return rows
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def generation(self) -> None:
         """Never known: other nodes commit without a sign this one could read for free."""

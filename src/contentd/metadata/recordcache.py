@@ -6,9 +6,9 @@ to look the record up again in a read transaction. :class:`RecordCache` keeps
 the :class:`~contentd.content.types.Info` of the records a thread looked up,
 tagged with the database's ``generation()``: the first lookup after any commit
 (by this process or another) finds the tag changed and starts over. On SQLite
-a lookup then costs one ``PRAGMA data_version`` instead of a transaction and
-two queries. PostgreSQL, written by several nodes, gives no generation: every
-lookup reads the database. Absent records are not remembered.
+a lookup then costs one ``PRAGMA data_version`` instead of a read of the record.
+PostgreSQL, written by several nodes, gives no generation: every lookup reads
+the database (one statement, one round trip). Absent records are not remembered.
 """
 
 from __future__ import annotations
