@@ -438,3 +438,24 @@ def test_a_commit_failing_after_the_link_leaves_no_second_name_for_the_blob(
     again.close()
     with open(blob, "rb") as f:
         assert f.read() == b"abc"
+
+
+def test_a_small_blob_written_whole_is_committed_without_a_directory(tmp_path: Path) -> None:
+    """A write that takes a pending ingest past the limit but also completes its declared
+    total leaves it pending: the commit is next (and a close without it makes one)."""
+    store = LocalStore(tmp_path)
+    data = b"z" * (pending.LIMIT + 5)
+    w = store.writer("whole", total=len(data))
+    w.write(data)
+    assert os.listdir(tmp_path / "ingest") == []
+    assert [s.ref for s in store.list_statuses()] == ["whole"]
+    w.commit(len(data), digest_of(data))
+    assert (tmp_path / "blobs" / "sha256" / digest_of(data).split(":")[1]).read_bytes() == data
+    # not committed: the close gives it its directory, and it resumes where it stood
+    w = store.writer("kept", total=len(data))
+    w.write(data)
+    w.close()
+    assert (ingest_dir(tmp_path, "kept") / "data").stat().st_size == len(data)
+    resumed = store.writer("kept", total=len(data))
+    assert resumed.status().offset == len(data)
+    resumed.close()

@@ -7,15 +7,17 @@ cost more than everything else a 1 KiB ingest does. So a new ingest starts
 no name on disk), and a commit links that file straight to
 ``blobs/<alg>/<hex>``. It gets its containerd directory (``ref``,
 ``startedat``, ``updatedat``, ``total``, ``data``) only when it is closed
-without a commit or grows past :data:`LIMIT` bytes.
+without a commit or grows past :data:`LIMIT` bytes, unless the write that takes
+it past the limit also completes its declared total (a small blob written
+whole: the commit comes next).
 
 While pending, the ingest is known to this process only: the root's
 :class:`PendingIngests` (held by its :class:`~contentd.local.roots.RootState`,
 like the ref locks) lets status, list_statuses, walk_status_refs and abort of
 every store on the root see it. A crash loses a pending ingest entirely
-(at most :data:`LIMIT` bytes that were never synced); reopening the ref then
-starts it over, which is what happens to any ingest whose data a power loss
-took.
+(at most :data:`LIMIT` bytes, or the one write that completed it, never
+synced); reopening the ref then starts it over, which is what happens to any
+ingest whose data a power loss took.
 
 Where ``O_TMPFILE`` or ``/proc/self/fd`` is missing, every ingest is created
 on disk at open, as before.

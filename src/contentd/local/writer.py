@@ -117,7 +117,9 @@ class LocalWriter:
         if offset - self._flushed >= WINDOW:
             start_writeback(fd, self._flushed, offset - self._flushed)
             self._flushed = offset
-        if self._pending and offset >= pending.LIMIT:
+        # a write that completes the declared total leaves the ingest pending: the commit
+        # comes next and needs no directory (a close without it makes one)
+        if self._pending and offset >= pending.LIMIT and not 0 < self._total <= offset:
             try:
                 self._materialize(fd)
             except OSError as err:  # the bytes are written: stay pending, try again later
