@@ -80,6 +80,9 @@ log = logging.getLogger(__name__)
 LABEL_DISTRIBUTION_SOURCE: Final = "containerd.io/distribution.source"
 #: bytes read from a response and written per call
 CHUNK: Final = 1 << 20
+#: a blob at most this big (what is left of it) is read and written in one call: the
+#: store then commits it without first giving its ingest a directory
+_WHOLE: Final = 2 * CHUNK
 _LEASE_TTL: Final = timedelta(hours=24)
 _PROGRESS_EVERY: Final = 0.25
 
@@ -90,7 +93,7 @@ class Progress:
     ``done``, ``linked`` (another namespace held it: nothing downloaded) or ``failed`` (a
     push also has ``uploading``, ``mounted`` and ``skipped``, a non-distributable layer)
     for blob ``desc`` (``offset`` of ``desc.size``); ``resumed`` is the offset the
-    download started from."""
+    download started from (on ``downloading`` and ``done``)."""
 
     status: str
     desc: Descriptor
@@ -347,13 +350,14 @@ class _Fetch:
         # nothing is downloaded
         linked = bool(getattr(writer, "shared", False))
         failed: DigestMismatch | SizeMismatch | None = None
+        resumed = 0
         try:
             offset = writer.status().offset
             if offset > desc.size:
                 writer.truncate(0)
                 offset = 0
             if offset < desc.size:
-                self._stream_into(writer, desc, offset)
+                resumed = self._stream_into(writer, desc, offset)
             writer.commit(desc.size, desc.digest, labels)
         except AlreadyExists:
             self._add_labels(self.store.info(desc.digest), labels)
@@ -366,20 +370,28 @@ class _Fetch:
             self._abort(ref)
             self.emit("failed", desc)
             raise _blob_error(desc, failed) from None
-        self.emit("linked" if linked else "done", desc, desc.size)
+        self.emit("linked" if linked else "done", desc, desc.size, resumed)
 
-    def _stream_into(self, writer: Writer, desc: Descriptor, offset: int) -> None:
+    def _stream_into(self, writer: Writer, desc: Descriptor, offset: int) -> int:
+        """Download the rest of ``desc`` from ``offset`` into ``writer``; returns the offset
+        the download started at (0 when the registry ignored the range).
+
+        Progress: ``downloading`` every :data:`_PROGRESS_EVERY` seconds, the first one
+        after that long too (a blob done sooner says only ``done``, which carries where it
+        resumed): each message is a trip to the client."""
         resp, start = self.client.open_blob(self.ref.repository, desc, offset)
         if start != offset:
             writer.truncate(0)  # the registry ignored the range: start over
         written = start
-        last = 0.0
-        self.emit("downloading", desc, written, start)
+        last = time.monotonic()
+        left = desc.size - start
+        # one more byte than is left: a body longer than the blob shows in the first read
+        step = left + 1 if left <= _WHOLE else CHUNK
         try:
             while True:
                 self.check_cancel()
                 try:
-                    chunk = resp.read(CHUNK)
+                    chunk = resp.read(step)
                 except (HTTPError, OSError) as err:
                     reason = describe(err)[0]
                     raise RegistryUnavailable(f"blob {desc.digest}: {reason}") from None
@@ -398,6 +410,7 @@ class _Fetch:
         if written < desc.size:
             # the body ended early: a dropped connection (retried, resumed from here)
             raise RegistryUnavailable(f"blob {desc.digest}: body ended at {written} of {desc.size}")
+        return start
 
     def _abort(self, ref: str) -> None:
         with contextlib.suppress(NotFound):
