@@ -599,6 +599,40 @@ def test_the_preface_may_arrive_in_pieces() -> None:
     assert h2.state is ConnectionState.OPEN
 
 
+@pytest.mark.parametrize("read", [9, 10, 4099, 16393, 65536, 212992])
+def test_frames_split_anywhere_across_reads_give_the_same_messages(read: int) -> None:
+    """Frames cut at any point by the reads (inside a header, inside a payload, a frame
+    larger than a read - grpcio sends 1 MiB messages as ~650 KiB frames - or many
+    16 KiB frames per read, as grpc-go sends them) give the messages whole and in
+    order, with a PING in between answered."""
+    peer = Peer(Limits(max_receive_message=4 << 20))
+    [started] = peer.send(fr.headers(1, peer.block(STREAM)))
+    peer.out()
+    big = bytes(range(256)) * 2600  # 650 KiB
+    messages = [b"a", big, b"b" * 40000, big[:70000]]
+    wire = fr.data(1, message(messages[0]))
+    wire += fr.data(1, message(messages[1]))  # one frame larger than a read
+    m = message(messages[2])
+    wire += b"".join(fr.data(1, m[i : i + 16384]) for i in range(0, len(m), 16384))
+    wire += fr.ping(b"12345678")
+    wire += fr.data(1, message(messages[3]), end_stream=True)
+    for i in range(0, len(wire), read):
+        peer.h2.receive(wire[i : i + read])
+    got = []
+    while (msg := peer.h2.take(started.stream)) is not None:
+        got.append(msg)
+    assert got == messages
+    assert started.stream.state is StreamState.HALF_CLOSED_REMOTE
+    assert [f.payload for f in peer.out() if f.type == fr.PING] == [b"12345678"]
+
+
+def test_a_frame_too_large_is_refused_from_its_header_split_across_reads() -> None:
+    peer = Peer()
+    header = fr.HEADER.pack(((1 << 20) + 1) << 8 | fr.DATA, 0, 1)
+    assert peer.h2.receive(header[:4]) == []
+    assert peer.goaway(header[4:]) == E.FRAME_SIZE_ERROR
+
+
 def test_streaming_input_is_signalled_and_taken_in_order() -> None:
     peer = Peer()
     [started] = peer.send(fr.headers(1, peer.block(STREAM)))

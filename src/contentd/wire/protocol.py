@@ -189,7 +189,8 @@ class H2Connection:
         self.drained: list[Stream] = []
         #: the peer's GOAWAY: last stream id it processes
         self.goaway_received: int | None = None
-        self._buf = b""
+        #: the start of a frame whose end is still to come (see :meth:`receive`)
+        self._partial = bytearray()
         self._events: list[Event] = []
         self._ctrl: list[bytes] = []
         self._ready: dict[int, Stream] = {}
@@ -253,31 +254,65 @@ class H2Connection:
         events = self._events = []
         if self.state is ConnectionState.CLOSED:
             return events
-        buf = self._buf + data if self._buf else data
         try:
             if not self._preface_done:
+                buf = bytes(self._partial) + data
+                self._partial = bytearray()
                 n = len(fr.PREFACE)
                 if buf[:n] != fr.PREFACE[: len(buf)]:
                     raise ProtocolError(fr.ErrorCode.PROTOCOL_ERROR, "bad connection preface")
                 if len(buf) < n:
-                    self._buf = buf
+                    self._partial = bytearray(buf)
                     return events
-                buf = buf[n:]
+                data = buf[n:]
                 self._preface_done = True
-            used = self._frames(buf)
-            self._buf = buf[used:] if used < len(buf) else b""
+            start = self._complete(data) if self._partial else 0
+            if start < 0:
+                return events
+            used = self._frames(data, start)
+            if used < len(data):  # a frame begun: only its bytes are kept
+                self._partial = bytearray(memoryview(data)[used:])
         except ProtocolError as err:
-            self._buf = b""
+            self._partial = bytearray()
             self.close(err.code, str(err))
         return events
 
-    def _frames(self, data: bytes) -> int:
-        """Handle the complete frames at the start of ``data``; how many bytes they took."""
+    def _complete(self, data: bytes) -> int:
+        """Finish the frame an earlier read began with the start of ``data``: where in
+        ``data`` the next frame begins, or -1 when ``data`` did not complete it.
+
+        Only the frame's own bytes are copied (a read that ends inside a frame is the
+        rule: with 16 KiB frames, nearly every read), and a frame larger than a read
+        grows in one buffer rather than being joined again with every read.
+        """
+        partial = self._partial
+        start = 0
+        if len(partial) < 9:  # its header is not complete yet
+            start = 9 - len(partial)
+            partial += data[:start]
+            if len(partial) < 9:
+                return -1
+        length = int.from_bytes(partial[:3])
+        if length > self.limits.max_frame_size:
+            raise ProtocolError(fr.ErrorCode.FRAME_SIZE_ERROR, f"frame of {length} bytes")
+        stop = start + 9 + length - len(partial)
+        if stop > len(data):
+            partial += memoryview(data)[start:]
+            return -1
+        partial += memoryview(data)[start:stop]
+        # a new buffer for the next partial frame: what handles this one may still hold
+        # views of it (a bytearray with views cannot be resized)
+        self._partial = bytearray()
+        self._frames(partial, 0)
+        return stop
+
+    def _frames(self, data: bytes | bytearray, off: int) -> int:
+        """Handle the complete frames of ``data`` from ``off`` on; where the first
+        incomplete one begins (``len(data)`` when none is)."""
         unpack = _HEADER.unpack_from
         view = memoryview(data)
         end = len(data)
         max_frame = self.limits.max_frame_size
-        off = 0
         while end - off >= 9:
             if self.state is _CLOSED_CONNECTION:
                 return end
@@ -412,7 +447,7 @@ class H2Connection:
         if self._ready:
             self.wants_write = True
 
-    def _on_goaway(self, data: bytes, start: int, end: int) -> None:
+    def _on_goaway(self, data: bytes | bytearray, start: int, end: int) -> None:
         last, code = struct.unpack_from(">II", data, start)
         last &= 0x7FFFFFFF
         self.goaway_received = last
