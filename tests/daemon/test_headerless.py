@@ -258,3 +258,33 @@ def test_pinned_label_is_read_again_only_after_a_namespace_change(
         assert db.namespaces.get(PINNED) == {LABEL_GC_MANAGED_EXTERNALLY: "true"}
     finally:
         db.close()
+
+
+def test_resolved_stores_are_kept_and_checks_still_run_per_call(tmp_path: Path) -> None:
+    """A (namespace, lease) resolves to the same store each time (no per-call set-up);
+    the exclusive check and the namespace check still answer every call."""
+    from contentd.content.errors import InvalidArgument
+    from contentd.daemon.resolver import NamespaceResolver
+    from contentd.local import LocalStore
+
+    db = MetadataDB(tmp_path / "meta.db", LocalStore(tmp_path / "root"))
+    try:
+        resolver = NamespaceResolver(db, PINNED)
+        pinned = resolver.resolve(None, None)
+        assert resolver.resolve(None, None) is pinned
+        assert pinned.namespace == PINNED and pinned.link_shared
+        leased = resolver.resolve(None, "l1")
+        assert leased is not pinned and leased.lease == "l1"
+        named = resolver.resolve("ns1", None)
+        assert named is resolver.resolve("ns1", None) and not named.link_shared
+        bad = resolver.resolve("-bad-", None)
+        for _ in range(2):  # an invalid namespace fails every call, not only the first
+            with pytest.raises(InvalidArgument):
+                bad.info("sha256:" + "0" * 64)
+        exclusive = NamespaceResolver(db, PINNED, exclusive=True)
+        exclusive.resolve(None, None)
+        for _ in range(2):
+            with pytest.raises(FailedPrecondition):
+                exclusive.resolve("other", None)
+    finally:
+        db.close()

@@ -309,7 +309,7 @@ class ContentService:
     ) -> Iterator[bytes]:
         digest = request.digest
         try:
-            digests.validate(digest)
+            _valid_digest(digest)
         except InvalidDigest as err:
             raise StatusError(_Code.INVALID_ARGUMENT, f"{digest}: {err.context}") from None
         # containerd calls Info and then ReaderAt; the reader's record check raises the
@@ -466,10 +466,28 @@ def _apply_write(wr: Writer, req: WriteRequest, msg: pb.WriteContentResponse, cu
         msg.offset += n
 
 
+#: digests that passed validation lately (containerd's proxy asks Info and Read of one
+#: digest per 32 KiB: the regular expressions ran twice per 32 KiB for the same string)
+_VALID: dict[str, bool] = {}
+_VALID_LIMIT: Final = 1024
+
+
+def _valid_digest(digest: str) -> None:
+    """Return if ``digest`` is valid; raise :class:`InvalidDigest` if not."""
+    if digest in _VALID:
+        return
+    digests.validate(digest)
+    if len(_VALID) >= _VALID_LIMIT:
+        _VALID.clear()
+    _VALID[digest] = True
+
+
 def _validated(digest: str) -> str:
     """``digest``, or INVALID_ARGUMENT ``"<d>" failed validation`` (Info, Update)."""
-    if not digests.is_valid(digest):
-        raise StatusError(_Code.INVALID_ARGUMENT, f"{go_quote(digest)} failed validation")
+    try:
+        _valid_digest(digest)
+    except InvalidDigest:
+        raise StatusError(_Code.INVALID_ARGUMENT, f"{go_quote(digest)} failed validation") from None
     return digest
 
 

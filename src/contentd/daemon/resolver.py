@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from typing import Final
 
 from contentd.content.errors import FailedPrecondition, InvalidArgument
 from contentd.metadata import LABEL_GC_MANAGED_EXTERNALLY, ContentStore, MetadataDB, identifiers
@@ -47,6 +48,9 @@ from contentd.metadata import LABEL_GC_MANAGED_EXTERNALLY, ContentStore, Metadat
 __all__ = ["NamespaceResolver"]
 
 log = logging.getLogger(__name__)
+
+#: stores remembered per resolver at most (then it starts over)
+_STORES: Final = 256
 
 
 class NamespaceResolver:
@@ -65,6 +69,9 @@ class NamespaceResolver:
         self._lock = threading.Lock()
         # namespaces.changes when the label was last seen in place (-1: never)
         self._checked = -1
+        # the stores handed out, by (namespace header, lease header): a store is a few
+        # immutable fields, and containerd's proxy resolves the same one per 32 KiB
+        self._stores: dict[tuple[str | None, str | None], ContentStore] = {}
 
     def __repr__(self) -> str:
         return (
@@ -78,11 +85,21 @@ class NamespaceResolver:
                 f"this socket serves only namespace {self.headerless_namespace!r},"
                 f" not {namespace!r}"
             )
-        if namespace is None and self.headerless_namespace is not None:
+        pinned = namespace is None and self.headerless_namespace is not None
+        if pinned:
             self.ensure_pinned()
-            # containerd: a blob another namespace shares is linked here when asked for
-            return self.db.content_store(self.headerless_namespace, lease, link_shared=True)
-        return self.db.content_store(namespace, lease)
+        key = (namespace, lease)
+        store = self._stores.get(key)
+        if store is None:
+            if pinned:
+                # containerd: a blob another namespace shares is linked here when asked for
+                store = self.db.content_store(self.headerless_namespace, lease, link_shared=True)
+            else:
+                store = self.db.content_store(namespace, lease)
+            if len(self._stores) >= _STORES:
+                self._stores.clear()
+            self._stores[key] = store
+        return store
 
     def ensure_pinned(self) -> None:
         """Create the pinned namespace if needed and make sure it carries the GC label.

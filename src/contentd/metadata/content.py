@@ -84,12 +84,16 @@ class ContentStore:
         self.namespace = namespace
         self.lease = lease or None
         self.link_shared = link_shared
+        self._valid_ns: str | None = None
 
     def __repr__(self) -> str:
         return f"ContentStore(namespace={self.namespace!r}, lease={self.lease!r})"
 
     def _ns(self) -> str:
-        return identifiers.require_namespace(self.namespace)
+        ns = self._valid_ns
+        if ns is None:  # checked once: a store serves many calls (the resolver keeps it)
+            ns = self._valid_ns = identifiers.require_namespace(self.namespace)
+        return ns
 
     # -- Provider --------------------------------------------------------
 
@@ -108,7 +112,8 @@ class ContentStore:
 
     def info(self, digest: str) -> Info:
         info = self._record(self._ns(), digest)
-        return replace(info, labels=dict(info.labels or {}))  # the caller's own labels
+        labels = dict(info.labels or {})  # the caller's own (not dataclasses.replace: slow)
+        return Info(info.digest, info.size, info.created_at, info.updated_at, labels)
 
     def _record(self, ns: str, digest: str) -> Info:
         """The record of ``digest`` (remembered by this thread while nothing is committed);
