@@ -155,6 +155,32 @@ def test_usage_errors_exit_2(cli: Cli) -> None:
     assert one_line(empty_ref.err) == "contentd: usage: must specify a transaction reference"
 
 
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("fsck", "--jobs", "0"), "argument --jobs/-j: must be from 1 to 64: 0"),
+        (("fsck", "--root", "/nonexistent", "-j", "0"), "must be from 1 to 64: 0"),
+        (("fsck", "--jobs", "65"), "must be from 1 to 64: 65"),
+        (("fetch", "--concurrency", "0", "r.io/a:b"), "argument --concurrency: must be from 1"),
+        (("push", "--concurrency", "-1", "r.io/a:b"), "argument --concurrency: must be from 1"),
+    ],
+)
+def test_a_count_of_zero_is_a_usage_error_not_quietly_one(
+    cli: Cli, args: tuple[str, ...], message: str
+) -> None:
+    # --jobs 0 ran one job offline and the daemon's default online; --concurrency 0 the default
+    result = cli(*args)
+    assert result.code == 2, result.err
+    assert message in result.err
+
+
+def test_the_cli_bounds_jobs_as_the_daemon_does() -> None:
+    from contentd.api.fsck import MAX_JOBS
+    from contentd.cli import fsck
+
+    assert fsck.MAX_JOBS == MAX_JOBS
+
+
 def test_debug_adds_a_traceback(cli: Cli) -> None:
     plain = cli("content", "info", MISSING)
     debug = cli("--debug", "content", "info", MISSING)

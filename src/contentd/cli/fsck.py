@@ -19,18 +19,20 @@ import argparse
 import os
 from typing import TYPE_CHECKING, Any, Final
 
-from contentd.cli.parser import add_command, nonnegative
+from contentd.cli.parser import add_command, count_between, nonnegative
 
 if TYPE_CHECKING:
     from contentd.api._pb.contentd.services.fsck.v1 import fsck_pb2
     from contentd.cli.context import Context
     from contentd.metadata import FsckReport
 
-__all__ = ["EXIT_NOT_CLEAN", "add_commands", "response_to_json", "run_fsck"]
+__all__ = ["EXIT_NOT_CLEAN", "MAX_JOBS", "add_commands", "response_to_json", "run_fsck"]
 
 SERVICE = "contentd.services.fsck.v1.Fsck"
 #: the exit status when problems remain
 EXIT_NOT_CLEAN: Final = 3
+#: the most --jobs the daemon takes (contentd.api.fsck.MAX_JOBS; not imported: it loads grpcio)
+MAX_JOBS: Final = 64
 _CONTENT_DIR: Final = "io.containerd.content.v1.content"
 _METADATA_DB: Final = os.path.join("io.containerd.metadata.v1.sqlite", "meta.db")
 
@@ -59,7 +61,12 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     fsck.add_argument("--repair", action="store_true", help="fix what can be fixed")
     fsck.add_argument(
-        "--jobs", "-j", type=nonnegative, default=2, metavar="N", help="blobs hashed at once"
+        "--jobs",
+        "-j",
+        type=count_between(1, MAX_JOBS),
+        default=2,
+        metavar="N",
+        help=f"blobs hashed at once (1 to {MAX_JOBS})",
     )
     fsck.add_argument(
         "--bytes-per-second",
@@ -176,9 +183,7 @@ def _offline(root: str, repair: bool, namespace: str | None, jobs: int, budget: 
     try:
         with MetadataDB(meta, LocalStore(content)) as db:
             return db.fsck(
-                FsckOptions(
-                    repair=repair, namespace=namespace, jobs=max(jobs, 1), bytes_per_second=budget
-                )
+                FsckOptions(repair=repair, namespace=namespace, jobs=jobs, bytes_per_second=budget)
             )
     finally:
         lock.release()

@@ -22,6 +22,7 @@ __all__ = [
     "Handler",
     "add_command",
     "add_global_options",
+    "count_between",
     "duration",
     "group",
     "label_pair",
@@ -197,6 +198,22 @@ def nonnegative(text: str) -> int:
     if value < 0:
         raise argparse.ArgumentTypeError(f"must not be negative: {value}")
     return value
+
+
+def count_between(low: int, high: int) -> Callable[[str], int]:
+    """An argparse type: an integer from ``low`` to ``high`` (a count of workers, say, where
+    0 would otherwise be quietly taken for something else)."""
+
+    def count(text: str) -> int:
+        try:
+            value = int(text, 0)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be from {low} to {high}: {value}")
+        return value
+
+    return count
 
 
 def label_pair(text: str) -> tuple[str, str]:

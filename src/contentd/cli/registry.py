@@ -16,7 +16,7 @@ import argparse
 import time
 from typing import TYPE_CHECKING, Any, Final
 
-from contentd.cli.parser import add_command
+from contentd.cli.parser import add_command, count_between
 
 if TYPE_CHECKING:
     from contentd.cli.context import Context
@@ -79,10 +79,10 @@ def _transfer_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--concurrency",
-        type=int,
+        type=count_between(1, 64),
         default=0,
         metavar="N",
-        help="blobs transferred at once (default 3)",
+        help="blobs transferred at once, 1 to 64 (default 3)",
     )
 
 
@@ -310,7 +310,7 @@ def run_push(ctx: Context) -> int:
         source=args.source,
         plain_http=args.plain_http,
         credentials=creds,
-        concurrency=max(0, args.concurrency),
+        concurrency=args.concurrency,
     )
     return _result(ctx, _transfer(ctx, "Push", request, "push", args.reference, creds, source))
 
@@ -326,7 +326,7 @@ def run_fetch(ctx: Context) -> int:
         all_platforms=args.all_platforms,
         plain_http=args.plain_http,
         credentials=creds,
-        concurrency=max(0, args.concurrency),
+        concurrency=args.concurrency,
         image_name=args.name,
     )
     return _result(ctx, _transfer(ctx, "Fetch", request, "fetch", args.reference, creds, source))
