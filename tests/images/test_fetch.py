@@ -12,6 +12,7 @@ import pytest
 
 from tests.cli.conftest import Cli, Result
 from tests.daemon.harness import ServeProcess
+from tests.peers.counting_proxy import CountingProxy
 from tests.peers.images import PushedImage, build_image, build_random_image, push_image
 from tests.peers.process import clean_env, run
 from tests.peers.registry import RegistryPeer
@@ -398,3 +399,23 @@ def test_the_fetch_command_loads_neither_protobuf_nor_grpc(
     status, out, heavy = json.loads(proc.stdout.decode().splitlines()[-1])
     assert (status, heavy) == (0, [])
     assert json.loads(out)["digest"] == test_image.digest
+
+
+def test_layers_download_in_parallel_within_the_bound_on_kept_connections(
+    cli: Cli, registry_peer: RegistryPeer
+) -> None:
+    """--concurrency N: N blob GETs at once, never more, over connections kept alive (a
+    connection per blob would be a TCP handshake and a slow start each)."""
+    requires("skopeo")
+    image = build_random_image((64 << 10,) * 11, seed=31)  # 12 blobs with the config
+    pushed = push_image(image, registry_peer, "contentd/parallel", "v1")
+    with CountingProxy(registry_peer.host) as proxy:
+        proxy.gather_blobs = 3  # answered in threes: the peak is what the client sends
+        proxy.gather_timeout = 10.0
+        ref = f"{proxy.host}/{pushed.repository}:{pushed.tag}"
+        _fetch(cli, ref, "--concurrency", "3").ok()
+        assert len(proxy.blob_requests) == 12
+        assert proxy.peak_blob_gets == 3
+        assert proxy.connections <= 3
+    for digest, data in image.blobs.items():
+        assert cli("content", "get", digest).ok().out == data

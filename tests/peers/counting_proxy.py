@@ -2,7 +2,13 @@
 (a private registry) and counts the response body bytes per kind of path.
 
 ``blob_bytes`` counts ``/v2/<name>/blobs/<digest>`` bodies (layers and configs),
-``manifest_bytes`` ``/v2/<name>/manifests/<ref>`` bodies. Loopback only, plain HTTP.
+``manifest_bytes`` ``/v2/<name>/manifests/<ref>`` bodies, ``connections`` the client
+connections accepted (keep-alive: one carries many requests). With ``gather_blobs = N``
+a blob GET is answered only once N blob GETs wait together (or after
+``gather_timeout`` seconds); ``peak_blob_gets`` is the most that ever waited at once,
+which is the client's concurrency exactly: a request is counted on arrival and
+uncounted before its answer starts, and a client sends its next request only after
+that answer. Loopback only, plain HTTP.
 """
 
 from __future__ import annotations
@@ -31,6 +37,12 @@ class CountingProxy:
         self.blob_bytes = 0
         self.manifest_bytes = 0
         self.blob_requests: list[str] = []
+        self.connections = 0
+        self.gather_blobs = 0
+        self.gather_timeout = 2.0
+        self.peak_blob_gets = 0
+        self._waiting = 0
+        self._gathered = threading.Condition(self._lock)
         proxy = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -39,7 +51,14 @@ class CountingProxy:
             def log_message(self, format: str, *args: object) -> None:
                 pass
 
+            def setup(self) -> None:
+                super().setup()
+                with proxy._lock:
+                    proxy.connections += 1
+
             def _forward(self) -> None:
+                if self.command == "GET" and _BLOB.match(self.path.split("?", 1)[0]):
+                    proxy._gather()
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else None
                 conn = http.client.HTTPConnection(proxy._host, proxy._port, timeout=60)
@@ -103,11 +122,23 @@ class CountingProxy:
             else:
                 self.manifest_bytes += size
 
+    def _gather(self) -> None:
+        with self._gathered:
+            self._waiting += 1
+            self.peak_blob_gets = max(self.peak_blob_gets, self._waiting)
+            if self.gather_blobs and self._waiting >= self.gather_blobs:
+                self._gathered.notify_all()
+            elif self.gather_blobs:
+                self._gathered.wait(self.gather_timeout)
+            self._waiting -= 1
+
     def reset(self) -> None:
         with self._lock:
             self.blob_bytes = 0
             self.manifest_bytes = 0
             self.blob_requests = []
+            self.connections = 0
+            self.peak_blob_gets = 0
 
     def start(self) -> Self:
         self._thread.start()
