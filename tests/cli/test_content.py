@@ -241,8 +241,9 @@ def test_active_lists_ingests_in_progress(cli: Cli) -> None:
 def test_rm_prints_deleted_and_skips_missing(cli: Cli) -> None:
     a = ingest(cli, "rm-a", b"rm a", "--label", ROOT)
     missing = sha(b"never stored")
-    result = cli("content", "rm", a, missing).ok()
+    result = cli("content", "rm", a, missing).ok()  # as ctr content rm: exit 0
     assert result.lines == [a]
+    assert result.err == f"contentd: {missing}: not found, nothing removed\n"
     assert cli("content", "ls", "-q").ok().lines == []
     # a bad digest is reported and the others are still deleted; the exit status says so
     b = ingest(cli, "rm-b", b"rm b", "--label", ROOT)

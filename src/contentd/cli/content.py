@@ -137,7 +137,7 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         content,
         "rm",
         aliases=["delete", "del", "remove"],
-        help="delete blobs (ones that are not there are skipped)",
+        help="delete blobs (ones that are not there are skipped, with a warning)",
         example="contentd content rm sha256:e3b0c442...",
         handler=run_rm,
     )
@@ -668,6 +668,9 @@ def run_rm(ctx: Context) -> int:
             store = store or ctx.store()
             store.delete(digest)
         except NotFound:
+            # ctr content rm skips it in silence (exit 0); a warning on stderr says why
+            # the digest is not printed, and keeps ctr's stdout and exit status
+            ctx.warn(f"{digest}: not found, nothing removed")
             continue
         except ContentError as err:
             if connection_lost(err):

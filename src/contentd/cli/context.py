@@ -147,12 +147,14 @@ class Context:
         self, names: list[str], delete: Callable[[str, bool], object], key: str, *, sync: bool
     ) -> None:
         """``delete(name, sync)`` for each name in turn (as ctr, only the last one waits for
-        the collection when ``sync``), printing each name once it is gone; with JSON,
-        the list of ``{key: name}`` of those that went, even when one fails."""
+        the collection when ``sync``), printing each name once it is gone (unless ``delete``
+        returned False: nothing went); with JSON, the list of ``{key: name}`` of those that
+        went, even when one fails."""
         removed: list[dict[str, str]] = []
         try:
             for i, name in enumerate(names):
-                delete(name, sync and i == len(names) - 1)
+                if delete(name, sync and i == len(names) - 1) is False:
+                    continue
                 if self.json:
                     removed.append({key: name})
                 else:

@@ -58,7 +58,8 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         images,
         "rm",
         aliases=["delete", "del", "remove"],
-        help="delete images (their content goes at the next garbage collection)",
+        help="delete images (their content goes at the next garbage collection; ones that are"
+        " not there are skipped, with a warning)",
         example="contentd images rm --sync app:latest",
         handler=run_rm,
     )
@@ -254,12 +255,20 @@ def run_tag(ctx: Context) -> int:
 
 
 def run_rm(ctx: Context) -> int:
+    """As ``ctr images rm``: an image that is not there is a warning, not a failure (the
+    others still go, and the exit status is 0); its name is not printed."""
     from contentd.api._pb.containerd.services.images.v1 import images_pb2 as pb
+    from contentd.content.errors import NotFound
 
     stub = _stub(ctx)
 
-    def delete(name: str, sync: bool) -> None:
-        ctx.call(stub.Delete, pb.DeleteImageRequest(name=name, sync=sync))
+    def delete(name: str, sync: bool) -> bool:
+        try:
+            ctx.call(stub.Delete, pb.DeleteImageRequest(name=name, sync=sync))
+        except NotFound:
+            ctx.warn(f"{name}: image not found, nothing removed")
+            return False
+        return True
 
     ctx.delete_each(ctx.args.names, delete, "name", sync=ctx.args.sync)
     return 0
