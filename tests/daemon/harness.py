@@ -26,7 +26,15 @@ from contentd.daemon.setup import Overrides, prepare
 from contentd.plugins.registry import Registration
 from tests.peers.process import clean_env
 
-__all__ = ["QUIET_GC", "ServeProcess", "md", "short_tmpdir", "start_daemon"]
+__all__ = [
+    "BUILTIN_PLUGINS",
+    "QUIET_GC",
+    "SKIPPED_PLUGINS",
+    "ServeProcess",
+    "md",
+    "short_tmpdir",
+    "start_daemon",
+]
 
 BOOTED = "successfully booted"
 
@@ -234,3 +242,27 @@ def start_daemon(
     daemon = Daemon(effective.config, effective.registry, effective.plugin_configs, grace=grace)
     daemon.start()
     return daemon
+
+
+#: the built-in plugins in the order they load (other plugins may come between them)
+BUILTIN_PLUGINS = [
+    "io.containerd.content.v1.content",
+    "io.contentd.metadata.v1.postgres",  # skipped: no dsn
+    "io.contentd.content.v1.s3",  # skipped: no bucket
+    "io.containerd.metadata.v1.sqlite",
+    "io.containerd.gc.v1.scheduler",
+    "io.containerd.event.v1.exchange",
+    "io.containerd.grpc.v1.content",
+    "io.containerd.grpc.v1.images",
+    "io.containerd.grpc.v1.leases",
+    "io.containerd.grpc.v1.namespaces",
+    "io.containerd.grpc.v1.introspection",
+    "io.containerd.grpc.v1.version",
+    "io.containerd.grpc.v1.healthcheck",
+    "io.containerd.grpc.v1.events",
+    "io.containerd.grpc.v1.registry",
+    "io.containerd.grpc.v1.gc",
+    "io.containerd.grpc.v1.fsck",
+]
+#: the ones that skip themselves in a default configuration
+SKIPPED_PLUGINS = ["io.contentd.metadata.v1.postgres", "io.contentd.content.v1.s3"]
