@@ -198,6 +198,61 @@ def test_inline_calls_run_on_the_reader_thread() -> None:
     assert all("-conn-" in n for n in names)
 
 
+def test_inline_calls_end_as_pool_calls_do() -> None:
+    """An inline call's output and status go out in one piece, with the pool's semantics:
+    statuses the handler set, exceptions, termination callbacks, a reply over the send
+    limit, and messages streamed before a failure arriving before its status."""
+
+    probe = Probe()
+    everything: dict[str, Any] = {
+        f"/{SERVICE}/Unary": lambda request: 1 << 20,
+        f"/{SERVICE}/Stream": lambda request: 4 << 20,
+        "/test.Partial/Stream": lambda request: 1 << 20,
+    }
+
+    def partial(request: bytes, context: grpc.ServicerContext) -> Iterator[bytes]:
+        yield b"first"
+        if request == b"abort":
+            context.abort(grpc.StatusCode.DATA_LOSS, "corrupt")
+        raise ValueError("half way")
+
+    options = [("grpc.max_send_message_length", 2 << 20)]
+    with serve(probe, inline=everything, options=options) as (server, address):
+        server.add_generic_rpc_handlers(
+            [
+                grpc.method_handlers_generic_handler(
+                    "test.Partial", {"Stream": grpc.unary_stream_rpc_method_handler(partial)}
+                )
+            ]
+        )
+        with grpc.insecure_channel(address, options=_LIMITS) as ch:
+            assert _unary(ch)(b"inline") == b"inline"
+            assert probe.wait_callback("unary")
+            err = _error(_unary(ch), b"raise")
+            assert err.code() == grpc.StatusCode.UNKNOWN  # type: ignore[attr-defined]
+            assert err.details() == "Exception calling application: boom"  # type: ignore[attr-defined]
+            with pytest.raises(grpc.RpcError) as info:
+                _unary(ch).with_call(b"code")
+            assert info.value.code() == grpc.StatusCode.ALREADY_EXISTS  # type: ignore[attr-defined]
+            assert info.value.details() == "exists"  # type: ignore[attr-defined]
+            err = _error(_unary(ch), b"big:3000000")  # over the 2 MiB send limit
+            assert err.code() == grpc.StatusCode.RESOURCE_EXHAUSTED  # type: ignore[attr-defined]
+            streamed = list(ch.unary_stream(f"/{SERVICE}/Stream")(b"2"))
+            assert [m[:1] for m in streamed] == [b"\x00", b"\x01"]
+            assert probe.wait_callback("stream")
+            for request, code, details in (
+                (b"raise", grpc.StatusCode.UNKNOWN, "Exception iterating responses: half way"),
+                (b"abort", grpc.StatusCode.DATA_LOSS, "corrupt"),
+            ):
+                got: list[bytes] = []
+                with pytest.raises(grpc.RpcError) as info:
+                    for m in ch.unary_stream("/test.Partial/Stream")(request):
+                        got.append(m)
+                assert got == [b"first"]
+                assert info.value.code() == code  # type: ignore[attr-defined]
+                assert info.value.details() == details  # type: ignore[attr-defined]
+
+
 def test_tcp_loopback() -> None:
     from contentd.wire.server import Server
     from tests.wire.helpers import probe_service

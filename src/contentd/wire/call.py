@@ -41,6 +41,8 @@ class Host(Protocol):
 
     def finish(self, call: Call, code: int, details: str, *, flush: bool) -> None: ...
 
+    def reply(self, call: Call, payloads: list[Any], code: int, details: str) -> None: ...
+
     def abandon(self, call: Call, code: int, details: str, how: int) -> None: ...
 
     def add_callback(self, call: Call, callback: Callable[[], None]) -> bool: ...
@@ -119,6 +121,12 @@ class Call:
     def finish(self, code: int, details: str, *, flush: bool = True) -> None:
         """End the call with its status (the handler is done)."""
         self._host.finish(self, code, details, flush=flush)
+
+    def reply(self, payloads: list[Any], code: int, details: str) -> None:
+        """Queue ``payloads`` and end the call with its status, all at once (an inline
+        call's whole output; the reader writes it). Raises
+        :class:`~contentd.wire.errors.MessageTooLarge` as :meth:`send` does."""
+        self._host.reply(self, payloads, code, details)
 
     def fail(self, code: int, details: str) -> None:
         """End the call with an error while its handler may still run."""

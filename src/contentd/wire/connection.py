@@ -45,7 +45,7 @@ from contentd.wire.events import (
 )
 from contentd.wire.limits import Limits
 from contentd.wire.protocol import RESET, SEND_BUFFER, SILENT, TRAILERS, H2Connection
-from contentd.wire.rpc import run
+from contentd.wire.rpc import run, run_inline
 from contentd.wire.streams import ConnectionState, StreamState
 
 __all__ = ["Connection", "ServerHooks"]
@@ -226,7 +226,7 @@ class Connection:
         bound = policy(request)
         # the windows count only what was written: output still queued takes from them too
         if bound is not None and bound <= self.h2.send_room(call.stream):
-            run(call, request, deserialize=False, inline=True)
+            run_inline(call, request)
         else:
             self._submit(call, request, False)
 
@@ -329,6 +329,24 @@ class Connection:
             self._release(call)
         if flush:
             self._flush()
+        _run_callbacks(callbacks)
+
+    def reply(self, call: Call, payloads: list[Any], code: int, details: str) -> None:
+        """An inline call's output and status, queued under one hold of the lock (the
+        reader writes them after its batch)."""
+        stream = call.stream
+        h2 = self.h2
+        with self.lock:
+            if not self._broken:
+                for payload in payloads:
+                    if not h2.send_message(stream, payload):
+                        break
+            if not h2.finish(stream, code, details):
+                return
+            callbacks = _take_callbacks(call)
+            if call.cond is not None:
+                call.cond.notify_all()
+            self._release(call)
         _run_callbacks(callbacks)
 
     def abandon(self, call: Call, code: int, details: str, how: int) -> None:

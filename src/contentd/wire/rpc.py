@@ -20,12 +20,13 @@ from contentd.wire.call import Call, RequestIterator
 from contentd.wire.context import AbortError, Context
 from contentd.wire.errors import CallCancelled, MessageTooLarge
 
-__all__ = ["run"]
+__all__ = ["run", "run_inline"]
 
 log = logging.getLogger("contentd.wire")
 
 _OK: Final = grpc.StatusCode.OK
 _UNKNOWN: Final = grpc.StatusCode.UNKNOWN
+_OK_NUMBER: Final = 0
 
 
 #: A unary reply up to this size is queued and written together with its trailers.
@@ -80,6 +81,48 @@ def run(call: Call, argument: Any, *, deserialize: bool, inline: bool) -> None:
     call.finish(_number(call.code or _OK), call.details or "", flush=not inline)
 
 
+def run_inline(call: Call, request: Any) -> None:
+    """Run the handler of a unary-request ``call`` on the connection's reader thread.
+
+    What it produces (its admission bounds the size) is collected and queued at
+    once, with the status, in one :meth:`Call.reply`: one lock round trip, and
+    the reader writes it all with whatever else the batch queued. Statuses are
+    :func:`run`'s: messages produced before a failure still go out before it.
+    """
+    if not call.active:
+        return
+    handler = call.handler
+    context = Context(call)
+    serialize = handler.response_serializer
+    payloads: list[Any] = []
+    what = "calling application"
+    try:
+        if handler.response_streaming:
+            behavior = handler.unary_stream
+            assert behavior is not None
+            responses: Iterable[Any] = behavior(request, context)
+            what = "iterating responses"
+            for response in responses:
+                payloads.append(serialize(response) if serialize is not None else response)
+        else:
+            unary = handler.unary_unary
+            assert unary is not None
+            response = unary(request, context)
+            what = "serializing response"
+            payloads.append(serialize(response) if serialize is not None else response)
+        code = call.code
+        status = (_OK_NUMBER if code is None else _number(code), call.details or "")
+    except Exception as err:
+        failure = _failure(call, err, what)
+        if failure is None:
+            return
+        status = failure
+    try:
+        call.reply(payloads, *status)
+    except MessageTooLarge as err:
+        call.fail(_number(grpc.StatusCode.RESOURCE_EXHAUSTED), str(err))
+
+
 def _stream(call: Call, responses: Iterable[Any], serialize: Any, flush: bool) -> None:
     send = call.send
     room = call.wait_for_room
@@ -109,18 +152,23 @@ def _stream(call: Call, responses: Iterable[Any], serialize: Any, flush: bool) -
 
 
 def _failed(call: Call, err: Exception, what: str) -> None:
+    status = _failure(call, err, what)
+    if status is not None:
+        call.finish(*status)
+
+
+def _failure(call: Call, err: Exception, what: str) -> tuple[int, str] | None:
+    """The status a handler's exception ends ``call`` with; None if the call had ended."""
     if not call.active:
-        return  # cancelled under the handler: whatever it raised is moot
+        return None  # cancelled under the handler: whatever it raised is moot
     if isinstance(err, AbortError) or call.aborted:
         code = call.code if call.code is not None and call.code is not _OK else _UNKNOWN
-        call.finish(_number(code), call.details or "")
-        return
+        return _number(code), call.details or ""
     if isinstance(err, CallCancelled):
-        call.finish(_number(grpc.StatusCode.CANCELLED), "Cancelled")
-        return
+        return _number(grpc.StatusCode.CANCELLED), "Cancelled"
     details = f"Exception {what}: {err}"
     log.error("%s: %s", call.path, details, exc_info=err)
-    call.finish(_number(call.code or _UNKNOWN), call.details or details)
+    return _number(call.code or _UNKNOWN), call.details or details
 
 
 def _number(code: grpc.StatusCode) -> int:
