@@ -459,3 +459,63 @@ def test_a_small_blob_written_whole_is_committed_without_a_directory(tmp_path: P
     resumed = store.writer("kept", total=len(data))
     assert resumed.status().offset == len(data)
     resumed.close()
+
+
+def _inode(fd: int) -> tuple[int, int]:
+    st = os.fstat(fd)
+    return st.st_dev, st.st_ino
+
+
+def test_a_new_ingest_takes_the_anonymous_file_made_ahead(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path)
+    ingests = str(tmp_path / "ingest")
+    store.writer("first").close()  # probes the directory, then asks for a spare
+    pending._spares.wait_made(ingests)
+    spare = pending._spares._files[ingests]
+    made = _inode(spare)
+    w = store.writer("second", total=2)
+    assert w._fd is not None and _inode(w._fd) == made
+    pending._spares.wait_made(ingests)  # the next one is made: another file
+    assert pending._spares._files[ingests] != w._fd
+    w.write(b"ok")
+    w.commit(2)
+    assert (tmp_path / "blobs" / "sha256" / digest_of(b"ok")[7:]).read_bytes() == b"ok"
+
+
+def test_a_spare_no_longer_on_its_directory_s_filesystem_is_not_used(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = LocalStore(tmp_path)
+    ingests = str(tmp_path / "ingest")
+    store.writer("first").close()
+    pending._spares.wait_made(ingests)
+    os.pwrite(pending._spares._files[ingests], b"spare", 0)  # tells it apart (inodes are reused)
+    monkeypatch.setattr(pending, "_same_filesystem", lambda fd, directory: False)
+    w = store.writer("second", total=1)
+    assert w._fd is not None and os.fstat(w._fd).st_size == 0
+    w.write(b"x")
+    w.commit(1)
+    assert store.info(digest_of(b"x")).size == 1
+
+
+def test_spares_are_bounded(tmp_path: Path) -> None:
+    for i in range(pending._spares.limit + 3):
+        store = LocalStore(tmp_path / str(i))
+        store.writer("r").close()
+        pending._spares.wait_made(str(tmp_path / str(i) / "ingest"))
+        store.writer("r2").close()  # takes the spare, asks for the next
+        pending._spares.wait_made(str(tmp_path / str(i) / "ingest"))
+    assert pending._spares.held() <= pending._spares.limit
+
+
+def test_a_forked_child_holds_none_of_the_parents_spares(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path)
+    store.writer("first").close()
+    pending._spares.wait_made(str(tmp_path / "ingest"))
+    assert pending._spares.held() >= 1
+    pid = os.fork()
+    if pid == 0:  # the child: exit status 0 only if it holds no spare of its parent
+        os._exit(0 if pending._spares.held() == 0 else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert pending._spares.held() >= 1  # the parent's are still there
