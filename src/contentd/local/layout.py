@@ -19,6 +19,7 @@ import os
 import shutil
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Final
 
 from contentd.content import digest as digests
 from contentd.content import gotime
@@ -35,6 +36,9 @@ __all__ = [
     "write_file",
     "write_timestamp",
 ]
+
+#: blob paths a layout remembers at most (then it starts over)
+_PATHS: Final = 1024
 
 
 def fsync_dir(path: str) -> None:
@@ -76,17 +80,26 @@ class Layout:
         self.blobs = os.path.join(root, "blobs")
         self.ingests = os.path.join(root, "ingest")
         self.quarantine = os.path.join(root, "quarantine")
+        # paths of blobs asked for lately: a proxied read asks for one blob per 32 KiB
+        self._paths: dict[str, str] = {}
 
     def blob_dir(self, algorithm: str) -> str:
         return os.path.join(self.blobs, algorithm)
 
     def blob_path(self, digest: str) -> str:
         """Path of a blob; raises InvalidDigest (an InvalidArgument) first."""
+        path = self._paths.get(digest)
+        if path is not None:
+            return path
         try:
             parsed = digests.parse(digest)
         except InvalidDigest as err:
             raise err.wrap("cannot calculate blob path from invalid digest") from None
-        return os.path.join(self.blobs, parsed.algorithm, parsed.encoded)
+        path = os.path.join(self.blobs, parsed.algorithm, parsed.encoded)
+        if len(self._paths) >= _PATHS:
+            self._paths.clear()
+        self._paths[digest] = path
+        return path
 
     def ingest(self, ref: str) -> IngestPaths:
         key = hashlib.sha256(ref.encode()).hexdigest()
