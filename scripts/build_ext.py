@@ -42,8 +42,13 @@ GROUP = "contentd._native"
 
 #: compiled, chosen by measurement (README: "The engine compiled"); paths under src/contentd
 MODULES = [
+    "api/content_codec.py",
+    "wire/events.py",
     "wire/frames.py",
+    "wire/limits.py",
+    "wire/metadata.py",
     "wire/protocol.py",
+    "wire/streams.py",
 ]
 
 SUFFIX = importlib.machinery.EXTENSION_SUFFIXES[0]

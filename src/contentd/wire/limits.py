@@ -2,28 +2,33 @@
 
 from __future__ import annotations
 
+from typing import Final
+
 __all__ = ["Limits"]
+
+#: the attributes, by name (a compiled class has no ``__slots__`` to read them from)
+_FIELDS: Final = (
+    "connection_queue",
+    "connection_send_buffer",
+    "connection_window",
+    "max_concurrent_streams",
+    "max_control_frames",
+    "max_empty_frames",
+    "max_excess_resets",
+    "max_frame_size",
+    "max_header_list_size",
+    "max_idle_control",
+    "max_receive_message",
+    "max_send_message",
+    "stream_queue",
+    "stream_window",
+)
 
 
 class Limits:
     """What one connection may cost; the defaults are the daemon's (treat as read-only)."""
 
-    __slots__ = (
-        "connection_queue",
-        "connection_send_buffer",
-        "connection_window",
-        "max_concurrent_streams",
-        "max_control_frames",
-        "max_empty_frames",
-        "max_excess_resets",
-        "max_frame_size",
-        "max_header_list_size",
-        "max_idle_control",
-        "max_receive_message",
-        "max_send_message",
-        "stream_queue",
-        "stream_window",
-    )
+    __slots__ = _FIELDS
 
     def __init__(
         self,
@@ -76,10 +81,10 @@ class Limits:
 
     def replace(self, **changes: int) -> Limits:
         """A copy with ``changes``."""
-        values = {name: getattr(self, name) for name in self.__slots__}
+        values = {name: getattr(self, name) for name in _FIELDS}
         values.update(changes)
         return Limits(**values)
 
     def __repr__(self) -> str:
-        values = ", ".join(f"{name}={getattr(self, name)}" for name in self.__slots__)
+        values = ", ".join(f"{name}={getattr(self, name)}" for name in _FIELDS)
         return f"Limits({values})"

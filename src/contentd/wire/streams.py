@@ -38,7 +38,6 @@ class Stream:
     """One HTTP/2 stream: one call."""
 
     __slots__ = (
-        "__weakref__",
         "app",
         "credit",
         "deferred",
