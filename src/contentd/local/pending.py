@@ -211,9 +211,11 @@ class _Spares:
                 if fd is not None:
                     if directory not in self._files and len(self._files) >= self.limit:
                         oldest = next(iter(self._files))
-                        os.close(self._files.pop(oldest))
+                        with contextlib.suppress(OSError):  # this thread must not end
+                            os.close(self._files.pop(oldest))
                     if directory in self._files:
-                        os.close(fd)
+                        with contextlib.suppress(OSError):
+                            os.close(fd)
                     else:
                         self._files[directory] = fd
                 cond.notify_all()
