@@ -162,6 +162,7 @@ class ContentStore:
             created = insert_blob(core, conn, ns, digest, size, None)
         if created:
             core.publish(ns, TOPIC_CONTENT_CREATE, ContentCreate(digest, size))
+        _prefetch(core.backend, digest, size)
         return True
 
     def update(self, info: Info, *fieldpaths: str) -> Info:
@@ -392,6 +393,8 @@ class ContentStore:
                 crash_point("writer:after-record")
                 if exists:
                     self._lease_existing(expected)
+                if shared:
+                    _prefetch(backend, expected, size)
             except BaseException:
                 if bw is not None:
                     bw.close()
@@ -516,6 +519,14 @@ def _managed_externally(conn: Conn, ns: str) -> bool:
 
 def _with_ref(status: Status, ref: str) -> Status:
     return replace(status, ref=ref)
+
+
+def _prefetch(backend: Store, digest: str, size: int) -> None:
+    """Tell a backend that keeps a local read cache (S3) that this node is about to
+    read ``digest``, another node's bytes it just linked: it can copy them ahead."""
+    prefetch = getattr(backend, "prefetch", None)
+    if callable(prefetch):
+        prefetch(digest, size)
 
 
 def _backend_writer(backend: Store, bref: str, size: int, expected: str) -> Writer:

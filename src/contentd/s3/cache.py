@@ -31,7 +31,7 @@ from contentd.content.errors import DigestMismatch, SizeMismatch
 from contentd.local.reader import FileReaderAt
 from contentd.local.roots import root_state
 
-__all__ = ["CacheStats", "ReadCache"]
+__all__ = ["CacheFill", "CacheStats", "ReadCache"]
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +106,11 @@ class ReadCache:
 
     # -- reading -----------------------------------------------------------
 
+    def has(self, digest: str) -> bool:
+        """Whether an entry of ``digest`` is kept (not checked: :meth:`open` does that)."""
+        with self._mutex:
+            return digest in self._entries
+
     def open(self, digest: str) -> FileReaderAt | None:
         """A reader of the cached, verified copy of ``digest``; None on a miss."""
         path = self._path(digest)
@@ -165,39 +170,22 @@ class ReadCache:
 
         SizeMismatch / DigestMismatch when they are not (nothing is kept).
         """
-        path = self._path(digest)
-        hasher = hashlib.new(digests.parse(digest).algorithm)
-        tmp = os.path.join(self._tmp, uuid.uuid4().hex)
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        pending = self.begin_fill(digest, size)
         try:
-            written = 0
             for chunk in chunks:
-                view = memoryview(chunk)
-                while view:
-                    n = os.write(fd, view)
-                    view = view[n:]
-                hasher.update(chunk)
-                written += len(chunk)
-                if written > size:  # never more than announced onto the disk
-                    break
-            if written != size:
-                raise SizeMismatch(
-                    size, written, f"S3 object {digest}: {written} bytes, want {size}"
-                )
-            actual = f"{hasher.name}:{hasher.hexdigest()}"
-            if actual != digest:
-                raise DigestMismatch(digest, actual)
-            st = os.fstat(fd)
-            os.makedirs(os.path.dirname(path), 0o700, exist_ok=True)
-            os.rename(tmp, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
+                pending.write(chunk)
+            pending.commit()
         finally:
-            os.close(fd)
+            pending.close()
+
+    def begin_fill(self, digest: str, size: int) -> CacheFill:
+        """A fill of ``digest`` written piece by piece (see :class:`CacheFill`)."""
+        return CacheFill(self, digest, size)
+
+    def _adopt(self, digest: str, size: int, key: tuple[int, int, int, int]) -> None:
+        """Bookkeeping of a verified fill just renamed into place."""
         self._root_state.blobs.forget(digest)  # a damaged copy may still be open
-        self._verified[digest] = (st.st_ino, st.st_size, st.st_mtime_ns, os.stat(path).st_ctime_ns)
+        self._verified[digest] = key
         with self._mutex:
             self.stats.fills += 1
             self.stats.fill_bytes += size
@@ -241,6 +229,83 @@ class ReadCache:
                 os.unlink(self._path(digest))
             self._root_state.blobs.forget(digest)
             self._verified.pop(digest, None)
+
+
+class CacheFill:
+    """One blob being written into the cache: appended in order, hashed as it comes,
+    renamed under its digest by :meth:`commit` only if size and digest match.
+
+    The file stays readable (``fd``, positional reads of what was written) until
+    :meth:`close`, also after the commit renamed it.
+    """
+
+    def __init__(self, cache: ReadCache, digest: str, size: int) -> None:
+        self.digest = digest
+        self.size = size
+        self.written = 0
+        self._cache = cache
+        self._path = cache._path(digest)
+        self._hasher = hashlib.new(digests.parse(digest).algorithm)
+        self._tmp: str | None = os.path.join(cache._tmp, uuid.uuid4().hex)
+        flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+        self.fd: int | None = os.open(self._tmp, flags, 0o600)
+
+    def write(self, chunk: bytes) -> None:
+        """Append ``chunk``; SizeMismatch past the announced size (nothing more is written)."""
+        if self.fd is None:
+            raise RuntimeError("cache fill is closed")
+        if self.written + len(chunk) > self.size:
+            raise SizeMismatch(
+                self.size,
+                self.written + len(chunk),
+                f"S3 object {self.digest}: more than {self.size} bytes",
+            )
+        view = memoryview(chunk)
+        offset = self.written
+        while view:
+            n = os.pwrite(self.fd, view, offset)
+            view = view[n:]
+            offset += n
+        self._hasher.update(chunk)
+        self.written += len(chunk)
+
+    def commit(self) -> None:
+        """Give the file its digest's name; SizeMismatch / DigestMismatch (and nothing is
+        kept) unless it holds exactly the blob."""
+        if self.fd is None or self._tmp is None:
+            raise RuntimeError("cache fill is closed or committed")
+        try:
+            if self.written != self.size:
+                raise SizeMismatch(
+                    self.size,
+                    self.written,
+                    f"S3 object {self.digest}: {self.written} bytes, want {self.size}",
+                )
+            actual = f"{self._hasher.name}:{self._hasher.hexdigest()}"
+            if actual != self.digest:
+                raise DigestMismatch(self.digest, actual)
+            st = os.fstat(self.fd)
+            os.makedirs(os.path.dirname(self._path), 0o700, exist_ok=True)
+            os.rename(self._tmp, self._path)
+        except BaseException:
+            self._discard_tmp()
+            raise
+        self._tmp = None
+        key = (st.st_ino, st.st_size, st.st_mtime_ns, os.stat(self._path).st_ctime_ns)
+        self._cache._adopt(self.digest, self.size, key)
+
+    def _discard_tmp(self) -> None:
+        tmp, self._tmp = self._tmp, None
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+
+    def close(self) -> None:
+        """Close the file; an uncommitted fill is removed."""
+        self._discard_tmp()
+        fd, self.fd = self.fd, None
+        if fd is not None:
+            os.close(fd)
 
 
 def _open_read(path: str) -> int:

@@ -36,6 +36,7 @@ from contentd.content.errors import (
     FailedPrecondition,
     InvalidArgument,
     NotFound,
+    Unavailable,
     Unknown,
 )
 from contentd.content.filters import info_adaptor, status_adaptor
@@ -47,6 +48,7 @@ from contentd.local.roots import root_state
 from contentd.s3.cache import ReadCache
 from contentd.s3.client import S3Location
 from contentd.s3.errors import translate
+from contentd.s3.fill import Fill
 from contentd.s3.ingests import IngestState, IngestStates, Part, SqlIngestStates
 from contentd.s3.reader import WINDOW, RangedReaderAt
 from contentd.s3.writer import S3Writer, new_hasher, restore_hasher
@@ -71,6 +73,9 @@ _GET_CHUNK: Final = 1 << 20
 #: windows of ranged reads kept per store (each :data:`WINDOW` bytes at most)
 _WINDOWS_KEPT: Final = 4
 _TOO_BIG_KEPT: Final = 256
+#: blobs filled into the read cache in the background at once (each holds one GET
+#: and a 1 MiB buffer); past it a cold read fills the cache before it returns
+_FILLS_MAX: Final = 4
 
 T = TypeVar("T")
 
@@ -137,6 +142,11 @@ class S3Store:
         self._windows_lock = threading.Lock()
         # sizes of blobs known to be bigger than the cache (no HEAD per reader_at)
         self._too_big: OrderedDict[str, int] = OrderedDict()
+        # blobs being copied into the read cache, readable as they arrive
+        self._fills: dict[str, Fill] = {}
+        self._fills_lock = threading.Lock()
+        self._prefetches = 0  # queued or running prefetch tasks
+        self._filler = ThreadPoolExecutor(max_workers=_FILLS_MAX, thread_name_prefix="s3-fill")
 
     def __repr__(self) -> str:
         return f"S3Store({self.location.describe()!r})"
@@ -159,6 +169,10 @@ class S3Store:
 
     def close(self) -> None:
         """Close the ingest-state store and the client's connections."""
+        with self._fills_lock:
+            for fill in self._fills.values():
+                fill.cancelled = True
+        self._filler.shutdown(wait=True, cancel_futures=True)
         self._uploader.shutdown(wait=True, cancel_futures=True)
         self.states.close()
         self.client.close()
@@ -322,11 +336,12 @@ class S3Store:
         big = self._too_big.get(digest)
         if big is not None:
             return RangedReaderAt(self, key, big)
-        reader = cache.open(digest)
+        reader = self._fill_reader(digest) or cache.open(digest)
         if reader is not None:
             return reader
         with cache.fill_lock(digest):
-            reader = cache.open(digest)  # filled by another reader meanwhile
+            # filled, or begun by another reader meanwhile
+            reader = self._fill_reader(digest) or cache.open(digest)
             if reader is not None:
                 return reader
             context = f"content {digest}"
@@ -339,23 +354,127 @@ class S3Store:
                     while len(self._too_big) > _TOO_BIG_KEPT:
                         self._too_big.popitem(last=False)
                 return RangedReaderAt(self, key, size)
+            fill = self._begin_fill(cache, digest, size)
+            if fill is None:  # as many fills as allowed run: fill it here
+                return self._fill_now(cache, digest, key, size)
+            reader = fill.reader()
+            try:
+                self._filler.submit(self._run_fill, fill, key)
+            except BaseException:
+                if reader is not None:
+                    reader.close()
+                fill.finish(failed=Unknown("store closed"))
+                self._end_fill(fill)
+                raise
+            assert reader is not None  # the fill has not started
+            return reader
+
+    def _fill_reader(self, digest: str) -> ReaderAt | None:
+        fill = self._fills.get(digest)
+        return fill.reader() if fill is not None else None
+
+    def _fill_now(self, cache: ReadCache, digest: str, key: str, size: int) -> ReaderAt:
+        """Fill the cache with the whole blob, then open it (under the digest's fill lock)."""
+        context = f"content {digest}"
+        self.stats.gets += 1
+        try:
+            out = self._call(context, self.client.get_object, Key=key)
+        except NotFound:
+            raise NotFound(context) from None
+        body = out["Body"]
+        try:
+            try:
+                cache.fill(digest, size, _chunks(body, context))
+            except FailedPrecondition as err:  # the stored object is damaged
+                raise Unknown(f"{context}: S3 object fails verification: {err}") from None
+        finally:
+            body.close()
+        reader = cache.open(digest)
+        if reader is None:
+            raise Unknown(f"{context}: cached copy vanished right after filling")
+        return reader
+
+    # -- filling ahead -------------------------------------------------------
+
+    def _begin_fill(self, cache: ReadCache, digest: str, size: int) -> Fill | None:
+        """A new fill of ``digest`` (registered; readers find it), or None when
+        :data:`_FILLS_MAX` run already. Under the digest's fill lock."""
+        with self._fills_lock:
+            if len(self._fills) >= _FILLS_MAX:
+                return None
+            key = self._blob_key(digest)
+            fill = Fill(cache.begin_fill(digest, size), lambda: RangedReaderAt(self, key, size))
+            self._fills[digest] = fill
+        return fill
+
+    def _end_fill(self, fill: Fill) -> None:
+        with self._fills_lock:
+            if self._fills.get(fill.digest) is fill:
+                del self._fills[fill.digest]
+
+    def _run_fill(self, fill: Fill, key: str) -> None:
+        """Copy the blob into the cache file, telling readers how far it got; commit it
+        under its digest if it verifies (a fill thread)."""
+        context = f"content {fill.digest}"
+        pending = fill.pending
+        try:
             self.stats.gets += 1
+            body = self._call(context, self.client.get_object, Key=key)["Body"]
             try:
-                out = self._call(context, self.client.get_object, Key=key)
-            except NotFound:
-                raise NotFound(context) from None
-            body = out["Body"]
-            try:
-                try:
-                    cache.fill(digest, size, _chunks(body, context))
-                except FailedPrecondition as err:  # the stored object is damaged
-                    raise Unknown(f"{context}: S3 object fails verification: {err}") from None
+                for chunk in _chunks(body, context):
+                    if fill.cancelled:
+                        break
+                    pending.write(chunk)
+                    fill.advance(len(chunk))
             finally:
                 body.close()
-            reader = cache.open(digest)
-            if reader is None:
-                raise Unknown(f"{context}: cached copy vanished right after filling")
-            return reader
+            if fill.cancelled:
+                raise Unavailable(f"{context}: read cache fill cancelled")
+            pending.commit()
+        except FailedPrecondition as err:  # the stored object is damaged
+            log.warning("read cache: %s from S3 fails verification: %s", fill.digest, err)
+            fill.finish(corrupt=Unknown(f"{context}: S3 object fails verification: {err}"))
+        except ContentError as err:
+            log.info("read cache: filling %s stopped: %s", fill.digest, err)
+            fill.finish(failed=err)
+        except Exception as err:  # never lost on a pool thread
+            log.warning("read cache: filling %s failed: %r", fill.digest, err)
+            fill.finish(failed=Unknown(f"{context}: {err!r}"))
+        else:
+            fill.finish()
+        finally:
+            self._end_fill(fill)
+
+    def prefetch(self, digest: str, size: int) -> None:
+        """Start copying ``digest`` (of ``size`` bytes) into the read cache in the
+        background, if it is neither cached nor being filled and fits; for a blob
+        this node is about to read (one another node stored and this one links)."""
+        cache = self.cache
+        if cache is None or digest in self._fills or not cache.fits(size):
+            return
+        with self._fills_lock:
+            if self._prefetches >= _FILLS_MAX:
+                return
+            self._prefetches += 1
+        try:
+            self._filler.submit(self._prefetch, cache, digest, size)
+        except RuntimeError:  # closed
+            with self._fills_lock:
+                self._prefetches -= 1
+
+    def _prefetch(self, cache: ReadCache, digest: str, size: int) -> None:
+        try:
+            with cache.fill_lock(digest):
+                if digest in self._fills or cache.has(digest):
+                    return
+                fill = self._begin_fill(cache, digest, size)
+            if fill is not None:
+                self._run_fill(fill, self._blob_key(digest))
+        except Exception as err:  # a hint only: a reader fills on its own
+            log.info("read cache: prefetch of %s: %s", digest, err)
+        finally:
+            with self._fills_lock:
+                self._prefetches -= 1
 
     def _window(self, key: str, index: int, size: int) -> bytes:
         """Window ``index`` of the object ``key`` (of ``size`` bytes), from the few kept."""
@@ -440,6 +559,10 @@ class S3Store:
     def delete(self, digest: str) -> None:
         key = self._blob_key(digest)
         self._delete_key(key)
+        with self._fills_lock:
+            fill = self._fills.pop(digest, None)
+        if fill is not None:  # never committed to the cache after this
+            fill.cancelled = True
         with self._windows_lock:
             self._too_big.pop(digest, None)
             # a blob stored again under the key (a repair) must not be read from these
