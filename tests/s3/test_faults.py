@@ -14,6 +14,7 @@ import pytest
 
 from contentd import Unavailable, read_blob
 from contentd.content.digest import digest_of
+from contentd.metadata import health
 from contentd.s3 import ReadCache, S3Location, S3Store, SqliteIngestStates, make_client
 from tests.s3.conftest import PART, FailCalls
 
@@ -95,3 +96,18 @@ def test_failed_read_is_unavailable_and_caches_nothing(store: S3Store) -> None:
     failing.count = 0
     assert store.cache is not None and store.cache.total_bytes == 0
     assert read_blob(store, digest_of(data)) == data
+
+
+def test_an_outage_during_verification_is_no_verdict(store: S3Store) -> None:
+    """A scrub whose reads fail because S3 is unreachable raises Unavailable: the blob is
+    not judged (and so never quarantined) on an outage."""
+    data = os.urandom(3 << 20)
+    with store.writer("scrubbed") as w:
+        w.write(data)
+        w.commit(len(data), digest_of(data))
+    failing = FailCalls(store, "GetObject", count=1000)
+    with pytest.raises(Unavailable):
+        health.verify_blob(store, digest_of(data))
+    failing.count = 0
+    verdict = health.verify_blob(store, digest_of(data))
+    assert verdict is not None and verdict.ok

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Final, Protocol, runtime_checkable
 
 from contentd.content import digest as digests
-from contentd.content.errors import ContentError, DataLoss, NotFound
+from contentd.content.errors import ContentError, DataLoss, NotFound, Unavailable
 from contentd.content.store import Store
 from contentd.metadata.core import Core
 from contentd.metadata.events import TOPIC_CONTENT_CORRUPT, ContentCorrupt
@@ -111,7 +111,8 @@ def verify_blob(
 ) -> Verdict | None:
     """Hash ``digest``'s bytes in ``backend`` and compare (and with ``size``, the size).
 
-    None when the blob is not in the backend, or the limiter was stopped.
+    None when the blob is not in the backend, or the limiter was stopped; Unavailable
+    (raised) when the backend cannot be read now.
     """
     parsed = digests.parse(digest)
     h = hashlib.new(parsed.algorithm)
@@ -133,6 +134,8 @@ def verify_blob(
             h.update(chunk)
             offset += len(chunk)
         got = offset
+    except Unavailable:
+        raise  # an outage (S3 unreachable) says nothing about the bytes
     except (OSError, ContentError) as err:
         return Verdict(digest, got, False, f"read failed at byte {got}: {err}")
     finally:
