@@ -8,7 +8,7 @@ grpc-go's server.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import hpack
@@ -25,7 +25,7 @@ from contentd.wire.events import (
 )
 from contentd.wire.limits import Limits
 from contentd.wire.metadata import hpack_literal
-from contentd.wire.protocol import H2Connection
+from contentd.wire.protocol import CALL_DECODE, H2Connection
 from contentd.wire.streams import ConnectionState, StreamState
 from tests.wire.helpers import message, request_headers
 
@@ -49,8 +49,11 @@ def _route(request: Any) -> Any:
 class Peer:
     """A server core and a client writing frames by hand."""
 
-    def __init__(self, limits: Limits | None = None) -> None:
-        self.h2 = H2Connection(limits or Limits(max_receive_message=1 << 20), route=_route)
+    def __init__(
+        self, limits: Limits | None = None, cpu_clock: Callable[[], float] | None = None
+    ) -> None:
+        limits = limits or Limits(max_receive_message=1 << 20)
+        self.h2 = H2Connection(limits, route=_route, cpu_clock=cpu_clock)
         self.h2.initiate()
         self.encoder = hpack.Encoder()
         self.decoder = hpack.Decoder()
@@ -463,6 +466,139 @@ def test_a_flood_of_frames_answered_by_resets_is_bounded() -> None:
     bad = peer.block() + b"\x00\x01X\x01v"
     frames = [fr.headers(1 + 2 * i, bad, end_stream=True) for i in range(12_000)]
     assert peer.goaway(*frames) == E.ENHANCE_YOUR_CALM
+
+
+class _Work:
+    """A CPU clock for the header-decode budget: each decode costs ``cost`` seconds."""
+
+    def __init__(self, cost: float) -> None:
+        self.cost = cost
+        self.now = 0.0
+        self.calls = 0
+
+    def __call__(self) -> float:
+        self.calls += 1
+        if not self.calls % 2:  # the end of a measurement
+            self.now += self.cost
+        return self.now
+
+
+# binary fractions, so that the sums are exact: a burst of 5 ms-ish units, refilled at 128 a second
+_MS = 2.0**-10
+_BUDGET = Limits(header_decode_rate=128 * _MS, header_decode_burst=5 * _MS)
+
+
+def _unknown_calls(peer: Peer, first: int, n: int) -> list[bytes]:
+    """``n`` requests for an unknown method, each a header block not seen before."""
+    return [
+        fr.headers(sid, peer.block("/t.S/Nope", [("x-n", str(sid))]), end_stream=True)
+        for sid in range(first, first + 2 * n, 2)
+    ]
+
+
+def test_header_blocks_that_open_no_call_use_up_the_decode_budget() -> None:
+    """Distinct blocks for an unknown method, 1 unit each against a burst of 5: the core
+    stops after the block that overdraws, keeps the rest, and says how long to wait."""
+    work = _Work(_MS)
+    peer = Peer(_BUDGET, work)
+    assert peer.h2.pace(100.0) == 0
+    peer.send(*_unknown_calls(peer, 1, 10))
+    answered = [f.stream_id for f in peer.out() if f.type == fr.HEADERS]
+    assert answered == [1, 3, 5, 7, 9, 11]  # 6 units spent: the 6th overdrew
+    assert peer.h2.throttled
+    assert peer.h2.pace(100.0) == 1 / 128  # 1 unit owed, 128 a second
+    assert peer.h2.pace(100.0 + 1 / 256) == 1 / 256
+    assert peer.h2.pace(100.0 + 1 / 128) == 0 and not peer.h2.throttled
+    peer.send()  # on with the kept frames: one more block, and it overdraws again
+    assert [f.stream_id for f in peer.out() if f.type == fr.HEADERS] == [13]
+    assert peer.h2.throttled and peer.h2.pace(100.0 + 2 / 128) == 0
+    peer.send()
+    assert [f.stream_id for f in peer.out() if f.type == fr.HEADERS] == [15]
+
+
+def test_frames_held_by_the_decode_budget_and_a_frame_cut_by_the_read_are_kept() -> None:
+    work = _Work(_MS)
+    peer = Peer(_BUDGET, work)
+    peer.h2.pace(0.0)
+    frames = _unknown_calls(peer, 1, 10)
+    last = fr.headers(21, peer.block("/t.S/Nope", [("x-n", "last")]), end_stream=True)
+    peer.send(*frames, last[:7])  # ten requests and the start of an eleventh
+    answered = [f.stream_id for f in peer.out() if f.type == fr.HEADERS]
+    now = 0.0
+    while peer.h2.throttled:
+        now += peer.h2.pace(now)
+        assert peer.h2.pace(now) == 0
+        peer.send()
+        answered += [f.stream_id for f in peer.out() if f.type == fr.HEADERS]
+    assert answered == list(range(1, 21, 2))
+    peer.send(last[7:])
+    assert [f.stream_id for f in peer.out() if f.type == fr.HEADERS] == [21]
+
+
+def test_the_decode_budget_refills_up_to_the_burst() -> None:
+    work = _Work(_MS)
+    peer = Peer(_BUDGET, work)
+    peer.h2.pace(0.0)
+    peer.send(*_unknown_calls(peer, 1, 6))
+    assert peer.h2.throttled
+    assert peer.h2.pace(3600.0) == 0  # an hour later: the burst again, no more
+    peer.out()
+    peer.send(*_unknown_calls(peer, 13, 10))
+    assert len([f for f in peer.out() if f.type == fr.HEADERS]) == 6
+
+
+def test_calls_cost_no_decode_budget_up_to_their_allowance() -> None:
+    """A client whose every block is new (grpc-go with a deadline indexes grpc-timeout)
+    opens call after call without a pause; a block that costs more than a call's
+    allowance pays the difference."""
+    work = _Work(CALL_DECODE)
+    peer = Peer(_BUDGET, work)
+    peer.h2.pace(0.0)
+    for i in range(200):
+        sid = 1 + 2 * i
+        block = peer.block(extra=[("grpc-timeout", f"{1000 + i}m")])
+        [started] = peer.send(fr.headers(sid, block))
+        assert isinstance(started, CallStarted)
+        peer.h2.finish(started.stream, 0, "")
+        peer.out()
+    assert not peer.h2.throttled
+    work.cost = CALL_DECODE + 3 * _MS
+    [started] = peer.send(fr.headers(401, peer.block(extra=[("x-big", "1")])))
+    assert not peer.h2.throttled  # 3 units of the 5
+    peer.send(fr.headers(403, peer.block(extra=[("x-big", "2")])))
+    assert peer.h2.throttled
+
+
+def test_cached_header_blocks_cost_no_decode_budget() -> None:
+    work = _Work(_MS)
+    peer = Peer(_BUDGET, work)
+    peer.h2.pace(0.0)
+    fields = request_headers("/t.S/Nope", [])  # literals without indexing: cached
+    block = b"".join(hpack_literal(name.encode(), value.encode()) for name, value in fields)
+    frames = [fr.headers(sid, block, end_stream=True) for sid in range(1, 2001, 2)]
+    peer.send(*frames)
+    assert len([f for f in peer.out() if f.type == fr.HEADERS]) == 1000
+    assert work.calls == 2  # the first block measured, the others from the cache
+    assert not peer.h2.throttled
+
+
+def test_refused_streams_use_up_the_decode_budget() -> None:
+    work = _Work(CALL_DECODE / 2)
+    peer = Peer(_BUDGET.replace(max_concurrent_streams=1), work)
+    peer.h2.pace(0.0)
+    peer.send(fr.headers(1, peer.block(STREAM)))  # a call: within its allowance
+    work.cost = _MS
+    frames = [fr.headers(sid, peer.block(STREAM, [("x-n", str(sid))])) for sid in range(3, 23, 2)]
+    peer.send(*frames)
+    refused = [f.stream_id for f in peer.out() if f.type == fr.RST_STREAM]
+    assert refused == [3, 5, 7, 9, 11, 13] and peer.h2.throttled
+
+
+def test_without_a_cpu_clock_nothing_is_counted() -> None:
+    peer = Peer(_BUDGET)
+    peer.send(*_unknown_calls(peer, 1, 100))
+    assert len([f for f in peer.out() if f.type == fr.HEADERS]) == 100
+    assert not peer.h2.throttled
 
 
 def test_keepalive_pings_are_answered() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import sys
+import threading
 import time
 from collections.abc import Iterator
 
@@ -11,6 +12,7 @@ import grpc
 import pytest
 
 from contentd.wire import frames as fr
+from contentd.wire.limits import Limits
 from tests.wire.helpers import SERVICE, Probe, RawClient, held_call, message, serve
 
 UNARY = f"/{SERVICE}/Unary"
@@ -261,3 +263,34 @@ def test_a_connection_error_is_logged_as_a_warning(
             time.sleep(0.01)
     [record] = [r for r in caplog.records if "closing connection" in r.getMessage()]
     assert record.levelname == "WARNING" and "PING on a stream" in record.getMessage()
+
+
+def test_a_connection_over_its_decode_budget_waits_while_others_are_served() -> None:
+    # a budget that the first request for an unknown method overdraws for seconds: that
+    # connection's reader pauses (what it sent next waits unread), another client is
+    # answered, and stopping the server wakes the paused reader
+    limits = Limits(header_decode_rate=1e-6, header_decode_burst=0.0)
+    with serve(limits=limits) as (server, address):
+        greedy = RawClient(address)
+        other = RawClient(address)
+        try:
+            greedy.send(fr.headers(1, greedy.request_block(f"/{SERVICE}/Nope"), True))
+            assert _status(greedy, 1)["grpc-status"] == str(grpc.StatusCode.UNIMPLEMENTED.value[0])
+            greedy.send(
+                fr.headers(3, greedy.request_block(UNARY)),
+                fr.data(3, message(b"later"), end_stream=True),
+            )
+            other.send(
+                fr.headers(1, other.request_block(UNARY)),
+                fr.data(1, message(b"now"), end_stream=True),
+            )
+            assert other.until(fr.DATA, 1).payload == message(b"now")
+            greedy.sock.settimeout(0.5)
+            with pytest.raises(TimeoutError):
+                greedy.until(fr.DATA, 3)
+            assert server.stop(None).wait(30)
+            # the paused reader let go (the stop would otherwise give up waiting for it)
+            assert not [t for t in threading.enumerate() if "-conn-" in t.name and t.is_alive()]
+        finally:
+            greedy.close()
+            other.close()

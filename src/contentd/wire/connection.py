@@ -103,12 +103,17 @@ class Connection:
         self.peer = peer
         #: what the client sent before the connection got its thread (the preface)
         self._first = first
-        self.h2 = H2Connection(server.limits, route=server.route)
+        limits = server.limits
+        cpu = time.thread_time if limits.header_decode_rate > 0 else None
+        self.h2 = H2Connection(limits, route=server.route, cpu_clock=cpu)
         #: guards the core and every Call's stream
         self.lock = threading.Lock()
         self._wlock = threading.Lock()
         self._broken = False
         self._closed = threading.Event()
+        #: set when the connection is closed: a reader pausing for its fair share wakes
+        self._stopping = threading.Event()
+        self._paused = False
         #: input batches read; the idle check compares it between its rounds
         self._batches = 0
         # output: producers wait here for the connection's queue to drain; each one let
@@ -124,6 +129,7 @@ class Connection:
         try:
             with self.lock:
                 self.h2.initiate()
+                self.h2.pace(time.monotonic())
             self._flush()
             self._watch(self.server.handshake_timeout, -1)
             self._read()
@@ -139,8 +145,9 @@ class Connection:
         h2 = self.h2
         lock = self.lock
         chunk, self._first = self._first, b""
+        resume = False
         while True:
-            if not chunk:
+            if not chunk and not resume:
                 chunk = recv(_RECV_SIZE)
                 if not chunk:
                     return
@@ -154,6 +161,30 @@ class Connection:
             if h2.state is _CLOSED:
                 return
             chunk = b""
+            resume = h2.throttled
+            # then on with the bytes the core kept, before reading more
+            if resume and not self._pause():
+                return
+
+    def _pause(self) -> bool:
+        """Wait until the connection's header-decode budget allows more (the socket is
+        not read meanwhile: its peer stops at its send buffer, and the GIL goes to the
+        other connections' threads); False if the connection was closed meanwhile."""
+        h2 = self.h2
+        while not self._stopping.is_set():
+            with self.lock:
+                delay = h2.pace(time.monotonic())
+            if delay <= 0:
+                return True
+            if not self._paused:  # once per connection: the operator sees who, not how often
+                self._paused = True
+                log.warning(
+                    "connection from %s: header blocks that open no call cost more than its"
+                    " share of the CPU; its input waits",
+                    self.peer,
+                )
+            self._stopping.wait(delay)
+        return False
 
     def _watch(self, delay: float, seen: int) -> None:
         """Check in ``delay`` seconds that the connection is not stuck in its handshake
@@ -437,6 +468,7 @@ class Connection:
         self.close()
 
     def close(self) -> None:
+        self._stopping.set()
         with contextlib.suppress(OSError):
             self.sock.shutdown(socket.SHUT_RDWR)
 

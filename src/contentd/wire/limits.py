@@ -11,6 +11,8 @@ _FIELDS: Final = (
     "connection_queue",
     "connection_send_buffer",
     "connection_window",
+    "header_decode_burst",
+    "header_decode_rate",
     "max_concurrent_streams",
     "max_control_frames",
     "max_empty_frames",
@@ -47,6 +49,8 @@ class Limits:
         max_excess_resets: int = 1_000,
         max_idle_control: int = 1_000,
         max_empty_frames: int = 100,
+        header_decode_rate: float = 0.01,
+        header_decode_burst: float = 0.005,
     ) -> None:
         #: open streams (calls) at once: SETTINGS_MAX_CONCURRENT_STREAMS; more are refused
         self.max_concurrent_streams = max_concurrent_streams
@@ -78,8 +82,13 @@ class Limits:
         self.max_idle_control = max_idle_control
         #: empty DATA / CONTINUATION frames that end nothing, in a row
         self.max_empty_frames = max_empty_frames
+        #: CPU seconds per second a connection may make us spend decoding header blocks
+        #: that open no call (refused, malformed, not gRPC, unknown method) or that cost
+        #: more than a call's allowance; past ``header_decode_burst`` its reader pauses
+        self.header_decode_rate = header_decode_rate
+        self.header_decode_burst = header_decode_burst
 
-    def replace(self, **changes: int) -> Limits:
+    def replace(self, **changes: float) -> Limits:
         """A copy with ``changes``."""
         values = {name: getattr(self, name) for name in _FIELDS}
         values.update(changes)

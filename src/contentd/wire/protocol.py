@@ -72,6 +72,7 @@ from contentd.wire.metadata import (
 from contentd.wire.streams import ConnectionState, Stream, StreamState
 
 __all__ = [
+    "CALL_DECODE",
     "RESET",
     "SEND_BUFFER",
     "SILENT",
@@ -95,6 +96,9 @@ _SMALL_MESSAGE: Final = 64 << 10
 #: cached request header blocks per connection, and the largest block cached
 _BLOCK_CACHE: Final = 64
 _CACHED_BLOCK: Final = 1 << 10
+#: CPU seconds of decoding a header block that opens a call costs no budget (a grpc-go
+#: request's whole block takes about 30 µs, a 64 KiB block of Huffman literals 12 ms)
+CALL_DECODE: Final = 200e-6
 
 # queued output kinds: flow-controlled message bytes, a header block, a reset
 _DATA_ITEM: Final = 0
@@ -171,6 +175,7 @@ class H2Connection:
         *,
         client_side: bool = False,
         route: Router | None = None,
+        cpu_clock: Callable[[], float] | None = None,
     ) -> None:
         self.limits = limits = limits or Limits()
         self.client_side = client_side
@@ -191,6 +196,8 @@ class H2Connection:
         self.goaway_received: int | None = None
         #: the start of a frame whose end is still to come (see :meth:`receive`)
         self._partial = bytearray()
+        #: received bytes left unhandled when the header-decode budget ran out
+        self._held = b""
         self._events: list[Event] = []
         self._ctrl: list[bytes] = []
         self._ready: dict[int, Stream] = {}
@@ -211,6 +218,11 @@ class H2Connection:
         self._excess_resets = 0
         self._idle_control = 0
         self._empty = 0
+        # header-decode accounting (None: none): CPU seconds still allowed, and when
+        # :meth:`pace` last refilled them
+        self._cpu = cpu_clock
+        self._budget = limits.header_decode_burst
+        self._budget_at: float | None = None
 
     # -- start ---------------------------------------------------------------
 
@@ -243,6 +255,39 @@ class H2Connection:
         """No call running and no output of an ended call still waiting for window."""
         return not self.streams and not self._ready
 
+    # -- fair share --------------------------------------------------------------
+
+    @property
+    def throttled(self) -> bool:
+        """The peer's header blocks used up the decode budget: :meth:`receive` stopped
+        after the block that did, keeping the bytes after it; wait :meth:`pace` seconds,
+        then receive again (``b""`` goes on with them)."""
+        return self._budget < 0
+
+    def pace(self, now: float) -> float:
+        """Refill the header-decode budget up to ``now`` (monotonic seconds); how long
+        to wait before receiving more (0: go on).
+
+        The CPU spent decoding header blocks that open no call, and what a block
+        that opens one costs beyond :data:`CALL_DECODE`, comes out of a token bucket
+        of :attr:`Limits.header_decode_burst` seconds refilled at
+        :attr:`Limits.header_decode_rate` per second. The shell calls this when the
+        connection is :attr:`throttled` (and once at its start): the refill is
+        measured between those calls, so a connection that stayed idle long gets at
+        most twice the burst before its first pause.
+        """
+        lim = self.limits
+        budget = self._budget
+        if self._budget_at is not None and now > self._budget_at:
+            budget += (now - self._budget_at) * lim.header_decode_rate
+            if budget > lim.header_decode_burst:
+                budget = lim.header_decode_burst
+        self._budget = budget
+        self._budget_at = now
+        if budget >= 0:
+            return 0.0
+        return -budget / lim.header_decode_rate
+
     # -- input -----------------------------------------------------------------
 
     def receive(self, data: bytes) -> list[Event]:
@@ -266,14 +311,26 @@ class H2Connection:
                     return events
                 data = buf[n:]
                 self._preface_done = True
+            if self._held:  # what the decode budget left unhandled comes first
+                data = self._held + data if data else self._held
+                self._held = b""
             start = self._complete(data) if self._partial else 0
             if start < 0:
                 return events
+            if self._budget < 0:  # that frame used up the budget: the rest after pace()
+                if start < len(data):
+                    self._held = bytes(memoryview(data)[start:])
+                return events
             used = self._frames(data, start)
-            if used < len(data):  # a frame begun: only its bytes are kept
-                self._partial = bytearray(memoryview(data)[used:])
+            if used < len(data):
+                rest = memoryview(data)[used:]
+                if self._budget < 0:  # frames not handled yet (at most what one read brought)
+                    self._held = bytes(rest)
+                else:  # a frame begun: only its bytes are kept
+                    self._partial = bytearray(rest)
         except ProtocolError as err:
             self._partial = bytearray()
+            self._held = b""
             self.close(err.code, str(err))
         return events
 
@@ -336,12 +393,16 @@ class H2Connection:
                 self._on_data(sid, flags, view[start:off], length)
             elif ftype == _HEADERS:
                 self._on_headers_frame(sid, flags, view[start:off])
+                if self._budget < 0:
+                    break  # the rest waits for pace()
             elif ftype == fr.WINDOW_UPDATE:
                 if length != 4:
                     raise ProtocolError(fr.ErrorCode.FRAME_SIZE_ERROR, "WINDOW_UPDATE size")
                 self._on_window_update(sid, _U32.unpack_from(data, start)[0] & 0x7FFFFFFF)
             elif ftype == fr.CONTINUATION:
                 self._on_continuation(sid, flags, view[start:off])
+                if self._budget < 0:
+                    break
             elif ftype == fr.PING:
                 self._on_ping(sid, flags, view[start:off])
             elif ftype == fr.SETTINGS:
@@ -566,11 +627,15 @@ class H2Connection:
         cached = self._blocks.get(block)
         if cached is not None and cached[0] == self._generation:
             return cached[1], cached[2]
+        cpu = self._cpu
+        start = cpu() if cpu is not None else 0.0
         fields = self._decode(block)
         bad = check_fields(fields, REQUEST_PSEUDO)
         if bad is not None:
             if not stateless(block):
                 self._generation += 1
+            if cpu is not None:
+                self._budget -= cpu() - start
             return None, bad
         request = parse_request(fields)
         verdict: Any
@@ -589,6 +654,12 @@ class H2Connection:
                 self._blocks[block] = (self._generation, request, verdict)
         else:
             self._generation += 1
+        if cpu is not None:
+            cost = cpu() - start
+            if type(verdict) is not bytes:  # it opens a call: the call's allowance first
+                cost -= CALL_DECODE
+            if cost > 0:
+                self._budget -= cost
         return request, verdict
 
     def _keep_table(self, block: bytes) -> None:
@@ -597,9 +668,13 @@ class H2Connection:
         cached = self._blocks.get(block)
         if cached is not None and cached[0] == self._generation:
             return
+        cpu = self._cpu
+        start = cpu() if cpu is not None else 0.0
         self._decode(block)
         if not stateless(block):
             self._generation += 1
+        if cpu is not None:
+            self._budget -= cpu() - start
 
     def _on_headers(self, sid: int, end_stream: int, block: bytes) -> None:
         self._idle_control = 0
@@ -610,7 +685,11 @@ class H2Connection:
             return
         stream = self.streams.get(sid)
         if stream is not None:  # the client's trailers
+            cpu = self._cpu
+            start = cpu() if cpu is not None else 0.0
             self._decode(block)
+            if cpu is not None:
+                self._budget -= cpu() - start
             if not end_stream:
                 raise ProtocolError(fr.ErrorCode.PROTOCOL_ERROR, "trailers without END_STREAM")
             if stream.state is _HALF_CLOSED:
