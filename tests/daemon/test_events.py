@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import io
 import queue
+import shutil
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -27,9 +29,11 @@ from contentd.api.event_types import (
     decode_fields,
     to_any,
 )
+from contentd.api.events import EventsService
 from contentd.daemon.server import Daemon
-from contentd.metadata import ContentCreate, ContentDelete
+from contentd.metadata import ContentCreate, ContentDelete, Exchange
 from contentd.proxy import ProxyStore
+from contentd.wire.server import Server
 from tests.daemon.harness import md
 
 Code = grpc.StatusCode
@@ -207,3 +211,34 @@ def test_event_payload_encodings_round_trip() -> None:
     assert AnyEvent(ns).field(["labels", "nope"]) == ("", False)
     assert AnyEvent(any_pb2.Any(type_url="unknown.T", value=b"\x01")).field(["x"]) == ("", False)
     assert decode_fields(any_pb2.Any(type_url=TYPE_CONTENT_CREATE, value=b"\xff")) is None
+
+
+def test_a_subscriber_that_stops_reading_is_dropped_with_resource_exhausted() -> None:
+    # the subscription's queue is bounded: a client that subscribes and reads nothing
+    # ends with RESOURCE_EXHAUSTED once its stream's buffers and the queue are full,
+    # instead of holding every later event in the daemon's memory
+    exchange = Exchange(max_queued=8)
+    server = Server(options=[], max_workers=4)
+    EventsService(exchange).register(server)
+    directory = tempfile.mkdtemp(prefix="cde-", dir="/tmp")
+    server.add_insecure_port(f"unix:{directory}/s.sock")
+    server.start()
+    try:
+        with grpc.insecure_channel(f"unix:{directory}/s.sock") as channel:
+            call = epb_grpc.EventsStub(channel).Subscribe(epb.SubscribeRequest(), timeout=60)
+            deadline = time.monotonic() + 10
+            while not exchange.subscribed and time.monotonic() < deadline:
+                time.sleep(0.01)
+            big = AnyEvent(any_pb2.Any(type_url="x.Big", value=b"x" * (64 << 10)))
+            published = 0
+            while exchange.subscribed and published < 5000:  # 5000 x 64 KiB: never held
+                exchange.publish("ns", "/a/b", big)
+                published += 1
+            assert not exchange.subscribed
+            with pytest.raises(grpc.RpcError) as info:
+                list(call)
+            assert info.value.code() == Code.RESOURCE_EXHAUSTED
+            assert "too slow" in (info.value.details() or "")
+    finally:
+        server.stop(None).wait(10)
+        shutil.rmtree(directory, ignore_errors=True)

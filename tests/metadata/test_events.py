@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import threading
+from collections import deque
+from dataclasses import dataclass
 from datetime import UTC
 
 import pytest
 
 from contentd import AlreadyExists, Info, InvalidArgument, NotFound, filters
 from contentd.content.digest import digest_of
+from contentd.content.errors import ResourceExhausted
 from contentd.content.types import utcnow
 from contentd.metadata import (
     TOPIC_CONTENT_CREATE,
@@ -161,3 +164,65 @@ def test_forward_keeps_the_envelope() -> None:
     assert sub.get(timeout=0) is env
     with pytest.raises(InvalidArgument):
         exchange.forward(Envelope(utcnow(), "bad/ns", "/x", None))
+
+
+def test_a_subscriber_that_falls_behind_is_dropped_not_buffered_without_bound() -> None:
+    exchange = Exchange(max_queued=5)
+    slow = exchange.subscribe()
+    keeping_up = exchange.subscribe()
+    for i in range(6):
+        exchange.publish("ns", "/a/b", ContentDelete(f"sha256:{i}"))
+        assert keeping_up.get(timeout=0) is not None
+    # the sixth did not fit: what it held is gone at once, and it hears why when it asks
+    assert slow._items == deque() and slow.closed
+    with pytest.raises(ResourceExhausted, match="too slow: 5 events"):
+        slow.get(timeout=0)
+    with pytest.raises(ResourceExhausted):
+        list(slow)
+    exchange.publish("ns", "/a/b", ContentDelete("sha256:after"))
+    assert slow._items == deque()  # no longer offered anything
+    got = keeping_up.get(timeout=0)
+    assert got is not None and got.event == ContentDelete("sha256:after")
+    again = exchange.subscribe()  # the subscriber may come back
+    exchange.publish("ns", "/a/b", ContentDelete("sha256:again"))
+    assert again.get(timeout=0) is not None
+
+
+def test_queued_event_bytes_are_bounded_too() -> None:
+    @dataclass(frozen=True)
+    class Big:
+        nbytes: int
+
+    exchange = Exchange(max_queued_bytes=3 << 20)
+    sub = exchange.subscribe()
+    exchange.publish("ns", "/a/b", Big(1 << 20))
+    exchange.publish("ns", "/a/b", Big(1 << 20))
+    assert sub.get(timeout=0) is not None  # taken: its bytes count no more
+    exchange.publish("ns", "/a/b", Big(1 << 20))
+    assert not sub.closed
+    exchange.publish("ns", "/a/b", Big(1 << 20))  # a third MiB waiting, with the envelopes
+    assert sub.closed
+    with pytest.raises(ResourceExhausted):
+        sub.get(timeout=0)
+
+
+def test_a_dropped_subscriber_waiting_for_an_event_is_woken() -> None:
+    exchange = Exchange(max_queued=0)  # the first envelope overflows it
+    sub = exchange.subscribe()
+    errors: list[BaseException] = []
+    waiting = threading.Event()
+
+    def wait() -> None:
+        waiting.set()
+        try:
+            sub.get(timeout=30)
+        except ResourceExhausted as err:
+            errors.append(err)
+
+    waiter = threading.Thread(target=wait)
+    waiter.start()
+    waiting.wait(10)
+    exchange.publish("ns", "/a/b", ContentDelete("sha256:1"))
+    waiter.join(30)
+    assert not waiter.is_alive()
+    assert len(errors) == 1

@@ -286,6 +286,11 @@ class AnyEvent:
 
     any: any_pb2.Any
 
+    @property
+    def nbytes(self) -> int:
+        """About the memory the event holds (what an exchange's queues count)."""
+        return len(self.any.value) + len(self.any.type_url)
+
     def field(self, fieldpath: Sequence[str]) -> tuple[str, bool]:
         if not fieldpath:
             return _ABSENT

@@ -8,7 +8,9 @@
 * **Subscribe** streams every envelope that matches any of the request's
   filters (containerd's syntax over ``topic``, ``namespace`` and
   ``event.<field>``), from the moment of the call until the client goes away
-  or the service is closed.
+  or the service is closed. A subscriber that falls too far behind (see
+  :mod:`contentd.metadata.events`) is dropped: its stream ends with
+  RESOURCE_EXHAUSTED.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from contentd.api._pb.containerd.services.events.v1 import events_pb2_grpc as pb
 from contentd.api.calls import fail, headers
 from contentd.api.convert import fill_timestamp, time_field
 from contentd.api.event_types import AnyEvent, to_any
+from contentd.content.errors import ResourceExhausted
 from contentd.metadata.events import Envelope, Exchange, Subscription
 
 __all__ = ["SERVICE_NAME", "EventsService"]
@@ -104,6 +107,8 @@ class EventsService(pb_grpc.EventsServicer):
         try:
             for envelope in subscription:
                 yield envelope_to_pb(envelope)
+        except ResourceExhausted as err:  # dropped: it fell too far behind
+            _fail(context, err, "Subscribe")
         finally:
             subscription.close()
             with self._lock:

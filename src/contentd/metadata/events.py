@@ -5,9 +5,14 @@ Publishers hand a topic, a namespace and a small event dataclass to
 receives an :class:`Envelope`. Filters use containerd's filter syntax over
 the envelope fields ``namespace``, ``topic`` and ``event.<field>`` (the
 event's own fields, e.g. ``event.digest``); several filters are ORed.
-Queues are unbounded, as go-events' are: a slow subscriber never blocks a
-publisher. A subscription's filters run when it takes an envelope, on the
-subscriber's thread, so that costly filters never slow a publisher either.
+A slow subscriber never blocks a publisher, but neither does it hold memory
+without bound (go-events' queues, and so containerd's, are unbounded): a
+subscription with more than :data:`MAX_QUEUED` envelopes or
+:data:`MAX_QUEUED_BYTES` of them not yet taken is dropped, and taking from it
+raises :class:`~contentd.content.errors.ResourceExhausted` (the subscriber may
+subscribe again). A subscription's filters run when it takes an envelope, on
+the subscriber's thread, so that costly filters never slow a publisher either.
+An event may say its size in bytes with an ``nbytes`` attribute.
 
 The payloads are plain dataclasses so that the gRPC layer can turn them into
 protobuf ``Any`` values (``containerd.events.ContentDelete`` and so on).
@@ -15,9 +20,10 @@ protobuf ``Any`` values (``containerd.events.ContentDelete`` and so on).
 
 from __future__ import annotations
 
-import queue
+import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -25,11 +31,13 @@ from types import TracebackType
 from typing import Final, Self
 
 from contentd import filters as filtering
-from contentd.content.errors import ContentError, InvalidArgument
+from contentd.content.errors import ContentError, InvalidArgument, ResourceExhausted
 from contentd.content.types import utcnow
 from contentd.metadata import identifiers
 
 __all__ = [
+    "MAX_QUEUED",
+    "MAX_QUEUED_BYTES",
     "TOPIC_CONTENT_CORRUPT",
     "TOPIC_CONTENT_CREATE",
     "TOPIC_CONTENT_DELETE",
@@ -45,6 +53,13 @@ __all__ = [
 TOPIC_CONTENT_CREATE: Final = "/content/create"
 TOPIC_CONTENT_DELETE: Final = "/content/delete"
 TOPIC_CONTENT_CORRUPT: Final = "/content/corrupt"
+#: envelopes a subscription may hold that its subscriber has not taken, and their bytes
+MAX_QUEUED: Final = 100_000
+MAX_QUEUED_BYTES: Final = 64 << 20
+#: what an envelope counts besides its event's ``nbytes`` (the objects that carry it)
+_ENVELOPE_BYTES: Final = 256
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,44 +145,81 @@ def validate_topic(topic: str) -> None:
             ) from None
 
 
-_CLOSED = object()
-
-
 class Subscription:
     """Envelopes matching the subscription's filters, in publish order.
 
     Iterating blocks until the next envelope and ends when the subscription
-    is closed. :meth:`get` waits at most ``timeout`` seconds.
+    is closed. :meth:`get` waits at most ``timeout`` seconds. A subscription
+    dropped for falling behind raises ResourceExhausted instead.
     """
 
-    def __init__(self, exchange: Exchange, matcher: filtering.Filter | None) -> None:
+    def __init__(
+        self,
+        exchange: Exchange,
+        matcher: filtering.Filter | None,
+        max_queued: int = MAX_QUEUED,
+        max_queued_bytes: int = MAX_QUEUED_BYTES,
+    ) -> None:
         self._exchange = exchange
         self._matcher = matcher
-        self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
+        self._cond = threading.Condition(threading.Lock())
+        self._items: deque[tuple[Envelope, int]] = deque()
+        self._bytes = 0
+        self._max = max_queued
+        self._max_bytes = max_queued_bytes
         self._closed = False
+        self._dropped: ResourceExhausted | None = None
 
     def _offer(self, envelope: Envelope) -> None:
         # No filtering here: this runs on the publisher's thread (a Create, a commit),
         # which must not pay for every subscriber's filters; get() applies them.
-        self._queue.put(envelope)
+        size = _ENVELOPE_BYTES + getattr(envelope.event, "nbytes", 0)
+        with self._cond:
+            if self._closed:
+                return
+            items = self._items
+            if len(items) < self._max and self._bytes + size <= self._max_bytes:
+                items.append((envelope, size))
+                self._bytes += size
+                self._cond.notify()
+                return
+            message = (
+                f"event subscriber too slow: {len(items)} events ({self._bytes} bytes)"
+                " not taken; subscribe again"
+            )
+            self._dropped = ResourceExhausted(message)
+            self._closed = True
+            items.clear()  # the memory goes now, not when the subscriber comes back
+            self._bytes = 0
+            self._cond.notify_all()
+        log.warning("dropping an %s", message)
+        self._exchange._remove(self)
 
     def get(self, timeout: float | None = None) -> Envelope | None:
-        """The next matching envelope; None when ``timeout`` passes first or when closed."""
+        """The next matching envelope; None when ``timeout`` passes first or when closed.
+
+        Raises ResourceExhausted if the subscription was dropped for falling behind."""
         deadline = None if timeout is None else time.monotonic() + timeout
+        matcher = self._matcher
         while True:
-            if self._closed and self._queue.empty():
-                return None
-            left = None if deadline is None else max(0.0, deadline - time.monotonic())
-            try:
-                item = self._queue.get(timeout=left)
-            except queue.Empty:
-                return None
-            if item is _CLOSED:
-                self._queue.put(_CLOSED)  # keep later callers from blocking
-                return None
-            assert isinstance(item, Envelope)
-            if self._matcher is None or self._matcher.match(item):
-                return item
+            with self._cond:
+                while not self._items:
+                    if self._dropped is not None:
+                        raise self._dropped
+                    if self._closed:
+                        return None
+                    if deadline is None:
+                        self._cond.wait()
+                        continue
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        return None
+                    self._cond.wait(left)
+                envelope, size = self._items.popleft()
+                self._bytes -= size
+            # the filters outside the lock: a publisher offering meanwhile does not wait
+            if matcher is None or matcher.match(envelope):
+                return envelope
 
     def __iter__(self) -> Iterator[Envelope]:
         while True:
@@ -177,11 +229,12 @@ class Subscription:
             yield envelope
 
     def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
+        with self._cond:
+            if self._closed:
+                return
+            self._closed = True
+            self._cond.notify_all()
         self._exchange._remove(self)
-        self._queue.put(_CLOSED)
 
     @property
     def closed(self) -> bool:
@@ -202,9 +255,14 @@ class Subscription:
 class Exchange:
     """Broadcasts envelopes to every live subscription."""
 
-    def __init__(self) -> None:
+    def __init__(
+        self, *, max_queued: int = MAX_QUEUED, max_queued_bytes: int = MAX_QUEUED_BYTES
+    ) -> None:
         self._subscribers: list[Subscription] = []
         self._lock = threading.Lock()
+        #: what each subscription may hold untaken before it is dropped
+        self.max_queued = max_queued
+        self.max_queued_bytes = max_queued_bytes
 
     def publish(self, namespace: str, topic: str, event: object) -> Envelope:
         """Stamp (UTC now), validate and broadcast; returns the envelope sent."""
@@ -233,10 +291,16 @@ class Exchange:
     def subscribe(self, *filters: str) -> Subscription:
         """A new subscription; filters are ORed; a bad filter is InvalidArgument."""
         matcher = filtering.parse_all(filters) if filters else None
-        subscription = Subscription(self, matcher)
+        subscription = Subscription(self, matcher, self.max_queued, self.max_queued_bytes)
         with self._lock:
             self._subscribers.append(subscription)
         return subscription
+
+    @property
+    def subscribed(self) -> int:
+        """How many subscriptions are live."""
+        with self._lock:
+            return len(self._subscribers)
 
     def _broadcast(self, envelope: Envelope) -> None:
         with self._lock:
