@@ -13,9 +13,12 @@ import pytest
 from contentd import FailedPrecondition, NotFound, write_blob
 from contentd.api._pb.containerd.services.content.v1 import content_pb2 as pb
 from contentd.api._pb.containerd.services.content.v1 import content_pb2_grpc as pb_grpc
+from contentd.api.content import ContentService, SingleStoreResolver
 from contentd.api.metadata_keys import LEASE_KEY, NAMESPACE_KEY
 from contentd.content.store import Store
 from contentd.local import LocalStore
+from contentd.metadata import MetadataDB
+from contentd.metadata import content as metadata_content
 from tests.api.conftest import blob, status_of
 from tests.api.servers import ContentdServer, local_store
 
@@ -206,3 +209,37 @@ def test_read_streams_the_blob_through_reader_at(
     # the response message is reused between sends: each chunk must still be its own
     assert b"".join(c.data for c in chunks) == data
     assert len({bytes(c.data[:16]) for c in chunks}) == len(chunks)
+
+
+class _GoneContext:
+    """A server-streaming call's context whose client has gone away."""
+
+    def __init__(self) -> None:
+        self.asked = 0
+
+    def invocation_metadata(self) -> tuple[tuple[str, str], ...]:
+        return ((NAMESPACE_KEY, "ns"),)
+
+    def is_active(self) -> bool:
+        self.asked += 1
+        return False
+
+
+def test_list_stops_walking_when_the_client_is_gone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a filter that matches nothing sends nothing until the walk ends: the walk must
+    # notice that nobody waits for it any more
+    monkeypatch.setattr(metadata_content, "WALK_CHUNK", 2)
+    db = MetadataDB(str(tmp_path / "meta.db"), LocalStore(tmp_path / "content"))
+    try:
+        store = db.content_store("ns")
+        for i in range(9):
+            write_blob(store, f"blob-{i}", io.BytesIO(f"blob {i}".encode()))
+        service = ContentService(SingleStoreResolver(store))
+        context = _GoneContext()
+        request = pb.ListContentRequest(filters=["labels.nope"])
+        assert list(service.List(request, context)) == []  # type: ignore[arg-type]
+        assert context.asked == 1  # asked before the first chunk, and stopped there
+    finally:
+        db.close()

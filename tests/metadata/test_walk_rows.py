@@ -6,6 +6,7 @@ import pytest
 
 from contentd.content.gotime import from_ns
 from contentd.metadata import MetadataDB
+from contentd.metadata import content as content_module
 from contentd.metadata.content import WALK_CHUNK
 from tests.metadata.conftest import put
 
@@ -46,3 +47,32 @@ def test_rows_keep_nanoseconds_and_namespaces_apart(make_db: object) -> None:
     info = a.info(digest)
     assert from_ns(row.created_ns) == info.created_at
     assert list(b.walk_rows()) == []
+
+
+class _Gone:
+    """``cancelled`` for a walk: true from the ``after``-th question on; counts them."""
+
+    def __init__(self, after: int) -> None:
+        self.after = after
+        self.asked = 0
+
+    def __call__(self) -> bool:
+        self.asked += 1
+        return self.asked >= self.after
+
+
+def test_a_walk_whose_caller_is_gone_stops_between_chunks(
+    db: MetadataDB, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(content_module, "WALK_CHUNK", 2)
+    store = db.content_store("ns")
+    for i in range(7):
+        put(store, f"row {i}".encode())
+    everything = _Gone(after=1000)
+    assert list(store.walk_rows("labels.nope", cancelled=everything)) == []
+    assert everything.asked == 4  # chunks of 2, 2, 2 and 1 records: the whole walk
+    gone = _Gone(after=2)  # the client went away while the first chunk was filtered
+    assert list(store.walk_rows("labels.nope", cancelled=gone)) == []
+    assert gone.asked == 2
+    gone = _Gone(after=3)  # unfiltered: what came before is walked, nothing after
+    assert len(list(store.walk_rows(cancelled=gone))) == 4

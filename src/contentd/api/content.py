@@ -267,8 +267,10 @@ class ContentService:
     ) -> Iterator[pb.ListContentResponse]:
         store = self._store(context)
         walk_rows = getattr(store, "walk_rows", None)
+        # a filter that matches nothing yields nothing until the walk ends: the walk asks
+        # between its chunks whether the client is still there
         rows: Iterator[InfoRow] = (
-            walk_rows(*request.filters)
+            walk_rows(*request.filters, cancelled=lambda: not context.is_active())
             if walk_rows is not None
             else info_rows(store.walk(*request.filters))
         )
