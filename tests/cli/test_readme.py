@@ -57,6 +57,14 @@ def _fresh_copy(dest: Path) -> None:
     if not stamp.exists() or stamp.read_text().strip() != want:
         pytest.fail("the .venv is older than pyproject.toml: run scripts/bootstrap first")
     (dest / ".venv").symlink_to(ROOT / ".venv")
+    # and the mypyc build bootstrap made here (untracked): with it in place and current,
+    # the copy's bootstrap compiles nothing (shutil.copy2 keeps the mtimes it records)
+    package = ROOT / "src" / "contentd"
+    built = [package / "_compiled.json", *package.rglob("*.so")]
+    for source in filter(Path.exists, built):
+        target = dest / source.relative_to(ROOT)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(source, target)
 
 
 @pytest.mark.slow
