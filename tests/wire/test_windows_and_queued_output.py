@@ -147,16 +147,24 @@ def test_graceful_stop_waits_for_queued_output() -> None:
 
 def test_cancelled_stream_hands_no_more_queued_messages() -> None:
     """After the client's RST_STREAM the request iterator raises; it used to hand the
-    handler every message still queued first (each with is_active() False)."""
-    active_at_each: list[bool] = []
+    handler every message still queued first (each with is_active() False).
+
+    The handler holds its first message until the reset has ended the call, so the
+    other 19 are queued when it asks for the next one, however slowly the pool starts
+    the handler or the reader gets to the reset."""
+    taken: list[bytes] = []
     seen: list[str] = []
+    first = threading.Event()
+    ended = threading.Event()
     done = threading.Event()
 
     def slow(requests: Iterator[bytes], context: grpc.ServicerContext) -> bytes:
+        context.add_callback(ended.set)
         try:
-            for _ in requests:
-                active_at_each.append(context.is_active())
-                time.sleep(0.05)
+            for request in requests:
+                taken.append(request)
+                first.set()
+                assert ended.wait(10)
         except grpc.RpcError:
             seen.append("raised")
             raise
@@ -174,11 +182,70 @@ def test_cancelled_stream_hands_no_more_queued_messages() -> None:
             fr.headers(1, client.request_block("/t.S/Slow")),
             *[fr.data(1, message(b"m%d" % i)) for i in range(20)],
         )
-        time.sleep(0.12)
+        assert first.wait(10)
         client.send(fr.rst_stream(1, fr.ErrorCode.CANCEL))
         assert done.wait(10)
-        assert all(active_at_each) and len(active_at_each) < 20
+        assert taken == [b"m0"]
         assert seen == ["raised"]
+        client.close()
+
+
+def test_stream_reset_before_its_worker_starts_runs_no_handler(monkeypatch: Any) -> None:
+    """A client-streaming call reset before the pool gets to it ends there: its handler
+    never runs, and the connection is left with no call and serves the next one."""
+    import contentd.wire.connection as connection
+
+    run = connection.run
+    submitted = threading.Event()
+    reset = threading.Event()
+    skipped: list[bool] = []
+
+    def late(call: Any, *args: Any, **kwargs: Any) -> None:
+        if call.path == "/t.S/Slow":  # the pool starts this call only after the reset
+            submitted.set()
+            assert reset.wait(10)
+            skipped.append(not call.active)
+        run(call, *args, **kwargs)
+
+    monkeypatch.setattr(connection, "run", late)
+    calls: list[str] = []
+
+    def slow(requests: Iterator[bytes], context: grpc.ServicerContext) -> bytes:
+        calls.append("Slow")
+        for _ in requests:
+            pass
+        return b"ok"
+
+    handler = grpc.method_handlers_generic_handler(
+        "t.S", {"Slow": grpc.stream_unary_rpc_method_handler(slow)}
+    )
+    with serve(Probe()) as (server, addr):
+        server.add_generic_rpc_handlers([handler])
+        client = RawClient(addr)
+        client.send(
+            fr.headers(1, client.request_block("/t.S/Slow")),
+            fr.data(1, message(b"m0")),
+        )
+        assert submitted.wait(10)
+        client.send(fr.rst_stream(1, fr.ErrorCode.CANCEL))
+        deadline = time.monotonic() + 10
+        while not server._conns and time.monotonic() < deadline:  # type: ignore[attr-defined]
+            time.sleep(0.01)
+        conn = _connection(server)
+        while conn.h2.last_stream_id != 1 or not conn.idle:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        # the core ended the call on the reset, before any worker ran
+        reset.set()
+        deadline = time.monotonic() + 10
+        while not skipped and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert skipped == [True] and calls == []
+        client.send(
+            fr.headers(3, client.request_block("/test.Probe/Unary")),
+            fr.data(3, message(b"next"), end_stream=True),
+        )
+        assert client.until(fr.DATA, 3).payload == message(b"next")
         client.close()
 
 
