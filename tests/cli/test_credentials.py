@@ -89,6 +89,15 @@ def test_identity_token_keeps_docker_user_name(tmp_path: Path, bindir: Path) -> 
     assert docker_credentials("r.io", config) == (IDENTITY_TOKEN_USER, "id-tok", str(config))
 
 
+def test_identity_token_beside_an_auth_with_no_password_wins(tmp_path: Path) -> None:
+    """What `docker login` writes for an identity-token registry: `auth` is base64 of
+    "user:" (an empty password) and the token sits beside it; basic auth with an empty
+    password would be refused, so the token is what gets sent."""
+    entry = {"auth": "MDAwMDAwMDAtMDAwMDo=", "identitytoken": "id-tok"}  # "00000000-0000:"
+    config = _config(tmp_path, {"auths": {"https://r.io": entry}})
+    assert docker_credentials("r.io", config) == (IDENTITY_TOKEN_USER, "id-tok", str(config))
+
+
 @pytest.mark.parametrize(
     ("name", "body", "warning"),
     [
@@ -131,3 +140,19 @@ def test_a_helper_that_hangs_is_killed_at_the_timeout(tmp_path: Path, bindir: Pa
         time.sleep(0.05)
     else:
         pytest.fail("the helper's child outlived the timeout")
+
+
+def test_a_broken_docker_config_is_named_and_means_anonymous(tmp_path: Path) -> None:
+    """A config.json that does not parse is not silently read as "no credentials": the
+    warning names the file (docker warns about it too); no file at all says nothing."""
+    path = tmp_path / "config.json"
+    warnings: list[str] = []
+    assert docker_credentials("r.io", path, warnings.append) is None
+    assert warnings == []
+    path.write_text('{"auths": {"r.io": ')
+    assert docker_credentials("r.io", path, warnings.append) is None
+    [warning] = warnings
+    assert warning.startswith(f"{path} is not valid JSON") and "anonymously" in warning
+    path.write_text("[]")
+    assert docker_credentials("r.io", path, warnings.append) is None
+    assert warnings[1] == f"{path} does not hold a JSON object; continuing anonymously"

@@ -72,9 +72,16 @@ def docker_credentials(
         path = docker_config_path()
     try:
         doc = json.loads(path.read_text())
-    except (OSError, ValueError):
+    except FileNotFoundError:
+        return None
+    except OSError as err:
+        warn(f"cannot read {path}: {err.strerror or err}; continuing anonymously")
+        return None
+    except ValueError as err:  # as docker does: say so, then go on without it
+        warn(f"{path} is not valid JSON ({err}); continuing anonymously")
         return None
     if not isinstance(doc, dict):
+        warn(f"{path} does not hold a JSON object; continuing anonymously")
         return None
     helpers = doc.get("credHelpers")
     helper = helpers.get(host) if isinstance(helpers, dict) else None
@@ -94,6 +101,10 @@ def _plain_entry(auths: Any, host: str) -> tuple[str, str] | None:
         entry = auths.get(key)
         if not isinstance(entry, dict):
             continue
+        # `docker login` with an identity token stores it beside an `auth` of "user:" (an
+        # empty password); the token is the credential, as docker and containerd's CRI read it
+        if isinstance(entry.get("identitytoken"), str) and entry["identitytoken"]:
+            return IDENTITY_TOKEN_USER, entry["identitytoken"]
         if isinstance(entry.get("auth"), str) and entry["auth"]:
             try:
                 user, _, secret = base64.b64decode(entry["auth"]).decode().partition(":")
@@ -102,8 +113,6 @@ def _plain_entry(auths: Any, host: str) -> tuple[str, str] | None:
             return user, secret
         if isinstance(entry.get("username"), str) and isinstance(entry.get("password"), str):
             return entry["username"], entry["password"]
-        if isinstance(entry.get("identitytoken"), str) and entry["identitytoken"]:
-            return IDENTITY_TOKEN_USER, entry["identitytoken"]
     return None
 
 
