@@ -100,14 +100,14 @@ def _decide() -> Variant:
     try:
         manifest: dict[str, Any] = json.loads(MANIFEST.read_text())
     except FileNotFoundError:
-        return Variant(frozenset(), "not compiled: scripts/build_ext has not run")
+        return Variant(frozenset(), "not compiled: scripts/build_ext.py has not run")
     except (OSError, ValueError) as err:
         log.warning("compiled modules not used: unreadable %s (%s)", MANIFEST.name, err)
         return Variant(frozenset(), f"unreadable {MANIFEST.name}")
     problem = _check(manifest)
     if problem:
         log.warning(
-            "compiled modules not used, running pure Python: %s (rebuild: scripts/build_ext)",
+            "compiled modules not used, running pure Python: %s (rebuild: scripts/bootstrap)",
             problem,
         )
         return Variant(frozenset(), problem)

@@ -111,10 +111,13 @@ def test_a_build_older_than_its_source_is_not_imported(tmp_path: Path) -> None:
     assert result["variant"] == "pure Python: wire/frames.py changed since the build"
     [warning] = err.splitlines()
     assert "compiled modules not used" in warning and "wire/frames.py changed" in warning
+    # the command it names for the rebuild is one a fresh clone has
+    assert warning.endswith("(rebuild: scripts/bootstrap)"), warning
+    assert (ROOT / "scripts" / "bootstrap").is_file()
 
     (copy / "_compiled.json").unlink()
     result, err = _probe(tmp_path, env)
-    assert result["variant"] == "pure Python: not compiled: scripts/build_ext has not run"
+    assert result["variant"] == "pure Python: not compiled: scripts/build_ext.py has not run"
     for origin in result["origins"].values():
         assert origin.endswith(".py"), origin
     assert err == ""
