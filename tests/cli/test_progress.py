@@ -80,3 +80,19 @@ def test_transfers_on_a_terminal_show_a_bar(
     )
     assert code == 0 and digest[:19] in err.getvalue()
     assert (tmp_path / "out").read_bytes() == data
+
+
+def test_the_closing_line_counts_one_blob_in_the_singular() -> None:
+    """`fetch: 1 blob (192B) downloaded ...`, not `1 blobs`; other counts stay plural."""
+    from types import SimpleNamespace
+
+    from contentd.cli.registry import _Display
+
+    ctx = SimpleNamespace(streams=SimpleNamespace(err_is_tty=False))
+    shown = _Display(ctx, "fetch")  # type: ignore[arg-type]
+    shown.blobs = {"manifest-x": ["done", 192, 192, 0.0, 0], "config-y": ["linked", 0, 134, 0.0, 0]}
+    assert shown.summary().startswith("fetch: 1 blob (192B) downloaded in ")
+    shown.blobs["layer-z"] = ["done", 10, 10, 0.0, 0]
+    assert shown.summary().startswith("fetch: 2 blobs (202B) downloaded in ")
+    shown.blobs = {}
+    assert shown.summary().startswith("fetch: 0 blobs (0B) downloaded in ")

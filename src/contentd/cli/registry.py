@@ -251,7 +251,8 @@ class _Display:
         size = sum(e[2] - e[4] for e in sent)
         took = time.monotonic() - self.started
         moved = "downloaded" if self.verb == "fetch" else "uploaded"
-        parts = [f"{self.verb}: {len(sent)} blobs ({human_size(size)}) {moved} in {took:.1f}s"]
+        blobs = "1 blob" if len(sent) == 1 else f"{len(sent)} blobs"
+        parts = [f"{self.verb}: {blobs} ({human_size(size)}) {moved} in {took:.1f}s"]
         counts = {s: sum(1 for e in self.blobs.values() if e[0] == s) for s in _FINAL}
         if counts["linked"]:
             parts.append(f"{counts['linked']} linked from another namespace")
