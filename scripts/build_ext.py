@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import fcntl
 import hashlib
 import importlib.machinery
 import json
@@ -123,8 +124,8 @@ def clean() -> None:
 
 
 def toolchain_problem() -> str:
-    cc = (sysconfig.get_config_var("CC") or "cc").split()[0]
-    if shutil.which(os.environ.get("CC", cc)) is None:
+    cc = (os.environ.get("CC") or sysconfig.get_config_var("CC") or "cc").split()[0]
+    if shutil.which(cc) is None:
         return f"no C compiler ({cc})"
     include = Path(sysconfig.get_paths()["include"])
     if not (include / "Python.h").is_file():
@@ -197,6 +198,22 @@ def install(digests: dict[str, str], key: str) -> None:
     os.replace(tmp, MANIFEST)
 
 
+def _build(digests: dict[str, str], key: str, force: bool) -> int:
+    if current(key) and not force:
+        return 0
+    names = ", ".join(module_name(rel) for rel in MODULES)
+    print(f"build_ext: compiling {names} with mypyc ...", flush=True)
+    try:
+        if not build():
+            raise RuntimeError(f"mypyc failed, see {LOG.relative_to(ROOT)}")
+        install(digests, key)
+    except (OSError, RuntimeError) as err:
+        clean()
+        print(f"build_ext: {err}: contentd runs pure Python")
+        return 1
+    return 0
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--check", action="store_true", help="exit 1 unless the build is current")
@@ -213,22 +230,15 @@ def main() -> int:
         return 0
     digests = sources()
     key = build_key(digests)
-    if current(key) and not args.force:
-        return 0
     if args.check:
+        if current(key):
+            return 0
         print("build_ext: the compiled modules do not match their sources (run scripts/bootstrap)")
         return 1
-    names = ", ".join(module_name(rel) for rel in MODULES)
-    print(f"build_ext: compiling {names} with mypyc ...", flush=True)
-    try:
-        if not build():
-            raise RuntimeError(f"mypyc failed, see {LOG.relative_to(ROOT)}")
-        install(digests, key)
-    except (OSError, RuntimeError) as err:
-        clean()
-        print(f"build_ext: {err}: contentd runs pure Python")
-        return 1
-    return 0
+    WORK.parent.mkdir(exist_ok=True)
+    with open(WORK.parent / "mypyc.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # one build at a time in this checkout
+        return _build(digests, key, args.force)
 
 
 if __name__ == "__main__":

@@ -100,7 +100,7 @@ def _decide() -> Variant:
     try:
         manifest: dict[str, Any] = json.loads(MANIFEST.read_text())
     except FileNotFoundError:
-        return Variant(frozenset(), "not compiled: scripts/build_ext.py has not run")
+        return Variant(frozenset(), "no compiled build (scripts/build_ext.py)")
     except (OSError, ValueError) as err:
         log.warning("compiled modules not used: unreadable %s (%s)", MANIFEST.name, err)
         return Variant(frozenset(), f"unreadable {MANIFEST.name}")

@@ -64,11 +64,16 @@ def _probe(cwd: Path, env: dict[str, str]) -> tuple[dict[str, Any], str]:
 
 
 def _built() -> None:
+    """Skip unless the build matches the sources (fail in CI, where bootstrap just ran: a
+    source edited since the last bootstrap is a developer's state, not CI's)."""
     _toolchain()
     check = subprocess.run(
         [sys.executable, str(BUILD_EXT), "--check"], capture_output=True, text=True, timeout=120
     )
-    assert check.returncode == 0, check.stdout + check.stderr
+    if check.returncode:
+        if in_ci():
+            pytest.fail(check.stdout + check.stderr, pytrace=False)
+        pytest.skip(check.stdout.strip())
 
 
 def test_after_bootstrap_the_compiled_modules_are_imported() -> None:
@@ -117,7 +122,7 @@ def test_a_build_older_than_its_source_is_not_imported(tmp_path: Path) -> None:
 
     (copy / "_compiled.json").unlink()
     result, err = _probe(tmp_path, env)
-    assert result["variant"] == "pure Python: not compiled: scripts/build_ext.py has not run"
+    assert result["variant"] == "pure Python: no compiled build (scripts/build_ext.py)"
     for origin in result["origins"].values():
         assert origin.endswith(".py"), origin
     assert err == ""
