@@ -202,14 +202,14 @@ def _build(digests: dict[str, str], key: str, force: bool) -> int:
     if current(key) and not force:
         return 0
     names = ", ".join(module_name(rel) for rel in MODULES)
-    print(f"build_ext: compiling {names} with mypyc ...", flush=True)
+    print(f"build_ext: compiling {names} with mypyc ...", flush=True, file=sys.stderr)
     try:
         if not build():
             raise RuntimeError(f"mypyc failed, see {LOG.relative_to(ROOT)}")
         install(digests, key)
     except (OSError, RuntimeError) as err:
         clean()
-        print(f"build_ext: {err}: contentd runs pure Python")
+        print(f"build_ext: {err}: contentd runs pure Python", file=sys.stderr)
         return 1
     return 0
 
@@ -226,14 +226,17 @@ def main() -> int:
     problem = toolchain_problem()
     if problem and not args.check:
         clean()
-        print(f"build_ext: {problem}: contentd runs pure Python")
+        print(f"build_ext: {problem}: contentd runs pure Python", file=sys.stderr)
         return 0
     digests = sources()
     key = build_key(digests)
     if args.check:
         if current(key):
             return 0
-        print("build_ext: the compiled modules do not match their sources (run scripts/bootstrap)")
+        print(
+            "build_ext: the compiled modules do not match their sources (run scripts/bootstrap)",
+            file=sys.stderr,
+        )
         return 1
     WORK.parent.mkdir(exist_ok=True)
     with open(WORK.parent / "mypyc.lock", "w") as lock:

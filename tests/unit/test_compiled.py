@@ -73,7 +73,7 @@ def _built() -> None:
     if check.returncode:
         if in_ci():
             pytest.fail(check.stdout + check.stderr, pytrace=False)
-        pytest.skip(check.stdout.strip())
+        pytest.skip(check.stderr.strip())
 
 
 def test_after_bootstrap_the_compiled_modules_are_imported() -> None:
