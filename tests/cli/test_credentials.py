@@ -156,3 +156,18 @@ def test_a_broken_docker_config_is_named_and_means_anonymous(tmp_path: Path) -> 
     path.write_text("[]")
     assert docker_credentials("r.io", path, warnings.append) is None
     assert warnings[1] == f"{path} does not hold a JSON object; continuing anonymously"
+
+
+@pytest.mark.parametrize("host", ["docker.io", "registry-1.docker.io"])
+def test_docker_hub_credentials_are_found_under_dockers_key(
+    tmp_path: Path, bindir: Path, host: str
+) -> None:
+    """`docker login` without a server stores Docker Hub under https://index.docker.io/v1/,
+    in config.json and in a helper (which is asked for that key), not under docker.io."""
+    config = _config(tmp_path, {"auths": {"https://index.docker.io/v1/": {"auth": "YTpi"}}})
+    assert docker_credentials(host, config) == ("a", "b", str(config))
+    log = tmp_path / "calls"
+    write_helper(bindir, "hub", answering("hubuser", "hub-secret", log))
+    config = _config(tmp_path, {"credHelpers": {"https://index.docker.io/v1/": "hub"}})
+    assert docker_credentials(host, config) == ("hubuser", "hub-secret", "docker-credential-hub")
+    assert log.read_text() == "get|https://index.docker.io/v1/\n"

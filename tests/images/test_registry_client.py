@@ -148,3 +148,12 @@ def test_a_token_that_is_no_header_value_is_refused(auth_proxy: RegistryProxy) -
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_docker_io_is_served_from_registry_1_docker_io() -> None:
+    """As containerd's resolver does: docker.io/library/alpine is fetched from Docker Hub's
+    API host; any other host is used as written."""
+    with RegistryClient("docker.io") as hub:
+        assert hub.url("/v2/") == "https://registry-1.docker.io/v2/"
+    with RegistryClient("127.0.0.1:5000", plain_http=True) as local:
+        assert local.url("/v2/") == "http://127.0.0.1:5000/v2/"

@@ -50,6 +50,9 @@ HELPER_TIMEOUT: Final = 30.0
 _NOT_FOUND: Final = "credentials not found in native keychain"
 _HELPER_NAME: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 _QUOTE_LIMIT: Final = 200
+#: the key docker stores Docker Hub's credentials under (config.json and helpers alike)
+_DOCKER_HUB_KEY: Final = "https://index.docker.io/v1/"
+_DOCKER_HUB_HOSTS: Final = frozenset({"docker.io", "index.docker.io", "registry-1.docker.io"})
 
 Warn = Callable[[str], None]
 
@@ -83,6 +86,8 @@ def docker_credentials(
     if not isinstance(doc, dict):
         warn(f"{path} does not hold a JSON object; continuing anonymously")
         return None
+    if host in _DOCKER_HUB_HOSTS:
+        host = _DOCKER_HUB_KEY  # what `docker login` (no server) wrote, and what helpers get
     helpers = doc.get("credHelpers")
     helper = helpers.get(host) if isinstance(helpers, dict) else None
     if not helper:

@@ -108,7 +108,9 @@ class RegistryClient:
         timeout: float = 60.0,
         maxsize: int = 8,
     ) -> None:
-        self.host = host
+        # docker.io names Docker Hub; its registry API is served from registry-1.docker.io
+        # (containerd's resolver maps the host the same way)
+        self.host = "registry-1.docker.io" if host == "docker.io" else host
         self.scheme = "http" if plain_http else "https"
         self._credentials = credentials
         self._retries = retries
