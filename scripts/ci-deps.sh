@@ -7,6 +7,9 @@
 #   postgresql       PostgreSQL 15 server binaries   (tests/peers/postgres.py; not on PATH,
 #                    the fixture runs /usr/lib/postgresql/15/bin/{initdb,postgres} itself)
 #   zsh, fish        the CLI's completion scripts are loaded in each (tests/cli/test_completion.py)
+#   gcc (+ the Python headers when the python3.11 on PATH is Debian's: python3.11-dev)
+#                    scripts/bootstrap compiles the engine's hot modules with mypyc; under CI
+#                    tests/unit/test_compiled.py fails when the compiled variant is missing
 # Idempotent: does nothing (no apt-get update) when every binary is already there;
 # CI_DEPS_FORCE=1 runs the apt steps anyway.
 # Non-interactive and quiet; fails loudly (non-zero exit, apt's log tail) on error.
@@ -24,6 +27,7 @@ NEEDS=(
     postgresql:/usr/lib/postgresql/15/bin/postgres
     zsh:zsh
     fish:fish
+    gcc:gcc
 )
 
 missing=()
@@ -35,12 +39,23 @@ for pair in "${NEEDS[@]}"; do
     fi
 done
 
+# Python's headers, for the Python scripts/bootstrap picks (python3.11 first): pyenv's and
+# python.org builds carry them; Debian's come in python3.X-dev.
+py=$(command -v python3.11 || command -v python3 || true)
+if [[ -n $py ]]; then
+    include=$("$py" -c 'import sysconfig; print(sysconfig.get_paths()["include"])')
+    real=$(readlink -f "$py")
+    if [[ ! -f $include/Python.h && $real == /usr/bin/python3.* ]]; then
+        missing+=("$(basename "$real")-dev")
+    fi
+fi
+
 if [[ ${CI_DEPS_FORCE:-0} == 1 ]]; then  # reinstall check, for testing this script
-    missing=(containerd docker-registry skopeo umoci postgresql zsh fish)
+    missing=(containerd docker-registry skopeo umoci postgresql zsh fish gcc)
 fi
 
 if [[ ${#missing[@]} -eq 0 ]]; then
-    echo "ci-deps: all present (containerd, ctr, docker-registry, skopeo, umoci, postgresql, zsh, fish)"
+    echo "ci-deps: all present (containerd, ctr, docker-registry, skopeo, umoci, postgresql, zsh, fish, gcc)"
     exit 0
 fi
 
@@ -77,7 +92,7 @@ apt-get install -y -qq --no-install-recommends \
     -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
     "${missing[@]}" >>"$log" 2>&1 || fail "apt-get install ${missing[*]}"
 
-for bin in containerd ctr docker-registry skopeo umoci zsh fish \
+for bin in containerd ctr docker-registry skopeo umoci zsh fish gcc \
     /usr/lib/postgresql/15/bin/initdb /usr/lib/postgresql/15/bin/postgres; do
     command -v "$bin" >/dev/null 2>&1 || fail "finding $bin after install"
 done
