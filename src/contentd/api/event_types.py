@@ -32,6 +32,7 @@ from google.protobuf.message import DecodeError, Message
 
 from contentd.api._pb.containerd.events import content_pb2 as content_events
 from contentd.api._pb.containerd.events import image_pb2 as image_events
+from contentd.api.protowire import bytes_field, int_field, string_field
 from contentd.metadata.events import ContentCorrupt, ContentCreate, ContentDelete
 
 __all__ = [
@@ -143,34 +144,9 @@ class ImageDelete:
 # -- the wire format (proto3: strings and int64s, a map<string, string>) --------
 
 
-def _varint(n: int) -> bytes:
-    n &= (1 << 64) - 1
-    out = bytearray()
-    while True:
-        byte = n & 0x7F
-        n >>= 7
-        if n:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
-
-
-def _bytes_field(number: int, data: bytes) -> bytes:
-    return _varint(number << 3 | 2) + _varint(len(data)) + data
-
-
-def _string_field(number: int, text: str) -> bytes:
-    return _bytes_field(number, text.encode()) if text else b""
-
-
-def _int_field(number: int, value: int) -> bytes:
-    return _varint(number << 3) + _varint(value) if value else b""
-
-
 def _map_field(number: int, labels: Mapping[str, str]) -> bytes:
     return b"".join(
-        _bytes_field(number, _bytes_field(1, k.encode()) + _bytes_field(2, v.encode()))
+        bytes_field(number, bytes_field(1, k.encode()) + bytes_field(2, v.encode()))
         for k, v in sorted(labels.items())
     )
 
@@ -316,14 +292,14 @@ def to_any(event: object) -> any_pb2.Any:
         value = content_events.ContentDelete(digest=event.digest).SerializeToString()
         return any_pb2.Any(type_url=TYPE_CONTENT_DELETE, value=value)
     if isinstance(event, ContentCreate):
-        value = _string_field(1, event.digest) + _int_field(2, event.size)
+        value = string_field(1, event.digest) + int_field(2, event.size)
         return any_pb2.Any(type_url=TYPE_CONTENT_CREATE, value=value)
     if isinstance(event, ContentCorrupt):
-        value = _string_field(1, event.digest) + _string_field(2, event.reason)
+        value = string_field(1, event.digest) + string_field(2, event.reason)
         return any_pb2.Any(type_url=TYPE_CONTENT_CORRUPT, value=value)
     if isinstance(event, NamespaceCreate | NamespaceUpdate):
         url = TYPE_NAMESPACE_CREATE if isinstance(event, NamespaceCreate) else TYPE_NAMESPACE_UPDATE
-        value = _string_field(1, event.name) + _map_field(2, event.labels)
+        value = string_field(1, event.name) + _map_field(2, event.labels)
         return any_pb2.Any(type_url=url, value=value)
     if isinstance(event, ImageCreate):
         value = image_events.ImageCreate(name=event.name, labels=event.labels).SerializeToString()
@@ -335,7 +311,7 @@ def to_any(event: object) -> any_pb2.Any:
         value = image_events.ImageDelete(name=event.name).SerializeToString()
         return any_pb2.Any(type_url=TYPE_IMAGE_DELETE, value=value)
     if isinstance(event, NamespaceDelete):
-        return any_pb2.Any(type_url=TYPE_NAMESPACE_DELETE, value=_string_field(1, event.name))
+        return any_pb2.Any(type_url=TYPE_NAMESPACE_DELETE, value=string_field(1, event.name))
     if isinstance(event, Message):
         return any_pb2.Any(type_url=event.DESCRIPTOR.full_name, value=event.SerializeToString())
     raise TypeError(f"cannot send {type(event).__name__} as an event")

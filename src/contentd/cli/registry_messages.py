@@ -11,7 +11,7 @@ registry.proto``, ``containerd/types/descriptor.proto``):
   credentials 5 (``Credentials``: username 1, secret 2), concurrency 6 (int32),
   image_name 7. ``PushRequest``: reference 1, source 2, plain_http 3, credentials 4,
   concurrency 5. Encoded as the protobuf runtime encodes them (fields in order, zero
-  values omitted).
+  values omitted), with the fields of :mod:`contentd.api.protowire`.
 * ``Progress``: status 1, descriptor 2 (``Descriptor``: media_type 1, digest 2, size 3
   (int64), annotations 5 (map)), ref 3, offset 4 (int64), resumed 5 (int64), image 6.
 
@@ -28,6 +28,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Final
 
+from contentd.api.protowire import bytes_field, flag_field, int_field, string_field
 from contentd.content.errors import Unknown
 
 __all__ = [
@@ -80,38 +81,11 @@ class ProgressMessage:
 # -- encoding ---------------------------------------------------------------------------
 
 
-def _varint(value: int) -> bytes:
-    if value < 0:
-        value += _U64  # int32/int64: ten bytes of two's complement
-    out = bytearray()
-    while value > 0x7F:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
-
-
-def _bytes_field(number: int, data: bytes) -> bytes:
-    return _varint(number << 3 | _LEN) + _varint(len(data)) + data
-
-
-def _string(number: int, text: str) -> bytes:
-    return _bytes_field(number, text.encode()) if text else b""
-
-
-def _flag(number: int, value: bool) -> bytes:
-    return _varint(number << 3 | _VARINT) + b"\x01" if value else b""
-
-
-def _int(number: int, value: int) -> bytes:
-    return _varint(number << 3 | _VARINT) + _varint(value) if value else b""
-
-
 def _credentials(number: int, credentials: tuple[str, str] | None) -> bytes:
     if credentials is None:
         return b""
     user, secret = credentials
-    return _bytes_field(number, _string(1, user) + _string(2, secret))
+    return bytes_field(number, string_field(1, user) + string_field(2, secret))
 
 
 def encode_fetch_request(
@@ -125,14 +99,14 @@ def encode_fetch_request(
     image_name: str = "",
 ) -> bytes:
     """A serialized ``FetchRequest``; ``credentials`` is (username, secret)."""
-    parts = [_string(1, reference)]
-    parts += [_bytes_field(2, p.encode()) for p in platforms]
+    parts = [string_field(1, reference)]
+    parts += [bytes_field(2, p.encode()) for p in platforms]
     parts += [
-        _flag(3, all_platforms),
-        _flag(4, plain_http),
+        flag_field(3, all_platforms),
+        flag_field(4, plain_http),
         _credentials(5, credentials),
-        _int(6, concurrency),
-        _string(7, image_name),
+        int_field(6, concurrency),
+        string_field(7, image_name),
     ]
     return b"".join(parts)
 
@@ -148,11 +122,11 @@ def encode_push_request(
     """A serialized ``PushRequest``; ``credentials`` is (username, secret)."""
     return b"".join(
         (
-            _string(1, reference),
-            _string(2, source),
-            _flag(3, plain_http),
+            string_field(1, reference),
+            string_field(2, source),
+            flag_field(3, plain_http),
             _credentials(4, credentials),
-            _int(5, concurrency),
+            int_field(5, concurrency),
         )
     )
 
