@@ -229,6 +229,7 @@ def test_a_subscriber_that_stops_reading_is_dropped_with_resource_exhausted() ->
             deadline = time.monotonic() + 10
             while not exchange.subscribed and time.monotonic() < deadline:
                 time.sleep(0.01)
+            assert exchange.subscribed, "the subscription never reached the exchange"
             big = AnyEvent(any_pb2.Any(type_url="x.Big", value=b"x" * (64 << 10)))
             published = 0
             while exchange.subscribed and published < 5000:  # 5000 x 64 KiB: never held
