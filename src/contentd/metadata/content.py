@@ -130,21 +130,14 @@ class ContentStore:
         return info
 
     def _load(self, ns: str, digest: str) -> Info | None:
-        row = self._info_row(ns, digest)
-        if row is None:
-            return None
-        (size, created_at, updated_at), labels = row
-        return Info(digest, size, from_ns(created_at), from_ns(updated_at), labels)
-
-    def _info_row(self, ns: str, digest: str) -> tuple[tuple[int, int, int], dict[str, str]] | None:
         # one statement (its own snapshot): on PostgreSQL one round trip per lookup,
         # and a proxied Read makes one lookup per 32 KiB
         rows = self._core.sql.query(_INFO_SQL, (ns, digest))
         if not rows:
             return None
-        first = rows[0]
+        size, created_at, updated_at = rows[0][:3]
         labels = {key: value for *_, key, value in rows if key is not None}
-        return (int(first[0]), int(first[1]), int(first[2])), labels
+        return Info(digest, int(size), from_ns(int(created_at)), from_ns(int(updated_at)), labels)
 
     def _link(self, ns: str, digest: str) -> bool:
         """With ``link_shared``: record ``digest`` here if another namespace shares it."""
