@@ -16,7 +16,6 @@ its readers' later reads, as a whole-blob fill does.
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections.abc import Callable
@@ -25,6 +24,7 @@ from typing import Final, Self
 
 from contentd.content.errors import ContentError, FailedPrecondition, InvalidArgument
 from contentd.content.store import ReaderAt
+from contentd.local.reader import FileReaderAt
 from contentd.s3.cache import CacheFill
 
 __all__ = ["STALL_TIMEOUT", "Fill", "FillReaderAt"]
@@ -112,12 +112,6 @@ class Fill:
                 raise self.corrupt
             return True
 
-    def pread(self, n: int, offset: int) -> bytes:
-        fd = self.pending.fd
-        if fd is None:  # pragma: no cover - a reader holds a reference
-            raise FailedPrecondition("read on a closed fill")
-        return os.pread(fd, n, offset)
-
     def ranged(self) -> ReaderAt:
         return self._fallback()
 
@@ -127,13 +121,16 @@ class FillReaderAt:
     from the fill's file (or by ranged GETs when the fill stopped early)."""
 
     def __init__(self, fill: Fill) -> None:
+        fd = fill.pending.fd
+        assert fd is not None  # open while the fill's thread or a reader holds a reference
         self._fill: Fill | None = fill
-        self._size = fill.size
+        # positional reads of the fill's file; closing it releases this reader's reference
+        self._file = FileReaderAt(fd, fill.size, fill.release)
         self._ranged: Callable[[int, int], bytes] | None = None
 
     @property
     def size(self) -> int:
-        return self._size
+        return self._file.size
 
     def read_at(self, offset: int, n: int) -> bytes:
         if offset < 0:
@@ -141,25 +138,19 @@ class FillReaderAt:
         fill = self._fill
         if fill is None:
             raise FailedPrecondition("read on closed reader")
-        if offset >= self._size or n <= 0:
+        size = self._file.size
+        if offset >= size or n <= 0:
             return b""
-        n = min(n, self._size - offset)
+        n = min(n, size - offset)
         if self._ranged is None and fill.wait(offset + n):
-            data = fill.pread(n, offset)
-            while len(data) < n:  # a short read before the end: keep going
-                more = fill.pread(n - len(data), offset + len(data))
-                if not more:
-                    break
-                data += more
-            return data
+            return self._file.read_at(offset, n)
         if self._ranged is None:
             self._ranged = fill.ranged().read_at
         return self._ranged(offset, n)
 
     def close(self) -> None:
-        fill, self._fill = self._fill, None
-        if fill is not None:
-            fill.release()
+        self._fill = None
+        self._file.close()
 
     def __enter__(self) -> Self:
         return self
