@@ -266,7 +266,7 @@ class Connection:
             call.cond = threading.Condition(self.lock)
         try:
             executor = self.server.executor_for(call.handler)
-            executor.submit(run, call, argument, deserialize=deserialize, inline=False)
+            executor.submit(run, call, argument, deserialize=deserialize)
         except RuntimeError:  # the pool is shut down
             self.abandon(call, _UNAVAILABLE, "server is stopping", TRAILERS)
 

@@ -33,12 +33,12 @@ _OK_NUMBER: Final = 0
 _SMALL_REPLY: Final = 64 << 10
 
 
-def run(call: Call, argument: Any, *, deserialize: bool, inline: bool) -> None:
-    """Run ``call``'s handler with its request (raw bytes when ``deserialize``) and end the call.
+def run(call: Call, argument: Any, *, deserialize: bool) -> None:
+    """Run ``call``'s handler with its request (raw bytes when ``deserialize``) on a
+    worker and end the call (:func:`run_inline` runs the reader's own calls).
 
     ``argument`` is None for a client-streaming call (the handler gets the
-    request iterator). ``inline`` calls run on the connection's reader: their
-    output is written once, at the end.
+    request iterator).
     """
     if not call.active:
         return  # ended before its turn on the pool (reset, deadline, connection lost)
@@ -60,7 +60,7 @@ def run(call: Call, argument: Any, *, deserialize: bool, inline: bool) -> None:
             assert behavior is not None
             responses: Iterable[Any] = behavior(argument, context)
             what = "iterating responses"
-            _stream(call, responses, serialize, not inline)
+            _stream(call, responses, serialize)
         else:
             behavior = handler.stream_unary if handler.request_streaming else handler.unary_unary
             assert behavior is not None
@@ -71,14 +71,14 @@ def run(call: Call, argument: Any, *, deserialize: bool, inline: bool) -> None:
                 # small replies go out with the trailers in one write; a big one is written
                 # now and the worker waits for window, so a client that does not read
                 # holds at most a worker's worth of queued output per call
-                call.send(payload, flush=not inline and len(payload) > _SMALL_REPLY)
+                call.send(payload, flush=len(payload) > _SMALL_REPLY)
     except MessageTooLarge as err:
         call.fail(_number(grpc.StatusCode.RESOURCE_EXHAUSTED), str(err))
         return
     except Exception as err:
         _failed(call, err, what)
         return
-    call.finish(_number(call.code or _OK), call.details or "", flush=not inline)
+    call.finish(_number(call.code or _OK), call.details or "")
 
 
 def run_inline(call: Call, request: Any) -> None:
@@ -123,7 +123,7 @@ def run_inline(call: Call, request: Any) -> None:
         call.fail(_number(grpc.StatusCode.RESOURCE_EXHAUSTED), str(err))
 
 
-def _stream(call: Call, responses: Iterable[Any], serialize: Any, flush: bool) -> None:
+def _stream(call: Call, responses: Iterable[Any], serialize: Any) -> None:
     send = call.send
     room = call.wait_for_room
     iterator = iter(responses)
@@ -140,7 +140,7 @@ def _stream(call: Call, responses: Iterable[Any], serialize: Any, flush: bool) -
             except StopIteration:
                 break
             payload = serialize(response) if serialize is not None else response
-            if not send(payload, flush=flush):
+            if not send(payload):
                 break
     finally:
         close = getattr(iterator, "close", None)
