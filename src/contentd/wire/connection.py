@@ -273,10 +273,7 @@ class Connection:
     def _ended(self, call: Call) -> None:
         """The core ended ``call`` (peer reset, bad input): wake its worker, run callbacks."""
         with self.lock:
-            if call.cond is not None:
-                call.cond.notify_all()
-            callbacks = _take_callbacks(call)
-            self._release(call)
+            callbacks = self._settle(call)
         _run_callbacks(callbacks)
 
     # -- what calls use (the Host interface of contentd.wire.call) ----------------
@@ -323,6 +320,15 @@ class Connection:
         finally:
             self._waiting -= 1
 
+    def _settle(self, call: Call) -> list[Callable[[], None]]:
+        """``call`` has ended (lock held): wake its worker, give back its room; the
+        callbacks to run once the lock is released."""
+        callbacks = _take_callbacks(call)
+        if call.cond is not None:
+            call.cond.notify_all()
+        self._release(call)
+        return callbacks
+
     def _release(self, call: Call) -> None:
         """Give back the room ``call`` reserved (lock held)."""
         if call.reserved:
@@ -354,10 +360,7 @@ class Connection:
         with self.lock:
             if not self.h2.finish(call.stream, code, details):
                 return
-            callbacks = _take_callbacks(call)
-            if call.cond is not None:
-                call.cond.notify_all()
-            self._release(call)
+            callbacks = self._settle(call)
         if flush:
             self._flush()
         _run_callbacks(callbacks)
@@ -374,20 +377,14 @@ class Connection:
                         break
             if not h2.finish(stream, code, details):
                 return
-            callbacks = _take_callbacks(call)
-            if call.cond is not None:
-                call.cond.notify_all()
-            self._release(call)
+            callbacks = self._settle(call)
         _run_callbacks(callbacks)
 
     def abandon(self, call: Call, code: int, details: str, how: int) -> None:
         with self.lock:
             if not self.h2.cancel(call.stream, code, details, how):
                 return
-            callbacks = _take_callbacks(call)
-            if call.cond is not None:
-                call.cond.notify_all()
-            self._release(call)
+            callbacks = self._settle(call)
         self._flush()
         _run_callbacks(callbacks)
 
