@@ -569,6 +569,20 @@ def test_calls_cost_no_decode_budget_up_to_their_allowance() -> None:
     assert peer.h2.throttled
 
 
+def test_trailers_that_change_the_hpack_table_invalidate_cached_request_blocks() -> None:
+    # a block of only indexed fields changes no table and is cached by its bytes; the
+    # entries it names may go with any later block, the client's trailers included
+    peer = Peer()
+    peer.send(fr.headers(1, peer.block(STREAM)))  # adds its fields to the table
+    repeat = peer.block(STREAM)  # the same fields, now all indexed
+    [first] = peer.send(fr.headers(3, repeat))
+    assert isinstance(first, CallStarted)
+    # trailers that only empty the table (a size update to 0): repeat now names entries
+    # that are gone, so decoding it again is a COMPRESSION_ERROR, not the cached call
+    peer.send(fr.headers(3, b"\x20", end_stream=True))
+    assert peer.goaway(fr.headers(5, repeat)) == E.COMPRESSION_ERROR
+
+
 def test_cached_header_blocks_cost_no_decode_budget() -> None:
     work = _Work(_MS)
     peer = Peer(_BUDGET, work)

@@ -684,12 +684,8 @@ class H2Connection:
             self._on_response_headers(sid, end_stream, block)
             return
         stream = self.streams.get(sid)
-        if stream is not None:  # the client's trailers
-            cpu = self._cpu
-            start = cpu() if cpu is not None else 0.0
-            self._decode(block)
-            if cpu is not None:
-                self._budget -= cpu() - start
+        if stream is not None:  # the client's trailers: decoded for the table's sake only
+            self._keep_table(block)
             if not end_stream:
                 raise ProtocolError(fr.ErrorCode.PROTOCOL_ERROR, "trailers without END_STREAM")
             if stream.state is _HALF_CLOSED:
