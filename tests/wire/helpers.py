@@ -151,7 +151,8 @@ def serve(
     ``server_args`` go to :class:`Server`."""
     directory = tempfile.mkdtemp(prefix="cdw-", dir="/tmp")
     server_args.setdefault("unary_workers", 16)
-    server = Server(options=options or [], max_workers=16, inline=inline, **server_args)
+    server_args.setdefault("max_workers", 16)
+    server = Server(options=options or [], inline=inline, **server_args)
     server.add_generic_rpc_handlers([probe_service(probe or Probe())])
     path = f"{directory}/s.sock"
     server.add_insecure_port(f"unix:{path}")

@@ -354,3 +354,56 @@ def test_a_larger_initial_window_counts_once_for_a_call_with_output_queued() -> 
         time.sleep(0.2)  # anything beyond the new window would have come by now
         assert data_bytes() == 200_000
         client.close()
+
+
+def test_streams_waiting_for_room_make_nothing_once_the_connection_is_lost() -> None:
+    """Many streaming calls on a connection whose peer grants no window: the first few
+    queue a message each, the rest wait for room. When the peer goes away none of the
+    waiting handlers may make another message: each used to be resumed once as its call
+    was cancelled, all at the same moment (a 1 MiB read each: +123 MB in the attack
+    battery's "data dribble" case)."""
+    made: list[int] = []
+    lock = threading.Lock()
+
+    def chunks(request: bytes, context: grpc.ServicerContext) -> Iterator[bytes]:
+        for _ in range(4):
+            with lock:
+                made.append(1)
+            yield b"x" * (1 << 20)
+
+    handler = grpc.method_handlers_generic_handler(
+        "t.S", {"Chunks": grpc.unary_stream_rpc_method_handler(chunks)}
+    )
+    with serve(max_workers=40) as (server, addr):
+        server.add_generic_rpc_handlers([handler])
+        client = RawClient(addr)
+        client.send(fr.settings({fr.Setting.INITIAL_WINDOW_SIZE: 1}))
+        block = client.request_block("/t.S/Chunks")
+        client.send(
+            *[
+                fr.headers(1 + 2 * i, block) + fr.data(1 + 2 * i, message(b""), end_stream=True)
+                for i in range(30)
+            ]
+        )
+        deadline = time.monotonic() + 30
+        while not server._conns and time.monotonic() < deadline:  # type: ignore[attr-defined]
+            time.sleep(0.01)
+        conn = _connection(server)
+
+        def settled() -> bool:
+            with conn.lock:
+                return conn._waiting >= 30
+
+        while not settled() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert settled()
+        with lock:
+            before = len(made)
+        assert before < 30  # the connection's send buffer (8 MiB) holds a few
+        client.close()
+        deadline = time.monotonic() + 10
+        while not conn.wait_closed(0.05) and time.monotonic() < deadline:
+            pass
+        time.sleep(0.3)  # give any resumed handler time to show
+        with lock:
+            assert len(made) == before

@@ -33,6 +33,11 @@ class Host(Protocol):
 
     peer: str
 
+    @property
+    def gone(self) -> bool:
+        """The connection is lost or broken: nothing more reaches the peer."""
+        ...
+
     def next_message(self, call: Call) -> bytes | None: ...
 
     def wait_for_room(self, call: Call) -> bool: ...
@@ -103,6 +108,11 @@ class Call:
     @property
     def peer(self) -> str:
         return self._host.peer
+
+    @property
+    def gone(self) -> bool:
+        """Its connection is lost or broken (whether or not the call has ended yet)."""
+        return self._host.gone
 
     def next_message(self) -> bytes | None:
         """The next request message; None at the client's half-close. Raises

@@ -470,6 +470,10 @@ class Connection:
             self.sock.shutdown(socket.SHUT_RDWR)
 
     @property
+    def gone(self) -> bool:
+        return self._broken
+
+    @property
     def idle(self) -> bool:
         """No call running and no output of an ended call still waiting for window."""
         return self.h2.idle
@@ -488,6 +492,12 @@ class Connection:
         with self.lock:
             if self.h2.state is not _CLOSED:
                 self.h2.state = ConnectionState.CLOSING
+            # no worker makes another message for a peer that is gone: as each call below
+            # is cancelled its queued output is dropped, and that room would otherwise let
+            # the next worker waiting for room make one (100 streams: 100 MB at once)
+            self._broken = True
+            if self._waiting:
+                self._room.notify_all()
             calls = [s.app for s in self.h2.streams.values() if s.app is not None]
         for call in calls:
             self.abandon(call, _CANCELLED, "connection closed", SILENT)

@@ -132,8 +132,9 @@ def _stream(call: Call, responses: Iterable[Any], serialize: Any) -> None:
         # however many streams a client opens and leaves unread
         while True:
             # False when the call ended (resumed once more, the handler finds out through
-            # its request iterator or its next send) or the connection broke (stop now)
-            if not room() and call.active:
+            # its request iterator or its next send) or the connection is gone (stop now:
+            # a message made for a peer that is gone is memory spent on nothing)
+            if not room() and (call.active or call.gone):
                 break
             try:
                 response = next(iterator)
