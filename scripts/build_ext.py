@@ -171,9 +171,7 @@ def install(digests: dict[str, str], key: str) -> None:
     lib = WORK / "lib"
     built = sorted(lib.rglob("*" + SUFFIX))
     wanted = {module_name(rel) for rel in MODULES}
-    produced = {
-        p.relative_to(lib).as_posix().removesuffix(SUFFIX).replace("/", ".") for p in built
-    }
+    produced = {p.relative_to(lib).as_posix().removesuffix(SUFFIX).replace("/", ".") for p in built}
     missing = wanted - produced
     if missing:
         raise RuntimeError(f"the build produced no {', '.join(sorted(missing))}")
