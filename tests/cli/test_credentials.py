@@ -171,3 +171,15 @@ def test_docker_hub_credentials_are_found_under_dockers_key(
     config = _config(tmp_path, {"credHelpers": {"https://index.docker.io/v1/": "hub"}})
     assert docker_credentials(host, config) == ("hubuser", "hub-secret", "docker-credential-hub")
     assert log.read_text() == "get|https://index.docker.io/v1/\n"
+
+
+@pytest.mark.parametrize(
+    "key", ["https://r.io:5000/v2/", "http://r.io:5000/v1/", "r.io:5000/", "https://r.io:5000"]
+)
+def test_legacy_auths_keys_are_found_by_their_host(tmp_path: Path, key: str) -> None:
+    """Older docker versions and other tools wrote keys with a scheme and a path
+    (`https://host/v1/`); docker still finds them by host, and so does contentd."""
+    config = _config(tmp_path, {"auths": {"other.io/v2/": {"auth": "eDp5"}, key: {"auth": "YTpi"}}})
+    assert docker_credentials("r.io:5000", config) == ("a", "b", str(config))
+    assert docker_credentials("r.io", config) is None  # another port is another registry
+    assert docker_credentials("other.io", config) == ("x", "y", str(config))

@@ -102,7 +102,11 @@ def docker_credentials(
 def _plain_entry(auths: Any, host: str) -> tuple[str, str] | None:
     if not isinstance(auths, dict):
         return None
-    for key in (host, f"https://{host}", f"http://{host}"):
+    # docker's order: the host as the key, then any key that names it with a scheme or a
+    # path (what older docker versions and other tools wrote: https://host/v1/)
+    keys = [host, f"https://{host}", f"http://{host}"]
+    keys += [k for k in auths if isinstance(k, str) and k not in keys and _key_host(k) == host]
+    for key in keys:
         entry = auths.get(key)
         if not isinstance(entry, dict):
             continue
@@ -119,6 +123,15 @@ def _plain_entry(auths: Any, host: str) -> tuple[str, str] | None:
         if isinstance(entry.get("username"), str) and isinstance(entry.get("password"), str):
             return entry["username"], entry["password"]
     return None
+
+
+def _key_host(key: str) -> str:
+    """The host an ``auths`` key names (docker's ConvertToHostname): no scheme, no path."""
+    for scheme in ("http://", "https://"):
+        if key.startswith(scheme):
+            key = key[len(scheme) :]
+            break
+    return key.partition("/")[0]
 
 
 def helper_credentials(
