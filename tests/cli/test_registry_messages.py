@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from contentd.api._pb.contentd.services.registry.v1 import registry_pb2 as pb
+from contentd.api.protowire import MalformedVarint, read_varint
 from contentd.cli.registry_messages import (
     MalformedMessage,
     decode_progress,
@@ -143,3 +144,13 @@ def test_malformed_progress_is_refused(raw: bytes) -> None:
         decode_progress(raw)
     with pytest.raises(Exception):  # noqa: B017 - the runtime refuses them too
         pb.Progress.FromString(raw)
+
+
+def test_read_varint_bounds() -> None:
+    """The one varint decoder the hand-decoded messages share (api/protowire)."""
+    assert read_varint(b"\x96\x01", 0, 2) == (150, 2)
+    assert read_varint(b"\xff" * 9 + b"\x01", 0, 10) == ((1 << 64) - 1, 10)
+    with pytest.raises(MalformedVarint, match="truncated"):
+        read_varint(b"\x96\x01", 0, 1)  # the end is the message's, not the buffer's
+    with pytest.raises(MalformedVarint, match="ten bytes"):
+        read_varint(b"\xff" * 10 + b"\x01", 0, 11)

@@ -32,7 +32,13 @@ from google.protobuf.message import DecodeError, Message
 
 from contentd.api._pb.containerd.events import content_pb2 as content_events
 from contentd.api._pb.containerd.events import image_pb2 as image_events
-from contentd.api.protowire import bytes_field, int_field, string_field
+from contentd.api.protowire import (
+    MalformedVarint,
+    bytes_field,
+    int_field,
+    read_varint,
+    string_field,
+)
 from contentd.metadata.events import ContentCorrupt, ContentCreate, ContentDelete
 
 __all__ = [
@@ -152,17 +158,10 @@ def _map_field(number: int, labels: Mapping[str, str]) -> bytes:
 
 
 def _read_varint(data: bytes, pos: int) -> tuple[int, int]:
-    shift = 0
-    result = 0
-    while True:
-        if pos >= len(data) or shift > 63:
-            raise DecodeError("truncated varint")
-        byte = data[pos]
-        pos += 1
-        result |= (byte & 0x7F) << shift
-        if not byte & 0x80:
-            return result, pos
-        shift += 7
+    try:
+        return read_varint(data, pos, len(data))
+    except MalformedVarint as err:
+        raise DecodeError(str(err)) from None
 
 
 def _fields(data: bytes) -> list[tuple[int, int | bytes]]:

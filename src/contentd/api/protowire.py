@@ -10,7 +10,15 @@ from __future__ import annotations
 
 from typing import Final
 
-__all__ = ["bytes_field", "flag_field", "int_field", "string_field", "varint"]
+__all__ = [
+    "MalformedVarint",
+    "bytes_field",
+    "flag_field",
+    "int_field",
+    "read_varint",
+    "string_field",
+    "varint",
+]
 
 _U64_MASK: Final = (1 << 64) - 1
 _VARINT: Final = 0
@@ -26,6 +34,24 @@ def varint(n: int) -> bytes:
         n >>= 7
     out.append(n)
     return bytes(out)
+
+
+class MalformedVarint(ValueError):
+    """A varint cut short by the end of its message, or longer than ten bytes."""
+
+
+def read_varint(data: bytes | memoryview, pos: int, end: int) -> tuple[int, int]:
+    """The unsigned 64-bit varint at ``data[pos:end]`` and the position after it."""
+    value = 0
+    for shift in range(0, 70, 7):
+        if pos >= end:
+            raise MalformedVarint("truncated varint")
+        byte = data[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return value & _U64_MASK, pos
+    raise MalformedVarint("varint longer than ten bytes")
 
 
 def bytes_field(number: int, data: bytes) -> bytes:

@@ -28,7 +28,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Final
 
-from contentd.api.protowire import bytes_field, flag_field, int_field, string_field
+from contentd.api.protowire import (
+    MalformedVarint,
+    bytes_field,
+    flag_field,
+    int_field,
+    read_varint,
+    string_field,
+)
 from contentd.content.errors import Unknown
 
 __all__ = [
@@ -146,18 +153,11 @@ class _Reader:
         return self.pos < self.end
 
     def varint(self) -> int:
-        data, pos, end = self.data, self.pos, self.end
-        value = 0
-        for shift in range(0, 70, 7):
-            if pos >= end:
-                raise MalformedMessage("Progress: truncated varint")
-            byte = data[pos]
-            pos += 1
-            value |= (byte & 0x7F) << shift
-            if byte < 0x80:
-                self.pos = pos
-                return value & (_U64 - 1)
-        raise MalformedMessage("Progress: varint longer than ten bytes")
+        try:
+            value, self.pos = read_varint(self.data, self.pos, self.end)
+        except MalformedVarint as err:
+            raise MalformedMessage(f"Progress: {err}") from None
+        return value
 
     def int64(self) -> int:
         value = self.varint()
