@@ -49,6 +49,13 @@ class Series:
         return statistics.median(values) if values else None
 
     @property
+    def client_cpu_median(self) -> float | None:
+        """Median CPU seconds of the benchmark's client per sample (its own process and
+        the ``ctr`` it ran): the same client drives both targets."""
+        values = [s.extra["client_cpu_s"] for s in self.samples if "client_cpu_s" in s.extra]
+        return statistics.median(values) if values else None
+
+    @property
     def values(self) -> list[float]:
         return [s.value for s in self.samples]
 
@@ -69,6 +76,7 @@ class Series:
             "median": self.median,
             "best": self.best,
             "daemon_cpu_s_median": self.cpu_median,
+            "client_cpu_s_median": self.client_cpu_median,
             "error": self.error,
             "note": self.note,
             "samples": [s.as_json() for s in self.samples],

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -41,6 +42,7 @@ __all__ = [
     "RssSampler",
     "Target",
     "bench_containerd",
+    "client_cpu_seconds",
     "proc_cpu_seconds",
     "proc_status_kib",
 ]
@@ -293,6 +295,15 @@ class Target:
 
     def close(self) -> None:
         self.client.close()
+
+
+def client_cpu_seconds() -> float:
+    """User + system CPU seconds of the benchmark's own process (all its threads: the
+    gRPC client the raw rows drive) and of its children that have ended (each ``ctr``).
+    A daemon counts only once it has been stopped: compare across a restart not at all."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    ended = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + ended.ru_utime + ended.ru_stime
 
 
 def proc_cpu_seconds(pid: int) -> float:

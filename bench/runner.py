@@ -10,7 +10,7 @@ import grpc
 
 from bench.env import BenchEnv
 from bench.model import Row, Sample, Series
-from bench.peers import Target
+from bench.peers import Target, client_cpu_seconds
 from bench.report import format_value
 from bench.workloads.base import Workload
 
@@ -70,7 +70,11 @@ def run_workload(
         else:
             series[name].samples.append(result)
             cpu = result.extra.get("daemon_cpu_s")
-            more = f" (daemon CPU {cpu:.2f} s)" if cpu is not None else ""
+            more = f"daemon CPU {cpu:.2f} s" if cpu is not None else ""
+            client = result.extra.get("client_cpu_s")
+            if client is not None:
+                more += f"{', ' if more else ''}client CPU {client:.2f} s"
+            more = f" ({more})" if more else ""
             log(
                 f"   rep {rep + 1}/{reps} {name}: {format_value(result.value, workload.unit)}{more}"
             )
@@ -102,14 +106,19 @@ def run_workload(
             target = live[name]
             pid0 = target.pid if target is not None else None
             cpu0 = target.cpu_seconds() if target is not None else None
+            client0 = client_cpu_seconds()
             try:
                 result: Sample | Exception = workload.sample(env, target, rep)
             except Exception as err:
                 result = err
+            client1 = client_cpu_seconds()
             cpu1 = target.cpu_seconds() if target is not None else None
             same = target is not None and target.pid == pid0  # not restarted in between
             if isinstance(result, Sample) and same and cpu0 is not None and cpu1 is not None:
                 result.extra.setdefault("daemon_cpu_s", round(cpu1 - cpu0, 3))
+            if isinstance(result, Sample) and same:
+                # the client's share: lock-step rows wait for it as much as for the daemon
+                result.extra.setdefault("client_cpu_s", round(client1 - client0, 3))
             record(name, rep, result)
             cleanup(name, rep)
     for name, target in targets.items():

@@ -70,6 +70,10 @@ def _run_and_check(out: Path, work: Path) -> None:
             )
             assert len(series["samples"]) == 1, row["name"]
             assert series["samples"][0]["value"] > 0, row["name"]
+    # the client's CPU beside the daemon's: lock-step rows wait for both
+    for name in ("write-stream", "small-ingests", "ctr-ingest"):
+        for side in ("baseline", "subject"):
+            assert rows[name][side]["samples"][0]["client_cpu_s"] >= 0, (name, side)
     assert rows["ctr-ingest"]["baseline"]["target"] == "containerd"
     assert rows["ctr-ingest"]["subject"]["target"] == "contentd"
     assert rows["proxy-pull"]["subject"]["target"] == "containerd+contentd"

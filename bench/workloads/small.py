@@ -7,7 +7,7 @@ import time
 
 from bench.env import BenchEnv, Scale
 from bench.model import Goal, Sample
-from bench.peers import Target
+from bench.peers import Target, client_cpu_seconds
 from bench.workloads.base import Workload
 from bench.workloads.transfer import _need
 
@@ -71,18 +71,21 @@ class SmallIngests(Workload):
         }
         seconds = dict.fromkeys(work, 0.0)
         cpu: dict[str, float | None] = dict.fromkeys(work, 0.0)
+        client = dict.fromkeys(work, 0.0)
         failed: dict[str, Exception] = {}
         for start in range(0, k, STEP):
             for name, (t, blobs) in work.items():
                 if name in failed:
                     continue
                 cpu0 = t.cpu_seconds()
+                client0 = client_cpu_seconds()
                 t0 = time.perf_counter()
                 try:
                     _ingest_all(t, blobs[start : start + STEP], namespace, f"small-{rep}", start)
                 except Exception as err:
                     failed[name] = err
                 seconds[name] += time.perf_counter() - t0
+                client[name] += client_cpu_seconds() - client0
                 cpu1, used = t.cpu_seconds(), cpu[name]
                 cpu[name] = (
                     None if cpu0 is None or cpu1 is None or used is None else used + cpu1 - cpu0
@@ -93,7 +96,7 @@ class SmallIngests(Workload):
                 out[name] = failed[name]
             else:
                 _populated(env).setdefault(t.address, namespace)
-                extra: dict[str, object] = {"step": STEP}
+                extra: dict[str, object] = {"step": STEP, "client_cpu_s": round(client[name], 3)}
                 if cpu[name] is not None:
                     extra["daemon_cpu_s"] = round(cpu[name] or 0.0, 3)
                 out[name] = Sample(rep, k / seconds[name], seconds[name], extra)
