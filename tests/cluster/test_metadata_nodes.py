@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import threading
 import time
+from dataclasses import replace
 
 import pytest
 
@@ -222,3 +223,67 @@ def test_a_live_writer_keeps_its_ref_past_the_lease(make_node: MakeNode) -> None
     w.write(b", still going")
     w.commit(0, digest_of(b"slow writer, still going"))
     w.close()
+
+
+def _lease(node: MetadataDB, seconds: float) -> None:
+    """How long ``node`` answers from the blob records it remembers (see PostgresDB.generation)."""
+    node._core.sql.record_lease = seconds  # type: ignore[attr-defined]
+
+
+def test_a_node_never_answers_from_a_remembered_record_once_its_change_returned(
+    make_node: MakeNode,
+) -> None:
+    a, b = make_node("a"), make_node("b")
+    # b's lease outlasts each step below: only a's wait for it keeps b from the old records
+    _lease(b, 3.0)
+    on_b = b.content_store("ns")
+    deleted = put(a, "ns", b"deleted on a", ROOT)
+    relabelled = put(a, "ns", b"relabelled on a", ROOT)
+    collected = put(a, "ns", b"collected by a's gc", ROOT)
+    for dgst in (deleted, relabelled, collected):
+        on_b.info(dgst)  # remembered by b from here on
+        with on_b.reader_at(dgst):
+            pass
+
+    a.content_store("ns").delete(deleted)
+    with pytest.raises(NotFound):
+        on_b.info(deleted)
+    with pytest.raises(NotFound):
+        on_b.reader_at(deleted)
+
+    info = replace(a.content_store("ns").info(relabelled), labels={**ROOT, "changed": "on a"})
+    a.content_store("ns").update(info, "labels")
+    assert on_b.info(relabelled).labels == {**ROOT, "changed": "on a"}
+
+    a.content_store("ns").update(replace(on_b.info(collected), labels={}), "labels")
+    assert a.garbage_collect().content == {"ns": (collected,)}
+    with pytest.raises(NotFound):
+        on_b.reader_at(collected)
+
+
+def test_a_node_reads_remembered_records_without_the_database_within_its_lease(
+    make_node: MakeNode,
+) -> None:
+    a, b = make_node("a"), make_node("b")
+    _lease(b, 60.0)  # nothing below changes a record: no one waits for it
+    dgst = put(a, "ns", b"read again and again on b")
+    on_b = b.content_store("ns")
+    sql = b._core.sql  # type: ignore[attr-defined]
+    asked: list[str] = []
+    real_query = sql.query
+
+    def counting(statement: str, parameters: object = (), /) -> list[object]:
+        asked.append(statement)
+        return real_query(statement, parameters)  # type: ignore[no-any-return]
+
+    sql.query = counting
+    assert on_b.info(dgst).size == len(b"read again and again on b")
+    assert len(asked) == 1  # the record, once
+    for _ in range(50):
+        with on_b.reader_at(dgst) as ra:
+            assert ra.read_at(0, 4) == b"read"
+        assert on_b.info(dgst).size
+    # a commit adds a record: what b remembers stays good
+    put(a, "ns", b"another blob")
+    assert on_b.info(dgst).size
+    assert len(asked) == 1

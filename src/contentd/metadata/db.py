@@ -272,6 +272,10 @@ class SQLiteDB:
         row = conn.execute("PRAGMA data_version").fetchone()
         return self._writes, int(row[0])
 
+    def generation_is_local(self) -> bool:
+        """Always: :meth:`generation` reads a pragma of a local file."""
+        return True
+
     def sync(self) -> None:
         """Make every transaction committed so far durable, non-durable ones included.
 

@@ -130,6 +130,11 @@ class MetadataDB:
         ``link_shared``: see :class:`~contentd.metadata.content.ContentStore`."""
         return ContentStore(self._core, namespace, lease, link_shared=link_shared)
 
+    def lookups_are_local(self) -> bool:
+        """Whether a record this process looked up before is answered now without asking
+        a database server (always on SQLite; on PostgreSQL while a record lease holds)."""
+        return self._core.sql.generation_is_local()
+
     @property
     def cluster(self) -> Cluster:
         """The coordination with other nodes (a no-op on SQLite)."""

@@ -82,6 +82,11 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 DEFAULT_REF_LOCK_LEASE: Final = 30.0
+#: seconds a node may answer from the blob records it remembers (:meth:`PostgresDB.generation`)
+#: before it asks the database again whether any record changed
+DEFAULT_RECORD_LEASE: Final = 0.25
+#: the longest record lease a node may take (a commit that changed records waits at most this)
+MAX_RECORD_LEASE: Final = 60.0
 EVENTS_CHANNEL: Final = "contentd_events"
 _POOL_WAIT: Final = 30.0
 
@@ -127,34 +132,69 @@ _CLUSTER_DDL: Final = (
     ' namespace TEXT COLLATE "C" PRIMARY KEY,'
     ' node TEXT COLLATE "C" NOT NULL,'
     " since TIMESTAMPTZ NOT NULL)",
+    # one row: how often blob records were changed or removed, and until when some node
+    # may still answer from records it remembers (see PostgresDB.generation)
+    "CREATE TABLE IF NOT EXISTS cluster_records ("
+    " id INTEGER PRIMARY KEY CHECK (id = 1),"
+    " generation BIGINT NOT NULL DEFAULT 0,"
+    " leased_until TIMESTAMPTZ NOT NULL DEFAULT 'epoch')",
+    "INSERT INTO cluster_records (id) VALUES (1) ON CONFLICT DO NOTHING",
 )
 
-_PLACEHOLDERS: dict[str, str] = {}
+#: a statement that changes or removes blob records (a commit only inserts new ones)
+_CHANGES_RECORDS: Final = re.compile(r"\s*(DELETE\s+FROM|UPDATE)\s+blob(s|_labels)\b", re.I)
+_LEASE_RECORDS: Final = (
+    "UPDATE cluster_records SET leased_until ="
+    " GREATEST(leased_until, clock_timestamp() + make_interval(secs => %s))"
+    " WHERE id = 1 RETURNING generation"
+)
+_BUMP_RECORDS: Final = (
+    "UPDATE cluster_records SET generation = generation + 1 WHERE id = 1"
+    " RETURNING GREATEST("
+    "EXTRACT(EPOCH FROM leased_until) - EXTRACT(EPOCH FROM clock_timestamp()), 0)"
+)
+
+_PLACEHOLDERS: dict[str, tuple[str, bool]] = {}
 
 
-def _pg_sql(sql: str) -> str:
+def _translate(sql: str) -> tuple[str, bool]:
+    """``sql`` with psycopg's placeholders, and whether it changes or removes blob records."""
     out = _PLACEHOLDERS.get(sql)
     if out is None:
-        out = sql.replace("%", "%%").replace("?", "%s")
+        out = sql.replace("%", "%%").replace("?", "%s"), bool(_CHANGES_RECORDS.match(sql))
         if len(_PLACEHOLDERS) < 4096:
             _PLACEHOLDERS[sql] = out
     return out
 
 
-class _PgConn:
-    """A psycopg connection inside one transaction, speaking the shared SQL."""
+def _pg_sql(sql: str) -> str:
+    return _translate(sql)[0]
 
-    __slots__ = ("raw",)
+
+class _PgConn:
+    """A psycopg connection inside one transaction, speaking the shared SQL.
+
+    ``changes_records``: a statement of the transaction changed or removed blob
+    records (its commit then ends the records other nodes remember)."""
+
+    __slots__ = ("changes_records", "raw")
 
     def __init__(self, raw: psycopg.Connection[Any]) -> None:
         self.raw = raw
+        self.changes_records = False
 
     def execute(self, sql: str, parameters: Sequence[Any] = (), /) -> Cursor:
-        return self.raw.execute(_pg_sql(sql), parameters or None)
+        text, changes = _translate(sql)
+        if changes:
+            self.changes_records = True
+        return self.raw.execute(text, parameters or None)
 
     def executemany(self, sql: str, parameters: Iterable[Sequence[Any]], /) -> Cursor:
+        text, changes = _translate(sql)
+        if changes:
+            self.changes_records = True
         cur = self.raw.cursor()
-        cur.executemany(_pg_sql(sql), list(parameters))
+        cur.executemany(text, list(parameters))
         return cur
 
 
@@ -179,9 +219,18 @@ class PostgresDB:
         migrations: Sequence[Migration] = MIGRATIONS,
         pool_size: int = 16,
         connect_timeout: float = 10.0,
+        record_lease: float = DEFAULT_RECORD_LEASE,
     ) -> None:
         if pool_size < 1:
             raise InvalidArgument("pool_size must be at least 1")
+        if not 0 < record_lease <= MAX_RECORD_LEASE:
+            raise InvalidArgument(f"record lease must be above 0 and at most {MAX_RECORD_LEASE} s")
+        self.record_lease = record_lease
+        # (generation, until): this node may answer from records remembered under that
+        # generation until then (monotonic), and the monotonic time the lease was asked at
+        self._records: tuple[int, float] = (0, 0.0)
+        self._records_asked = 0.0
+        self._records_lock = threading.Lock()
         self.dsn = dsn
         self.redacted = redact_dsn(dsn)
         self._connect_timeout = connect_timeout
@@ -299,10 +348,16 @@ class PostgresDB:
         raw = self._begin(begin)
         conn = _PgConn(raw)
         broken = False
+        leased = 0.0
         state.conn, state.depth, state.writing = conn, 1, writing
         try:
             try:
                 yield conn
+                if conn.changes_records:
+                    # under the row's lock until the commit: no node gets a new lease on
+                    # the old generation, and the last one granted ends in ``leased`` s
+                    row = raw.execute(_BUMP_RECORDS).fetchone()
+                    leased = float(row[0]) if row else 0.0
             except BaseException:
                 try:
                     raw.execute("ROLLBACK")
@@ -321,6 +376,8 @@ class PostgresDB:
         finally:
             state.conn, state.depth, state.writing = None, 0, False
             self._release(raw, broken=broken or raw.closed)
+        if conn.changes_records:
+            self._end_records_lease(leased)
 
     @contextmanager
     def _nested(self, *, writing: bool) -> Iterator[_PgConn]:
@@ -368,9 +425,57 @@ class PostgresDB:
             return rows
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def generation(self) -> None:
-        """Never known: other nodes commit without a sign this one could read for free."""
-        return None
+    def generation(self) -> int | None:
+        """How often blob records were changed or removed, cluster-wide, as this node may
+        still assume it: while two calls return the same value, no change or removal of
+        a blob record was committed by any node that this node must see. None inside a
+        transaction of this thread (what it reads must not be remembered).
+
+        A lease: the value is asked from the database (one round trip, which extends
+        ``cluster_records.leased_until`` to the database's clock plus ``record_lease``)
+        and trusted for ``record_lease`` seconds from the moment it was asked. A
+        transaction that changes or removes a blob record increments the value and,
+        after its commit, waits until the last lease any node was granted on the old
+        value has run out (:meth:`_end_records_lease`). So a node never answers from
+        a remembered record once the change of it has returned to its caller, and
+        nodes that do not read pay nothing, nor do deletes while no node reads."""
+        if self._state.depth:
+            return None
+        generation, until = self._records
+        if time.monotonic() < until:
+            return generation
+        asked = time.monotonic()
+        raw = self._acquire()
+        try:
+            row = raw.execute(_LEASE_RECORDS, (self.record_lease,)).fetchone()
+        except psycopg.OperationalError as err:
+            self._release(raw, broken=True)
+            raise _unavailable(err) from None
+        except BaseException:
+            self._release(raw, broken=True)
+            raise
+        self._release(raw, broken=False)
+        generation = int(row[0]) if row else -1
+        with self._records_lock:
+            if asked > self._records_asked:  # never replaced by an older answer
+                self._records_asked = asked
+                self._records = (generation, asked + self.record_lease)
+        return generation
+
+    def generation_is_local(self) -> bool:
+        """Whether this node holds a record lease now (:meth:`generation` needs no round trip)."""
+        return time.monotonic() < self._records[1]
+
+    def _end_records_lease(self, leased: float) -> None:
+        """After a commit that changed blob records: forget this node's lease and wait
+        until the leases of every node on the old generation have ended (``leased``
+        seconds as the database counted them, whatever lease each node takes)."""
+        with self._records_lock:
+            self._records = (self._records[0], 0.0)
+        if leased > 0:
+            # a little longer: the nodes' clocks count the lease from before the
+            # database did, and may run a little slower than the database's
+            time.sleep(min(leased, MAX_RECORD_LEASE) * 1.01 + 0.002)
 
     def write(self, *, durable: bool = True) -> Any:
         """A write transaction, serialised with every other writer of the database."""

@@ -7,8 +7,12 @@ the :class:`~contentd.content.types.Info` of the records a thread looked up,
 tagged with the database's ``generation()``: the first lookup after any commit
 (by this process or another) finds the tag changed and starts over. On SQLite
 a lookup then costs one ``PRAGMA data_version`` instead of a read of the record.
-PostgreSQL, written by several nodes, gives no generation: every lookup reads
-the database (one statement, one round trip). Absent records are not remembered.
+On PostgreSQL, written by several nodes, the generation counts the commits that
+changed or removed blob records cluster-wide and is leased for a fraction of a
+second (:meth:`~contentd.metadata.postgres.PostgresDB.generation`): a lookup
+costs a round trip once per lease instead of once per call, and a commit that
+changed a record returns only once no node can answer from its old copy.
+Absent records are not remembered (a commit that adds one changes nothing here).
 """
 
 from __future__ import annotations

@@ -64,6 +64,10 @@ class Database(Protocol):
         transaction of this thread. Lets a thread remember what it read."""
         ...
 
+    def generation_is_local(self) -> bool:
+        """Whether :meth:`generation` answers now without asking a server."""
+        ...
+
     def close(self) -> None: ...
 
     @property
