@@ -1,4 +1,5 @@
-"""The daemon's gRPC engine: inline calls only over a local backend; both engines serve."""
+"""The daemon's gRPC engine: inline calls over a local backend (and S3's cached reads);
+both engines serve."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pytest
 from contentd.api._pb.containerd.services.content.v1 import content_pb2 as pb
 from contentd.api._pb.containerd.services.content.v1 import content_pb2_grpc as pb_grpc
 from contentd.content.digest import digest_of
-from contentd.daemon.engines import INLINE_CALLS
+from contentd.daemon.engines import INLINE_CALLS, reads_inline_when
 from contentd.wire import Server
 from contentd.wire import frames as fr
 from tests.api.servers import ContentdServer
@@ -55,6 +56,20 @@ def test_remote_backend_keeps_every_call_on_the_pool(base: Path) -> None:
                 assert b"".join(r.data for r in stub.Read(read, metadata=md("ns"))) == data[3:7]
         finally:
             daemon.stop()
+
+
+def test_a_partly_remote_backend_runs_only_the_reads_it_holds_inline() -> None:
+    # S3 with its read cache: a Read of bytes on local disk inline, anything else on the pool
+    on_disk = {"sha256:cached"}
+    table = reads_inline_when(lambda request: request.digest in on_disk)
+    (path,) = table
+    assert path == "/containerd.services.content.v1.Content/Read"
+    policy = table[path]
+    assert policy(pb.ReadContentRequest(digest="sha256:cached", offset=0, size=32768))
+    assert policy(pb.ReadContentRequest(digest="sha256:other", size=32768)) is None
+    # a whole-blob Read (size 0) or one past the inline limit stays on the pool
+    assert policy(pb.ReadContentRequest(digest="sha256:cached", size=0)) is None
+    assert policy(pb.ReadContentRequest(digest="sha256:cached", size=64 << 20)) is None
 
 
 @pytest.mark.parametrize("engine", ["contentd", "grpcio"])

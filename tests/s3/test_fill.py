@@ -130,3 +130,22 @@ def test_an_object_that_fails_verification_is_never_served_whole(
         ra.read_at(len(data) - 10, 10)
     assert not store.cache.has(dgst)
     assert store.cache.total_bytes == 0
+
+
+def test_holds_says_which_reads_are_on_local_disk(make_store: StoreFactory) -> None:
+    # the daemon answers these on the connection's reader thread: never one that waits
+    store = make_store()
+    data = os.urandom(3 * MIB)
+    dgst = commit(store, data)
+    assert not store.holds(dgst, 0, 32768)  # cold: it takes a GET
+    gate = hold_whole_gets(store, MIB)
+    with store.reader_at(dgst) as ra:
+        assert ra.read_at(4096, 32768) == data[4096 : 4096 + 32768]
+        assert store.holds(dgst, 4096, 32768)  # arrived
+        assert not store.holds(dgst, 2 * MIB, 32768)  # still to come
+        assert not store.holds(dgst, len(data) - 100, 100)  # and the digest to check
+        gate.set()
+        assert ra.read_at(len(data) - 100, 100) == data[-100:]
+    assert store.holds(dgst, len(data) - 100, 100)  # cached and verified
+    store.delete(dgst)
+    assert not store.holds(dgst, 0, 32768)

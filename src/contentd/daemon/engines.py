@@ -49,6 +49,7 @@ __all__ = [
     "build_server",
     "listen",
     "new_server",
+    "reads_inline_when",
     "server_options",
     "tune_malloc",
 ]
@@ -87,6 +88,19 @@ INLINE_CALLS: Final[dict[str, Callable[[Any], int | None]]] = {
     _CONTENT + "Read": _read_inline,
     _CONTENT + "Status": _small_inline,
 }
+
+
+def reads_inline_when(local: Callable[[Any], bool]) -> dict[str, Callable[[Any], int | None]]:
+    """The inline table for a store whose blobs are not all on local disk (S3 with its
+    read cache): only Reads, and only those ``local(request)`` finds on local disk with
+    the record known without asking a server; the others wait on the pool as before."""
+
+    def read(request: Any) -> int | None:
+        bound = _read_inline(request)
+        return bound if bound is not None and local(request) else None
+
+    return {_CONTENT + "Read": read}
+
 
 _M_TRIM_THRESHOLD: Final = -1
 _M_MMAP_THRESHOLD: Final = -3

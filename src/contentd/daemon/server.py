@@ -27,8 +27,9 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from concurrent import futures
-from typing import Final
+from typing import Any, Final
 
 import grpc
 
@@ -172,7 +173,7 @@ class Daemon:
         )
         server = new_server(
             grpc_config.engine,
-            inline=None if self._local_backend() else {},
+            inline=self._inline_calls(),
             executor=executor,
             options=[
                 (
@@ -206,6 +207,27 @@ class Daemon:
         except Exception:
             return True  # no content service to serve anyway
         return not isinstance(db, MetadataDB) or isinstance(db.backend, LocalStore)
+
+    def _inline_calls(self) -> dict[str, Callable[[Any], int | None]] | None:
+        """What the native engine may answer on a connection's reader thread: the default
+        table (None) with blobs on local disk; with a backend that says which reads it
+        serves from local disk (S3's read cache), those Reads while the metadata lookup
+        needs no server either; else nothing."""
+        from contentd.daemon.engines import reads_inline_when
+        from contentd.metadata import MetadataDB
+
+        if self._local_backend():
+            return None
+        db = self.plugins.get(types.METADATA)
+        holds = getattr(db.backend, "holds", None) if isinstance(db, MetadataDB) else None
+        if not isinstance(db, MetadataDB) or not callable(holds):
+            return {}
+        lookups_are_local = db.lookups_are_local
+
+        def local(request: Any) -> bool:
+            return lookups_are_local() and bool(holds(request.digest, request.offset, request.size))
+
+        return reads_inline_when(local)
 
     def _bind(self, listener: _Listener, uid: int, gid: int) -> None:
         from contentd.daemon.engines import listen

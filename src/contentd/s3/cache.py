@@ -142,6 +142,11 @@ class ReadCache:
             raise
         return reader
 
+    def verified(self, digest: str) -> bool:
+        """Whether ``digest`` is kept and was verified by this process (so :meth:`open`
+        hashes it again only if its file changed since). A hint: no lock is taken."""
+        return digest in self._verified and digest in self._entries
+
     def _check(self, digest: str, fd: int, size: int) -> bool:
         hasher = hashlib.new(digests.parse(digest).algorithm)
         offset = 0

@@ -112,6 +112,15 @@ class Fill:
                 raise self.corrupt
             return True
 
+    def holds(self, end: int) -> bool:
+        """Whether a read of the first ``end`` bytes would not wait (no lock: a hint)."""
+        return (
+            self._done >= end
+            and (end < self.size or self.finished)
+            and self.failed is None
+            and self.corrupt is None
+        )
+
     def ranged(self) -> ReaderAt:
         return self._fallback()
 

@@ -369,6 +369,17 @@ class S3Store:
             assert reader is not None  # the fill has not started
             return reader
 
+    def holds(self, digest: str, offset: int, size: int) -> bool:
+        """Whether ``size`` bytes of ``digest`` from ``offset`` are on this node's disk,
+        readable without an S3 request or waiting for one (in the read cache and
+        verified, or already brought by a running fill). A hint for the daemon, which
+        answers such reads on the connection's reader thread instead of a worker."""
+        fill = self._fills.get(digest)
+        if fill is not None:
+            return fill.holds(offset + size)
+        cache = self.cache
+        return cache is not None and digest not in self._too_big and cache.verified(digest)
+
     def _fill_reader(self, digest: str) -> ReaderAt | None:
         fill = self._fills.get(digest)
         return fill.reader() if fill is not None else None
