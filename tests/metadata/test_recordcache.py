@@ -9,6 +9,7 @@ another process would) and check the second lookup sees the change.
 
 from __future__ import annotations
 
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -149,3 +150,20 @@ def test_labels_returned_are_the_callers_own(db: MetadataDB) -> None:
     assert isinstance(first.labels, dict)
     first.labels["a"] = "changed by the caller"
     assert store.info(digest).labels == {"a": "1"}
+
+
+def test_generation_leaves_no_read_transaction_open(make_db: MakeDB, tmp_path: Path) -> None:
+    db = make_db()
+    sql = _sqlite(db)
+    digest = put(db.content_store(NS), b"checkpointed")
+    first = sql.generation()
+    assert sql.generation() == first  # its kept cursor, read twice
+    # another connection can checkpoint the whole WAL away: no snapshot of ours pins it
+    other = sqlite3.connect(tmp_path / "meta.db", isolation_level=None)
+    try:
+        other.execute("DELETE FROM blob_labels WHERE digest = ?", (digest,))
+        busy, _, _ = other.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+    finally:
+        other.close()
+    assert busy == 0
+    assert sql.generation() != first

@@ -54,6 +54,8 @@ _BUSY_TIMEOUT = 60.0
 
 class _ThreadState(threading.local):
     conn: sqlite3.Connection | None = None
+    #: the cursor generation() reads ``PRAGMA data_version`` with, on ``conn``
+    version_cursor: sqlite3.Cursor | None = None
     depth: int = 0
     writing: bool = False
     durable: bool = True
@@ -266,10 +268,17 @@ class SQLiteDB:
         a transaction of this thread (whose own changes are not committed yet): what
         it reads must not be remembered.
         """
-        if self._state.depth:
+        state = self._state
+        if state.depth:
             return None
         conn = self._conn()
-        row = conn.execute("PRAGMA data_version").fetchone()
+        # one cursor per connection, kept: a new one per call was a third of the cost, and
+        # containerd's proxy makes this check per 32 KiB it reads (the statement is reset
+        # once its one row is fetched: no read transaction stays open)
+        cursor = state.version_cursor
+        if cursor is None or cursor.connection is not conn:
+            cursor = state.version_cursor = conn.cursor()
+        row = cursor.execute("PRAGMA data_version").fetchone()
         return self._writes, int(row[0])
 
     def generation_is_local(self) -> bool:
