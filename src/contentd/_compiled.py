@@ -25,11 +25,7 @@ daemon's boot line).
 
 from __future__ import annotations
 
-import hashlib
 import importlib.machinery
-import importlib.util
-import json
-import logging
 import os
 import sys
 from importlib.machinery import ExtensionFileLoader, ModuleSpec, PathFinder
@@ -48,8 +44,6 @@ __all__ = [
     "variant",
 ]
 
-log = logging.getLogger(__name__)
-
 #: set to 1 (or true/yes/on) to run every module from its ``.py``
 ENV: Final = "CONTENTD_PURE_PYTHON"
 #: the directory of the ``contentd`` package
@@ -62,6 +56,8 @@ FORMAT: Final = 1
 
 def source_digest(path: Path) -> str:
     """The SHA-256 of a source file, hex."""
+    import hashlib  # here, as json, logging and importlib.util: every command imports this module
+
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
@@ -97,21 +93,29 @@ def _pure_forced() -> bool:
 def _decide() -> Variant:
     if _pure_forced():
         return Variant(frozenset(), f"{ENV} is set")
+    import json
+
     try:
         manifest: dict[str, Any] = json.loads(MANIFEST.read_text())
     except FileNotFoundError:
         return Variant(frozenset(), "no compiled build (scripts/build_ext.py)")
     except (OSError, ValueError) as err:
-        log.warning("compiled modules not used: unreadable %s (%s)", MANIFEST.name, err)
+        _warn("compiled modules not used: unreadable %s (%s)", MANIFEST.name, err)
         return Variant(frozenset(), f"unreadable {MANIFEST.name}")
     problem = _check(manifest)
     if problem:
-        log.warning(
+        _warn(
             "compiled modules not used, running pure Python: %s (rebuild: scripts/bootstrap)",
             problem,
         )
         return Variant(frozenset(), problem)
     return Variant(frozenset(manifest["modules"]), "")
+
+
+def _warn(message: str, *args: object) -> None:
+    import logging
+
+    logging.getLogger(__name__).warning(message, *args)
 
 
 def _check(manifest: dict[str, Any]) -> str:
@@ -180,6 +184,8 @@ class _Finder:
             return spec
         if fullname in variant().modules:
             return spec
+        import importlib.util
+
         return importlib.util.spec_from_file_location(fullname, source)
 
     @classmethod

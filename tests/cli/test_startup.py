@@ -82,3 +82,51 @@ def test_public_names_still_import() -> None:
     ]
     with pytest.raises(AttributeError):
         _ = contentd.nothing_here
+
+
+def test_python_m_contentd_runs_the_command_with_cycle_collection_on() -> None:
+    """``python -m contentd`` collects nothing while it starts (what start-up makes lives
+    as long as the process) and freezes that before the command runs with collection on:
+    the daemon (``serve``) and every long command must collect their cycles."""
+    program = (
+        "import gc, json, runpy, sys\n"
+        "import contentd.cli as cli\n"
+        "seen = []\n"
+        "def main(*args, **kwargs):\n"
+        "    seen.append([gc.isenabled(), gc.get_freeze_count() > 0])\n"
+        "    return 0\n"
+        "cli.main = main\n"
+        "sys.argv = ['contentd', 'version']\n"
+        "try:\n"
+        "    runpy.run_module('contentd', run_name='__main__')\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print(json.dumps(seen))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", program],
+        capture_output=True,
+        timeout=60,
+        env=clean_env(),
+        check=True,
+    )
+    assert json.loads(proc.stdout.decode().splitlines()[-1]) == [[True, True]]
+
+
+def test_import_contentd_leaves_hashing_json_and_logging_to_first_use() -> None:
+    """Every command imports contentd (its compiled-module finder among it): the finder
+    loads hashlib, json and logging only when a compiled module is asked for."""
+    program = (
+        "import json, sys\n"
+        "import contentd\n"
+        "print(json.dumps(sorted(m for m in ('hashlib', 'logging', 'importlib.util')"
+        " if m in sys.modules)))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", program],
+        capture_output=True,
+        timeout=60,
+        env=clean_env(),
+        check=True,
+    )
+    assert json.loads(proc.stdout.decode().splitlines()[-1]) == []

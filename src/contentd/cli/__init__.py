@@ -171,9 +171,15 @@ def main(argv: Sequence[str] | None = None, *, streams: Streams | None = None) -
 def entry() -> NoReturn:
     """The ``contentd`` program: :func:`main` with contentd's Ctrl-C handling
     (:mod:`contentd.cli.interrupt`), ending the process when the command is done."""
+    import gc
+
     from contentd.cli import interrupt
 
     interrupt.install()
+    # what start-up made (modules, classes) lives as long as the process: no collection
+    # need look at it again (``python -m contentd`` collects nothing until here)
+    gc.freeze()
+    gc.enable()
     status = main()
     if "grpc" in sys.modules or interrupt.interrupted():
         # grpcio's finalizers, run at exit, can hang once an interrupt broke a call
