@@ -80,12 +80,23 @@ def imported_sources(rel: str) -> set[str]:
     return found
 
 
+#: each source's [size, mtime_ns], taken before it was hashed (sources() fills it): while
+#: a source still has them, contentd takes it as the one hashed without hashing it again
+SOURCE_STATS: dict[str, list[int]] = {}
+
+
 def sources() -> dict[str, str]:
     """Every source the build depends on, with its SHA-256."""
     names: set[str] = set(MODULES)
     for rel in MODULES:
         names |= imported_sources(rel)
-    return {rel: hashlib.sha256((PACKAGE / rel).read_bytes()).hexdigest() for rel in sorted(names)}
+    digests = {}
+    for rel in sorted(names):
+        path = PACKAGE / rel
+        st = path.stat()  # before the read: a change made while hashing shows in mtime
+        SOURCE_STATS[rel] = [st.st_size, st.st_mtime_ns]
+        digests[rel] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return digests
 
 
 def build_key(digests: dict[str, str]) -> str:
@@ -189,6 +200,7 @@ def install(digests: dict[str, str], key: str) -> None:
         "ext_suffix": SUFFIX,
         "modules": sorted(wanted),
         "sources": digests,
+        "source_stats": {rel: SOURCE_STATS[rel] for rel in digests},
         "extensions": extensions,
     }
     tmp = MANIFEST.with_suffix(".tmp")

@@ -5,14 +5,17 @@ frame codec, ...) with mypyc into extension modules beside their sources
 (``wire/protocol.cpython-311-x86_64-linux-gnu.so`` next to ``wire/protocol.py``) and
 writes :data:`MANIFEST`: the SHA-256 of each compiled module's source and of every
 contentd module it imports (compiled code has their types and constants built in),
-and the size and mtime of each extension file it produced.
+each source's size and mtime as it was hashed, and the size and mtime of each
+extension file it produced.
 
 Python would import an extension module in preference to the ``.py`` beside it,
 however old. The finder :func:`install` puts first on ``sys.meta_path`` (contentd's
 ``__init__`` does, before any other contentd module loads) decides instead, once
 per process:
 
-* **compiled**: the manifest's sources all hash as recorded, its extension files are
+* **compiled**: the manifest's sources all hash as recorded (a source with the size and
+  mtime it had when hashed is not hashed again: every command imports this module,
+  and hashlib's import alone cost a fetch ~5% of its command's CPU), its extension files are
   the ones it recorded, and ``CONTENTD_PURE_PYTHON`` is not set to a true value;
 * otherwise **pure Python**: every contentd module loads from its ``.py`` -- all of
   them, since compiled modules call each other's compiled code directly, a mix cannot
@@ -125,10 +128,11 @@ def _check(manifest: dict[str, Any]) -> str:
             return f"{MANIFEST.name} has another format"
         if manifest["ext_suffix"] != importlib.machinery.EXTENSION_SUFFIXES[0]:
             return f"built for {manifest['ext_suffix']}, not this Python"
+        stats = manifest.get("source_stats", {})
         changed = [
             name
             for name, digest in sorted(manifest["sources"].items())
-            if not _same_source(PACKAGE_DIR / name, digest)
+            if not _same_source(PACKAGE_DIR / name, digest, stats.get(name))
         ]
         if changed:
             return f"{', '.join(changed)} changed since the build"
@@ -146,8 +150,15 @@ def _check(manifest: dict[str, Any]) -> str:
     return ""
 
 
-def _same_source(path: Path, digest: str) -> bool:
+def _same_source(path: Path, digest: str, stat: list[int] | None) -> bool:
+    """Whether ``path`` still has the bytes the build hashed: its size and mtime as the
+    build found them before hashing it (as Python's own ``.pyc`` check trusts them; no
+    edit leaves both), else its hash."""
     try:
+        if stat is not None:
+            st = os.stat(path)
+            if [st.st_size, st.st_mtime_ns] == stat:
+                return True
         return source_digest(path) == digest
     except OSError:
         return False
