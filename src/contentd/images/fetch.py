@@ -7,7 +7,9 @@ a time), each through a writer named as containerd names it (``index-<digest>``,
 It sets the labels containerd's pull sets: ``containerd.io/gc.ref.content.m.<i>`` on an
 index, ``.config`` and ``.l.<i>`` on a manifest, and
 ``containerd.io/distribution.source.<host>=<repository>`` on every blob. Then it records
-the image (name -> root descriptor) and returns the root descriptor.
+the image (name -> root descriptor) and returns the root descriptor. An index or
+manifest is committed while the walk goes on to its children (the walk needs only its
+verified bytes); the fetch waits for every commit before it records the image.
 
 Durability and resumption: everything is written under a lease named after the
 namespace's reference (``contentd.fetch.<sha256(ref)[:16]>``, 24 h expiry) that is
@@ -31,7 +33,7 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import Final, Protocol
+from typing import Any, Final, Protocol
 
 from urllib3.exceptions import HTTPError
 
@@ -187,6 +189,7 @@ def fetch(
 
 class _Fetch:
     store: Store  # the lease's store, set by run()
+    _pool: ThreadPoolExecutor  # set by run()
 
     def __init__(self, client: RegistryClient, ref: Reference, options: FetchOptions) -> None:
         self.client = client
@@ -196,6 +199,9 @@ class _Fetch:
         # containerd keys the source by host name alone (no port)
         self.source_key = f"{LABEL_DISTRIBUTION_SOURCE}.{host_name(ref.host)}"
         self._progress_lock = threading.Lock()
+        # documents being stored (their commits run beside the walk)
+        self._stores: list[Future[None]] = []
+        self._stores_lock = threading.Lock()
 
     # -- progress --------------------------------------------------------------------
 
@@ -227,6 +233,7 @@ class _Fetch:
     def _manifest_tree(self, root: Descriptor, pool: ThreadPoolExecutor) -> None:
         """Manifests level by level (each level's documents in parallel), then every
         config and layer; parents are written with their children's labels."""
+        self._pool = pool
         level = [root]
         leaves: dict[str, Descriptor] = {}
         seen: set[str] = set()
@@ -234,7 +241,13 @@ class _Fetch:
         while level:
             check_nesting(level[0].digest, depth)
             depth += 1
-            docs = self._run_all(pool, [(self._document, d) for d in level])
+            try:
+                docs = self._run_all(pool, [(self._document, d) for d in level])
+            except BaseException:
+                # the documents already fetched are kept (each commit is whole or nothing)
+                with self._stores_lock:
+                    wait(self._stores)
+                raise
             next_level: list[Descriptor] = []
             for desc, data in zip(level, docs, strict=True):
                 manifests, config, layers = children(desc, data)
@@ -247,7 +260,17 @@ class _Fetch:
                     # their urls first: RegistryClient.open_blob)
                     leaves.setdefault(child.digest, child)
             level = next_level
-        self._run_all(pool, [(self._blob, d) for d in leaves.values()])
+        self._settle(pool, [(self._blob, d) for d in leaves.values()])
+
+    def _settle(
+        self,
+        pool: ThreadPoolExecutor,
+        jobs: Sequence[tuple[Callable[[Descriptor], bytes | None], Descriptor]],
+    ) -> None:
+        """Run ``jobs`` and wait for them and for every document still being stored."""
+        with self._stores_lock:
+            stores: list[Future[Any]] = list(self._stores)
+        _wait_all(stores + [pool.submit(fn, d) for fn, d in jobs])
 
     def _run_all(
         self,
@@ -255,13 +278,7 @@ class _Fetch:
         jobs: Sequence[tuple[Callable[[Descriptor], bytes | None], Descriptor]],
     ) -> list[bytes]:
         futures: list[Future[bytes | None]] = [pool.submit(fn, d) for fn, d in jobs]
-        _done, pending = wait(futures, return_when=FIRST_EXCEPTION)
-        failed = [f for f in futures if f.done() and f.exception() is not None]
-        if failed:
-            for f in pending:
-                f.cancel()
-            wait(pending)
-            raise failed[0].exception()  # type: ignore[misc]
+        _wait_all(futures)
         return [f.result() or b"" for f in futures]
 
     def _keep(self, platform: Mapping[str, object]) -> bool:
@@ -295,6 +312,14 @@ class _Fetch:
             return data
         data = self.client.manifest(self.ref.repository, desc)
         labels = self._labels_for(desc, data)
+        # stored while its children download: the walk needs only its bytes (verified),
+        # and the fetch waits for the commit (as for every blob) before the image record
+        store = self._pool.submit(self._store_document, desc, data, labels)
+        with self._stores_lock:
+            self._stores.append(store)
+        return data
+
+    def _store_document(self, desc: Descriptor, data: bytes, labels: Mapping[str, str]) -> None:
         writer = open_writer(self.store, ref_key(desc), desc.size, desc.digest, timeout=60)
         try:
             if writer.status().offset:
@@ -306,7 +331,6 @@ class _Fetch:
         finally:
             writer.close()
         self.emit("done", desc, desc.size)
-        return data
 
     def _add_labels(self, info: Info, labels: Mapping[str, str]) -> None:
         current = dict(info.labels or {})
@@ -415,6 +439,18 @@ class _Fetch:
     def _abort(self, ref: str) -> None:
         with contextlib.suppress(NotFound):
             self.store.abort(ref)
+
+
+def _wait_all(futures: Sequence[Future[Any]]) -> None:
+    """Wait for ``futures``; on the first failure cancel what has not started, wait for
+    what has, and raise that failure."""
+    _done, pending = wait(futures, return_when=FIRST_EXCEPTION)
+    failed = [f for f in futures if f.done() and not f.cancelled() and f.exception() is not None]
+    if failed:
+        for f in pending:
+            f.cancel()
+        wait(pending)
+        raise failed[0].exception()  # type: ignore[misc]
 
 
 def host_name(host: str) -> str:
