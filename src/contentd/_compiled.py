@@ -32,9 +32,16 @@ import importlib.machinery
 import os
 import sys
 from importlib.machinery import ExtensionFileLoader, ModuleSpec, PathFinder
-from pathlib import Path
 from types import ModuleType
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    #: the directory of the ``contentd`` package
+    PACKAGE_DIR: Path
+    #: what the last successful build produced (not in git; written by ``scripts/build_ext``)
+    MANIFEST: Path
 
 __all__ = [
     "ENV",
@@ -49,19 +56,21 @@ __all__ = [
 
 #: set to 1 (or true/yes/on) to run every module from its ``.py``
 ENV: Final = "CONTENTD_PURE_PYTHON"
-#: the directory of the ``contentd`` package
-PACKAGE_DIR: Final = Path(__file__).resolve().parent
-#: what the last successful build produced (not in git; written by ``scripts/build_ext``)
-MANIFEST: Final = PACKAGE_DIR / "_compiled.json"
+# os.path, not pathlib, here: every command imports this module, and pathlib (with
+# urllib.parse and ipaddress) was ~8% of contentd fetch's command; PACKAGE_DIR and
+# MANIFEST are Paths made on first use (__getattr__)
+_PACKAGE: Final = os.path.dirname(os.path.realpath(__file__))
+_MANIFEST_NAME: Final = "_compiled.json"
 #: the manifest format this module reads
 FORMAT: Final = 1
 
 
-def source_digest(path: Path) -> str:
+def source_digest(path: str | os.PathLike[str]) -> str:
     """The SHA-256 of a source file, hex."""
     import hashlib  # here, as json, logging and importlib.util: every command imports this module
 
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
 
 
 class Variant:
@@ -99,12 +108,13 @@ def _decide() -> Variant:
     import json
 
     try:
-        manifest: dict[str, Any] = json.loads(MANIFEST.read_text())
+        with open(os.path.join(_PACKAGE, _MANIFEST_NAME), encoding="utf-8") as f:
+            manifest: dict[str, Any] = json.loads(f.read())
     except FileNotFoundError:
         return Variant(frozenset(), "no compiled build (scripts/build_ext.py)")
     except (OSError, ValueError) as err:
-        _warn("compiled modules not used: unreadable %s (%s)", MANIFEST.name, err)
-        return Variant(frozenset(), f"unreadable {MANIFEST.name}")
+        _warn("compiled modules not used: unreadable %s (%s)", _MANIFEST_NAME, err)
+        return Variant(frozenset(), f"unreadable {_MANIFEST_NAME}")
     problem = _check(manifest)
     if problem:
         _warn(
@@ -125,20 +135,20 @@ def _check(manifest: dict[str, Any]) -> str:
     """Why the manifest's build cannot be used, or ``""``."""
     try:
         if manifest.get("format") != FORMAT:
-            return f"{MANIFEST.name} has another format"
+            return f"{_MANIFEST_NAME} has another format"
         if manifest["ext_suffix"] != importlib.machinery.EXTENSION_SUFFIXES[0]:
             return f"built for {manifest['ext_suffix']}, not this Python"
         stats = manifest.get("source_stats", {})
         changed = [
             name
             for name, digest in sorted(manifest["sources"].items())
-            if not _same_source(PACKAGE_DIR / name, digest, stats.get(name))
+            if not _same_source(os.path.join(_PACKAGE, name), digest, stats.get(name))
         ]
         if changed:
             return f"{', '.join(changed)} changed since the build"
         for name, (size, mtime_ns) in sorted(manifest["extensions"].items()):
             try:
-                st = (PACKAGE_DIR / name).stat()
+                st = os.stat(os.path.join(_PACKAGE, name))
             except OSError:
                 return f"{name} is missing"
             if (st.st_size, st.st_mtime_ns) != (size, mtime_ns):
@@ -146,11 +156,11 @@ def _check(manifest: dict[str, Any]) -> str:
         if not manifest["modules"]:
             return "nothing compiled"
     except (KeyError, TypeError, ValueError) as err:
-        return f"malformed {MANIFEST.name} ({err!r})"
+        return f"malformed {_MANIFEST_NAME} ({err!r})"
     return ""
 
 
-def _same_source(path: Path, digest: str, stat: list[int] | None) -> bool:
+def _same_source(path: str, digest: str, stat: list[int] | None) -> bool:
     """Whether ``path`` still has the bytes the build hashed: its size and mtime as the
     build found them before hashing it (as Python's own ``.pyc`` check trusts them; no
     edit leaves both), else its hash."""
@@ -190,8 +200,8 @@ class _Finder:
         spec = PathFinder.find_spec(fullname, path, target)
         if spec is None or not isinstance(spec.loader, ExtensionFileLoader) or not spec.origin:
             return spec
-        source = Path(spec.origin).parent / (fullname.rpartition(".")[2] + ".py")
-        if not source.is_file():  # mypyc's shared library: no source to shadow
+        source = os.path.join(os.path.dirname(spec.origin), fullname.rpartition(".")[2] + ".py")
+        if not os.path.isfile(source):  # mypyc's shared library: no source to shadow
             return spec
         if fullname in variant().modules:
             return spec
@@ -202,6 +212,19 @@ class _Finder:
     @classmethod
     def invalidate_caches(cls) -> None:
         pass
+
+
+def __getattr__(name: str) -> Path:
+    """:data:`PACKAGE_DIR` (the ``contentd`` package's directory) and :data:`MANIFEST`
+    (what the last successful build produced, not in git; written by
+    ``scripts/build_ext``), as Paths."""
+    from pathlib import Path
+
+    if name == "PACKAGE_DIR":
+        return Path(_PACKAGE)
+    if name == "MANIFEST":
+        return Path(_PACKAGE, _MANIFEST_NAME)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def install() -> None:

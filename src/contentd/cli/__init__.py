@@ -27,7 +27,7 @@ from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, BinaryIO, Final, NoReturn, TextIO, cast
 
 from contentd.cli.context import Context, Streams
-from contentd.cli.parser import CommandParser, add_global_options
+from contentd.cli.parser import CommandParser, RawFormatter, add_global_options
 
 if TYPE_CHECKING:
     from typing_extensions import Buffer
@@ -105,7 +105,7 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
         prog="contentd",
         description="containerd's content store, rebuilt in Python.",
         epilog=_EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=RawFormatter,
     )
     parser.add_argument("--version", "-v", action="store_true", help="print the version and exit")
     add_global_options(parser, suppress=False)

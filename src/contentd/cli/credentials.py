@@ -28,7 +28,6 @@ import os
 import re
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, Final
 
 __all__ = [
@@ -57,9 +56,10 @@ _DOCKER_HUB_HOSTS: Final = frozenset({"docker.io", "index.docker.io", "registry-
 Warn = Callable[[str], None]
 
 
-def docker_config_path() -> Path:
-    root = os.environ.get("DOCKER_CONFIG") or str(Path.home() / ".docker")
-    return Path(root) / "config.json"
+def docker_config_path() -> str:
+    # os.path, not pathlib: pathlib's import was ~8% of contentd fetch's command
+    root = os.environ.get("DOCKER_CONFIG") or os.path.join(os.path.expanduser("~"), ".docker")
+    return os.path.join(root, "config.json")
 
 
 def _ignore(text: str) -> None:
@@ -67,14 +67,15 @@ def _ignore(text: str) -> None:
 
 
 def docker_credentials(
-    host: str, path: Path | None = None, warn: Warn = _ignore
+    host: str, path: str | os.PathLike[str] | None = None, warn: Warn = _ignore
 ) -> tuple[str, str, str] | None:
     """(user, secret, where they came from) for ``host`` from a docker config, or None
     for anonymous; where is ``docker-credential-<name>`` or the config file's path."""
     if path is None:
         path = docker_config_path()
     try:
-        doc = json.loads(path.read_text())
+        with open(path, encoding="utf-8") as f:
+            doc = json.loads(f.read())
     except FileNotFoundError:
         return None
     except OSError as err:

@@ -16,10 +16,11 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from contentd.content.types import Info, Status
 
 __all__ = [
@@ -267,6 +268,8 @@ def table(
 
 def format_time(t: datetime) -> str:
     """RFC 3339 in UTC with trimmed fractional seconds (Go's ``Time.MarshalText``)."""
+    from datetime import UTC  # here: a command that shows no time need not load datetime
+
     t = t.astimezone(UTC)
     text = t.strftime("%Y-%m-%dT%H:%M:%S")
     if len(text) < 19:  # years before 1000
@@ -285,6 +288,8 @@ def format_local_time(t: datetime) -> str:
 
 def parse_time(text: str) -> datetime:
     """The inverse of :func:`format_time` (any RFC 3339 offset; the result is UTC)."""
+    from datetime import UTC, datetime
+
     if text.endswith(("Z", "z")):
         text = text[:-1] + "+00:00"
     return datetime.fromisoformat(text).astimezone(UTC)
