@@ -75,6 +75,7 @@ __all__ = [
     "fetch_lease_id",
     "host_name",
     "ref_key",
+    "workers",
 ]
 
 log = logging.getLogger(__name__)
@@ -168,6 +169,9 @@ def fetch(
         credentials=options.credentials,
         retries=options.retries,
         backoff=options.backoff,
+        # a connection per worker: with fewer, the pool (which blocks) capped the
+        # downloads at its size whatever the concurrency asked for
+        maxsize=workers(options.concurrency),
     ) as client:
         job = _Fetch(client, ref, options)
         root = job.resolve()  # before the lease: a reference that resolves to nothing leaves none
@@ -225,8 +229,9 @@ class _Fetch:
 
     def run(self, store: Store, root: Descriptor) -> Descriptor:
         self.store = store
-        workers = max(1, min(self.options.concurrency, 64))
-        with ThreadPoolExecutor(workers, thread_name_prefix="contentd-fetch") as pool:
+        with ThreadPoolExecutor(
+            workers(self.options.concurrency), thread_name_prefix="contentd-fetch"
+        ) as pool:
             self._manifest_tree(root, pool)
         return root
 
@@ -451,6 +456,11 @@ def _wait_all(futures: Sequence[Future[Any]]) -> None:
             f.cancel()
         wait(pending)
         raise failed[0].exception()  # type: ignore[misc]
+
+
+def workers(concurrency: int) -> int:
+    """The blobs transferred at once for ``concurrency`` (1 to 64)."""
+    return max(1, min(concurrency, 64))
 
 
 def host_name(host: str) -> str:

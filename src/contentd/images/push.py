@@ -29,7 +29,13 @@ from contentd.content.helpers import read_blob
 from contentd.content.store import Store
 from contentd.content.types import Descriptor
 from contentd.images.errors import RegistryUnavailable
-from contentd.images.fetch import LABEL_DISTRIBUTION_SOURCE, Progress, host_name, ref_key
+from contentd.images.fetch import (
+    LABEL_DISTRIBUTION_SOURCE,
+    Progress,
+    host_name,
+    ref_key,
+    workers,
+)
 from contentd.images.media import (
     MAX_MANIFEST_SIZE,
     ManifestError,
@@ -86,12 +92,14 @@ def push(
         credentials=options.credentials,
         retries=options.retries,
         backoff=options.backoff,
+        maxsize=workers(options.concurrency),  # a connection per worker, as fetch
     ) as client:
         job.client = client
         for desc in foreign:
             job.emit("skipped", desc)
-        workers = max(1, min(options.concurrency, 64))
-        with ThreadPoolExecutor(workers, thread_name_prefix="contentd-push") as pool:
+        with ThreadPoolExecutor(
+            workers(options.concurrency), thread_name_prefix="contentd-push"
+        ) as pool:
             for f in [pool.submit(job.blob, d) for d in leaves]:
                 f.result()
             for level in reversed(levels[1:]):
