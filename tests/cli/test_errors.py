@@ -270,3 +270,56 @@ def test_a_password_with_no_terminal_to_ask_on_is_a_clear_error(cli: Cli) -> Non
     assert proc.returncode == 1, text
     assert text.startswith("contentd: invalid argument: --user alice: no password"), text
     assert "Warning" not in text and "getpass" not in text
+
+
+def test_ctrl_d_at_the_password_prompt_is_a_clear_error(cli: Cli) -> None:
+    # Ctrl-D at getpass's prompt raised a bare EOFError: "contentd: unknown: EOFError"
+    import os
+    import pty
+
+    main, secondary = pty.openpty()
+    try:
+        # a new session: no /dev/tty, so getpass asks on stdin, the terminal given here
+        proc = cli.spawn(
+            "fetch",
+            "--plain-http",
+            "--user",
+            "alice",
+            "127.0.0.1:9/x/y:1",
+            stdin=secondary,
+            start_new_session=True,
+        )
+        os.close(secondary)
+        assert proc.stderr is not None
+        prompt = b""
+        while not prompt.endswith(b": "):  # unbuffered: communicate() reads the fd
+            prompt += os.read(proc.stderr.fileno(), 100)
+        assert prompt == b"Password for alice@127.0.0.1:9: "
+        os.write(main, b"\x04")
+        _, err = proc.communicate(timeout=60)
+    finally:
+        os.close(main)
+    text = err.decode()
+    assert proc.returncode == 1, text
+    # the prompt's line is ended; the error is a line of its own
+    assert text == (
+        "\ncontentd: invalid argument: --user alice: no password given (end of input at the "
+        "prompt); give --user alice:PASSWORD or an entry in ~/.docker/config.json\n"
+    ), text
+
+
+def test_no_password_is_asked_for_when_no_daemon_listens(tmp_path: Path) -> None:
+    # as with ctr, the missing daemon is found before the user types a password for nothing
+    cli = Cli(str(tmp_path / "absent.sock"), "default")
+    proc = cli.spawn(
+        "fetch",
+        "--user",
+        "alice",
+        "127.0.0.1:9/x/y:1",
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    _, err = proc.communicate(timeout=60)
+    text = err.decode()
+    assert proc.returncode == 1, text
+    assert one_line(text).startswith("contentd: unavailable: cannot connect to unix:"), text

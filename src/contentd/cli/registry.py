@@ -94,14 +94,17 @@ def split_user(text: str) -> tuple[str, str | None]:
     return user, (secret if sep else None)
 
 
-def _ask_password(user: str, host: str) -> str:
-    """The password, asked on the terminal; with no terminal a usage error (getpass would
-    warn, read the password from stdin echoed, and usually send an empty one)."""
+def _ask_password(ctx: Context, user: str, host: str) -> str:
+    """The password, asked on the terminal; with no terminal, or Ctrl-D at the prompt, a
+    usage error (getpass would warn, read the password from stdin echoed, and usually send
+    an empty one; at end of input it raises a bare EOFError)."""
     import getpass
     import warnings
 
     from contentd.content.errors import InvalidArgument
 
+    # as ctr does, find out that no daemon listens before asking for a password
+    ctx.check_socket()
     with warnings.catch_warnings():
         warnings.simplefilter("error", getpass.GetPassWarning)
         try:
@@ -109,6 +112,15 @@ def _ask_password(user: str, host: str) -> str:
         except getpass.GetPassWarning:
             raise InvalidArgument(
                 f"--user {user}: no password, and no terminal to ask for it on; "
+                f"give --user {user}:PASSWORD or an entry in ~/.docker/config.json"
+            ) from None
+        except (EOFError, KeyboardInterrupt) as err:
+            # getpass ends the prompt's line only when a line was read
+            print(file=ctx.streams.err, flush=True)
+            if isinstance(err, KeyboardInterrupt):
+                raise
+            raise InvalidArgument(
+                f"--user {user}: no password given (end of input at the prompt); "
                 f"give --user {user}:PASSWORD or an entry in ~/.docker/config.json"
             ) from None
 
@@ -119,7 +131,7 @@ def _credentials(ctx: Context, host: str) -> tuple[tuple[str, str] | None, str]:
     if ctx.args.user:
         user, secret = split_user(ctx.args.user)
         if secret is None:
-            secret = _ask_password(user, host)
+            secret = _ask_password(ctx, user, host)
         return (user, secret), "--user"
     from contentd.cli.credentials import docker_credentials
 
