@@ -323,3 +323,30 @@ def test_no_password_is_asked_for_when_no_daemon_listens(tmp_path: Path) -> None
     text = err.decode()
     assert proc.returncode == 1, text
     assert one_line(text).startswith("contentd: unavailable: cannot connect to unix:"), text
+
+
+@pytest.mark.parametrize(
+    ("args", "hint"),
+    [
+        (("images", "pull", "h/r:1"), "`contentd fetch REF`"),
+        (("pull", "h/r:1"), "`contentd fetch REF`"),
+        (("content", "fetch", "h/r:1"), "`contentd fetch REF`"),
+        (("image", "push", "h/r:1"), "`contentd push REF [SOURCE]`"),
+        (("images", "export", "a.tar", "app"), "`contentd export -o FILE NAME...`"),
+        (("i", "import", "a.tar"), "`contentd import DIR|FILE.tar`"),
+    ],
+)
+def test_a_ctr_command_spelled_otherwise_here_names_contentds(
+    args: tuple[str, ...], hint: str, tmp_path: Path
+) -> None:
+    # a ctr user's `images pull` got only argparse's list of choices
+    result = Cli(str(tmp_path / "absent.sock"), "default")(*args)
+    assert result.code == 2
+    last = result.err.splitlines()[-1]
+    assert "invalid choice" in last and f"contentd's command for that is {hint}" in last, last
+
+
+def test_other_invalid_commands_get_no_hint(tmp_path: Path) -> None:
+    result = Cli(str(tmp_path / "absent.sock"), "default")("content", "nope")
+    assert result.code == 2
+    assert "command for that" not in result.err

@@ -13,7 +13,7 @@ import os
 import re
 import sys
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, NoReturn
 
 if TYPE_CHECKING:
     from contentd.cli.context import Context
@@ -60,6 +60,36 @@ class CommandParser(argparse.ArgumentParser):
             return self.parse_known_intermixed_args(args, namespace)
         finally:
             self._intermixed = False
+
+    def error(self, message: str) -> NoReturn:
+        """argparse's usage error, with contentd's command for a ctr or docker one that is
+        spelled otherwise here (``images pull``: ``contentd fetch``)."""
+        found = re.search(r"invalid choice: '([^']*)'", message)
+        if found is not None:
+            hint = _CTR_COMMANDS.get((self.prog.rsplit(" ", 1)[-1], found.group(1)))
+            if hint is not None:
+                message += f"; contentd's command for that is {hint}"
+        super().error(message)
+
+
+#: (parent, command) a ctr or docker user types -> contentd's command for it
+_CTR_COMMANDS: Final = {
+    ("contentd", "pull"): "`contentd fetch REF` (no unpacking: contentd has no snapshotter)",
+    ("images", "pull"): "`contentd fetch REF` (no unpacking: contentd has no snapshotter)",
+    ("content", "fetch"): "`contentd fetch REF`",
+    ("images", "fetch"): "`contentd fetch REF`",
+    ("images", "push"): "`contentd push REF [SOURCE]`",
+    ("content", "push"): "`contentd push REF [SOURCE]`",
+    ("images", "export"): "`contentd export -o FILE NAME...`",
+    ("images", "import"): "`contentd import DIR|FILE.tar`",
+    ("contentd", "save"): "`contentd export -o FILE NAME...`",
+    ("images", "save"): "`contentd export -o FILE NAME...`",
+    ("contentd", "load"): "`contentd import DIR|FILE.tar`",
+    ("images", "load"): "`contentd import DIR|FILE.tar`",
+    ("contentd", "tag"): "`contentd images tag SOURCE NAME...`",
+    ("contentd", "rmi"): "`contentd images rm NAME...`",
+    ("contentd", "inspect"): "`contentd images inspect NAME`",
+}
 
 
 def terminal_columns() -> int:
