@@ -63,6 +63,37 @@ def test_bad_references(text: str) -> None:
         parse_reference(text)
 
 
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        # docker reads these as Docker Hub's; the error said only "hostname required"
+        (
+            "alpine",
+            "hostname required (host[:port]/repository); for Docker Hub write "
+            "docker.io/library/alpine",
+        ),
+        (
+            "nosuchhost/x:1",
+            "'nosuchhost' is not a host (a host has a '.' or a ':port', or is "
+            "'localhost'); for Docker Hub write docker.io/nosuchhost/x:1",
+        ),
+        ("app@sha256:" + "a" * 64, "write docker.io/library/app@sha256:" + "a" * 64),
+        ("127.0.0.1:5000/UPPER", "invalid repository 'UPPER' (a repository name is lowercase)"),
+    ],
+)
+def test_bad_references_say_what_to_write(text: str, says: str) -> None:
+    with pytest.raises(InvalidArgument) as caught:
+        parse_reference(text)
+    assert says in str(caught.value.context)
+
+
+@pytest.mark.parametrize("text", ["/x", "a b/c", "127.0.0.1:5000/a_b_"])
+def test_no_hint_where_none_would_parse(text: str) -> None:
+    with pytest.raises(InvalidArgument) as caught:
+        parse_reference(text)
+    assert "Docker Hub" not in str(caught.value) and "lowercase" not in str(caught.value)
+
+
 def test_platforms() -> None:
     assert parse_platform("linux/arm64/v8") == Platform("linux", "arm64")
     assert parse_platform("Linux/x86_64") == Platform("linux", "amd64")

@@ -59,7 +59,7 @@ def parse_reference(text: str) -> Reference:
         or not _HOST.fullmatch(host)
         or ("." not in host and ":" not in host and host != "localhost")
     ):
-        raise InvalidArgument(f"reference {text!r}: hostname required (host[:port]/repository)")
+        raise InvalidArgument(f"reference {text!r}: {_no_host(text, host, slash)}")
     name, _, tag = path.rpartition(":") if ":" in path else (path, "", "")
     if tag and not _TAG.fullmatch(tag):
         raise InvalidArgument(f"reference {text!r}: invalid tag {tag!r}")
@@ -68,7 +68,32 @@ def parse_reference(text: str) -> Reference:
         or len(name) > MAX_NAME
         or not all(_COMPONENT.fullmatch(c) for c in name.split("/"))
     ):
-        raise InvalidArgument(f"reference {text!r}: invalid repository {name!r}")
+        why = ""
+        if (
+            name
+            and name != name.lower()
+            and all(_COMPONENT.fullmatch(c) for c in name.lower().split("/"))
+        ):
+            why = " (a repository name is lowercase)"
+        raise InvalidArgument(f"reference {text!r}: invalid repository {name!r}{why}")
     if not tag and not digest:
         tag = "latest"
     return Reference(host, name, tag, digest)
+
+
+def _no_host(text: str, host: str, slash: str) -> str:
+    """Why ``text`` has no host, and what to write: a first component with no '.' or
+    ':port' that is not 'localhost' is, for docker, part of a Docker Hub repository
+    (``alpine`` is docker.io/library/alpine)."""
+    out = "hostname required (host[:port]/repository)"
+    if slash and _HOST.fullmatch(host):
+        out = (
+            f"hostname required (host[:port]/repository): {host!r} is not a host "
+            "(a host has a '.' or a ':port', or is 'localhost')"
+        )
+    hub = f"docker.io/{text if slash else 'library/' + text}"
+    try:
+        parse_reference(hub)
+    except InvalidArgument:
+        return out
+    return f"{out}; for Docker Hub write {hub}"
