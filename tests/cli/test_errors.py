@@ -350,3 +350,13 @@ def test_other_invalid_commands_get_no_hint(tmp_path: Path) -> None:
     result = Cli(str(tmp_path / "absent.sock"), "default")("content", "nope")
     assert result.code == 2
     assert "command for that" not in result.err
+
+
+@pytest.mark.parametrize(
+    "typed", ["a" * 64, "A" * 64, f" sha256:{'a' * 64}", f"SHA256:{'a' * 64}\n"]
+)
+def test_a_digest_off_by_its_prefix_or_case_says_what_was_meant(typed: str, tmp_path: Path) -> None:
+    # the hex alone (as `sha256sum` prints it) was only "invalid checksum digest format"
+    result = Cli(str(tmp_path / "absent.sock"), "default")("content", "get", typed)
+    assert result.code == 1
+    assert one_line(result.err).endswith(f"; did you mean sha256:{'a' * 64}?"), result.err

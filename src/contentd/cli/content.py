@@ -180,7 +180,14 @@ def _validate(digest: str, what: str = "DIGEST") -> str:
     try:
         return validate(digest)
     except InvalidArgument as err:
-        raise InvalidArgument(f"{what} {digest!r}: {err.context}") from None
+        message = f"{what} {digest!r}: {err.context}"
+        # a hex copied without its algorithm, in capitals, or with a space around it
+        meant = digest.strip().lower()
+        if ":" not in meant:
+            meant = f"sha256:{meant}"
+        with contextlib.suppress(InvalidArgument):
+            message += f"; did you mean {validate(meant)}?"
+        raise InvalidArgument(message) from None
 
 
 def _age(now: float, t: datetime) -> str:
