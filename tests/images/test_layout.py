@@ -52,7 +52,9 @@ def test_export_is_accepted_by_skopeo_and_containerd(
     )
 
     archive = tmp_path / "image.tar"
-    cli("export", "-o", str(archive), test_image.ref).ok()
+    said = cli("export", "-o", str(archive), test_image.ref).ok().text
+    n = len(test_image.blobs)
+    assert said.startswith(f"{archive}: 1 image, {n} blob{'s' if n != 1 else ''}, "), said
     _skopeo("inspect", f"oci-archive:{archive}:v1")
     containerd = containerd_peer_factory()
     ctr = requires("ctr")
@@ -150,7 +152,10 @@ def test_import_refuses_bad_layouts_and_keeps_nothing_of_them(cli: Cli, tmp_path
 
     (tmp_path / "empty").mkdir()
     missing = cli("import", str(tmp_path / "empty"))
-    assert missing.code == 1 and "not found" in missing.err
+    assert missing.code == 1 and missing.err == (
+        f"contentd: not found: {tmp_path / 'empty'}: not an OCI image layout: "
+        "it has no oci-layout file\n"
+    ), missing.err
     (tmp_path / "old").mkdir()
     (tmp_path / "old" / "oci-layout").write_text('{"imageLayoutVersion": "2.0.0"}')
     old = cli("import", str(tmp_path / "old"))

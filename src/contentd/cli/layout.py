@@ -89,7 +89,8 @@ def run_export(ctx: Context) -> int:
         from contentd.cli.output import human_size
 
         ctx.write(
-            f"{ctx.args.dest}: {len(images)} images, {len(blobs)} blobs, {human_size(total)}\n"
+            f"{ctx.args.dest}: {_count(len(images), 'image')}, {_count(len(blobs), 'blob')}, "
+            f"{human_size(total)}\n"
         )
     return 0
 
@@ -132,3 +133,7 @@ def run_import(ctx: Context) -> int:
     else:
         ctx.write("".join(f"{i.name} {i.target.digest}\n" for i in found))
     return 0
+
+
+def _count(n: int, thing: str) -> str:
+    return f"{n} {thing}" if n == 1 else f"{n} {thing}s"

@@ -341,6 +341,8 @@ def import_layout(
             layout = json.loads(_read_small(source, "oci-layout", 4096) or b"{}")
         except ValueError:  # UnicodeDecodeError too
             layout = None
+        except NotFound:  # "layout DIR: oci-layout" did not say what was missing, or why
+            raise NotFound(f"{path}: not an OCI image layout: it has no oci-layout file") from None
         if not isinstance(layout, dict) or not str(layout.get("imageLayoutVersion", "")).startswith(
             "1."
         ):
