@@ -360,3 +360,36 @@ def test_a_digest_off_by_its_prefix_or_case_says_what_was_meant(typed: str, tmp_
     result = Cli(str(tmp_path / "absent.sock"), "default")("content", "get", typed)
     assert result.code == 1
     assert one_line(result.err).endswith(f"; did you mean sha256:{'a' * 64}?"), result.err
+
+
+def test_a_socket_that_answers_http1_is_named_as_not_grpc() -> None:
+    # docker's socket (say) answers the HTTP/2 preface with HTTP/1.1 400: this was
+    # "connection error: frame of 4740180 bytes" (the bytes "HTT" read as a frame length)
+    import threading
+
+    base = short_tmpdir()
+    path = base / "http1.sock"
+    listener = socket.socket(socket.AF_UNIX)
+    listener.bind(str(path))
+    listener.listen()
+
+    def answer() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            conn.recv(4096)
+            conn.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+            conn.recv(4096)  # until the client closes
+
+    server = threading.Thread(target=answer, daemon=True)
+    server.start()
+    try:
+        result = Cli(str(path), "default")("content", "ls")
+    finally:
+        server.join(30)
+        listener.close()
+    assert result.code == 1
+    assert one_line(result.err) == (
+        f"contentd: unavailable: connection error: unix:{path} answered "
+        "'HTTP/1.1 400 Bad Request', HTTP/1 and not gRPC: it is not a containerd or contentd "
+        "socket"
+    )

@@ -73,6 +73,7 @@ class Connection:
         self._sock = self._connect(address)
         self._h2 = H2Connection(_LIMITS, client_side=True)
         self._closed = False
+        self._heard = False  # anything received yet
         self._h2.initiate()
         self._flush()
 
@@ -195,6 +196,16 @@ class Connection:
         if not chunk:
             self._closed = True
             raise CallError(codes.UNAVAILABLE, "connection error: socket closed")
+        if not self._heard:
+            self._heard = True
+            if chunk.startswith(b"HTTP/"):  # docker's socket, say: its answer is no HTTP/2 frame
+                self._closed = True
+                answer = chunk.split(b"\r\n", 1)[0][:80].decode("latin-1")
+                raise CallError(
+                    codes.UNAVAILABLE,
+                    f"connection error: {self.address} answered {answer!r}, HTTP/1 and not "
+                    "gRPC: it is not a containerd or contentd socket",
+                )
         events = self._h2.receive(chunk)
         self._flush()
         for event in events:
