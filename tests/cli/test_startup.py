@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from typing import Any
 
 import pytest
 
@@ -20,6 +21,11 @@ def _loaded_after(code: str) -> list[str]:
         f"heavy = {HEAVY!r}\n"
         "print(json.dumps(sorted(m for m in sys.modules if m.startswith(heavy))))\n"
     )
+    return list(_printed(program))
+
+
+def _printed(program: str) -> Any:
+    """What ``program``, run by a fresh interpreter, printed last as JSON."""
     proc = subprocess.run(
         [sys.executable, "-c", program],
         capture_output=True,
@@ -27,7 +33,7 @@ def _loaded_after(code: str) -> list[str]:
         env=clean_env(),
         check=True,
     )
-    return list(json.loads(proc.stdout.decode().splitlines()[-1]))
+    return json.loads(proc.stdout.decode().splitlines()[-1])
 
 
 def test_import_contentd_loads_no_layer() -> None:
@@ -103,14 +109,7 @@ def test_python_m_contentd_runs_the_command_with_cycle_collection_on() -> None:
         "    pass\n"
         "print(json.dumps(seen))\n"
     )
-    proc = subprocess.run(
-        [sys.executable, "-c", program],
-        capture_output=True,
-        timeout=60,
-        env=clean_env(),
-        check=True,
-    )
-    assert json.loads(proc.stdout.decode().splitlines()[-1]) == [[True, True]]
+    assert _printed(program) == [[True, True]]
 
 
 def test_import_contentd_leaves_hashing_json_and_logging_to_first_use() -> None:
@@ -122,11 +121,4 @@ def test_import_contentd_leaves_hashing_json_and_logging_to_first_use() -> None:
         "print(json.dumps(sorted(m for m in ('hashlib', 'logging', 'importlib.util')"
         " if m in sys.modules)))\n"
     )
-    proc = subprocess.run(
-        [sys.executable, "-c", program],
-        capture_output=True,
-        timeout=60,
-        env=clean_env(),
-        check=True,
-    )
-    assert json.loads(proc.stdout.decode().splitlines()[-1]) == []
+    assert _printed(program) == []
