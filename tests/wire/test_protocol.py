@@ -266,15 +266,19 @@ def test_a_connection_error_is_logged_as_a_warning(
 
 
 def test_a_connection_over_its_decode_budget_waits_while_others_are_served() -> None:
-    # a budget that the first request for an unknown method overdraws for seconds: that
-    # connection's reader pauses (what it sent next waits unread), another client is
-    # answered, and stopping the server wakes the paused reader
-    limits = Limits(header_decode_rate=1e-6, header_decode_burst=0.0)
+    # a budget that the first request for an unknown method overdraws for hours (400
+    # header fields: about 8 ms of decoding against a 1 ms burst): that connection's
+    # reader pauses (what it sent next waits unread), another client is answered, and
+    # stopping the server wakes the paused reader. The burst is not 0: the other
+    # client's first block, though it opens a call, is charged what it costs beyond
+    # 200 us, which a loaded machine running pure Python can exceed
+    limits = Limits(header_decode_rate=1e-6, header_decode_burst=0.001)
+    padding = [(f"x-pad-{i}", f"v{i:04d}") for i in range(400)]
     with serve(limits=limits) as (server, address):
         greedy = RawClient(address)
         other = RawClient(address)
         try:
-            greedy.send(fr.headers(1, greedy.request_block(f"/{SERVICE}/Nope"), True))
+            greedy.send(fr.headers(1, greedy.request_block(f"/{SERVICE}/Nope", padding), True))
             assert _status(greedy, 1)["grpc-status"] == str(grpc.StatusCode.UNIMPLEMENTED.value[0])
             greedy.send(
                 fr.headers(3, greedy.request_block(UNARY)),
