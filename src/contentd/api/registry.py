@@ -34,7 +34,8 @@ __all__ = ["DEFAULT_CONCURRENCY", "SERVICE_NAME", "RegistryService"]
 log = logging.getLogger(__name__)
 
 SERVICE_NAME: Final = "contentd.services.registry.v1.Registry"
-#: blobs transferred at once when the request does not say (containerd's default: 3)
+#: blobs transferred at once when the request does not say: CRI's default (ctr content fetch sets
+#: no limit unless --max-concurrent-downloads; a loopback registry served 20 at once no faster)
 DEFAULT_CONCURRENCY: Final = 3
 _QUEUE: Final = 256
 
