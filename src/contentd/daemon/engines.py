@@ -92,8 +92,9 @@ INLINE_CALLS: Final[dict[str, Callable[[Any], int | None]]] = {
 
 def reads_inline_when(local: Callable[[Any], bool]) -> dict[str, Callable[[Any], int | None]]:
     """The inline table for a store whose blobs are not all on local disk (S3 with its
-    read cache): only Reads, and only those ``local(request)`` finds on local disk with
-    the record known without asking a server; the others wait on the pool as before."""
+    read cache): only Reads, and only those ``local(request)`` finds on local disk while
+    record lookups need no server round trip (a record not yet remembered costs one lookup
+    on the reader); the others wait on the pool as before."""
 
     def read(request: Any) -> int | None:
         bound = _read_inline(request)

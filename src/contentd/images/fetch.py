@@ -250,8 +250,7 @@ class _Fetch:
                 docs = self._run_all(pool, [(self._document, d) for d in level])
             except BaseException:
                 # the documents already fetched are kept (each commit is whole or nothing)
-                with self._stores_lock:
-                    wait(self._stores)
+                wait(self._stores_so_far())
                 raise
             next_level: list[Descriptor] = []
             for desc, data in zip(level, docs, strict=True):
@@ -273,9 +272,12 @@ class _Fetch:
         jobs: Sequence[tuple[Callable[[Descriptor], bytes | None], Descriptor]],
     ) -> None:
         """Run ``jobs`` and wait for them and for every document still being stored."""
+        _wait_all(self._stores_so_far() + [pool.submit(fn, d) for fn, d in jobs])
+
+    def _stores_so_far(self) -> list[Future[Any]]:
+        """The documents' commits submitted so far (waited for outside the lock)."""
         with self._stores_lock:
-            stores: list[Future[Any]] = list(self._stores)
-        _wait_all(stores + [pool.submit(fn, d) for fn, d in jobs])
+            return list(self._stores)
 
     def _run_all(
         self,
