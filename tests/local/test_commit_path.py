@@ -15,12 +15,21 @@ import gc
 import hashlib
 import os
 import stat
+import threading
+import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import pytest
 
-from contentd import AlreadyExists, DigestMismatch, FailedPrecondition, LocalStore, NotFound
+from contentd import (
+    AlreadyExists,
+    DigestMismatch,
+    FailedPrecondition,
+    LocalStore,
+    NotFound,
+    ResourceExhausted,
+)
 from contentd.content.digest import digest_of
 from contentd.local import pending, writeback
 from contentd.local import publish as publish_module
@@ -519,3 +528,87 @@ def test_a_forked_child_holds_none_of_the_parents_spares(tmp_path: Path) -> None
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
     assert pending._spares.held() >= 1  # the parent's are still there
+
+
+@pytest.mark.parametrize(
+    "size", [4096, writer_module.OVERLAP_MIN, MiB], ids=["small", "at-overlap", "1MiB"]
+)
+def test_a_write_refused_for_lack_of_space_counts_for_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, size: int
+) -> None:
+    """A full disk mid-write (half of it written, then ENOSPC): ResourceExhausted, and the
+    file, offset and running digest are those of the earlier writes, so the ingest
+    resumes there (large writes are hashed while another thread writes them: the same)."""
+    store = LocalStore(str(tmp_path))
+    first, second, third = os.urandom(size), os.urandom(size), os.urandom(size)
+    w = store.writer("full-disk")
+    w.write(first)
+    real_pwrite = os.pwrite
+    failing = True
+
+    def pwrite(fd: int, data: bytes | memoryview, offset: int) -> int:
+        nonlocal failing
+        if failing and offset >= size:
+            failing = False
+            real_pwrite(fd, memoryview(data)[: len(data) // 2], offset)
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real_pwrite(fd, data, offset)
+
+    monkeypatch.setattr(writer_module.os, "pwrite", pwrite)
+    with pytest.raises(ResourceExhausted):
+        w.write(second)
+    assert w.status().offset == size
+    assert w.digest() == digest_of(first)
+    w.write(third)  # room again: on from where it was
+    w.commit(2 * size, digest_of(first + third))
+    assert store.info(digest_of(first + third)).size == 2 * size
+
+
+def test_large_writes_hash_while_a_helper_thread_writes(tmp_path: Path) -> None:
+    """The overlapped path writes on another thread, and what it commits is what came."""
+    store = LocalStore(str(tmp_path))
+    chunks = [os.urandom(writer_module.OVERLAP_MIN + i) for i in range(3)]
+    seen: set[str] = set()
+    real_pwrite = os.pwrite
+
+    def pwrite(fd: int, data: bytes | memoryview, offset: int) -> int:
+        seen.add(threading.current_thread().name)
+        return real_pwrite(fd, data, offset)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(writer_module.os, "pwrite", pwrite)
+        w = store.writer("overlap")
+        for chunk in chunks:
+            w.write(chunk)
+        whole = b"".join(chunks)
+        w.commit(len(whole), digest_of(whole))
+    assert any(name.startswith("contentd-pwrite") for name in seen)
+    assert Path(tmp_path, "blobs", "sha256", digest_of(whole).split(":")[1]).read_bytes() == whole
+
+
+def test_a_forked_child_writes_large_chunks_with_threads_of_its_own(tmp_path: Path) -> None:
+    store = LocalStore(str(tmp_path))
+    chunk = os.urandom(writer_module.OVERLAP_MIN)
+    w = store.writer("parent")
+    w.write(chunk)  # the parent's helper threads exist now
+    w.close()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        try:
+            cw = LocalStore(str(tmp_path)).writer("child")
+            cw.write(chunk)
+            cw.commit(len(chunk), digest_of(chunk))
+        finally:
+            os._exit(0)
+    deadline = 30
+    for _ in range(deadline * 10):
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        time.sleep(0.1)
+    else:
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)
+        pytest.fail("the child's large write hung on the parent's helper threads")
+    assert status == 0
+    assert store.info(digest_of(chunk)).size == len(chunk)
