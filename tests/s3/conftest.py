@@ -39,6 +39,13 @@ def make_store(
     return make
 
 
+def forget_written(store: S3Store, digest: str) -> None:
+    """Drop the copy of ``digest`` the node's read cache kept as the node wrote it, so
+    the next read fetches it from S3 (as a first read on another node does)."""
+    assert store.cache is not None and store.cache.has(digest)
+    store.cache.remove(digest)
+
+
 class FailCalls:
     """Fail the next ``count`` calls of ``operation`` as a dropped connection would
     (a botocore ``before-call`` hook: works on any server, SeaweedFS or moto)."""

@@ -16,7 +16,7 @@ from contentd import Unavailable, read_blob
 from contentd.content.digest import digest_of
 from contentd.metadata import health
 from contentd.s3 import ReadCache, S3Location, S3Store, SqliteIngestStates, make_client
-from tests.s3.conftest import PART, FailCalls
+from tests.s3.conftest import PART, FailCalls, forget_written
 
 moto = pytest.importorskip("moto")
 
@@ -90,6 +90,7 @@ def test_failed_read_is_unavailable_and_caches_nothing(store: S3Store) -> None:
     with store.writer("small") as w:
         w.write(data)
         w.commit(len(data))
+    forget_written(store, digest_of(data))
     failing = FailCalls(store, "GetObject", count=1000)  # the fill's GET, then the ranged ones
     with pytest.raises(Unavailable):
         read_blob(store, digest_of(data))
@@ -105,6 +106,7 @@ def test_an_outage_during_verification_is_no_verdict(store: S3Store) -> None:
     with store.writer("scrubbed") as w:
         w.write(data)
         w.commit(len(data), digest_of(data))
+    forget_written(store, digest_of(data))
     failing = FailCalls(store, "GetObject", count=1000)
     with pytest.raises(Unavailable):
         health.verify_blob(store, digest_of(data))

@@ -14,7 +14,7 @@ import pytest
 from contentd import Unknown, read_blob
 from contentd.content.digest import digest_of
 from contentd.s3 import S3Store
-from tests.s3.conftest import StoreFactory
+from tests.s3.conftest import StoreFactory, forget_written
 
 MIB = 1 << 20
 
@@ -62,6 +62,7 @@ def commit(store: S3Store, data: bytes) -> str:
     with store.writer("c") as w:
         w.write(data)
         w.commit(len(data), dgst)
+    forget_written(store, dgst)  # cold, as on a node that did not write it
     return dgst
 
 

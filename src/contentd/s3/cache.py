@@ -7,6 +7,10 @@ is deleted through this process. Files are ``<root>/<alg>/<hex>``; fills go to
 ``<root>/tmp/`` first and are renamed into place, so a crash leaves no
 half-written entry under a digest's name.
 
+An entry comes either from S3 (:class:`CacheFill`: hashed here as it arrives)
+or from a blob this node wrote (:class:`CacheTee`: the bytes copied as they pass
+through on their way up, named once the writer's commit verified them).
+
 A cache file can still be damaged later (a disk error, a stray write): the
 first time this process opens an entry it hashes it again, and whenever the
 file's inode, size or times change it does so once more. A file that fails is
@@ -31,7 +35,7 @@ from contentd.content.errors import DigestMismatch, SizeMismatch
 from contentd.local.reader import FileReaderAt
 from contentd.local.roots import root_state
 
-__all__ = ["CacheFill", "CacheStats", "ReadCache"]
+__all__ = ["CacheFill", "CacheStats", "CacheTee", "ReadCache"]
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +51,9 @@ class CacheStats:
     misses: int = 0
     fills: int = 0
     fill_bytes: int = 0
+    #: blobs kept as this node wrote them (:class:`CacheTee`), not fetched
+    writes: int = 0
+    write_bytes: int = 0
     corrupt: int = 0
     evictions: int = 0
 
@@ -187,13 +194,24 @@ class ReadCache:
         """A fill of ``digest`` written piece by piece (see :class:`CacheFill`)."""
         return CacheFill(self, digest, size)
 
-    def _adopt(self, digest: str, size: int, key: tuple[int, int, int, int]) -> None:
-        """Bookkeeping of a verified fill just renamed into place."""
+    def begin_tee(self, limit: int) -> CacheTee:
+        """A copy of a blob of at most ``limit`` bytes being written elsewhere, kept as
+        it passes through (see :class:`CacheTee`); OSError if no file can be made."""
+        return CacheTee(self, limit)
+
+    def _adopt(
+        self, digest: str, size: int, key: tuple[int, int, int, int], *, written: bool = False
+    ) -> None:
+        """Bookkeeping of a verified fill (or ``written`` copy) just renamed into place."""
         self._root_state.blobs.forget(digest)  # a damaged copy may still be open
         self._verified[digest] = key
         with self._mutex:
-            self.stats.fills += 1
-            self.stats.fill_bytes += size
+            if written:
+                self.stats.writes += 1
+                self.stats.write_bytes += size
+            else:
+                self.stats.fills += 1
+                self.stats.fill_bytes += size
             self._drop_entry(digest)
             self._entries[digest] = size
             self._total += size
@@ -236,7 +254,63 @@ class ReadCache:
             self._verified.pop(digest, None)
 
 
-class CacheFill:
+class _Staged:
+    """A file under the cache's ``tmp/``, appended in order; :meth:`_publish` renames it
+    under a digest's name once its owner verified it. Removed unless published.
+
+    The file stays readable (``fd``, positional reads of what was written) until
+    :meth:`close`, also after it was published.
+    """
+
+    def __init__(self, cache: ReadCache) -> None:
+        self.written = 0
+        self._cache = cache
+        self._tmp: str | None = os.path.join(cache._tmp, uuid.uuid4().hex)
+        flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+        self.fd: int | None = os.open(self._tmp, flags, 0o600)
+
+    def _append(self, fd: int, chunk: bytes) -> None:
+        view = memoryview(chunk)
+        offset = self.written
+        while view:
+            n = os.pwrite(fd, view, offset)
+            view = view[n:]
+            offset += n
+        self.written += len(chunk)
+
+    def _publish(self, digest: str, size: int) -> None:
+        """Name the file ``digest`` (its ``size`` bytes verified by the caller) and adopt
+        it into the cache (which then evicts to stay within its bound). On failure the
+        file is removed and the error raised."""
+        if self.fd is None or self._tmp is None:
+            raise RuntimeError("cache file is closed or published")
+        path = self._cache._path(digest)
+        try:
+            st = os.fstat(self.fd)
+            os.makedirs(os.path.dirname(path), 0o700, exist_ok=True)
+            os.rename(self._tmp, path)
+        except BaseException:
+            self._discard_tmp()
+            raise
+        self._tmp = None
+        key = (st.st_ino, st.st_size, st.st_mtime_ns, os.stat(path).st_ctime_ns)
+        self._cache._adopt(digest, size, key, written=isinstance(self, CacheTee))
+
+    def _discard_tmp(self) -> None:
+        tmp, self._tmp = self._tmp, None
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+
+    def close(self) -> None:
+        """Close the file; an unpublished one is removed."""
+        self._discard_tmp()
+        fd, self.fd = self.fd, None
+        if fd is not None:
+            os.close(fd)
+
+
+class CacheFill(_Staged):
     """One blob being written into the cache: appended in order, hashed as it comes,
     renamed under its digest by :meth:`commit` only if size and digest match.
 
@@ -247,13 +321,9 @@ class CacheFill:
     def __init__(self, cache: ReadCache, digest: str, size: int) -> None:
         self.digest = digest
         self.size = size
-        self.written = 0
-        self._cache = cache
-        self._path = cache._path(digest)
+        cache._path(digest)  # a valid digest, before a file is made
         self._hasher = hashlib.new(digests.parse(digest).algorithm)
-        self._tmp: str | None = os.path.join(cache._tmp, uuid.uuid4().hex)
-        flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
-        self.fd: int | None = os.open(self._tmp, flags, 0o600)
+        super().__init__(cache)
 
     def write(self, chunk: bytes) -> None:
         """Append ``chunk``; SizeMismatch past the announced size (nothing more is written)."""
@@ -265,14 +335,8 @@ class CacheFill:
                 self.written + len(chunk),
                 f"S3 object {self.digest}: more than {self.size} bytes",
             )
-        view = memoryview(chunk)
-        offset = self.written
-        while view:
-            n = os.pwrite(self.fd, view, offset)
-            view = view[n:]
-            offset += n
+        self._append(self.fd, chunk)
         self._hasher.update(chunk)
-        self.written += len(chunk)
 
     def commit(self) -> None:
         """Give the file its digest's name; SizeMismatch / DigestMismatch (and nothing is
@@ -289,28 +353,60 @@ class CacheFill:
             actual = f"{self._hasher.name}:{self._hasher.hexdigest()}"
             if actual != self.digest:
                 raise DigestMismatch(self.digest, actual)
-            st = os.fstat(self.fd)
-            os.makedirs(os.path.dirname(self._path), 0o700, exist_ok=True)
-            os.rename(self._tmp, self._path)
         except BaseException:
             self._discard_tmp()
             raise
-        self._tmp = None
-        key = (st.st_ino, st.st_size, st.st_mtime_ns, os.stat(self._path).st_ctime_ns)
-        self._cache._adopt(self.digest, self.size, key)
+        self._publish(self.digest, self.size)
 
-    def _discard_tmp(self) -> None:
-        tmp, self._tmp = self._tmp, None
-        if tmp is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
 
-    def close(self) -> None:
-        """Close the file; an uncommitted fill is removed."""
-        self._discard_tmp()
-        fd, self.fd = self.fd, None
-        if fd is not None:
-            os.close(fd)
+class CacheTee(_Staged):
+    """A copy of a blob being stored elsewhere (an S3 upload from this node), kept as
+    its bytes pass through: appended in order from the blob's first byte, not hashed
+    here. Its writer hashes the very same bytes and verifies size and digest at its
+    commit; only then does it :meth:`publish` the copy, under the digest it verified.
+
+    Writing is best effort: past ``limit`` bytes (at most the cache's bound) or on a
+    local error (disk full, the cache directory gone) the copy is dropped and every
+    later write is a no-op (:attr:`active` is False). Nothing here ever raises to the
+    writer but :meth:`publish`'s errors, which the caller logs and ignores.
+    """
+
+    def __init__(self, cache: ReadCache, limit: int) -> None:
+        self.limit = min(limit, cache.max_bytes)
+        super().__init__(cache)
+
+    @property
+    def active(self) -> bool:
+        return self.fd is not None and self._tmp is not None
+
+    def write(self, chunk: bytes) -> bool:
+        """Append ``chunk``; False (and the copy dropped) past the limit or on an error."""
+        fd = self.fd
+        if fd is None or self._tmp is None:
+            return False
+        if self.written + len(chunk) > self.limit:
+            log.debug("read cache: a written blob passed %d bytes; not keeping it", self.limit)
+            self.close()
+            return False
+        try:
+            self._append(fd, chunk)
+        except OSError as err:
+            log.debug("read cache: cannot keep a written blob: %s", err)
+            self.close()
+            return False
+        return True
+
+    def publish(self, digest: str, size: int) -> bool:
+        """Give the copy ``digest``'s name if it holds exactly ``size`` bytes, which the
+        caller verified are ``digest``'s; False (nothing kept) if it does not or was
+        dropped. The copy is closed either way. OSError when the rename fails."""
+        try:
+            if not self.active or self.written != size:
+                return False
+            self._publish(digest, size)
+            return True
+        finally:
+            self.close()
 
 
 def _open_read(path: str) -> int:

@@ -45,7 +45,7 @@ from contentd.content.labels import apply_label_update
 from contentd.content.store import LabelStore, ReaderAt, digest_of_target
 from contentd.content.types import Info, Status, utcnow
 from contentd.local.roots import root_state
-from contentd.s3.cache import ReadCache
+from contentd.s3.cache import CacheTee, ReadCache
 from contentd.s3.client import S3Location
 from contentd.s3.errors import translate
 from contentd.s3.fill import Fill
@@ -456,6 +456,39 @@ class S3Store:
         finally:
             self._end_fill(fill)
 
+    # -- keeping what this node writes ------------------------------------------
+
+    def _begin_tee(self, total: int) -> CacheTee | None:
+        """A copy for the read cache of a blob about to be written from its first byte
+        (``total`` bytes, 0: unknown); None without a cache, for a blob bigger than it,
+        or when no file can be made there (the write goes on without)."""
+        cache = self.cache
+        if cache is None or not cache.fits(total):
+            return None
+        try:
+            return cache.begin_tee(total or cache.max_bytes)
+        except OSError as err:
+            log.debug("read cache: not keeping a written blob: %s", err)
+            return None
+
+    def _publish_tee(self, tee: CacheTee, digest: str, size: int) -> None:
+        """Name a committed blob's copy in the read cache (its writer verified ``size``
+        and ``digest``), unless it is there already or being filled. Never raises: a
+        commit does not fail because the cache could not keep a copy."""
+        cache = self.cache
+        try:
+            if cache is None or not tee.active:
+                return
+            with cache.fill_lock(digest):
+                if digest in self._fills or cache.has(digest):
+                    return
+                if not tee.publish(digest, size):
+                    log.debug("read cache: the copy of %s is incomplete; not kept", digest)
+        except Exception as err:
+            log.debug("read cache: cannot keep %s as written: %s", digest, err)
+        finally:
+            tee.close()
+
     def prefetch(self, digest: str, size: int) -> None:
         """Start copying ``digest`` (of ``size`` bytes) into the read cache in the
         background, if it is neither cached nor being filled and fits; for a blob
@@ -724,6 +757,9 @@ class S3Store:
             return self._new_writer(ref, total, expected)
         tail = self._local_tail(state)
         path = self._spool_path(state.ingest_id)
+        # the cache's copy must hold the blob from its first byte: only when no part
+        # is uploaded (the spool then holds every byte written so far, or none)
+        tee = self._begin_tee(state.total) if not state.parts else None
         hasher = restore_hasher(state.hash_state)
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
@@ -736,8 +772,10 @@ class S3Store:
                 self.states.put(state)
         except BaseException:
             os.close(fd)
+            if tee is not None:
+                tee.close()
             raise
-        return S3Writer(self, state, hasher, fd, tail)
+        return S3Writer(self, state, hasher, fd, tail, tee)
 
     def _new_writer(self, ref: str, total: int, expected: str) -> S3Writer:
         now = time.time_ns()
@@ -763,7 +801,7 @@ class S3Store:
         except BaseException:
             os.close(fd)
             raise
-        return S3Writer(self, state, new_hasher(), fd, 0)
+        return S3Writer(self, state, new_hasher(), fd, 0, self._begin_tee(total))
 
     def _release(self, w: S3Writer) -> None:
         with _live_mutex:

@@ -18,6 +18,14 @@ last part S3 has.
 
 A blob smaller than one part never starts a multipart upload: its commit puts
 the spool's bytes straight at the blob's key.
+
+The node's read cache keeps a copy of what it writes (a :class:`CacheTee`): each
+part's bytes, read back from the spool for the upload, are appended to a cache
+file too (the tail at commit), so a blob this node just stored (containerd
+unpacks a layer right after writing it) is read locally, not fetched back. The
+copy is named only after the commit verified size and digest, and only if it
+holds the blob from its first byte: a writer that resumes after uploaded parts
+(on another node, or after a restart) keeps none; a truncate starts it again.
 """
 
 from __future__ import annotations
@@ -48,6 +56,7 @@ from contentd.content.types import Status
 from contentd.s3.ingests import IngestState, Part
 
 if TYPE_CHECKING:
+    from contentd.s3.cache import CacheTee
     from contentd.s3.store import S3Store
 
 __all__ = ["IN_FLIGHT", "S3Writer", "new_hasher", "restore_hasher"]
@@ -83,7 +92,13 @@ class S3Writer:
     """Holds the ref lock from open until :meth:`close` or :meth:`commit`."""
 
     def __init__(
-        self, store: S3Store, state: IngestState, hasher: Any, spool_fd: int, tail: int
+        self,
+        store: S3Store,
+        state: IngestState,
+        hasher: Any,
+        spool_fd: int,
+        tail: int,
+        tee: CacheTee | None = None,
     ) -> None:
         self._store = store
         self._state = state
@@ -93,6 +108,8 @@ class S3Writer:
         self._updated_ns = state.updated_ns
         self._gone = False  # aborted underneath: nothing to keep or commit
         self._pending: deque[_Pending] = deque()
+        # the read cache's copy: every byte from the first one up to the spool's
+        self._tee = tee
 
     @property
     def ref(self) -> str:
@@ -145,6 +162,8 @@ class S3Writer:
         self._hasher = new_hasher()
         self._updated_ns = time.time_ns()
         self._save(replace(state, upload_id="", parts=(), hash_state=b"", tail_size=0))
+        self._drop_tee()
+        self._tee = self._store._begin_tee(state.total)
 
     def commit(
         self,
@@ -166,6 +185,7 @@ class S3Writer:
             if not self._gone:
                 self._keep(fd)
         finally:
+            self._drop_tee()
             os.close(fd)
             self._store._release(self)
 
@@ -213,6 +233,15 @@ class S3Writer:
         os.fsync(fd)
         self._save(replace(self._state, tail_node=self._store.node_id, tail_size=self._tail))
 
+    def _drop_tee(self) -> None:
+        tee, self._tee = self._tee, None
+        if tee is not None:
+            tee.close()
+
+    def _tee_write(self, data: bytes) -> None:
+        if self._tee is not None and not self._tee.write(data):
+            self._tee = None  # dropped (too big, or the disk refused it)
+
     def _drop_pending(self) -> None:
         for p in self._pending:
             p.future.cancel()
@@ -237,6 +266,7 @@ class S3Writer:
         data = self._spool_bytes(fd)
         future = store._upload_part_async(state.key, state.upload_id, number, data)
         self._pending.append(_Pending(number, data, self._hasher.serialize(), future))
+        self._tee_write(data)
         os.ftruncate(fd, 0)
         self._tail = 0
         self._record_done(keep=IN_FLIGHT - 1)
@@ -295,11 +325,17 @@ class S3Writer:
                 if store._exists(key):
                     outcome = "discard"
                     raise AlreadyExists(f"content {actual}")
+                tail = self._spool_bytes(fd)
                 if state.upload_id:
-                    self._complete(fd, state, key, offset, actual)
+                    self._complete(tail, state, key, offset, actual)
                 else:
-                    store._put(key, self._spool_bytes(fd), actual)
+                    store._put(key, tail, actual)
                 outcome = "done"
+                if self._tee is not None:  # the bytes just verified: the read cache keeps them
+                    self._tee_write(tail)
+                    tee, self._tee = self._tee, None
+                    if tee is not None:
+                        store._publish_tee(tee, actual, offset)
             if labels is not None and store.labels is not None:
                 store.labels.set(actual, labels)
         finally:
@@ -309,16 +345,18 @@ class S3Writer:
                 else:
                     store._forget_ingest(self._state, abort=outcome == "discard")
             finally:
+                self._drop_tee()
                 os.close(fd)
 
-    def _complete(self, fd: int, state: IngestState, key: str, offset: int, actual: str) -> None:
+    def _complete(
+        self, tail: bytes, state: IngestState, key: str, offset: int, actual: str
+    ) -> None:
         store = self._store
         parts = state.parts
         try:
             if self._tail or not parts:
                 number = len(parts) + 1
-                data = self._spool_bytes(fd)
-                etag = store._upload_part(state.key, state.upload_id, number, data)
+                etag = store._upload_part(state.key, state.upload_id, number, tail)
                 parts = (*parts, Part(number, etag, self._tail))
             store._complete_upload(state.key, state.upload_id, parts)
         except NotFound:
