@@ -104,6 +104,7 @@ class BenchEnv:
         self._counting: CountingProxy | None = None
         self._kept: dict[tuple[str, int], str] = {}
         self._no_gc: set[str] = set()
+        self._s3_caches: dict[str, Path] = {}  # contentd-s3 daemon address -> its cache_dir
         self.extra: dict[str, Any] = {}
 
     # -- life cycle --------------------------------------------------------------------
@@ -145,16 +146,35 @@ class BenchEnv:
     def _start_contentd(self, name: str, *, s3: bool = False) -> ContentdDaemon:
         plugins: dict[str, Any] = {}
         env: dict[str, str] = {}
+        cache_dir = self.base / f"{name}-s3-cache"
         if s3:
             peer = self.seaweedfs()
-            plugins[S3_URI] = {"endpoint": peer.endpoint, "bucket": S3_BUCKET, "prefix": name + "/"}
+            plugins[S3_URI] = {
+                "endpoint": peer.endpoint,
+                "bucket": S3_BUCKET,
+                "prefix": name + "/",
+                "cache_dir": str(cache_dir),
+            }
             env = peer.env()
         daemon = ContentdDaemon(
             self.base, name=name, log_level=self.log_level, plugins=plugins, env=env
         )
         self._closers.append(daemon.close)
         self.log(f"starting {name}")
-        return daemon.start()
+        daemon.start()
+        if s3:
+            self._s3_caches[daemon.address] = cache_dir
+        return daemon
+
+    def drop_s3_cached(self, target: Target, digest: str) -> None:
+        """Remove ``digest``'s copy from a ``contentd-s3`` target's read cache (the node
+        keeps what it writes): its next read fetches the blob from S3, as a first read
+        on a node that did not write it does."""
+        cache_dir = self._s3_caches.get(target.address)
+        if cache_dir is not None:
+            algorithm, encoded = digest.split(":", 1)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(cache_dir / algorithm / encoded)
 
     def _start_containerd(self, name: str, proxy_address: str | None = None) -> Any:
         peer = bench_containerd(self.base, proxy_address=proxy_address, log_level=self.log_level)

@@ -30,8 +30,9 @@ class S3Write(WriteStream):
 
 
 class S3GetCold(Workload):
-    """``ctr content get`` of an N MiB blob never read before on this node (written
-    untimed just before): on S3 the read cache fills from one GET first."""
+    """``ctr content get`` of an N MiB blob not in this node's read cache (written untimed
+    just before, then its copy the node kept as it wrote it removed from the cache): on
+    S3 the read cache fills from one GET first."""
 
     name = "s3-get-cold"
     unit = "MiB/s"
@@ -54,6 +55,7 @@ class S3GetCold(Workload):
             namespace=INGEST_NAMESPACE,
         )
         self._digest[t.address] = digest
+        env.drop_s3_cached(t, digest)
         r = t.ctr(
             "content", "get", digest,
             namespace=INGEST_NAMESPACE, capture=False, timeout=self.timeout(env.scale),
