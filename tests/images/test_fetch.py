@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -156,6 +158,64 @@ def test_resume_after_the_registry_dies_mid_layer(cli: Cli) -> None:
         ranges = [r[2] for r in proxy.requests if r[1].endswith(layer)]
         assert ranges == [f"bytes={offset}-"]
     assert cli("content", "get", layer).ok().out == image.platforms[0].layers[0].data
+
+
+def test_ctrl_c_names_the_blobs_under_way_and_the_lease_that_keeps_them(
+    cli: Cli, proxy: RegistryProxy, registry_peer: RegistryPeer
+) -> None:
+    """The layer under way is named (its ingest opened before any of its bytes came), and
+    what the user is told is what happens: the lease holds the ingest, fetching again
+    resumes it and deletes the lease."""
+    requires("skopeo")
+    size = 6 << 20
+    image = build_random_image((size,), seed=21)
+    pushed = push_image(image, registry_peer, "contentd/interrupted", "v1")
+    layer = image.platforms[0].layers[0].digest
+    proxy.cut_after[layer] = 1 << 20  # then the proxy waits: the download hangs there
+    ref = f"{proxy.host}/{pushed.repository}:{pushed.tag}"
+    proc = cli.spawn("fetch", "--plain-http", ref)
+    try:
+        assert proxy.cut_reached.wait(60)
+        time.sleep(0.5)  # the layer's first message is on its way before its GET
+        proc.send_signal(signal.SIGINT)
+        _, err_bytes = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proxy.release()
+    err = err_bytes.decode()
+    assert proc.returncode == 130, err
+    lease = [line for line in cli("leases", "ls", "-q").ok().lines if line.startswith("contentd.")]
+    assert len(lease) == 1, err
+    note = err[err.index("contentd: interrupted\n") :].splitlines()
+    assert note[1].startswith(f"fetch of {ref} stopped: "), err
+    assert note[1].endswith(", 1 partly downloaded:"), err
+    assert note[2].startswith(f"  layer-{layer}  ") and note[2].endswith(" of 6.291MB"), err
+    assert f"under lease {lease[0]} until a fetch of {ref} succeeds" in note[3]
+    assert note[4].endswith(f"`contentd leases rm --sync {lease[0]}` discards them")
+    (shown,) = cli("--output", "json", "leases", "ls").ok().json()
+    assert shown["labels"]["contentd.io/fetch.ref"] == ref
+    active = [a["ref"] for a in cli("--output", "json", "content", "active").ok().json()]
+    assert active == [f"layer-{layer}"]
+
+    proxy.cut_after.clear()
+    again = _fetch(cli, ref).ok()
+    assert f"layer-{layer}: done 6.291MB (resumed at " in again.err, again.err
+    assert cli("leases", "ls", "-q").ok().lines == []
+    assert cli("content", "get", layer).ok().out == image.platforms[0].layers[0].data
+
+
+def test_a_fetch_that_fails_before_storing_anything_leaves_no_lease(
+    cli: Cli, proxy: RegistryProxy, registry_peer: RegistryPeer
+) -> None:
+    test_image = _fresh(registry_peer, 104, "contentd/no-lease")
+    proxy.forbid.add("GET")  # the tag resolves (HEAD), the index cannot be read
+    ref = f"{proxy.host}/{test_image.repository}:{test_image.tag}"
+    failed = _fetch(cli, ref)
+    assert failed.code == 1 and "permission denied" in failed.err, failed.err
+    assert cli("leases", "ls", "-q").ok().lines == []
+    proxy.forbid.clear()
+    _fetch(cli, ref).ok()
 
 
 def test_corrupted_blob_is_refused_and_nothing_of_it_kept(

@@ -12,14 +12,21 @@ manifest is committed while the walk goes on to its children (the walk needs onl
 verified bytes); the fetch waits for every commit before it records the image.
 
 Durability and resumption: everything is written under a lease named after the
-namespace's reference (``contentd.fetch.<sha256(ref)[:16]>``, 24 h expiry) that is
-deleted when the fetch succeeds and kept when it fails. An interrupted layer therefore
-stays an ingest; the next fetch of the same reference opens the same writer ref and asks
-the registry for the rest with ``Range: bytes=<offset>-`` (starting over when the
-registry ignores the range). Connection errors and 5xx answers are retried with backoff,
-resuming the same way. A blob whose bytes do not match its digest or size fails the fetch
-with ``FailedPrecondition`` naming the blob; its ingest is aborted, nothing of it is
-committed, and blobs already committed stay. Non-distributable layers are not fetched.
+namespace's reference (``contentd.fetch.<sha256(ref)[:16]>``, 24 h expiry, labelled
+``contentd.io/fetch.ref=<ref>``) that is deleted when the fetch succeeds and kept when it
+fails while it holds something (a failure before anything was written drops it). The lease
+is what keeps an interrupted fetch's work: its committed blobs, which no image roots yet,
+and its ingests, which have no expiry of their own while leased. containerd does the
+same: ``ctr content fetch`` and ``ctr images pull`` run under a lease with a 24 h expiry
+(``Client.WithLease``) that an interrupted ``ctr`` leaves behind. An interrupted layer
+therefore stays an ingest; the next fetch of the same reference opens the same writer ref
+and asks the registry for the rest with ``Range: bytes=<offset>-`` (starting over when
+the registry ignores the range). A blob's download reports ``downloading`` at its start
+(the offset it resumes from), so a client knows which ingests are open. Connection errors
+and 5xx answers are retried with backoff, resuming the same way. A blob whose bytes do
+not match its digest or size fails the fetch with ``FailedPrecondition`` naming the blob;
+its ingest is aborted, nothing of it is committed, and blobs already committed stay.
+Non-distributable layers are fetched too (from their ``urls`` first), as containerd does.
 """
 
 from __future__ import annotations
@@ -69,6 +76,7 @@ from contentd.metadata.images import Image
 __all__ = [
     "CHUNK",
     "LABEL_DISTRIBUTION_SOURCE",
+    "LABEL_FETCH_REF",
     "FetchOptions",
     "Progress",
     "fetch",
@@ -87,6 +95,8 @@ CHUNK: Final = 1 << 20
 #: store then commits it without first giving its ingest a directory
 _WHOLE: Final = 2 * CHUNK
 _LEASE_TTL: Final = timedelta(hours=24)
+#: the label on a fetch's lease naming what it fetches (``contentd leases ls`` shows it)
+LABEL_FETCH_REF: Final = "contentd.io/fetch.ref"
 _PROGRESS_EVERY: Final = 0.25
 
 
@@ -128,6 +138,7 @@ class ImageRecords(Protocol):
 class Leases(Protocol):
     def create(self, id: str | None = None, labels: Mapping[str, str] | None = None) -> object: ...
     def delete(self, id: str, *, sync: bool = False) -> None: ...
+    def list_resources(self, id: str) -> Sequence[object]: ...
 
 
 def ref_key(desc: Descriptor) -> str:
@@ -177,10 +188,15 @@ def fetch(
         root = job.resolve()  # before the lease: a reference that resolves to nothing leaves none
         lease_id = fetch_lease_id(str(ref))
         expire = datetime.now(UTC).replace(microsecond=0) + _LEASE_TTL
+        labels = {LABEL_GC_EXPIRE: format_text(expire), LABEL_FETCH_REF: str(ref)}
         # AlreadyExists: an earlier fetch of this reference failed; its ingests resume under it
         with contextlib.suppress(AlreadyExists):
-            leases.create(lease_id, {LABEL_GC_EXPIRE: format_text(expire)})
-        job.run(store_for_lease(lease_id), root)
+            leases.create(lease_id, labels)
+        try:
+            job.run(store_for_lease(lease_id), root)
+        except BaseException:
+            _drop_if_empty(leases, lease_id)
+            raise
     name = options.image_name or reference
     record = Image(name=name, target=root)
     try:
@@ -189,6 +205,16 @@ def fetch(
         image = images.update(record, "target")
     leases.delete(lease_id)
     return root, image
+
+
+def _drop_if_empty(leases: Leases, lease_id: str) -> None:
+    """A failed fetch's lease that holds nothing (it failed, or was cancelled, before a
+    byte was written) would only clutter ``leases ls`` for 24 h: delete it."""
+    try:
+        if not leases.list_resources(lease_id):
+            leases.delete(lease_id)
+    except ContentError as err:  # the fetch's own error is the one to report
+        log.debug("fetch lease %s: %s", lease_id, err)
 
 
 class _Fetch:
@@ -388,6 +414,9 @@ class _Fetch:
                 writer.truncate(0)
                 offset = 0
             if offset < desc.size:
+                # the ingest is open: say so now, not after the first 0.25 s of bytes (a
+                # client interrupted before then would not know what the daemon keeps)
+                self.emit("downloading", desc, offset, offset)
                 resumed = self._stream_into(writer, desc, offset)
             writer.commit(desc.size, desc.digest, labels)
         except AlreadyExists:
@@ -407,9 +436,9 @@ class _Fetch:
         """Download the rest of ``desc`` from ``offset`` into ``writer``; returns the offset
         the download started at (0 when the registry ignored the range).
 
-        Progress: ``downloading`` every :data:`_PROGRESS_EVERY` seconds, the first one
-        after that long too (a blob done sooner says only ``done``, which carries where it
-        resumed): each message is a trip to the client."""
+        Progress: ``downloading`` every :data:`_PROGRESS_EVERY` seconds after the one the
+        caller sent at the start (each message is a trip to the client); ``done`` carries
+        where it resumed."""
         resp, start = self.client.open_blob(self.ref.repository, desc, offset)
         if start != offset:
             writer.truncate(0)  # the registry ignored the range: start over
