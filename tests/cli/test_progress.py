@@ -96,3 +96,72 @@ def test_the_closing_line_counts_one_blob_in_the_singular() -> None:
     assert shown.summary().startswith("fetch: 2 blobs (202B) downloaded in ")
     shown.blobs = {}
     assert shown.summary().startswith("fetch: 0 blobs (0B) downloaded in ")
+
+
+def test_an_interrupted_fetch_names_what_was_under_way_and_the_lease() -> None:
+    """Ctrl-C during a fetch: the blobs under way (their ingests are open in the daemon),
+    the lease that keeps them, how to resume and how to give up."""
+    from types import SimpleNamespace
+
+    from contentd.cli.registry import _Display
+    from contentd.images.fetch import fetch_lease_id
+
+    ref = "127.0.0.1:5000/library/app:1"
+    lease = fetch_lease_id(ref)
+    ctx = SimpleNamespace(streams=SimpleNamespace(err_is_tty=False))
+    shown = _Display(ctx, "fetch")  # type: ignore[arg-type]
+    assert shown.interrupted(ref) == [
+        f"fetch of {ref} stopped before any blob was stored: fetching again starts over"
+    ]
+    shown.blobs = {
+        "manifest-x": ["done", 192, 192, 0.0, 0],
+        "config-y": ["linked", 134, 134, 0.0, 0],
+        "layer-z": ["downloading", 0, 10_000_000, 0.0, 0],
+    }
+    note = shown.interrupted(ref)
+    assert note[0] == f"fetch of {ref} stopped: 2 blobs stored, 1 partly downloaded:"
+    assert note[1] == "  layer-z  0B of 10MB"
+    assert note[2].startswith(f"the daemon keeps them under lease {lease} until a fetch of {ref}")
+    assert note[3] == (
+        f"run the same command to resume; `contentd leases rm --sync {lease}` discards them"
+    )
+    push = _Display(ctx, "push")  # type: ignore[arg-type]
+    push.blobs = {"layer-z": ["uploading", 5, 10, 0.0, 0], "config-y": ["exists", 1, 1, 0.0, 0]}
+    assert push.interrupted(ref) == [
+        f"push of {ref} stopped: 1 blob in the registry, 1 being uploaded (an upload starts over):",
+        "  layer-z  5B of 10B",
+        "push again to go on: blobs the registry holds are skipped",
+    ]
+
+
+def test_fetch_help_says_what_its_lease_keeps_and_how_to_resume(cli: Cli) -> None:
+    text = " ".join(cli.raw("fetch", "--help").text.split())
+    assert "contentd.fetch.<hash of REF> (24 h expiry, as containerd's pull lease" in text
+    assert "Run the same command again to resume" in text
+    assert "`contentd leases rm --sync LEASE` to discard them" in text
+
+
+def test_the_live_table_counts_a_linked_blob_as_nothing_transferred() -> None:
+    """A blob another namespace held: its row says linked, and neither the table's
+    'transferred' nor the closing line counts its bytes as downloaded."""
+    from types import SimpleNamespace
+
+    from contentd.cli.registry import _Display
+
+    err = io.StringIO()
+    ctx = SimpleNamespace(streams=SimpleNamespace(err_is_tty=True, err=err))
+    shown = _Display(ctx, "fetch")  # type: ignore[arg-type]
+
+    def msg(status: str, offset: int, resumed: int = 0) -> SimpleNamespace:
+        desc = SimpleNamespace(digest="sha256:l", size=30_000_000)
+        return SimpleNamespace(
+            ref="layer-l", descriptor=desc, status=status, offset=offset, resumed=resumed
+        )
+
+    shown.update(msg("linked", 30_000_000))
+    shown.finish()
+    last = err.getvalue().rstrip("\n").split("\n")
+    assert "linked" in last[-2] and last[-1].endswith("transferred 0B"), last
+    summary = shown.summary()
+    assert summary.startswith("fetch: 0 blobs (0B) downloaded in "), summary
+    assert "1 linked from another namespace" in summary

@@ -224,6 +224,8 @@ def _run(argv: Sequence[str] | None, streams: Streams) -> int:
         return int(handler(ctx))
     except KeyboardInterrupt:
         print("contentd: interrupted", file=streams.err)
+        for note in ctx.interrupt_notes:  # what the command left behind, and what to do
+            print(note, file=streams.err)
         ctx.abandon()  # no waiting on the daemon; what it holds stays (an ingest resumes)
         return EXIT_INTERRUPTED
     except BrokenPipeError:

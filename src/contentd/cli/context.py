@@ -129,6 +129,8 @@ class Context:
         self.namespace = resolve_namespace(getattr(args, "namespace", None))
         self.output: str = getattr(args, "output", None) or "table"
         self.debug = bool(getattr(args, "debug", False))
+        #: lines printed after "contentd: interrupted" (what was kept, how to go on)
+        self.interrupt_notes: list[str] = []
         self._channel: grpc.Channel | None = None
         self._store: ProxyStore | None = None
 

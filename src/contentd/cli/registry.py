@@ -30,6 +30,10 @@ _REDRAW: Final = 0.1
 _FINAL: Final = frozenset({"done", "linked", "exists", "mounted", "skipped", "failed"})
 #: statuses whose offset counts bytes sent or received in this run
 _MOVING: Final = frozenset({"downloading", "uploading", "done"})
+#: a blob under way: its ingest (fetch) or upload is open
+_STARTED: Final = frozenset({"downloading", "uploading"})
+#: a blob the store (fetch) or the registry (push) holds whole
+_HELD: Final = frozenset({"done", "linked", "exists", "mounted"})
 
 
 def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -39,6 +43,17 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         help="fetch an image from a registry into the store (runs in the daemon)",
         example="contentd fetch --plain-http 127.0.0.1:5000/library/app:1",
         handler=run_fetch,
+        description=(
+            "Fetch an image from a registry into the store (the daemon downloads it).\n"
+            "Blobs the namespace holds are skipped; blobs another namespace holds are linked\n"
+            "(nothing downloaded). Everything is written under the lease\n"
+            "contentd.fetch.<hash of REF> (24 h expiry, as containerd's pull lease; `contentd\n"
+            "leases ls` shows it with REF). A fetch that succeeds deletes it. An interrupted or\n"
+            "failed one leaves it: it is what keeps the partial downloads and the blobs stored\n"
+            "so far. Run the same command again to resume (a layer goes on from where it\n"
+            "stopped), or `contentd leases rm --sync LEASE` to discard them. Ctrl-C names the\n"
+            "lease and the blobs under way."
+        ),
     )
     fetch.add_argument("reference", metavar="REF", help="host[:port]/repository[:tag][@digest]")
     fetch.add_argument(
@@ -182,7 +197,7 @@ def _transfer(
     from contentd.content.errors import PermissionDenied, Unauthenticated
 
     try:
-        return _run(ctx, method, request, verb)
+        return _run(ctx, method, request, verb, reference)
     except (Unauthenticated, PermissionDenied) as err:
         raise _auth_advice(err, verb, _host(reference), creds, source) from None
 
@@ -215,7 +230,8 @@ class _Display:
             entry = self.blobs[ref] = ["", 0, msg.descriptor.size, time.monotonic(), 0]
         changed = entry[0] != msg.status
         entry[0], entry[1] = msg.status, msg.offset
-        entry[4] = msg.resumed or entry[4]  # only download messages say where it resumed
+        if msg.status in ("downloading", "done"):  # where this download started
+            entry[4] = msg.resumed
         if self.live:
             now = time.monotonic()
             if changed or now - self.last >= _REDRAW:
@@ -255,6 +271,39 @@ class _Display:
         elif self.blobs:
             print(self.summary(), file=self.ctx.streams.err, flush=True)
 
+    def interrupted(self, reference: str) -> list[str]:
+        """What an interrupted transfer leaves behind and how to go on, as far as the
+        daemon's messages had said (the last may be a quarter of a second old)."""
+        from contentd.cli.output import human_size
+
+        held = sum(1 for e in self.blobs.values() if e[0] in _HELD)
+        started = [(ref, e) for ref, e in self.blobs.items() if e[0] in _STARTED]
+        lines = [f"  {ref}  {human_size(e[1])} of {human_size(e[2])}" for ref, e in started[:10]]
+        if len(started) > 10:
+            lines.append(f"  ... and {len(started) - 10} more")
+        if self.verb == "push":
+            blobs = "1 blob" if held == 1 else f"{held} blobs"
+            head = f"push of {reference} stopped: {blobs} in the registry"
+            if started:
+                head += f", {len(started)} being uploaded (an upload starts over):"
+            return [head, *lines, "push again to go on: blobs the registry holds are skipped"]
+        if not held and not started:
+            return [
+                f"fetch of {reference} stopped before any blob was stored: "
+                "fetching again starts over"
+            ]
+        lease = _fetch_lease(reference)
+        head = f"fetch of {reference} stopped: {'1 blob' if held == 1 else f'{held} blobs'} stored"
+        if started:
+            head += f", {len(started)} partly downloaded:"
+        return [
+            head,
+            *lines,
+            f"the daemon keeps them under lease {lease} until a fetch of {reference} succeeds"
+            " or the lease expires (24 h after the first attempt, as containerd's pull lease)",
+            f"run the same command to resume; `contentd leases rm --sync {lease}` discards them",
+        ]
+
     def summary(self) -> str:
         """What moved and what did not: only ``done`` blobs crossed the network."""
         from contentd.cli.output import human_size
@@ -276,21 +325,37 @@ class _Display:
         return ", ".join(parts)
 
 
+def _fetch_lease(reference: str) -> str:
+    """The lease the daemon fetches ``reference`` under (as :func:`fetch` names it)."""
+    from contentd.images.fetch import fetch_lease_id
+    from contentd.images.reference import parse_reference
+
+    return fetch_lease_id(str(parse_reference(reference)))
+
+
 _SERVICE: Final = "/contentd.services.registry.v1.Registry/"
 
 
-def _run(ctx: Context, method: str, request: bytes, verb: str) -> ProgressMessage | None:
+def _run(
+    ctx: Context, method: str, request: bytes, verb: str, reference: str
+) -> ProgressMessage | None:
     """Stream ``method``'s progress (grpcio-free on a unix socket: no 0.1 s grpcio import)."""
     from contentd.cli.registry_messages import decode_progress
 
     display = _Display(ctx, verb)
     final = None
-    for raw in ctx.quick_stream_raw(_SERVICE + method, request):
-        msg = decode_progress(raw)
-        if msg.status == "image":
-            final = msg
-        else:
-            display.update(msg)
+    try:
+        for raw in ctx.quick_stream_raw(_SERVICE + method, request):
+            msg = decode_progress(raw)
+            if msg.status == "image":
+                final = msg
+            else:
+                display.update(msg)
+    except KeyboardInterrupt:
+        if display.live and display.blobs:
+            display._draw()  # the table as the note below counts it
+        ctx.interrupt_notes.extend(display.interrupted(reference))
+        raise
     display.finish()
     return final
 
