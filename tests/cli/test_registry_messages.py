@@ -12,6 +12,7 @@ from contentd.cli.registry_messages import (
     encode_fetch_request,
     encode_push_request,
 )
+from tests.cli.conftest import Cli
 
 
 @pytest.mark.parametrize(
@@ -154,3 +155,31 @@ def test_read_varint_bounds() -> None:
         read_varint(b"\x96\x01", 0, 1)  # the end is the message's, not the buffer's
     with pytest.raises(MalformedVarint, match="ten bytes"):
         read_varint(b"\xff" * 10 + b"\x01", 0, 11)
+
+
+@pytest.mark.parametrize("concurrency", [-1, 65, 1000])
+def test_the_daemon_refuses_a_concurrency_out_of_range(cli: Cli, concurrency: int) -> None:
+    """Another client's Fetch or Push with a concurrency the CLI would refuse is
+    INVALID_ARGUMENT, not quietly run with 1 or 64 workers (0 is unset: the default)."""
+    import grpc
+
+    from contentd.api._pb.contentd.services.registry.v1 import registry_pb2_grpc as pb_grpc
+
+    meta = (("containerd-namespace", cli.namespace),)
+    with grpc.insecure_channel(cli.address) as channel:
+        stub = pb_grpc.RegistryStub(channel)
+        calls = [
+            lambda: stub.Fetch(
+                pb.FetchRequest(reference="127.0.0.1:9/x:1", concurrency=concurrency),
+                metadata=meta,
+            ),
+            lambda: stub.Push(
+                pb.PushRequest(reference="127.0.0.1:9/x:1", concurrency=concurrency),
+                metadata=meta,
+            ),
+        ]
+        for call in calls:
+            with pytest.raises(grpc.RpcError) as caught:
+                list(call())
+            assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+            assert f"concurrency {concurrency}: must be from 1 to 64" in str(caught.value.details())

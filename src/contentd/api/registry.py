@@ -29,7 +29,7 @@ from contentd.images.platforms import parse_platform
 from contentd.images.registry import Credentials
 from contentd.metadata import Exchange, ImageStore, MetadataDB, identifiers
 
-__all__ = ["DEFAULT_CONCURRENCY", "SERVICE_NAME", "RegistryService"]
+__all__ = ["DEFAULT_CONCURRENCY", "MAX_CONCURRENCY", "SERVICE_NAME", "RegistryService"]
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +38,22 @@ SERVICE_NAME: Final = "contentd.services.registry.v1.Registry"
 #: no limit unless --max-concurrent-downloads; a loopback registry served 20 at once no faster)
 DEFAULT_CONCURRENCY: Final = 3
 _QUEUE: Final = 256
+
+
+#: the most blobs a request may ask to transfer at once (``contentd fetch --concurrency``)
+MAX_CONCURRENCY: Final = 64
+
+
+def _concurrency(requested: int) -> int:
+    """The request's concurrency; 0 (unset) is the default, and one out of range is
+    InvalidArgument (the worker pool took it as 1 or 64 without a word)."""
+    from contentd.content.errors import InvalidArgument
+
+    if requested == 0:
+        return DEFAULT_CONCURRENCY
+    if not 1 <= requested <= MAX_CONCURRENCY:
+        raise InvalidArgument(f"concurrency {requested}: must be from 1 to {MAX_CONCURRENCY}")
+    return requested
 
 
 def _credentials(msg: pb.Credentials) -> Credentials | None:
@@ -111,6 +127,7 @@ class RegistryService(pb_grpc.RegistryServicer):
         try:
             namespace = identifiers.require_namespace(headers(context)[0])
             platforms = [parse_platform(p) for p in request.platforms]
+            concurrency = _concurrency(request.concurrency)
         except Exception as err:
             _fail(context, err, "Fetch")
 
@@ -122,7 +139,7 @@ class RegistryService(pb_grpc.RegistryServicer):
             all_platforms=request.all_platforms,
             plain_http=request.plain_http,
             credentials=_credentials(request.credentials),
-            concurrency=request.concurrency or DEFAULT_CONCURRENCY,
+            concurrency=concurrency,
             image_name=request.image_name,
             progress=progress,
             cancelled=job.cancel.is_set,
@@ -158,6 +175,7 @@ class RegistryService(pb_grpc.RegistryServicer):
         context.add_callback(job.cancel.set)
         try:
             namespace = identifiers.require_namespace(headers(context)[0])
+            concurrency = _concurrency(request.concurrency)
         except Exception as err:
             _fail(context, err, "Push")
 
@@ -167,7 +185,7 @@ class RegistryService(pb_grpc.RegistryServicer):
         options = PushOptions(
             plain_http=request.plain_http,
             credentials=_credentials(request.credentials),
-            concurrency=request.concurrency or DEFAULT_CONCURRENCY,
+            concurrency=concurrency,
             progress=progress,
             cancelled=job.cancel.is_set,
         )
