@@ -90,6 +90,20 @@ def test_ingest_with_wrong_expectations_fails(cli: Cli) -> None:
     cli("content", "abort", "wrong").ok()
 
 
+def test_ingest_expected_size_0_is_checked_not_taken_for_unset(cli: Cli) -> None:
+    """The commit reads a size of 0 as "not checked" (containerd's too): from a pipe, whose
+    size is unknown until its end, --expected-size 0 committed whatever came."""
+    piped = cli.run_process("content", "ingest", "zero", "--expected-size", "0", input=b"six b\n")
+    assert piped.returncode == 1, piped.stderr
+    assert piped.stderr.decode() == (
+        'contentd: failed precondition: commit failed: "zero" failed size validation: 6 != 0\n'
+    )
+    assert cli("content", "ls", "-q").ok().lines == []
+    empty = cli.run_process("content", "ingest", "empty", "--expected-size", "0", "--label", ROOT)
+    assert empty.returncode == 0, empty.stderr
+    assert empty.stdout.decode() == sha(b"") + "\n"
+
+
 def test_ingest_json_output(cli: Cli) -> None:
     data = b"json ingest"
     result = cli("--output", "json", "content", "ingest", "j", "--label", ROOT, input=data).ok()
@@ -295,3 +309,14 @@ def test_namespace_from_the_environment(cli: Cli, monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv("CONTENTD_NAMESPACE", "elsewhere-" + cli.namespace)
     assert cli.raw("content", "ls", "-q").ok().lines == []
     assert cli.raw("-n", cli.namespace, "content", "ls", "-q").ok().lines == [digest]
+
+
+def test_rm_help_says_a_missing_one_exits_0_as_ctr(cli: Cli) -> None:
+    """content rm and images rm treat what is not there alike (warning, exit 0), as ctr
+    1.6.20's content rm and images rm do, and their --help says so."""
+    for group, ctr in (("content", "`ctr content rm`'s"), ("images", "`ctr images rm`'s")):
+        text = " ".join(cli.raw(group, "rm", "--help").text.split())
+        assert (
+            "is skipped with a warning on stderr and the others still go: "
+            f"the exit status is 0, as {ctr}" in text
+        ), text

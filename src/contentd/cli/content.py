@@ -94,7 +94,7 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     ingest.add_argument("ref", metavar="REF", help="the ingest's name (its transaction ref)")
     ingest.add_argument("source", nargs="?", default="-", metavar="FILE", help="default: stdin")
     ingest.add_argument(
-        "--expected-size", type=nonnegative, metavar="N", help="the commit checks the size"
+        "--expected-size", type=nonnegative, metavar="N", help="the commit checks the size (0 too)"
     )
     ingest.add_argument(
         "--expected-digest",
@@ -130,7 +130,9 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         example="contentd content active 'ref~=layer'",
         handler=run_active,
     )
-    active.add_argument("-t", "--timeout", type=duration, metavar="D", help="give up after D")
+    active.add_argument(
+        "-t", "--timeout", type=duration, metavar="D", help="give up after D (0: no limit)"
+    )
     active.add_argument("filters", nargs="*", metavar="FILTER", help="e.g. ref==my-ref")
 
     rm = add_command(
@@ -140,6 +142,11 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         help="delete blobs (ones that are not there are skipped, with a warning)",
         example="contentd content rm sha256:e3b0c442...",
         handler=run_rm,
+        description=(
+            "Delete blobs and print each digest removed. A digest that is not there is\n"
+            "skipped with a warning on stderr and the others still go: the exit status is 0,\n"
+            "as `ctr content rm`'s (which skips it in silence). Other failures exit 1."
+        ),
     )
     rm.add_argument("digests", nargs="+", metavar="DIGEST")
     rm.add_argument(
@@ -520,7 +527,7 @@ def run_ingest(ctx: Context) -> int:
     from contentd.cli.errors import UsageError
     from contentd.cli.interrupt import raise_if_interrupted
     from contentd.cli.progress import Progress
-    from contentd.content.errors import AlreadyExists, FailedPrecondition, NotFound
+    from contentd.content.errors import AlreadyExists, FailedPrecondition, NotFound, SizeMismatch
 
     args = ctx.args
     ref: str = args.ref
@@ -585,6 +592,12 @@ def run_ingest(ctx: Context) -> int:
             raise_if_interrupted()  # never commit after Ctrl-C, even one a finalizer ate
             size = writer.status().offset
             digest = f"{hasher.name}:{hasher.hexdigest()}"
+            if args.expected_size == 0 and size:
+                # the commit takes a size of 0 for "not checked" (as containerd's does):
+                # --expected-size 0 must not pass whatever a pipe brought
+                raise SizeMismatch(
+                    0, size, f'commit failed: "{ref}" failed size validation: {size} != 0'
+                )
             try:
                 writer.commit(args.expected_size or 0, expected, labels or None)
             except AlreadyExists:

@@ -62,6 +62,12 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         " not there are skipped, with a warning)",
         example="contentd images rm --sync app:latest",
         handler=run_rm,
+        description=(
+            "Delete images and print each name removed; their content goes at the next\n"
+            "garbage collection (--sync waits for it). A name that is not there is skipped\n"
+            "with a warning on stderr and the others still go: the exit status is 0, as\n"
+            "`ctr images rm`'s. Other failures exit 1."
+        ),
     )
     rm.add_argument(
         "--sync", action="store_true", help="return only after the garbage collection has run"
