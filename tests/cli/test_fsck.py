@@ -177,3 +177,14 @@ def test_the_scrubber_finds_corruption_on_its_own(ctr_namespace: str) -> None:
         assert f"blob {digest} quarantined: scrub: bytes hash to" in daemon.log_text()
     finally:
         daemon.close()
+
+
+def test_the_summary_counts_one_in_the_singular() -> None:
+    """`1 ingest`, not `1 ingests` (a newcomer's first fsck with one resumable ingest)."""
+    from contentd.api._pb.contentd.services.fsck.v1 import fsck_pb2
+    from contentd.cli.fsck import summary
+
+    response = fsck_pb2.CheckResponse(blobs=1, bytes=5, records=1, ingests=1, clean=True)
+    assert summary(response) == "hashed 1 blob (5B), 1 record, 1 ingest in 0.00s: clean"
+    response = fsck_pb2.CheckResponse(blobs=2, bytes=5, records=0, ingests=3, clean=True)
+    assert summary(response).startswith("hashed 2 blobs (5B), 0 records, 3 ingests in ")

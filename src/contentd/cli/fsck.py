@@ -116,9 +116,12 @@ def response_to_json(response: fsck_pb2.CheckResponse) -> dict[str, Any]:
 def summary(response: fsck_pb2.CheckResponse) -> str:
     from contentd.cli.output import human_size
 
+    def counted(n: int, word: str) -> str:
+        return f"{n} {word}{'' if n == 1 else 's'}"
+
     checked = (
-        f"hashed {response.blobs} blobs ({human_size(response.bytes)}), "
-        f"{response.records} records, {response.ingests} ingests "
+        f"hashed {counted(response.blobs, 'blob')} ({human_size(response.bytes)}), "
+        f"{counted(response.records, 'record')}, {counted(response.ingests, 'ingest')} "
         f"in {response.duration.ToNanoseconds() / 1e9:.2f}s"
     )
     found = len(response.findings)
