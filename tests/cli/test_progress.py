@@ -119,7 +119,7 @@ def test_an_interrupted_fetch_names_what_was_under_way_and_the_lease() -> None:
         "layer-z": ["downloading", 0, 10_000_000, 0.0, 0],
     }
     note = shown.interrupted(ref)
-    assert note[0] == f"fetch of {ref} stopped: 2 blobs stored, 1 partly downloaded:"
+    assert note[0] == f"fetch of {ref} stopped: 2 blobs stored, 1 under way (as last reported):"
     assert note[1] == "  layer-z  0B of 10MB"
     assert note[2].startswith(f"the daemon keeps them under lease {lease} until a fetch of {ref}")
     assert note[3] == (

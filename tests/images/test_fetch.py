@@ -189,7 +189,7 @@ def test_ctrl_c_names_the_blobs_under_way_and_the_lease_that_keeps_them(
     assert len(lease) == 1, err
     note = err[err.index("contentd: interrupted\n") :].splitlines()
     assert note[1].startswith(f"fetch of {ref} stopped: "), err
-    assert note[1].endswith(", 1 partly downloaded:"), err
+    assert note[1].endswith(", 1 under way (as last reported):"), err
     assert note[2].startswith(f"  layer-{layer}  ") and note[2].endswith(" of 6.291MB"), err
     assert f"under lease {lease[0]} until a fetch of {ref} succeeds" in note[3]
     assert note[4].endswith(f"`contentd leases rm --sync {lease[0]}` discards them")

@@ -295,7 +295,7 @@ class _Display:
         lease = _fetch_lease(reference)
         head = f"fetch of {reference} stopped: {'1 blob' if held == 1 else f'{held} blobs'} stored"
         if started:
-            head += f", {len(started)} partly downloaded:"
+            head += f", {len(started)} under way (as last reported):"
         return [
             head,
             *lines,
