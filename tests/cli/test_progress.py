@@ -165,3 +165,36 @@ def test_the_live_table_counts_a_linked_blob_as_nothing_transferred() -> None:
     summary = shown.summary()
     assert summary.startswith("fetch: 0 blobs (0B) downloaded in "), summary
     assert "1 linked from another namespace" in summary
+
+
+def test_the_live_table_fits_an_80_by_10_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each row fits the width (a wrapped row took two lines, and the redraw moved up one
+    per row: an 80-column terminal filled with copies of the table), and there are no more
+    rows than the height allows, the blobs under way first."""
+    from types import SimpleNamespace
+
+    from contentd.cli.registry import _Display
+
+    monkeypatch.setenv("COLUMNS", "80")
+    monkeypatch.setenv("LINES", "10")
+    err = io.StringIO()
+    ctx = SimpleNamespace(streams=SimpleNamespace(err_is_tty=True, err=err))
+    shown = _Display(ctx, "fetch")  # type: ignore[arg-type]
+
+    def msg(i: int, status: str) -> SimpleNamespace:
+        desc = SimpleNamespace(digest=f"sha256:{i:064x}", size=400_000_000)
+        return SimpleNamespace(
+            ref=f"layer-sha256:{i:064x}", descriptor=desc, status=status, offset=0, resumed=0
+        )
+
+    for i in range(12):
+        shown.update(msg(i, "done"))
+    shown.update(msg(99, "downloading"))
+    before = len(err.getvalue())
+    shown._draw()
+    last = err.getvalue()[before:]
+    assert last.startswith("\x1b[F\x1b[2K" * 9)
+    lines = last.replace("\x1b[F\x1b[2K", "").rstrip("\n").split("\n")
+    assert len(lines) == 9 and all(len(line) < 80 for line in lines), lines
+    assert lines[0].startswith(f"layer-sha256:{99:064x}"[:33] + "\u2026 downloading ")
+    assert lines[-2] == "... and 6 more" and lines[-1].startswith("elapsed ")

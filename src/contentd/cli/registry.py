@@ -245,20 +245,40 @@ class _Display:
             print(line, file=self.ctx.streams.err, flush=True)
 
     def _draw(self) -> None:
+        """The table, redrawn in place: each row fits the terminal's width (a wrapped row
+        takes two lines, and the redraw moved up by one per row: an 80-column terminal
+        filled with copies), and there are no more rows than its height allows."""
         from contentd.cli.output import human_size
 
+        columns, rows = _terminal_size(self.ctx.streams.err)
+        # the ref's column: what the status, sizes and rate (at most ~45) leave
+        ref_width = max(16, min(80, columns - 46))
         now = time.monotonic()
+        entries = list(self.blobs.items())
+        room = max(3, rows - 2)  # with the totals' line, and the cursor's
+        hidden = 0
+        if len(entries) > room:
+            # the blobs under way first: those are what moves
+            entries.sort(key=lambda item: item[1][0] not in _STARTED)
+            hidden = len(entries) - (room - 1)
+            entries = entries[: room - 1]
         lines = []
-        for ref, (status, offset, total, started, resumed) in self.blobs.items():
+        for ref, (status, offset, total, started, resumed) in entries:
             rate = ""
-            if status in ("downloading", "uploading") and now > started:
+            if status in _STARTED and now > started:
                 rate = f"{human_size((offset - resumed) / (now - started))}/s"
-            lines.append(
-                f"{ref[:80]:<80} {status:<11} {human_size(offset)}/{human_size(total)} {rate}"
+            if len(ref) > ref_width:
+                ref = ref[: ref_width - 1] + "\u2026"
+            line = (
+                f"{ref:<{ref_width}} {status:<11} {human_size(offset)}/{human_size(total)} {rate}"
             )
+            lines.append(line[: columns - 1])
+        if hidden:
+            lines.append(f"... and {hidden} more")
         # what crossed the network: not what was there, linked or mounted
         moved = sum(e[1] - e[4] for e in self.blobs.values() if e[0] in _MOVING)
-        lines.append(f"elapsed {now - self.started:.1f}s  transferred {human_size(moved)}")
+        totals = f"elapsed {now - self.started:.1f}s  transferred {human_size(moved)}"
+        lines.append(totals[: columns - 1])
         text = ("\x1b[F\x1b[2K" * self.drawn) + "\n".join(lines) + "\n"
         self.ctx.streams.err.write(text)
         self.ctx.streams.err.flush()
@@ -323,6 +343,25 @@ class _Display:
             parts.append(f"{counts['skipped']} non-distributable skipped")
         parts.append(f"{counts['exists']} already there")
         return ", ".join(parts)
+
+
+def _terminal_size(stream: Any) -> tuple[int, int]:
+    """The columns and lines of the terminal ``stream`` writes to (COLUMNS and LINES
+    first, as argparse reads them; 80 x 24 when it cannot be told)."""
+    import contextlib
+    import os
+
+    sizes = [0, 0]
+    for i, name in enumerate(("COLUMNS", "LINES")):
+        with contextlib.suppress(ValueError):
+            sizes[i] = int(os.environ.get(name, "0"))
+    if not all(sizes):
+        try:
+            size = os.get_terminal_size(stream.fileno())
+        except (AttributeError, ValueError, OSError):
+            size = os.terminal_size((80, 24))
+        sizes = [sizes[0] or size.columns or 80, sizes[1] or size.lines or 24]
+    return sizes[0], sizes[1]
 
 
 def _fetch_lease(reference: str) -> str:
