@@ -235,3 +235,26 @@ def test_no_cache_or_an_unusable_one_never_fails_a_commit(make_store: StoreFacto
     os.makedirs(Path(store.cache.root) / "tmp")
     assert read_blob(store, digest_of(other)) == other  # fetched from S3
     assert store.stats.gets == 1
+
+
+def test_through_the_metadata_layer_as_a_pull_writes(
+    make_store: StoreFactory, tmp_path: Path
+) -> None:
+    """A pull's layer (expected digest and total at open, the metadata layer above) is
+    read back by the unpack that follows without a GET."""
+    from contentd.metadata import MetadataDB
+
+    store = make_store()
+    db = MetadataDB(tmp_path / "meta.db", store)
+    try:
+        cs = db.content_store("default")
+        data = os.urandom(2 * PART + 999)
+        dgst = digest_of(data)
+        with cs.writer("layer", total=len(data), expected=dgst) as w:
+            w.write(data)
+            w.commit(len(data), dgst)
+        gets = (store.stats.gets, store.stats.ranged_gets)
+        assert read_blob(cs, dgst) == data
+        assert (store.stats.gets, store.stats.ranged_gets) == gets == (0, 0)
+    finally:
+        db.close()
