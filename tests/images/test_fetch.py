@@ -218,6 +218,30 @@ def test_a_fetch_that_fails_before_storing_anything_leaves_no_lease(
     _fetch(cli, ref).ok()
 
 
+def test_each_attempt_renews_the_fetch_lease(
+    cli: Cli, proxy: RegistryProxy, registry_peer: RegistryPeer
+) -> None:
+    """An earlier attempt's lease, 10 minutes from its end, gets 24 h again when the fetch
+    is tried again: it must not expire (and what it keeps be collected) half-way."""
+    from datetime import UTC, datetime, timedelta
+
+    from contentd.cli.registry import _fetch_lease
+
+    test_image = _fresh(registry_peer, 105, "contentd/renew")
+    ref = f"{proxy.host}/{test_image.repository}:{test_image.tag}"
+    lease = _fetch_lease(ref)
+    cli("leases", "create", "--id", lease, "--expires", "10m").ok()
+    cli("content", "ingest", "--lease", lease, "held", input=b"kept by the lease").ok()
+    proxy.forbid.add("GET")  # this attempt fails, and keeps the lease (it holds a blob)
+    assert _fetch(cli, ref).code == 1
+    (shown,) = [x for x in cli("--output", "json", "leases", "ls").ok().json() if x["id"] == lease]
+    expire = datetime.fromisoformat(shown["labels"]["containerd.io/gc.expire"])
+    assert expire > datetime.now(UTC) + timedelta(hours=23), shown
+    proxy.forbid.clear()
+    _fetch(cli, ref).ok()
+    assert lease not in cli("leases", "ls", "-q").ok().lines
+
+
 def test_corrupted_blob_is_refused_and_nothing_of_it_kept(
     cli: Cli, proxy: RegistryProxy, registry_peer: RegistryPeer
 ) -> None:

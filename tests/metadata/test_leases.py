@@ -168,3 +168,22 @@ def test_same_lease_id_in_two_namespaces(db: MetadataDB) -> None:
     db.leases("b").create("L")
     write_blob(db.content_store("a", "L"), "r", io.BytesIO(b"in a"), Descriptor())
     assert db.leases("b").list_resources("L") == []
+
+
+def test_set_labels_changes_only_the_keys_given(db: MetadataDB) -> None:
+    """The daemon's own update (a resumed fetch renews its lease's expiry); containerd's
+    Leases API has none."""
+    leases = db.leases("ns")
+    created = leases.create("l1", {"containerd.io/gc.expire": "2026-01-01T00:00:00Z", "a": "1"})
+    updated = leases.set_labels("l1", {"containerd.io/gc.expire": "2027-01-01T00:00:00Z", "b": "2"})
+    assert updated.labels == {"containerd.io/gc.expire": "2027-01-01T00:00:00Z", "a": "1", "b": "2"}
+    assert updated.created_at == created.created_at
+    assert leases.list("id==l1")[0] == updated
+    assert leases.set_labels("l1", {"a": ""}).labels == {
+        "containerd.io/gc.expire": "2027-01-01T00:00:00Z",
+        "b": "2",
+    }
+    with pytest.raises(NotFound):
+        leases.set_labels("nope", {"a": "1"})
+    with pytest.raises(InvalidArgument):
+        leases.set_labels("l1", {"": "1"})

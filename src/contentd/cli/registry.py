@@ -47,12 +47,12 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
             "Fetch an image from a registry into the store (the daemon downloads it).\n"
             "Blobs the namespace holds are skipped; blobs another namespace holds are linked\n"
             "(nothing downloaded). Everything is written under the lease\n"
-            "contentd.fetch.<hash of REF> (24 h expiry, as containerd's pull lease; `contentd\n"
-            "leases ls` shows it with REF). A fetch that succeeds deletes it. An interrupted or\n"
-            "failed one leaves it: it is what keeps the partial downloads and the blobs stored\n"
-            "so far. Run the same command again to resume (a layer goes on from where it\n"
-            "stopped), or `contentd leases rm --sync LEASE` to discard them. Ctrl-C names the\n"
-            "lease and the blobs under way."
+            "contentd.fetch.<hash of REF> (24 h expiry, as containerd's pull lease, renewed\n"
+            "by each attempt; `contentd leases ls` shows it with REF). A fetch that succeeds\n"
+            "deletes it. An interrupted or failed one leaves it: it is what keeps the partial\n"
+            "downloads and the blobs stored so far. Run the same command again to resume (a\n"
+            "layer goes on from where it stopped), or `contentd leases rm --sync LEASE` to\n"
+            "discard them. Ctrl-C names the lease and the blobs under way."
         ),
     )
     fetch.add_argument("reference", metavar="REF", help="host[:port]/repository[:tag][@digest]")
@@ -320,7 +320,7 @@ class _Display:
             head,
             *lines,
             f"the daemon keeps them under lease {lease} until a fetch of {reference} succeeds"
-            " or the lease expires (24 h after the first attempt, as containerd's pull lease)",
+            " or the lease expires (24 h after the last attempt, as containerd's pull lease)",
             f"run the same command to resume; `contentd leases rm --sync {lease}` discards them",
         ]
 

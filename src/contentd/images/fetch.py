@@ -12,11 +12,12 @@ manifest is committed while the walk goes on to its children (the walk needs onl
 verified bytes); the fetch waits for every commit before it records the image.
 
 Durability and resumption: everything is written under a lease named after the
-namespace's reference (``contentd.fetch.<sha256(ref)[:16]>``, 24 h expiry, labelled
-``contentd.io/fetch.ref=<ref>``) that is deleted when the fetch succeeds and kept when it
-fails while it holds something (a failure before anything was written drops it). The lease
-is what keeps an interrupted fetch's work: its committed blobs, which no image roots yet,
-and its ingests, which have no expiry of their own while leased. containerd does the
+namespace's reference (``contentd.fetch.<sha256(ref)[:16]>``, 24 h expiry, renewed by
+each attempt, labelled ``contentd.io/fetch.ref=<ref>``) that is deleted when the fetch
+succeeds and kept when it fails while it holds something (a failure before anything was
+written drops it). The lease is what keeps an interrupted fetch's work: its committed
+blobs, which no image roots yet, and its ingests, which have no expiry of their own while
+leased. containerd does the
 same: ``ctr content fetch`` and ``ctr images pull`` run under a lease with a 24 h expiry
 (``Client.WithLease``) that an interrupted ``ctr`` leaves behind. An interrupted layer
 therefore stays an ingest; the next fetch of the same reference opens the same writer ref
@@ -139,6 +140,7 @@ class Leases(Protocol):
     def create(self, id: str | None = None, labels: Mapping[str, str] | None = None) -> object: ...
     def delete(self, id: str, *, sync: bool = False) -> None: ...
     def list_resources(self, id: str) -> Sequence[object]: ...
+    def set_labels(self, id: str, labels: Mapping[str, str]) -> object: ...
 
 
 def ref_key(desc: Descriptor) -> str:
@@ -189,9 +191,7 @@ def fetch(
         lease_id = fetch_lease_id(str(ref))
         expire = datetime.now(UTC).replace(microsecond=0) + _LEASE_TTL
         labels = {LABEL_GC_EXPIRE: format_text(expire), LABEL_FETCH_REF: str(ref)}
-        # AlreadyExists: an earlier fetch of this reference failed; its ingests resume under it
-        with contextlib.suppress(AlreadyExists):
-            leases.create(lease_id, labels)
+        _take_lease(leases, lease_id, labels)
         try:
             job.run(store_for_lease(lease_id), root)
         except BaseException:
@@ -205,6 +205,23 @@ def fetch(
         image = images.update(record, "target")
     leases.delete(lease_id)
     return root, image
+
+
+def _take_lease(leases: Leases, lease_id: str, labels: Mapping[str, str]) -> None:
+    """Create the fetch's lease, or renew an earlier attempt's (which holds what that attempt
+    fetched, and under which its ingests resume): its expiry starts again now, so a resume
+    the day after does not lose the lease, and with it what is stored so far, half-way."""
+    for _ in range(3):
+        try:
+            leases.create(lease_id, labels)
+            return
+        except AlreadyExists:
+            pass
+        try:
+            leases.set_labels(lease_id, {LABEL_GC_EXPIRE: labels[LABEL_GC_EXPIRE]})
+            return
+        except NotFound:  # collected in between: create it again
+            continue
 
 
 def _drop_if_empty(leases: Leases, lease_id: str) -> None:

@@ -132,6 +132,39 @@ class LeaseManager:
             )
         return Lease(id=id, created_at=from_ns(to_ns(now)), labels=kept)
 
+    def set_labels(self, id: str, labels: Mapping[str, str]) -> Lease:
+        """Set these labels of lease ``id`` (an empty value removes the key); the others
+        stay. containerd's Leases API has no update: this is for the daemon's own leases
+        (a fetch that resumes renews its lease's ``containerd.io/gc.expire``)."""
+        ns = self._ns()
+        validate_labels(labels)
+        with self._core.update() as conn:
+            row = conn.execute(
+                "SELECT created_at FROM leases WHERE namespace = ? AND id = ?", (ns, id)
+            ).fetchone()
+            if row is None:
+                raise NotFound(f'lease "{id}"')
+            for key, value in labels.items():
+                if value:
+                    conn.execute(
+                        "INSERT INTO lease_labels (namespace, lease, key, value)"
+                        " VALUES (?, ?, ?, ?)"
+                        " ON CONFLICT (namespace, lease, key) DO UPDATE SET value = excluded.value",
+                        (ns, id, key, value),
+                    )
+                else:
+                    conn.execute(
+                        "DELETE FROM lease_labels WHERE namespace = ? AND lease = ? AND key = ?",
+                        (ns, id, key),
+                    )
+            current = dict(
+                conn.execute(
+                    "SELECT key, value FROM lease_labels WHERE namespace = ? AND lease = ?",
+                    (ns, id),
+                ).fetchall()
+            )
+        return Lease(id=id, created_at=from_ns(int(row[0])), labels=current)
+
     def delete(self, id: str, *, sync: bool = False) -> None:
         """Delete the lease; with ``sync``, return only after a full GC has run."""
         ns = self._ns()
