@@ -4,7 +4,8 @@ Blobs are objects at ``<prefix>blobs/<alg>/<hex>`` (content-addressed, never
 rewritten). Ingests are multipart uploads whose state lives in an
 :class:`~contentd.s3.ingests.IngestStates` (see :mod:`contentd.s3.writer`);
 reads go through a node-local :class:`~contentd.s3.cache.ReadCache`, so a
-caller's many small ``read_at`` calls never each become an S3 request.
+caller's many small ``read_at`` calls never each become an S3 request. The cache
+also keeps each blob committed through this node, copied as it was written.
 
 Like containerd's local store (and unlike the metadata layer above it),
 deleting a missing blob or aborting a missing ingest succeeds, and labels
@@ -602,6 +603,11 @@ class S3Store:
 
     def delete(self, digest: str) -> None:
         key = self._blob_key(digest)
+        # after a commit of the digest under way here, copy into the cache included
+        with self._commit_lock(digest):
+            self._delete(digest, key)
+
+    def _delete(self, digest: str, key: str) -> None:
         self._delete_key(key)
         with self._fills_lock:
             fill = self._fills.pop(digest, None)
