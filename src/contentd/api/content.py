@@ -383,6 +383,9 @@ class ContentService:
         expected = req.expected
         store = self._store(context)
         wr = store.writer(ref, total, expected or None)
+        # a store whose writer refuses an expected digest it records (AlreadyExists) has
+        # just answered the first message's Info check: only later messages ask again
+        checked = expected if getattr(store, "writer_checks_expected", False) else ""
         # One response message, reused: fields set by a STAT persist into later responses.
         msg = pb.WriteContentResponse()
         fill_timestamp(msg.started_at, ZERO_TIME)  # Go always sends its (zero) times
@@ -396,7 +399,9 @@ class ContentService:
 
                 if req.expected:
                     expected = req.expected
-                    if _exists(store, expected):
+                    if checked == expected:
+                        checked = ""  # the open checked it
+                    elif _exists(store, expected):
                         _close_quietly(wr)
                         try:
                             store.abort(ref)

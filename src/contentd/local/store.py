@@ -15,6 +15,7 @@ import stat
 import time
 from collections.abc import Iterator
 from functools import partial
+from typing import Final
 
 from contentd import filters as filtering
 from contentd.content import digest as digests
@@ -59,6 +60,10 @@ class LocalStore:
     labels live in the metadata layer); without one, commit labels are
     dropped, ``Info.labels`` is None and ``update`` is FailedPrecondition.
     """
+
+    #: :meth:`writer` raises AlreadyExists for an ``expected`` digest already recorded
+    #: (the Write service then skips its own Info check of the first message)
+    writer_checks_expected: Final = True
 
     def __init__(
         self,

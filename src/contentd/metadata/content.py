@@ -72,6 +72,10 @@ class ContentStore:
     again by another containerd on the same store (or the same cluster).
     """
 
+    #: :meth:`writer` raises AlreadyExists for an ``expected`` digest already recorded
+    #: (the Write service then skips its own Info check of the first message)
+    writer_checks_expected: Final = True
+
     def __init__(
         self,
         core: Core,

@@ -282,17 +282,27 @@ class Connection:
         cond = call.cond
         assert cond is not None
         stream = call.stream
-        with self.lock:
-            while True:
-                if stream.cancelled:  # even with messages queued: none is handled after a cancel
-                    raise CallCancelled()
-                if stream.messages:
-                    break
-                if stream.state is not StreamState.OPEN:  # ended, or the client half-closed
-                    return None
-                cond.wait()
-            raw = self.h2.take(stream)
-        if self.h2.wants_write:
+        h2 = self.h2
+        flushed = False
+        while True:
+            with self.lock:
+                while True:
+                    if stream.cancelled:  # even with messages queued: none is handled now
+                        raise CallCancelled()
+                    if stream.messages:
+                        raw = h2.take(stream)
+                        break
+                    if stream.state is not StreamState.OPEN:  # ended, or the client half-closed
+                        return None
+                    if not flushed and h2.wants_write and not self._broken:
+                        raw = None  # output queued without a flush (send's flush=False) goes
+                        break  # out before this worker waits: its peer may wait for it
+                    cond.wait()
+            if raw is not None:
+                break
+            flushed = True
+            self._flush()
+        if h2.wants_write:
             self._flush()
         return raw
 
@@ -302,16 +312,23 @@ class Connection:
             return stream.active
         h2 = self.h2
         limit = h2.limits.connection_send_buffer
-        with self.lock:
-            while stream.active and not self._broken:
-                queued = h2.pending_out + self._reserved
-                if stream.out_bytes <= SEND_BUFFER and (queued <= limit or not queued):
-                    need = call.last_size or _FIRST_MESSAGE
-                    call.reserved += need
-                    self._reserved += need
-                    return True
-                self._wait_room()
-            return False
+        flushed = False
+        while True:
+            with self.lock:
+                while stream.active and not self._broken:
+                    queued = h2.pending_out + self._reserved
+                    if stream.out_bytes <= SEND_BUFFER and (queued <= limit or not queued):
+                        need = call.last_size or _FIRST_MESSAGE
+                        call.reserved += need
+                        self._reserved += need
+                        return True
+                    if not flushed and h2.wants_write:
+                        break  # what was queued without a flush makes the room waited for
+                    self._wait_room()
+                else:
+                    return False
+            flushed = True
+            self._flush()
 
     def _wait_room(self) -> None:
         self._waiting += 1

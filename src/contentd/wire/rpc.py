@@ -60,7 +60,7 @@ def run(call: Call, argument: Any, *, deserialize: bool) -> None:
             assert behavior is not None
             responses: Iterable[Any] = behavior(argument, context)
             what = "iterating responses"
-            _stream(call, responses, serialize)
+            _stream(call, responses, serialize, hold=handler.request_streaming)
         else:
             behavior = handler.stream_unary if handler.request_streaming else handler.unary_unary
             assert behavior is not None
@@ -123,7 +123,15 @@ def run_inline(call: Call, request: Any) -> None:
         call.fail(_number(grpc.StatusCode.RESOURCE_EXHAUSTED), str(err))
 
 
-def _stream(call: Call, responses: Iterable[Any], serialize: Any) -> None:
+def _stream(call: Call, responses: Iterable[Any], serialize: Any, *, hold: bool) -> None:
+    """Send what the handler yields, as there is room for it.
+
+    With ``hold`` (a bidi call) a small response is queued without a write: it goes
+    out with whatever comes next - the next response, the status, the window
+    updates of the next request it takes - or before the handler waits for a
+    request or for room, at the latest. A lock-step client's exchange costs the
+    same writes; a Write's COMMIT reply, its duplicate and the trailers go in one.
+    """
     send = call.send
     room = call.wait_for_room
     iterator = iter(responses)
@@ -141,7 +149,7 @@ def _stream(call: Call, responses: Iterable[Any], serialize: Any) -> None:
             except StopIteration:
                 break
             payload = serialize(response) if serialize is not None else response
-            if not send(payload):
+            if not send(payload, flush=not hold or len(payload) > _SMALL_REPLY):
                 break
     finally:
         close = getattr(iterator, "close", None)
