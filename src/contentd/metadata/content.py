@@ -433,23 +433,19 @@ class ContentStore:
         core = self._core
         core.ensure_namespace(conn, ns)
         leased = leases.add_ingest(conn, ns, self.lease, ref)
-        conn.execute(
-            "INSERT INTO ingests (namespace, ref, backend_ref) VALUES (?, ?, ?)"
-            " ON CONFLICT (namespace, ref) DO NOTHING",
-            (ns, ref, bref),
-        )
+        expire_at: int | None = None
         if not leased and not _managed_externally(conn, ns):
             # refreshed on every open; a lease, when given, decides instead
             expire_at = to_ns(core.now() + INGEST_EXPIRY)
-            conn.execute(
-                "UPDATE ingests SET expire_at = ? WHERE namespace = ? AND ref = ?",
-                (expire_at, ns, ref),
-            )
-        if expected:
-            conn.execute(
-                "UPDATE ingests SET expected = ? WHERE namespace = ? AND ref = ?",
-                (expected, ns, ref),
-            )
+        # one statement: a resumed ingest keeps its backend ref, and its expiry and
+        # expected digest unless this open sets them
+        conn.execute(
+            "INSERT INTO ingests (namespace, ref, backend_ref, expire_at, expected)"
+            " VALUES (?, ?, ?, ?, ?) ON CONFLICT (namespace, ref) DO UPDATE SET"
+            " expire_at = COALESCE(excluded.expire_at, ingests.expire_at),"
+            " expected = COALESCE(excluded.expected, ingests.expected)",
+            (ns, ref, bref, expire_at, expected or None),
+        )
 
 
 # -- queries -----------------------------------------------------------------

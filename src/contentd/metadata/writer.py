@@ -170,14 +170,21 @@ class NamespacedWriter:
                         self._lock.check(conn)
                     # good bytes for a quarantined digest repair it in every namespace
                     repaired = stored and health.lift(core, conn, actual)
-                    if insert_blob(core, conn, self._ns, actual, size, labels):
+                    # the ingest row names the namespace (a foreign key): while it was
+                    # there, so is the namespace, and the blob's row needs no check of it
+                    had_row = (
+                        conn.execute(
+                            "DELETE FROM ingests WHERE namespace = ? AND ref = ?",
+                            (self._ns, self._ref),
+                        ).rowcount
+                        == 1
+                    )
+                    if insert_blob(
+                        core, conn, self._ns, actual, size, labels, namespace_known=had_row
+                    ):
                         created = ContentCreate(actual, size)
                     elif not repaired:
                         exists = AlreadyExists(f"content {actual}")
-                    conn.execute(
-                        "DELETE FROM ingests WHERE namespace = ? AND ref = ?",
-                        (self._ns, self._ref),
-                    )
                     leases.remove_ingest(conn, self._ns, self._lease, self._ref)
                     leases.add_content(conn, self._ns, self._lease, actual)
                 if repaired:  # still under the repair lock: the next writer sees it lifted
@@ -282,14 +289,20 @@ def insert_blob(
     digest: str,
     size: int,
     labels: Mapping[str, str] | None,
+    *,
+    namespace_known: bool = False,
 ) -> bool:
     """Record ``digest`` in ``namespace``; False if it is already recorded there.
+
+    ``namespace_known``: this transaction has seen the namespace's row (no need
+    to create it).
 
     The row decides (``INSERT ... ON CONFLICT DO NOTHING``): of any number of
     commits of one digest into one namespace, in this process or on other
     nodes of a shared database, exactly one inserts it.
     """
-    core.ensure_namespace(conn, namespace)
+    if not namespace_known:
+        core.ensure_namespace(conn, namespace)
     now = core.now_ns()
     cur = conn.execute(
         "INSERT INTO blobs (namespace, digest, size, created_at, updated_at)"
