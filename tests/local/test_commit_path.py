@@ -480,12 +480,17 @@ def test_a_new_ingest_takes_the_anonymous_file_made_ahead(tmp_path: Path) -> Non
     ingests = str(tmp_path / "ingest")
     store.writer("first").close()  # probes the directory, then asks for a spare
     pending._spares.wait_made(ingests)
-    spare = pending._spares._files[ingests]
-    made = _inode(spare)
+    spares = pending._spares._files[ingests]
+    assert len(spares) == pending._spares.per_directory  # made in one go
+    made = _inode(spares[-1])
     w = store.writer("second", total=2)
     assert w._fd is not None and _inode(w._fd) == made
-    pending._spares.wait_made(ingests)  # the next one is made: another file
-    assert pending._spares._files[ingests] != w._fd
+    assert w._fd not in pending._spares._files[ingests]
+    for i in range(pending._spares.per_directory - 2):  # taken until one is left
+        store.writer(f"more-{i}").close()
+    pending._spares.wait_made(ingests)  # then more are made: other files
+    assert len(pending._spares._files[ingests]) == pending._spares.per_directory
+    assert w._fd not in pending._spares._files[ingests]
     w.write(b"ok")
     w.commit(2)
     assert (tmp_path / "blobs" / "sha256" / digest_of(b"ok")[7:]).read_bytes() == b"ok"
@@ -498,7 +503,8 @@ def test_a_spare_no_longer_on_its_directory_s_filesystem_is_not_used(
     ingests = str(tmp_path / "ingest")
     store.writer("first").close()
     pending._spares.wait_made(ingests)
-    os.pwrite(pending._spares._files[ingests], b"spare", 0)  # tells it apart (inodes are reused)
+    for spare in pending._spares._files[ingests]:  # tells them apart (inodes are reused)
+        os.pwrite(spare, b"spare", 0)
     monkeypatch.setattr(pending, "_same_filesystem", lambda fd, directory: False)
     w = store.writer("second", total=1)
     assert w._fd is not None and os.fstat(w._fd).st_size == 0

@@ -128,45 +128,55 @@ def open_anonymous(directory: str) -> int | None:
 
 
 class _Spares:
-    """Anonymous files made ahead of need, one per directory, on a background thread.
+    """Anonymous files made ahead of need, a few per directory, on a background thread.
 
     Creating one is journaled inode work (about half a millisecond of kernel time on
-    ext4) that every new ingest would otherwise wait for; :meth:`take` hands out the
-    file made after the previous take and asks for the next. A spare has no name,
-    so a crash leaves nothing of it. At most :attr:`limit` are held (the oldest is
+    ext4) that every new ingest would otherwise wait for; :meth:`take` hands out a
+    file made earlier. The thread is woken only when a directory runs low (at most
+    one spare left), and then makes :attr:`per_directory` of them in one go: waking
+    it costs the taker a futex wake and a round of GIL hand-offs, once per few
+    ingests instead of once per ingest. A spare has no name, so a crash leaves
+    nothing of it. At most :attr:`limit` are held (the oldest directory's oldest is
     closed); one whose directory is gone or now on another filesystem is discarded
     (a link to it would fail at commit); a forked child holds none of its parent's.
     """
 
-    def __init__(self, limit: int = 8) -> None:
+    def __init__(self, limit: int = 8, per_directory: int = 4) -> None:
         self.limit = limit
+        self.per_directory = per_directory
         self._reset()
 
     def _reset(self) -> None:
-        self._files: dict[str, int] = {}  # directory -> fd, oldest first
+        self._files: dict[str, list[int]] = {}  # directory -> fds, oldest first
         self._wanted: list[str] = []
         self._cond = threading.Condition(threading.Lock())
         self._thread: threading.Thread | None = None
 
     def forked(self) -> None:
         """In a forked child: the parent's spares are the parent's (the fds are closed)."""
-        for fd in self._files.values():
-            with contextlib.suppress(OSError):
-                os.close(fd)
+        for fds in self._files.values():
+            for fd in fds:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
         self._reset()
 
     def take(self, directory: str) -> int | None:
-        """The spare made for ``directory`` (None if there is none yet); a next one is made."""
+        """A spare made for ``directory`` (None if there is none yet); more are made when
+        few are left."""
         with self._cond:
-            fd = self._files.pop(directory, None)
-            self._ask(directory)
+            fds = self._files.get(directory)
+            fd = fds.pop() if fds else None
+            if not fds:
+                self._files.pop(directory, None)
+            if len(fds or ()) <= 1:
+                self._ask(directory)
         if fd is not None and not _same_filesystem(fd, directory):
             os.close(fd)
             return None
         return fd
 
     def ask(self, directory: str) -> None:
-        """Have a spare made for ``directory``."""
+        """Have spares made for ``directory``."""
         with self._cond:
             self._ask(directory)
 
@@ -182,10 +192,10 @@ class _Spares:
 
     def held(self) -> int:
         with self._cond:
-            return len(self._files)
+            return sum(len(fds) for fds in self._files.values())
 
     def wait_made(self, directory: str) -> None:
-        """Until the spare asked for ``directory`` is made or given up (for tests)."""
+        """Until the spares asked for ``directory`` are made or given up (for tests)."""
         with self._cond:
             while directory in self._wanted:
                 self._cond.wait()
@@ -197,7 +207,8 @@ class _Spares:
                 while not self._wanted:
                     cond.wait()
                 directory = self._wanted[0]
-                made = directory in self._files
+                want = min(self.per_directory, self.limit)
+                made = len(self._files.get(directory, ())) >= want
             fd = None
             if not made:
                 try:
@@ -207,18 +218,31 @@ class _Spares:
             with cond:
                 if cond is not self._cond:  # forked meanwhile (in a child, never reached)
                     return
-                self._wanted.remove(directory)
                 if fd is not None:
-                    if directory not in self._files and len(self._files) >= self.limit:
-                        oldest = next(iter(self._files))
+                    fds = self._files.get(directory, [])
+                    if len(fds) >= want:
                         with contextlib.suppress(OSError):  # this thread must not end
-                            os.close(self._files.pop(oldest))
-                    if directory in self._files:
-                        with contextlib.suppress(OSError):
                             os.close(fd)
                     else:
-                        self._files[directory] = fd
+                        # room within the limit, at other directories' cost (this one holds
+                        # fewer than want <= limit: the others hold the rest)
+                        while sum(len(f) for f in self._files.values()) >= self.limit:
+                            self._drop_oldest(directory)
+                        self._files.setdefault(directory, fds).append(fd)
+                        if len(fds) < want:
+                            continue  # another one for this directory before it leaves the list
+                self._wanted.remove(directory)
                 cond.notify_all()
+
+    def _drop_oldest(self, keep: str) -> None:
+        """Close the oldest spare of the directory, other than ``keep``, that has held
+        spares longest (lock held)."""
+        oldest = next(d for d in self._files if d != keep)
+        fds = self._files[oldest]
+        with contextlib.suppress(OSError):  # the thread must not end
+            os.close(fds.pop(0))
+        if not fds:
+            del self._files[oldest]
 
 
 def _same_filesystem(fd: int, directory: str) -> bool:
