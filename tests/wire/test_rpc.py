@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -149,6 +150,38 @@ def test_client_cancels_bidi_stream_waiting_for_input() -> None:
         assert probe.inactive.is_set()
         assert "request iterator raised" in probe.callbacks
         assert probe.wait_callback("hold")
+
+
+def test_a_start_at_input_call_gets_its_worker_at_its_first_message() -> None:
+    """Its handler runs once a request (or the half-close) is there, and then as any."""
+    entered: list[bool] = []
+
+    def first(requests: Iterator[bytes], context: grpc.ServicerContext) -> Iterator[bytes]:
+        entered.append(True)
+        yield from requests
+
+    service = grpc.method_handlers_generic_handler(
+        "test.First", {"Echo": grpc.stream_stream_rpc_method_handler(first)}
+    )
+    path = "/test.First/Echo"
+    gate = threading.Event()
+
+    def requests() -> Iterator[bytes]:
+        gate.wait(30)
+        yield b"one"
+        yield b"two"
+
+    with serve(start_at_input={path}) as (server, address), grpc.insecure_channel(address) as ch:
+        server.add_generic_rpc_handlers([service])
+        ch.unary_unary(f"/{SERVICE}/Unary")(b"ready")  # the connection is up
+        call = ch.stream_stream(path)(requests())
+        time.sleep(0.3)  # the call's headers reach the server: no worker for it yet
+        assert entered == []
+        gate.set()
+        assert list(call) == [b"one", b"two"]
+        assert entered == [True]
+        assert list(ch.stream_stream(path)(iter(()))) == []  # a half-close alone starts it
+        assert entered == [True, True]
 
 
 def test_flow_control_small_client_window() -> None:

@@ -45,6 +45,7 @@ __all__ = [
     "INLINE_CALLS",
     "MAX_MESSAGE_SIZE",
     "SOCKET_MODE",
+    "START_AT_INPUT",
     "Service",
     "build_server",
     "listen",
@@ -88,6 +89,11 @@ INLINE_CALLS: Final[dict[str, Callable[[Any], int | None]]] = {
     _CONTENT + "Read": _read_inline,
     _CONTENT + "Status": _small_inline,
 }
+
+
+#: Request-streaming calls whose handler reads first: their worker starts at their first
+#: message (a Write's STAT comes in a write of its own after the headers).
+START_AT_INPUT: Final = frozenset({_CONTENT + "Write"})
 
 
 def reads_inline_when(local: Callable[[Any], bool]) -> dict[str, Callable[[Any], int | None]]:
@@ -167,6 +173,7 @@ def new_server(
         executor,
         options=server_options(options),
         inline=INLINE_CALLS if inline is None else inline,
+        start_at_input=START_AT_INPUT,
         name=name,
     )
 

@@ -71,6 +71,7 @@ class Call:
         "path",
         "reserved",
         "stream",
+        "waits_for_input",
     )
 
     def __init__(
@@ -99,6 +100,8 @@ class Call:
         #: output room reserved for the next message, and the last message's size
         self.reserved = 0
         self.last_size = 0
+        #: a start_at_input call not submitted yet: its first input gives it a worker
+        self.waits_for_input = False
 
     @property
     def active(self) -> bool:

@@ -75,6 +75,10 @@ class ServerHooks(Protocol):
     def inline(self) -> Mapping[str, Callable[[Any], int | None]]: ...
 
     @property
+    def start_at_input(self) -> frozenset[str]:
+        """Request-streaming methods whose worker starts at the call's first input."""
+
+    @property
     def deadlines(self) -> Deadlines: ...
 
     @property
@@ -218,9 +222,14 @@ class Connection:
                 self._started(event.stream)
             elif kind is InputChanged:
                 call = event.stream.app
-                if call is not None and call.cond is not None:
+                if call is None:
+                    continue
+                if call.cond is not None:
                     with self.lock:
                         call.cond.notify_all()
+                elif call.waits_for_input:  # its first message or half-close: a worker now
+                    call.waits_for_input = False
+                    self._submit(call, None, False)
             elif kind is StreamEnded:
                 call = event.stream.app
                 if call is not None:
@@ -241,6 +250,13 @@ class Connection:
         if deadline is not None:  # weak: an ended call's entry keeps nothing alive
             self.server.deadlines.add(deadline, partial(_expire, weakref.ref(call)))
         if stream.streaming:
+            if (
+                not stream.messages
+                and stream.state is StreamState.OPEN
+                and call.path in self.server.start_at_input
+            ):
+                call.waits_for_input = True  # its InputChanged submits it
+                return
             self._submit(call, None, False)
 
     def _unary(self, call: Call, raw: bytes) -> None:

@@ -11,6 +11,11 @@ event set when every connection has closed.
 ``inline`` maps a method path to a policy: given the deserialized request,
 the largest response size (bytes) for which the call is cheap enough to run
 on the connection's reader thread, or None to run it on a worker pool.
+``start_at_input`` names request-streaming methods whose handler reads before it
+sends anything (Content/Write): a call of one gets its worker when its first
+request message (or its half-close) arrives, not at its headers, so a worker
+woken for it has that message in hand instead of sleeping again until it comes
+(a client such as grpcio sends the two in separate writes).
 
 Calls that stream (the client can keep them open, waiting for input or for
 window) run on ``executor`` (``max_workers`` threads); unary calls on a pool
@@ -48,7 +53,7 @@ import stat
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from concurrent import futures
 from typing import Any, Final, NamedTuple
 
@@ -112,6 +117,7 @@ class Server(grpc.Server):
         options: Sequence[tuple[str, Any]] = (),
         max_workers: int = DEFAULT_MAX_WORKERS,
         inline: Mapping[str, InlinePolicy] | None = None,
+        start_at_input: Collection[str] = (),
         name: str = "contentd-h2",
         limits: Limits | None = None,
         unary_workers: int = DEFAULT_UNARY_WORKERS,
@@ -140,6 +146,7 @@ class Server(grpc.Server):
         self.idle_timeout = idle_timeout
         self.switch_interval = switch_interval
         self.inline: dict[str, InlinePolicy] = dict(inline or {})
+        self.start_at_input = frozenset(start_at_input)
         self.deadlines = Deadlines(f"{name}-deadlines")
         self._name = name
         self._methods: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
