@@ -1,4 +1,4 @@
-"""The hand codec of Write requests and Read responses agrees with the protobuf runtime.
+"""The hand codec of Write and Read requests and Read responses agrees with the protobuf runtime.
 
 Bytes in, fields out: every request is compared field by field with what the
 generated message parses from the same bytes, including encodings the fast path
@@ -15,7 +15,9 @@ from google.protobuf.message import DecodeError
 
 from contentd.api._pb.containerd.services.content.v1 import content_pb2 as pb
 from contentd.api.content_codec import (
+    ReadRequest,
     WriteRequest,
+    decode_read_request,
     decode_write_request,
     encode_read_response,
     varint,
@@ -139,3 +141,77 @@ def test_varint_of_a_negative_int64_is_ten_bytes() -> None:
     raw = _key(5, 0) + varint(-2)
     assert len(varint(-2)) == 10
     assert pb.WriteContentRequest.FromString(raw).offset == -2
+
+
+def _read_fields(req: ReadRequest | pb.ReadContentRequest) -> tuple[object, ...]:
+    return req.digest, req.offset, req.size
+
+
+def _same_read(raw: bytes) -> ReadRequest:
+    got = decode_read_request(raw)
+    assert _read_fields(got) == _read_fields(pb.ReadContentRequest.FromString(raw))
+    return got
+
+
+@pytest.mark.parametrize(
+    "msg",
+    [
+        pb.ReadContentRequest(),
+        pb.ReadContentRequest(digest="sha256:" + "a" * 64, offset=32768, size=32768),
+        pb.ReadContentRequest(digest="sha256:" + "a" * 64, offset=1 << 40, size=1 << 20),
+        pb.ReadContentRequest(digest="ünïcødé", offset=-1, size=-(1 << 63)),
+        pb.ReadContentRequest(offset=(1 << 63) - 1),
+    ],
+)
+def test_read_requests_from_the_generated_encoder(msg: pb.ReadContentRequest) -> None:
+    _same_read(msg.SerializeToString())
+
+
+def test_hand_made_read_request_encodings() -> None:
+    cases = [
+        _key(3, 0) + varint(1) + _key(3, 0) + varint(2),  # repeated scalar: the last one wins
+        _len(1, b"a") + _len(1, b"b"),
+        _len(1, b"d") + _key(99, 0) + varint(5),  # an unknown field: the runtime's way
+        _key(2, 0) + b"\x80\x80\x00",  # a non-minimal varint
+        _key(3, 1) + bytes(8),  # size sent as fixed64: unknown to the schema
+        _key(2, 0) + varint(1 << 63),  # int64 wrap-around
+    ]
+    for raw in cases:
+        _same_read(raw)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        _len(1, b"\xff\xfe"),  # a digest that is not UTF-8
+        _key(1, 2) + varint(10) + b"short",  # a length past the end
+        _key(2, 0) + b"\xff" * 11,  # a varint of 11 bytes
+        _key(3, 0) + b"\x80",  # a truncated varint
+        b"\x00",  # field number 0
+    ],
+)
+def test_read_request_input_the_runtime_refuses_is_refused(raw: bytes) -> None:
+    with pytest.raises(DecodeError):
+        pb.ReadContentRequest.FromString(raw)
+    with pytest.raises(DecodeError):
+        decode_read_request(raw)
+
+
+def test_random_read_requests_and_their_truncations() -> None:
+    rng = random.Random(20261208)
+    for _ in range(300):
+        msg = pb.ReadContentRequest(
+            digest=rng.choice(["", "sha256:" + "0" * 64, "é"]),
+            offset=rng.choice([0, 127, 128, -1, 1 << 35]),
+            size=rng.choice([0, 1, 32768, -5, 1 << 20]),
+        )
+        raw = msg.SerializeToString()
+        _same_read(raw)
+        cut = raw[: rng.randrange(len(raw) + 1)]
+        try:
+            expected = pb.ReadContentRequest.FromString(cut)
+        except DecodeError:
+            with pytest.raises(DecodeError):
+                decode_read_request(cut)
+        else:
+            assert _read_fields(decode_read_request(cut)) == _read_fields(expected)

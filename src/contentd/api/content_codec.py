@@ -12,13 +12,16 @@ it out. Here:
   sent only with a commit), unknown fields, other wire types, malformed or
   truncated input, invalid UTF-8 -- goes to the protobuf runtime instead, so
   odd and hostile input is accepted or refused exactly as it parses there.
+* :func:`decode_read_request` reads a ``ReadContentRequest`` (containerd's
+  proxy sends one per 32 KiB it reads) the same way, with the same fallback to
+  the protobuf runtime for anything but fields 1-3 plainly encoded.
 * :func:`encode_read_response` writes a ``ReadContentResponse`` as the Go
   server does (proto3: a zero ``offset`` and empty ``data`` are omitted).
 
 Field numbers (``containerd/services/content/v1/content.proto``):
 ``WriteContentRequest``: action 1 (enum), ref 2, total 3 (int64), expected 4,
-offset 5 (int64), data 6, labels 7 (map); ``ReadContentResponse``: offset 1
-(int64), data 2.
+offset 5 (int64), data 6, labels 7 (map); ``ReadContentRequest``: digest 1,
+offset 2 (int64), size 3 (int64); ``ReadContentResponse``: offset 1 (int64), data 2.
 """
 
 from __future__ import annotations
@@ -27,7 +30,14 @@ from typing import Final
 
 from contentd.api._pb.containerd.services.content.v1 import content_pb2 as pb
 
-__all__ = ["WriteRequest", "decode_write_request", "encode_read_response", "varint"]
+__all__ = [
+    "ReadRequest",
+    "WriteRequest",
+    "decode_read_request",
+    "decode_write_request",
+    "encode_read_response",
+    "varint",
+]
 
 _U64: Final = 1 << 64
 _I64_MIN_AS_U64: Final = 1 << 63
@@ -63,6 +73,20 @@ class WriteRequest:
             f" expected={self.expected!r}, offset={self.offset}, data=<{len(self.data)} bytes>,"
             f" labels={self.labels!r})"
         )
+
+
+class ReadRequest:
+    """A decoded ``ReadContentRequest``: ``digest``, ``offset`` and ``size``, by the same names."""
+
+    __slots__ = ("digest", "offset", "size")
+
+    def __init__(self, digest: str = "", offset: int = 0, size: int = 0) -> None:
+        self.digest = digest
+        self.offset = offset
+        self.size = size
+
+    def __repr__(self) -> str:
+        return f"ReadRequest(digest={self.digest!r}, offset={self.offset}, size={self.size})"
 
 
 class _Unusual(Exception):
@@ -149,12 +173,57 @@ def _decode_write(raw: bytes) -> WriteRequest:
     return req
 
 
+def decode_read_request(raw: bytes) -> ReadRequest:
+    """A ``ReadContentRequest`` from its serialized bytes (see the module docstring).
+
+    Raises what the protobuf runtime raises for input it refuses.
+    """
+    try:
+        return _decode_read(raw)
+    except _Unusual:
+        pass
+    msg = pb.ReadContentRequest.FromString(raw)
+    return ReadRequest(msg.digest, msg.offset, msg.size)
+
+
+def _decode_read(raw: bytes) -> ReadRequest:
+    req = ReadRequest()
+    end = len(raw)
+    i = 0
+    while i < end:
+        key = raw[i]
+        i += 1
+        if key == 0x10 or key == 0x18:  # offset 2, size 3 (int64 varints)
+            v, i = _uvarint(raw, i, end)
+            if key == 0x10:
+                req.offset = _int64(v)
+            else:
+                req.size = _int64(v)
+        elif key == 0x0A:  # digest 1
+            n, i = _uvarint(raw, i, end)
+            stop = i + n
+            if stop > end:
+                raise _Unusual
+            try:
+                req.digest = raw[i:stop].decode("utf-8")
+            except UnicodeDecodeError:
+                raise _Unusual from None
+            i = stop
+        else:
+            raise _Unusual
+    return req
+
+
 def varint(v: int) -> bytes:
     """The protobuf varint of ``v`` (a negative int64 as its 10-byte two's complement)."""
     if v < 0:
         v += _U64
     if v < 0x80:
         return bytes((v,))
+    if v < 0x4000:  # a Read's chunk length up to 16 KiB, and offsets below it
+        return bytes((v & 0x7F | 0x80, v >> 7))
+    if v < 0x200000:  # up to 2 MiB: the chunk length of every Read (1 MiB at most)
+        return bytes((v & 0x7F | 0x80, (v >> 7) & 0x7F | 0x80, v >> 14))
     out = bytearray()
     while v >= 0x80:
         out.append((v & 0x7F) | 0x80)
