@@ -243,3 +243,65 @@ def test_list_stops_walking_when_the_client_is_gone(
         assert context.asked == 1  # asked before the first chunk, and stopped there
     finally:
         db.close()
+
+
+class _Context:
+    def __init__(self, metadata: tuple[tuple[str, str], ...]) -> None:
+        self.metadata = metadata
+
+    def invocation_metadata(self) -> tuple[tuple[str, str], ...]:
+        return self.metadata
+
+    def abort(self, code: grpc.StatusCode, details: str) -> None:
+        raise grpc.RpcError(code, details)
+
+
+def test_read_inline_answers_as_read_does_or_declines(tmp_path: Path) -> None:
+    """The native engine's Read shortcut: a chunk that is all of what was asked (the tail
+    of a blob included) comes out as Read sends it; every other case is declined (None)
+    and left to Read - a digest not validated yet, errors, a whole (verified) blob, an
+    empty or unbounded read, more than one chunk."""
+    from contentd.api import content as content_api
+    from contentd.api.content import READ_CHUNK
+    from contentd.api.content_codec import ReadRequest
+    from contentd.daemon.resolver import NamespaceResolver
+
+    db = MetadataDB(str(tmp_path / "meta.db"), LocalStore(tmp_path / "content"))
+    try:
+        data, digest = blob(100_000)
+        write_blob(db.content_store("ns"), "b", io.BytesIO(data))
+        service = ContentService(NamespaceResolver(db, None))
+        md = ((NAMESPACE_KEY, "ns"),)
+
+        def inline(offset: int, size: int, d: str = digest, meta: object = md) -> bytes | None:
+            return service.read_inline(ReadRequest(d, offset, size), meta)  # type: ignore[arg-type]
+
+        def read(offset: int, size: int) -> list[bytes]:
+            request = ReadRequest(digest, offset, size)
+            return list(service.Read(request, _Context(md)))  # type: ignore[arg-type]
+
+        content_api._VALID.pop(digest, None)
+        assert inline(0, 32768) is None  # not validated yet: Read validates it
+        assert read(0, 32768) == [pb.ReadContentResponse(data=data[:32768]).SerializeToString()]
+        for offset, size in ((0, 32768), (32768, 32768), (-5, 10), (99_999, 1), (90_000, 32768)):
+            got = inline(offset, size)
+            assert got is not None
+            assert [got] == read(offset, size)
+            assert pb.ReadContentResponse.FromString(got).data == data[max(offset, 0) :][:size]
+        # declined: whole blob (verified), empty answer, past the end, no size, too big
+        for offset, size in ((0, 100_000), (0, 200_000), (100_000, 5), (100_001, 5), (5, 0)):
+            assert inline(offset, size) is None, (offset, size)
+        assert inline(0, READ_CHUNK + 1) is None
+        assert read(100_000, 5) == []
+        # errors are Read's to report
+        missing = "sha256:" + "3" * 64
+        content_api._VALID[missing] = True
+        assert inline(0, 10, missing) is None
+        with pytest.raises(grpc.RpcError):
+            read_missing = service.Read(ReadRequest(missing, 0, 10), _Context(md))  # type: ignore[arg-type]
+            list(read_missing)
+        assert inline(0, 10, digest, ((NAMESPACE_KEY, "other"),)) is None
+        assert inline(0, 10, digest, ()) is None  # no namespace, none pinned
+        assert inline(0, 10, digest, [(NAMESPACE_KEY, "ns")]) is not None  # unhashable metadata
+    finally:
+        db.close()

@@ -286,6 +286,71 @@ def test_inline_calls_end_as_pool_calls_do() -> None:
                 assert info.value.details() == details  # type: ignore[attr-defined]
 
 
+def test_an_inline_unary_shortcut_answers_or_declines_to_the_handler(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A handler's ``inline_unary`` answers the inline calls it takes (status OK, one
+    message, no servicer context); what it declines (None) or fails on is the handler's,
+    with the handler's status; calls the policy sends to the pool never reach it; and
+    grpcio serves the same handler without it."""
+    from contentd.wire.handlers import inline_unary_handler
+
+    seen: list[tuple[bytes, dict[str, Any]]] = []
+
+    def handler(request: bytes, context: grpc.ServicerContext) -> Iterator[bytes]:
+        if request == b"missing":
+            context.abort(grpc.StatusCode.NOT_FOUND, "no such thing")
+        yield b"handler:" + request
+
+    def shortcut(request: bytes, metadata: Any) -> bytes | None:
+        seen.append((request, dict(metadata)))
+        if request == b"boom":
+            raise RuntimeError("shortcut bug")
+        return None if request in (b"missing", b"decline") else b"shortcut:" + request
+
+    methods = {
+        "Read": inline_unary_handler(grpc.unary_stream_rpc_method_handler(handler), shortcut)
+    }
+    generic = grpc.method_handlers_generic_handler("test.Fast", methods)
+    inline = {"/test.Fast/Read": lambda request: None if request == b"pool" else 1 << 10}
+    with serve(inline=inline) as (server, address):
+        server.add_generic_rpc_handlers([generic])
+        with grpc.insecure_channel(address) as ch:
+            read = ch.unary_stream("/test.Fast/Read")
+            md = (("containerd-namespace", "ns"),)
+            assert list(read(b"a", metadata=md)) == [b"shortcut:a"]
+            assert list(read(b"decline")) == [b"handler:decline"]
+            assert list(read(b"pool")) == [b"handler:pool"]
+            err = _error(read, b"missing")
+            assert err.code() == grpc.StatusCode.NOT_FOUND  # type: ignore[attr-defined]
+            assert err.details() == "no such thing"  # type: ignore[attr-defined]
+            with caplog.at_level("ERROR", "contentd.wire"):
+                assert list(read(b"boom")) == [b"handler:boom"]
+            assert "shortcut failed" in caplog.text
+    assert [r for r, _ in seen] == [b"a", b"decline", b"missing", b"boom"]
+    assert seen[0][1]["containerd-namespace"] == "ns"
+
+    with pytest.raises(ValueError, match="unary-request"):
+        inline_unary_handler(grpc.stream_stream_rpc_method_handler(handler), shortcut)
+
+    # grpcio runs the handler and never the shortcut
+    seen.clear()
+    from concurrent import futures
+
+    pool = futures.ThreadPoolExecutor(2)
+    plain = grpc.server(pool)
+    plain.add_generic_rpc_handlers([generic])
+    port = plain.add_insecure_port("127.0.0.1:0")
+    plain.start()
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as ch:
+            assert list(ch.unary_stream("/test.Fast/Read")(b"a")) == [b"handler:a"]
+    finally:
+        plain.stop(None).wait(10)
+        pool.shutdown()
+    assert seen == []
+
+
 def test_tcp_loopback() -> None:
     from contentd.wire.server import Server
     from tests.wire.helpers import probe_service

@@ -22,14 +22,20 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Final, NoReturn, Protocol, cast
 
 import grpc
 from google.protobuf import empty_pb2
 
 from contentd.api._pb.containerd.services.content.v1 import content_pb2 as pb
-from contentd.api.content_codec import WriteRequest, decode_write_request, encode_read_response
+from contentd.api.content_codec import (
+    ReadRequest,
+    WriteRequest,
+    decode_read_request,
+    decode_write_request,
+    encode_read_response,
+)
 from contentd.api.convert import (
     ZERO_SECONDS,
     fill_timestamp,
@@ -45,6 +51,7 @@ from contentd.content import digest as digests
 from contentd.content.errors import ContentError, DataLoss, InvalidDigest
 from contentd.content.store import Store, Writer
 from contentd.content.types import ZERO_TIME, InfoRow
+from contentd.wire.handlers import inline_unary_handler
 
 __all__ = [
     "LIST_BATCH",
@@ -72,6 +79,8 @@ _COMMIT: Final = pb.COMMIT
 _Code = grpc.StatusCode
 _EMPTY: Final = empty_pb2.Empty()
 _EMPTY_SERIALIZE: Final = empty_pb2.Empty.SerializeToString
+#: what Read takes: the hand-decoded request, or the generated message
+_ReadArgs = ReadRequest | pb.ReadContentRequest
 
 
 class StoreResolver(Protocol):
@@ -116,6 +125,9 @@ class ContentService:
     def __init__(self, resolver: StoreResolver, *, on_delete: DeleteHook | None = None) -> None:
         self._resolver = resolver
         self._on_delete = on_delete
+        #: (namespace, lease) headers by call metadata: a client repeating a call sends the
+        #: same header block, and the native engine hands out the same metadata tuple
+        self._headers: dict[Any, tuple[str | None, str | None]] = {}
 
     def register(self, server: grpc.Server) -> None:
         """Add this service to ``server`` (see :func:`contentd.daemon.engines.build_server`)."""
@@ -126,8 +138,9 @@ class ContentService:
 
     def method_handlers(self) -> dict[str, grpc.RpcMethodHandler[Any, Any]]:
         """The service's method table: the generated one's, but Read's responses go out
-        as ``Read`` encodes them and Write's requests come in as
-        :func:`~contentd.api.content_codec.decode_write_request` decodes them."""
+        as ``Read`` encodes them, Read's and Write's requests come in as
+        :mod:`~contentd.api.content_codec` decodes them, and Read has the native engine's
+        inline shortcut (:meth:`read_inline`)."""
         unary = grpc.unary_unary_rpc_method_handler
         return {
             "Info": unary(self.Info, pb.InfoRequest.FromString, pb.InfoResponse.SerializeToString),
@@ -140,8 +153,9 @@ class ContentService:
                 pb.ListContentResponse.SerializeToString,
             ),
             "Delete": unary(self.Delete, pb.DeleteContentRequest.FromString, _EMPTY_SERIALIZE),
-            "Read": grpc.unary_stream_rpc_method_handler(
-                self.Read, pb.ReadContentRequest.FromString, None
+            "Read": inline_unary_handler(
+                grpc.unary_stream_rpc_method_handler(self.Read, decode_read_request, None),
+                self.read_inline,
             ),
             "Status": unary(
                 self.Status, pb.StatusRequest.FromString, pb.StatusResponse.SerializeToString
@@ -160,8 +174,26 @@ class ContentService:
     # -- helpers -----------------------------------------------------------
 
     def _store(self, context: grpc.ServicerContext) -> Store:
-        namespace, lease = namespace_and_lease(context.invocation_metadata())
+        namespace, lease = self._namespace_and_lease(context.invocation_metadata())
         return self._resolver.resolve(namespace, lease)
+
+    def _namespace_and_lease(
+        self, metadata: Sequence[tuple[str, str | bytes]] | None
+    ) -> tuple[str | None, str | None]:
+        """:func:`namespace_and_lease` of ``metadata``, remembered for small metadata."""
+        headers = self._headers
+        if metadata is None or len(metadata) > _HEADERS_SIZE:
+            return namespace_and_lease(metadata)
+        try:
+            found = headers.get(metadata)
+        except TypeError:  # unhashable (a list)
+            return namespace_and_lease(metadata)
+        if found is None:
+            found = namespace_and_lease(metadata)
+            if len(headers) >= _HEADERS_LIMIT:
+                headers.clear()
+            headers[metadata] = found
+        return found
 
     @staticmethod
     def _fail(context: grpc.ServicerContext, err: BaseException, method: str) -> NoReturn:
@@ -298,17 +330,49 @@ class ContentService:
         if count:
             yield response
 
-    def Read(
-        self, request: pb.ReadContentRequest, context: grpc.ServicerContext
-    ) -> Iterator[bytes]:
+    def Read(self, request: _ReadArgs, context: grpc.ServicerContext) -> Iterator[bytes]:
         try:
             yield from self._read(request, context)
         except Exception as err:
             self._fail(context, err, "Read")
 
-    def _read(
-        self, request: pb.ReadContentRequest, context: grpc.ServicerContext
-    ) -> Iterator[bytes]:
+    def read_inline(
+        self, request: _ReadArgs, metadata: Sequence[tuple[str, str | bytes]]
+    ) -> bytes | None:
+        """Read's answer when it is one message with all the bytes asked for, else None.
+
+        The native engine's shortcut for the Reads it answers on a connection's reader
+        thread (containerd's proxy plugin and ``ctr content get`` read 32 KiB per call;
+        see :mod:`contentd.wire.handlers`): the same lookups and bytes as :meth:`Read`,
+        without its context, generators and status handling. Everything else is
+        declined and so answered by :meth:`Read`: a digest not validated yet, any error
+        (not found, out of range, bad namespace, ...), a read of the whole blob (which
+        is verified), one that would be empty or short, more than one chunk.
+        """
+        size = request.size
+        digest = request.digest
+        if size <= 0 or size > READ_CHUNK or digest not in _VALID:
+            return None
+        try:
+            namespace, lease = self._namespace_and_lease(metadata)
+            with self._resolver.resolve(namespace, lease).reader_at(digest) as ra:
+                blob_size = ra.size
+                offset = request.offset
+                if offset < 0:
+                    offset = 0
+                left = blob_size - offset
+                if left <= 0 or (offset == 0 and size >= blob_size):
+                    return None
+                if size > left:
+                    size = left
+                chunk = ra.read_at(offset, size)
+        except Exception:
+            return None
+        if len(chunk) != size:
+            return None
+        return encode_read_response(0, chunk)
+
+    def _read(self, request: _ReadArgs, context: grpc.ServicerContext) -> Iterator[bytes]:
         digest = request.digest
         try:
             _valid_digest(digest)
@@ -472,6 +536,11 @@ def _apply_write(wr: Writer, req: WriteRequest, msg: pb.WriteContentResponse, cu
             raise StatusError(_Code.DATA_LOSS, f"wrote {n} of {len(data)} bytes")
         msg.offset += n
 
+
+#: metadata remembered by ContentService._namespace_and_lease: at most this many, of at
+#: most this many entries each
+_HEADERS_LIMIT: Final = 64
+_HEADERS_SIZE: Final = 8
 
 #: digests that passed validation lately (containerd's proxy asks Info and Read of one
 #: digest per 32 KiB: the regular expressions ran twice per 32 KiB for the same string)

@@ -19,6 +19,7 @@ import grpc
 from contentd.wire.call import Call, RequestIterator
 from contentd.wire.context import AbortError, Context
 from contentd.wire.errors import CallCancelled, MessageTooLarge
+from contentd.wire.handlers import InlineUnaryHandler
 
 __all__ = ["run", "run_inline"]
 
@@ -88,10 +89,23 @@ def run_inline(call: Call, request: Any) -> None:
     once, with the status, in one :meth:`Call.reply`: one lock round trip, and
     the reader writes it all with whatever else the batch queued. Statuses are
     :func:`run`'s: messages produced before a failure still go out before it.
+    A handler's ``inline_unary`` shortcut (:mod:`.handlers`) is asked first.
     """
     if not call.active:
         return
     handler = call.handler
+    if type(handler) is InlineUnaryHandler:
+        try:
+            payload = handler.inline_unary(request, call.metadata)
+        except Exception:
+            log.exception("%s: the inline_unary shortcut failed; running the handler", call.path)
+            payload = None
+        if payload is not None:
+            try:
+                call.reply([payload], _OK_NUMBER, "")
+            except MessageTooLarge as err:
+                call.fail(_number(grpc.StatusCode.RESOURCE_EXHAUSTED), str(err))
+            return
     context = Context(call)
     serialize = handler.response_serializer
     payloads: list[Any] = []
