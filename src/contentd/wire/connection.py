@@ -55,7 +55,8 @@ log = logging.getLogger("contentd.wire")
 _RECV_SIZE: Final = 256 << 10
 #: room reserved for a call's first message (then its last message's size): Read's 1 MiB
 _FIRST_MESSAGE: Final = 1 << 20
-_JOIN_LIMIT: Final = 64 << 10
+#: output up to this size is joined before it is written (above it: scatter-gather)
+_JOIN_LIMIT: Final = 8 << 10
 _IOV_MAX: Final = 512
 _INTERNAL: Final = 13
 _UNAVAILABLE: Final = 14
@@ -462,23 +463,36 @@ class Connection:
             self.close()
 
     def _write(self, bufs: Sequence[Any], total: int) -> None:
-        """Send ``bufs`` (``total`` is about their size: it picks join or scatter-gather)."""
+        """Send ``bufs`` (``total`` is their size or more: it picks join or scatter-gather).
+
+        Small output is joined; bigger output (a Read's 32 KiB chunk) goes out as it is,
+        in ``sendmsg`` calls of at most :data:`_IOV_MAX` buffers (joining it cost a copy
+        of every byte sent).
+        """
         sock = self.sock
         if total <= _JOIN_LIMIT or len(bufs) == 1:
             sock.sendall(b"".join(bufs) if len(bufs) > 1 else bufs[0])
             return
-        views = [memoryview(b) for b in bufs if len(b)]
+        views: list[Any] = list(bufs)
         i = 0
-        while i < len(views):
-            sent = sock.sendmsg(views[i : i + _IOV_MAX])
-            while sent and i < len(views):
+        while True:
+            sent = sock.sendmsg(
+                views if not i and len(views) <= _IOV_MAX else views[i : i + _IOV_MAX]
+            )
+            total -= sent
+            if total <= 0:
+                return  # the rule: a blocking socket takes all of it at once
+            # past what was sent (and empty buffers): the rest of a buffer sent in part
+            while i < len(views):
                 size = len(views[i])
-                if sent >= size:
-                    sent -= size
-                    i += 1
-                else:
-                    views[i] = views[i][sent:]
-                    sent = 0
+                if sent < size:
+                    if sent:
+                        views[i] = memoryview(views[i])[sent:]
+                    break
+                sent -= size
+                i += 1
+            if i == len(views):
+                return
 
     # -- ending the connection ----------------------------------------------------
 

@@ -92,7 +92,6 @@ _HEADER: Final = fr.HEADER
 _U32: Final[struct.Struct] = struct.Struct(">I")
 _DATA: Final = fr.DATA
 _HEADERS: Final = fr.HEADERS
-_SMALL_MESSAGE: Final = 64 << 10
 #: cached request header blocks per connection, and the largest block cached
 _BLOCK_CACHE: Final = 64
 _CACHED_BLOCK: Final = 1 << 10
@@ -1015,12 +1014,13 @@ class H2Connection:
         if not stream.headers_sent:
             stream.headers_sent = True
             out.append((_HEADERS_ITEM, (RESPONSE_HEADERS, False)))
-        if n < _SMALL_MESSAGE:
+        k = min(self.peer_max_frame, _DEFAULT_FRAME) - 5
+        if n <= k:
             out.append((_DATA_ITEM, prefix + payload))
-        else:  # no copy of the body: a first frame's worth, then the rest as a view
-            k = min(self.peer_max_frame, _DEFAULT_FRAME) - 5
-            out.append((_DATA_ITEM, prefix + payload[:k]))
-            out.append((_DATA_ITEM, memoryview(payload)[k:]))
+        else:  # a copy of a first frame's worth only (with the prefix), the rest as a view
+            view = memoryview(payload)
+            out.append((_DATA_ITEM, prefix + view[:k]))
+            out.append((_DATA_ITEM, view[k:]))
         stream.out_bytes += n + 5
         self.pending_out += n + 5
         self._ready[stream.id] = stream
