@@ -11,7 +11,8 @@ Modules, bottom up: :mod:`.errors` (every exception of the engine),
 checked), :mod:`.limits`, :mod:`.streams` (connection and stream states),
 :mod:`.events`, :mod:`.protocol` (the sans-IO HTTP/2 + gRPC core: bytes in,
 events and bytes out), :mod:`.address`, :mod:`.call` / :mod:`.context` (one RPC and what its
-handler sees), :mod:`.rpc` (running a handler), :mod:`.connection` (the
+handler sees), :mod:`.handlers` (method handlers with a shortcut for inline calls),
+:mod:`.rpc` (running a handler), :mod:`.connection` (the
 socket/thread shell around the core), :mod:`.deadlines`, :mod:`.server`; and
 :mod:`.client`, a small grpcio-free client driving the same core.
 

@@ -64,6 +64,7 @@ _CANCELLED: Final = 1
 _OPEN: Final = ConnectionState.OPEN
 _CLOSED: Final = ConnectionState.CLOSED
 _RESET: Final = StreamState.CANCELLED
+_NO_CALLBACKS: Final[tuple[Callable[[], None], ...]] = ()
 
 
 class ServerHooks(Protocol):
@@ -291,7 +292,8 @@ class Connection:
         """The core ended ``call`` (peer reset, bad input): wake its worker, run callbacks."""
         with self.lock:
             callbacks = self._settle(call)
-        _run_callbacks(callbacks)
+        if callbacks:
+            _run_callbacks(callbacks)
 
     # -- what calls use (the Host interface of contentd.wire.call) ----------------
 
@@ -354,14 +356,16 @@ class Connection:
         finally:
             self._waiting -= 1
 
-    def _settle(self, call: Call) -> list[Callable[[], None]]:
+    def _settle(self, call: Call) -> Sequence[Callable[[], None]]:
         """``call`` has ended (lock held): wake its worker, give back its room; the
         callbacks to run once the lock is released."""
-        callbacks = _take_callbacks(call)
+        callbacks = call.callbacks
+        call.callbacks = None
         if call.cond is not None:
             call.cond.notify_all()
-        self._release(call)
-        return callbacks
+        if call.reserved or self._waiting:
+            self._release(call)
+        return callbacks or _NO_CALLBACKS
 
     def _release(self, call: Call) -> None:
         """Give back the room ``call`` reserved (lock held)."""
@@ -397,7 +401,8 @@ class Connection:
             callbacks = self._settle(call)
         if flush:
             self._flush()
-        _run_callbacks(callbacks)
+        if callbacks:
+            _run_callbacks(callbacks)
 
     def reply(self, call: Call, payloads: list[Any], code: int, details: str) -> None:
         """An inline call's output and status, queued under one hold of the lock (the
@@ -412,7 +417,8 @@ class Connection:
             if not h2.finish(stream, code, details):
                 return
             callbacks = self._settle(call)
-        _run_callbacks(callbacks)
+        if callbacks:
+            _run_callbacks(callbacks)
 
     def abandon(self, call: Call, code: int, details: str, how: int) -> None:
         with self.lock:
@@ -420,7 +426,8 @@ class Connection:
                 return
             callbacks = self._settle(call)
         self._flush()
-        _run_callbacks(callbacks)
+        if callbacks:
+            _run_callbacks(callbacks)
 
     def add_callback(self, call: Call, callback: Callable[[], None]) -> bool:
         with self.lock:
@@ -449,6 +456,10 @@ class Connection:
                                 self._room.notify_all()
                     if bufs:
                         self._write(bufs, total)
+                    if not h2.wants_write:
+                        # read without the lock: whatever is queued from now on is seen by
+                        # the check after the write lock is let go (one lock round trip less)
+                        break
             except OSError as err:
                 log.debug("writing to %s failed: %s", self.peer, err)
                 self._break()
@@ -569,13 +580,7 @@ def _expire(call: weakref.ref[Call]) -> None:
         c.expire()
 
 
-def _take_callbacks(call: Call) -> list[Callable[[], None]]:
-    callbacks = call.callbacks or []
-    call.callbacks = None
-    return callbacks
-
-
-def _run_callbacks(callbacks: list[Callable[[], None]]) -> None:
+def _run_callbacks(callbacks: Sequence[Callable[[], None]]) -> None:
     for callback in callbacks:
         try:
             callback()
