@@ -174,7 +174,10 @@ class ContentService:
     # -- helpers -----------------------------------------------------------
 
     def _store(self, context: grpc.ServicerContext) -> Store:
-        namespace, lease = self._namespace_and_lease(context.invocation_metadata())
+        return self._store_for(context.invocation_metadata())
+
+    def _store_for(self, metadata: Sequence[tuple[str, str | bytes]] | None) -> Store:
+        namespace, lease = self._namespace_and_lease(metadata)
         return self._resolver.resolve(namespace, lease)
 
     def _namespace_and_lease(
@@ -354,8 +357,7 @@ class ContentService:
         if size <= 0 or size > READ_CHUNK or digest not in _VALID:
             return None
         try:
-            namespace, lease = self._namespace_and_lease(metadata)
-            with self._resolver.resolve(namespace, lease).reader_at(digest) as ra:
+            with self._store_for(metadata).reader_at(digest) as ra:
                 blob_size = ra.size
                 offset = request.offset
                 if offset < 0:

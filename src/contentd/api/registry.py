@@ -24,6 +24,7 @@ from contentd.api._pb.contentd.services.registry.v1 import registry_pb2_grpc as 
 from contentd.api.calls import fail, headers
 from contentd.api.event_types import ImageCreate, ImageUpdate
 from contentd.api.images import TOPIC_IMAGE_CREATE, TOPIC_IMAGE_UPDATE, descriptor_to_pb
+from contentd.content.errors import ContentError, InvalidArgument
 from contentd.content.types import Descriptor
 from contentd.images.platforms import parse_platform
 from contentd.images.registry import Credentials
@@ -47,8 +48,6 @@ MAX_CONCURRENCY: Final = 64
 def _concurrency(requested: int) -> int:
     """The request's concurrency; 0 (unset) is the default, and one out of range is
     InvalidArgument (the worker pool took it as 1 or 64 without a word)."""
-    from contentd.content.errors import InvalidArgument
-
     if requested == 0:
         return DEFAULT_CONCURRENCY
     if not 1 <= requested <= MAX_CONCURRENCY:
@@ -209,8 +208,6 @@ class RegistryService(pb_grpc.RegistryServicer):
 
 
 def _exists(images: ImageStore, name: str) -> bool:
-    from contentd.content.errors import ContentError
-
     try:
         images.get(name)
     except ContentError:

@@ -222,6 +222,10 @@ def _take_lease(leases: Leases, lease_id: str, labels: Mapping[str, str]) -> Non
             return
         except NotFound:  # collected in between: create it again
             continue
+    # never go on without a lease (a collection could take what the fetch stores): a
+    # last create; AlreadyExists means a concurrent fetch of the reference has it
+    with contextlib.suppress(AlreadyExists):
+        leases.create(lease_id, labels)
 
 
 def _drop_if_empty(leases: Leases, lease_id: str) -> None:
