@@ -10,6 +10,7 @@ import os
 import pty
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -363,3 +364,26 @@ def test_a_pipe_is_read_in_whole_chunks(monkeypatch: pytest.MonkeyPatch) -> None
     feeder.join()
     assert [len(c) for c in chunks] == [MiB, MiB, MiB, 5]
     assert b"".join(chunks) == data
+
+
+def test_a_command_stuck_after_ctrl_c_still_ends(tmp_path: Path) -> None:
+    # the first Ctrl-C can land inside grpcio with one of its locks held; the cleanup that
+    # follows then waits for ever (seen: content ingest still running 20 s after SIGINT).
+    # Here the cleanup blocks outright: the process must end anyway, with 130.
+    script = tmp_path / "stuck.py"
+    script.write_text(
+        "import os, signal, threading, time\n"
+        "from contentd.cli import interrupt\n"
+        "interrupt.install()\n"
+        "interrupt.UNWIND_LIMIT = 0.5\n"
+        "try:\n"
+        "    os.kill(os.getpid(), signal.SIGINT)\n"
+        "    time.sleep(60)\n"
+        "except KeyboardInterrupt:\n"
+        "    threading.Event().wait(60)  # a cleanup that never returns\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, timeout=30, check=False
+    )
+    assert proc.returncode == 130, proc.stderr
+    assert b"still winding down after 0.5s, exiting" in proc.stderr

@@ -8,6 +8,8 @@ not go on after Ctrl-C (an ingest must not commit) checks the flag too. Any late
 SIGINT (a second Ctrl-C, or ``timeout -s INT``, which signals the process and its
 group) writes one line and ``os._exit(130)``: no unwinding, no finalizers that can
 block (grpc's channel finalizer can wait forever on a lock an interrupt left held).
+Without a second one, a command still winding down :data:`UNWIND_LIMIT` seconds after
+the first ends the same way.
 
 :func:`read_interruptibly` reads a pipe or terminal so that Ctrl-C stops the read at
 once, whichever thread the kernel delivered the signal to (with gRPC's threads
@@ -22,6 +24,7 @@ import select
 import signal
 import stat
 import sys
+import threading
 from collections.abc import Iterator
 from types import FrameType
 from typing import BinaryIO
@@ -40,6 +43,14 @@ _count = 0
 _installed = False
 
 
+#: seconds the command may take to wind down after the first Ctrl-C before the process
+#: ends anyway: the exception can land inside grpcio's Python code with one of its locks
+#: held, and the cancel that follows then waits for that lock for ever (seen under load:
+#: ``content ingest`` still running 20 s after SIGINT). Nothing is lost by ending then:
+#: nothing commits after an interrupt, and the daemon keeps the ingest for a re-run.
+UNWIND_LIMIT = 10.0
+
+
 def _handler(signum: int, frame: FrameType | None) -> None:
     global _count
     _count += 1
@@ -47,7 +58,17 @@ def _handler(signum: int, frame: FrameType | None) -> None:
         with contextlib.suppress(OSError):
             os.write(2, b"contentd: interrupted again; exiting\n")
         os._exit(EXIT_INTERRUPTED)
+    timer = threading.Timer(UNWIND_LIMIT, _unwind_took_too_long)
+    timer.daemon = True  # a command that ends in time is not held up by it
+    timer.start()
     raise KeyboardInterrupt
+
+
+def _unwind_took_too_long() -> None:
+    note = f"contentd: interrupted; still winding down after {UNWIND_LIMIT:g}s, exiting\n"
+    with contextlib.suppress(OSError):
+        os.write(2, note.encode())
+    exit_now(EXIT_INTERRUPTED)
 
 
 def install() -> None:
