@@ -8,6 +8,7 @@ grpc-go's server.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -774,6 +775,68 @@ def test_frames_split_anywhere_across_reads_give_the_same_messages(read: int) ->
     assert got == messages
     assert started.stream.state is StreamState.HALF_CLOSED_REMOTE
     assert [f.payload for f in peer.out() if f.type == fr.PING] == [b"12345678"]
+
+
+def test_a_data_frame_is_charged_at_its_header_and_its_payload_taken_as_it_comes() -> None:
+    """A DATA frame larger than a read: the windows are charged for all of it when its
+    header is in, its bytes go to the message as they come (nothing is allocated for the
+    size a prefix merely declares), and a large message is queued as the one buffer it
+    was received into, a small one as bytes."""
+    peer = Peer(Limits(max_receive_message=4 << 20))
+    [started] = peer.send(fr.headers(1, peer.block(STREAM)))
+    stream = started.stream
+    peer.out()
+    big = bytes(range(256)) * 1024  # 256 KiB
+    wire = fr.data(1, message(big) + message(b"small" * 10))
+    recv, window = peer.h2.windows.recv, stream.recv_window
+    assert peer.h2.receive(wire[:9]) == []
+    assert peer.h2.windows.recv == recv - (len(wire) - 9)
+    assert stream.recv_window == window - (len(wire) - 9)
+    assert peer.h2.receive(wire[9:30]) == []  # the prefix and 16 bytes of the message
+    assert len(stream.rbody) == 16 and sys.getsizeof(stream.rbody) < 1024
+    events = peer.h2.receive(wire[30:-20])
+    assert [type(e) for e in events] == [InputChanged]  # not at the frame's end only
+    peer.h2.receive(wire[-20:])
+    first, second = peer.h2.take(stream), peer.h2.take(stream)
+    assert type(first) is bytearray and first == big
+    assert type(second) is bytes and second == b"small" * 10
+    assert stream.rbody == b"" and not stream.inside_message
+
+
+def test_a_declared_length_past_the_window_is_refused_before_its_payload() -> None:
+    peer = Peer(Limits(connection_window=65535, stream_window=1 << 20))
+    peer.send(_stream_1(peer))
+    assert peer.goaway(fr.HEADER.pack(70000 << 8 | fr.DATA, 0, 1)) == E.FLOW_CONTROL_ERROR
+
+
+def test_a_prefix_cut_by_a_read_inside_a_frame_is_judged_before_the_bytes_come() -> None:
+    peer = Peer(Limits(max_receive_message=1000))
+    peer.send(fr.headers(1, peer.block(STREAM)))
+    wire = fr.data(1, b"\x00\x00\x10\x00\x00" + b"x" * 3000)
+    assert peer.h2.receive(wire[:12]) == []  # the header and 3 bytes of the prefix
+    events = peer.h2.receive(wire[12:20])
+    assert isinstance(events[-1], StreamEnded)
+    assert peer.status(1)["grpc-status"] == str(codes.RESOURCE_EXHAUSTED)
+    assert peer.h2.receive(wire[20:]) == []  # the rest of the frame is dropped
+    windows = peer.h2.windows
+    assert windows.recv + windows.credit == peer.h2.limits.connection_window
+    assert peer.h2.state is ConnectionState.OPEN
+
+
+def test_a_call_ended_while_a_frame_is_coming_drops_the_rest_and_returns_its_credit() -> None:
+    peer = Peer(Limits(max_receive_message=4 << 20))
+    [started] = peer.send(fr.headers(1, peer.block(STREAM)))
+    stream = started.stream
+    wire = fr.data(1, message(b"m" * (300 << 10)))
+    peer.h2.receive(wire[: 100 << 10])
+    assert stream.inside_message
+    peer.h2.cancel(stream, codes.CANCELLED, "gone", 2)
+    assert peer.h2.receive(wire[100 << 10 :]) == []
+    assert stream.rbody == b"" and peer.h2.take(stream) is None
+    windows = peer.h2.windows
+    assert windows.recv + windows.credit == peer.h2.limits.connection_window
+    # the next frame on the connection is read from its header as before
+    assert [type(e) for e in peer.send(fr.headers(3, peer.block(STREAM)))] == [CallStarted]
 
 
 def test_a_frame_too_large_is_refused_from_its_header_split_across_reads() -> None:

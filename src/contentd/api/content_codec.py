@@ -93,7 +93,7 @@ class _Unusual(Exception):
     """Not the plain encoding: let the protobuf runtime parse it."""
 
 
-def _uvarint(buf: bytes, i: int, end: int) -> tuple[int, int]:
+def _uvarint(buf: bytes | bytearray, i: int, end: int) -> tuple[int, int]:
     """An unsigned varint of at most 10 bytes and 64 bits at ``buf[i]``; and the next index."""
     result = 0
     shift = 0
@@ -115,8 +115,9 @@ def _int64(v: int) -> int:
     return v - _U64 if v >= _I64_MIN_AS_U64 else v
 
 
-def decode_write_request(raw: bytes) -> WriteRequest:
-    """A ``WriteContentRequest`` from its serialized bytes (see the module docstring).
+def decode_write_request(raw: bytes | bytearray) -> WriteRequest:
+    """A ``WriteContentRequest`` from its serialized bytes (see the module docstring);
+    a ``bytearray`` (how the engine hands out a large message) is not copied either.
 
     Raises what the protobuf runtime raises for input it refuses.
     """
@@ -124,13 +125,13 @@ def decode_write_request(raw: bytes) -> WriteRequest:
         return _decode_write(raw)
     except _Unusual:
         pass
-    msg = pb.WriteContentRequest.FromString(raw)
+    msg = pb.WriteContentRequest.FromString(raw if type(raw) is bytes else bytes(raw))
     return WriteRequest(
         msg.action, msg.ref, msg.total, msg.expected, msg.offset, msg.data, dict(msg.labels)
     )
 
 
-def _decode_write(raw: bytes) -> WriteRequest:
+def _decode_write(raw: bytes | bytearray) -> WriteRequest:
     req = WriteRequest()
     end = len(raw)
     i = 0
@@ -173,11 +174,13 @@ def _decode_write(raw: bytes) -> WriteRequest:
     return req
 
 
-def decode_read_request(raw: bytes) -> ReadRequest:
+def decode_read_request(raw: bytes | bytearray) -> ReadRequest:
     """A ``ReadContentRequest`` from its serialized bytes (see the module docstring).
 
     Raises what the protobuf runtime raises for input it refuses.
     """
+    if type(raw) is not bytes:  # a large message, as the engine hands it out: a bytearray
+        raw = bytes(raw)
     try:
         return _decode_read(raw)
     except _Unusual:

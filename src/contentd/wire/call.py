@@ -38,7 +38,7 @@ class Host(Protocol):
         """The connection is lost or broken: nothing more reaches the peer."""
         ...
 
-    def next_message(self, call: Call) -> bytes | None: ...
+    def next_message(self, call: Call) -> bytes | bytearray | None: ...
 
     def wait_for_room(self, call: Call) -> bool: ...
 
@@ -117,8 +117,9 @@ class Call:
         """Its connection is lost or broken (whether or not the call has ended yet)."""
         return self._host.gone
 
-    def next_message(self) -> bytes | None:
-        """The next request message; None at the client's half-close. Raises
+    def next_message(self) -> bytes | bytearray | None:
+        """The next request message (a large one as the bytearray it was received into);
+        None at the client's half-close. Raises
         :class:`~contentd.wire.errors.CallCancelled` when the call ended under the handler."""
         return self._host.next_message(self)
 
@@ -162,7 +163,7 @@ class RequestIterator:
 
     __slots__ = ("_call", "_deserialize")
 
-    def __init__(self, call: Call, deserialize: Callable[[bytes], Any] | None) -> None:
+    def __init__(self, call: Call, deserialize: Callable[[bytes | bytearray], Any] | None) -> None:
         self._call = call
         self._deserialize = deserialize
 
@@ -174,8 +175,8 @@ class RequestIterator:
         raw = call.next_message()
         if raw is None:
             raise StopIteration
-        if self._deserialize is None:
-            return raw
+        if self._deserialize is None:  # raw, as grpcio gives it: bytes
+            return raw if type(raw) is bytes else bytes(raw)
         try:
             return self._deserialize(raw)
         except Exception:

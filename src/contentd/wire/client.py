@@ -131,7 +131,8 @@ class Connection:
                 message = h2.take(stream)
                 if message is not None:
                     self._flush()  # the window that taking it gave back
-                    yield message
+                    # a large message comes as the bytearray it was received into
+                    yield message if type(message) is bytes else bytes(message)
                     continue
                 if not stream.active:
                     break
@@ -232,5 +233,5 @@ class Connection:
             raise CallError(codes.INTERNAL, "server closed the stream without sending trailers")
         if response.status != codes.OK:
             raise CallError(response.status, response.message)
-        if stream.rbuf:
+        if stream.inside_message:
             raise CallError(codes.INTERNAL, "stream ended inside a message")

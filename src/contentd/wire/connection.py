@@ -261,14 +261,17 @@ class Connection:
                 return
             self._submit(call, None, False)
 
-    def _unary(self, call: Call, raw: bytes) -> None:
+    def _unary(self, call: Call, raw: bytes | bytearray) -> None:
         policy = self.server.inline.get(call.path)
         if policy is None:
             self._submit(call, raw, True)
             return
         deserialize = call.handler.request_deserializer
         try:
-            request = deserialize(raw) if deserialize is not None else raw
+            if deserialize is not None:
+                request = deserialize(raw)
+            else:  # raw, as grpcio gives it: bytes
+                request = raw if type(raw) is bytes else bytes(raw)
         except Exception:
             self.abandon(call, _INTERNAL, "Exception deserializing request!", TRAILERS)
             return
@@ -297,7 +300,7 @@ class Connection:
 
     # -- what calls use (the Host interface of contentd.wire.call) ----------------
 
-    def next_message(self, call: Call) -> bytes | None:
+    def next_message(self, call: Call) -> bytes | bytearray | None:
         cond = call.cond
         assert cond is not None
         stream = call.stream

@@ -33,7 +33,7 @@ class RequestReady(Event):
 
     __slots__ = ("message",)
 
-    def __init__(self, stream: Stream, message: bytes) -> None:
+    def __init__(self, stream: Stream, message: bytes | bytearray) -> None:
         super().__init__(stream)
         self.message = message
 

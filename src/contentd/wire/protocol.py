@@ -92,6 +92,9 @@ _HEADER: Final = fr.HEADER
 _U32: Final[struct.Struct] = struct.Struct(">I")
 _DATA: Final = fr.DATA
 _HEADERS: Final = fr.HEADERS
+#: a received message up to this size is queued as ``bytes``, a larger one as the
+#: ``bytearray`` it was received into (when it came in pieces)
+_AS_BYTES: Final = 64 << 10
 #: cached request header blocks per connection, and the largest block cached
 _BLOCK_CACHE: Final = 64
 _CACHED_BLOCK: Final = 1 << 10
@@ -197,6 +200,12 @@ class H2Connection:
         self._partial = bytearray()
         #: received bytes left unhandled when the header-decode budget ran out
         self._held = b""
+        #: a DATA frame whose payload is still coming (see :meth:`_data`): its bytes
+        #: still to come, its flags and length, and its stream (None: they are dropped)
+        self._dleft = 0
+        self._dflags = 0
+        self._dlen = 0
+        self._dstream: Stream | None = None
         self._events: list[Event] = []
         self._ctrl: list[bytes] = []
         self._ready: dict[int, Stream] = {}
@@ -313,7 +322,12 @@ class H2Connection:
             if self._held:  # what the decode budget left unhandled comes first
                 data = self._held + data if data else self._held
                 self._held = b""
-            start = self._complete(data) if self._partial else 0
+            if self._dleft:
+                start = self._more_data(data)
+            elif self._partial:
+                start = self._complete(data)
+            else:
+                start = 0
             if start < 0:
                 return events
             if self._budget < 0:  # that frame used up the budget: the rest after pace()
@@ -330,6 +344,8 @@ class H2Connection:
         except ProtocolError as err:
             self._partial = bytearray()
             self._held = b""
+            self._dleft = 0
+            self._dstream = None
             self.close(err.code, str(err))
         return events
 
@@ -352,6 +368,15 @@ class H2Connection:
         if length > self.limits.max_frame_size:
             raise ProtocolError(fr.ErrorCode.FRAME_SIZE_ERROR, f"frame of {length} bytes")
         stop = start + 9 + length - len(partial)
+        if len(partial) == 9 and partial[3] == _DATA and not partial[4] & fr.PADDED:
+            # a DATA frame's payload goes to its stream as it comes, not assembled here
+            self._partial = bytearray()
+            if self.state is _CLOSED_CONNECTION:
+                return len(data)
+            flags = partial[4]
+            self._check_order(_DATA, flags)
+            sid = int.from_bytes(partial[5:9]) & 0x7FFFFFFF
+            return self._data(sid, flags, length, memoryview(data), start, len(data))
         if stop > len(data):
             partial += memoryview(data)[start:]
             return -1
@@ -380,19 +405,18 @@ class H2Connection:
             if length > max_frame:
                 raise ProtocolError(fr.ErrorCode.FRAME_SIZE_ERROR, f"frame of {length} bytes")
             start = off + 9
-            if end - start < length:
-                break
-            off = start + length
             ftype = word & 0xFF
+            if end - start < length and (ftype != _DATA or flags & fr.PADDED):
+                break  # (a DATA frame's payload is handled as it comes: see _data)
+            off = start + length
             sid &= 0x7FFFFFFF
-            if self._continued is not None and ftype != fr.CONTINUATION:
-                raise ProtocolError(fr.ErrorCode.PROTOCOL_ERROR, "expected CONTINUATION")
-            if self.state is ConnectionState.PREFACE:  # the preface ends with a SETTINGS frame
-                if ftype != fr.SETTINGS or flags & fr.ACK:
-                    raise ProtocolError(fr.ErrorCode.PROTOCOL_ERROR, "first frame not SETTINGS")
-                self.state = ConnectionState.OPEN
+            if self._continued is not None or self.state is ConnectionState.PREFACE:
+                self._check_order(ftype, flags)
             if ftype == _DATA:
-                self._on_data(sid, flags, view[start:off], length)
+                if flags & fr.PADDED:
+                    self._on_padded_data(sid, flags, view[start:off], length)
+                else:
+                    off = self._data(sid, flags, length, view, start, end)
             elif ftype == _HEADERS:
                 self._on_headers_frame(sid, flags, view[start:off])
                 if self._budget < 0:
@@ -431,6 +455,16 @@ class H2Connection:
                 raise ProtocolError(fr.ErrorCode.PROTOCOL_ERROR, "PUSH_PROMISE")
             # unknown frame types are ignored (RFC 9113 §4.1)
         return off
+
+    def _check_order(self, ftype: int, flags: int) -> None:
+        """A frame may come now: no header block is being continued, and the preface
+        ended with SETTINGS."""
+        if self._continued is not None and ftype != fr.CONTINUATION:
+            raise ProtocolError(fr.ErrorCode.PROTOCOL_ERROR, "expected CONTINUATION")
+        if self.state is ConnectionState.PREFACE:  # the preface ends with a SETTINGS frame
+            if ftype != fr.SETTINGS or flags & fr.ACK:
+                raise ProtocolError(fr.ErrorCode.PROTOCOL_ERROR, "first frame not SETTINGS")
+            self.state = ConnectionState.OPEN
 
     def _check_control(self) -> None:
         """A PING or SETTINGS arrived: bound the ones in a row, and the acks queued."""
@@ -760,11 +794,12 @@ class H2Connection:
 
     # -- data
 
-    def _on_data(self, sid: int, flags: int, payload: memoryview, length: int) -> None:
+    def _data_begin(self, sid: int, length: int) -> Stream | None:
+        """A DATA frame of ``length`` bytes on ``sid`` begins: its flow control is charged
+        for all of it at once (RFC 9113 §6.9.1 lets a receiver judge a frame by its
+        header); its stream, or None when its bytes are dropped (its credit is back)."""
         if sid == 0:
             raise ProtocolError(fr.ErrorCode.PROTOCOL_ERROR, "DATA on stream 0")
-        if flags & fr.PADDED:
-            payload = _unpad(payload)
         windows = self.windows
         if length > windows.recv:
             raise ProtocolError(fr.ErrorCode.FLOW_CONTROL_ERROR, "DATA beyond the window")
@@ -776,63 +811,105 @@ class H2Connection:
             self._give_back(None, length)
             if stream is not None:  # its input had ended (RFC 9113 §5.1)
                 self._stream_error(sid, fr.ErrorCode.STREAM_CLOSED)
-            return
+            return None
         if length > stream.recv_window:
             self._give_back(None, length)
             self._stream_error(sid, fr.ErrorCode.FLOW_CONTROL_ERROR)
-            return
+            return None
         stream.recv_window -= length
-        size = len(payload)
-        if not size:  # grpc-go half-closes with an empty DATA frame
-            self._give_back(stream, length)
-            if flags & fr.END_STREAM:
-                self._remote_end(stream)
-            else:
-                self._empty_frame()
+        return stream
+
+    def _data(
+        self, sid: int, flags: int, length: int, view: memoryview, start: int, end: int
+    ) -> int:
+        """A DATA frame (not PADDED) whose payload begins at ``view[start]``, all of it or
+        what of it came so far (up to ``end``); where in ``view`` it stops.
+
+        Its payload's bytes go to the stream's message as they come, so each byte is
+        copied once (a frame larger than a read is not assembled first); the rest of
+        it is left to :meth:`_more_data`.
+        """
+        stream = self._data_begin(sid, length)
+        stop = start + length
+        incomplete = stop > end
+        if incomplete:
+            self._dleft = stop - end
+            self._dflags = flags
+            self._dlen = length
+            self._dstream = stream
+            stop = end
+        if stream is None:
+            return stop
+        if not length:  # grpc-go half-closes with an empty DATA frame
+            self._empty_data(stream, flags)
+            return stop
+        self._empty = 0
+        self._idle_control = 0
+        before = len(stream.messages)
+        if not self._feed(stream, view[start:stop], length):
+            self._dstream = None
+        elif incomplete:
+            if stream.streaming and len(stream.messages) != before:
+                self._events.append(InputChanged(stream))
+        else:
+            self._data_end(stream, flags, length, before)
+        return stop
+
+    def _more_data(self, data: bytes) -> int:
+        """The next bytes of the DATA frame :meth:`_data` began, from the start of
+        ``data``; where in ``data`` that frame ends (``len(data)``: not yet)."""
+        left = self._dleft
+        take = len(data)
+        if take > left:
+            take = left
+        left -= take
+        self._dleft = left
+        stream = self._dstream
+        if stream is None:
+            return take
+        length = self._dlen
+        if stream.state is not _OPEN:  # it ended meanwhile: the rest is dropped
+            self._dstream = None
+            self._give_back(None, length)
+            return take
+        before = len(stream.messages)
+        if take and not self._feed(stream, memoryview(data)[:take], length):
+            self._dstream = None
+        elif left:
+            if stream.streaming and len(stream.messages) != before:
+                self._events.append(InputChanged(stream))
+        else:
+            self._dstream = None
+            self._data_end(stream, self._dflags, length, before)
+        return take
+
+    def _on_padded_data(self, sid: int, flags: int, payload: memoryview, length: int) -> None:
+        """A whole PADDED DATA frame."""
+        if sid == 0:
+            raise ProtocolError(fr.ErrorCode.PROTOCOL_ERROR, "DATA on stream 0")
+        payload = _unpad(payload)
+        stream = self._data_begin(sid, length)
+        if stream is None:
+            return
+        if not payload:
+            self._empty_data(stream, flags, length)
             return
         self._empty = 0
         self._idle_control = 0
         before = len(stream.messages)
-        rbuf = stream.rbuf
-        if not rbuf and size >= 5 and not payload[0] and size == 5 + int.from_bytes(payload[1:5]):
-            message = bytes(payload[5:])  # the common case: one whole message in one frame
-            if not self._accept(stream, message, length):
-                return
+        if self._feed(stream, payload, length):
+            self._data_end(stream, flags, length, before)
+
+    def _empty_data(self, stream: Stream, flags: int, length: int = 0) -> None:
+        self._give_back(stream, length)
+        if flags & fr.END_STREAM:
+            self._remote_end(stream)
         else:
-            rbuf += payload
-            self._queued += size  # buffered input: whole messages and partial ones
-            while len(rbuf) >= 5:
-                if rbuf[0]:
-                    self._fail_input(
-                        stream,
-                        length,
-                        codes.INTERNAL,
-                        "grpc: compressed flag set with identity or empty encoding",
-                    )
-                    return
-                n = int.from_bytes(rbuf[1:5])
-                limit = self.limits.max_receive_message
-                if 0 <= limit < n:  # refused before a byte of it is kept
-                    self._fail_input(
-                        stream,
-                        length,
-                        codes.RESOURCE_EXHAUSTED,
-                        f"grpc: received message larger than max ({n} vs. {limit})",
-                    )
-                    return
-                if not stream.streaming and stream.messages:
-                    self._fail_input(
-                        stream, length, codes.INTERNAL, "grpc: unary call with 2 request messages"
-                    )
-                    return
-                if len(rbuf) < 5 + n:
-                    break
-                # one copy (a bytearray slice would be a second); the view is gone before del
-                message = bytes(memoryview(rbuf)[5 : 5 + n])
-                del rbuf[: 5 + n]
-                self._queued -= 5 + n
-                if not self._accept(stream, message, 0):
-                    return
+            self._empty_frame()
+
+    def _data_end(self, stream: Stream, flags: int, length: int, before: int) -> None:
+        """A DATA frame's payload is all in: its credit back, the handler told of
+        messages that came since ``before`` of them were queued."""
         if stream.queued > self.limits.stream_queue and stream.streaming:
             # only the stream's credit waits for the handler: the connection's comes
             # back unless all streams together hold more than the connection's limit
@@ -845,26 +922,86 @@ class H2Connection:
         if flags & fr.END_STREAM:
             self._remote_end(stream)
 
-    def _accept(self, stream: Stream, message: bytes, length: int) -> bool:
-        """Queue one received message; False when it ended the call."""
-        limit = self.limits.max_receive_message
-        if 0 <= limit < len(message):
-            self._fail_input(
-                stream,
-                length,
-                codes.RESOURCE_EXHAUSTED,
-                f"grpc: received message larger than max ({len(message)} vs. {limit})",
-            )
-            return False
-        if not stream.streaming and stream.messages:
-            self._fail_input(
-                stream, length, codes.INTERNAL, "grpc: unary call with 2 request messages"
-            )
-            return False
+    def _feed(self, stream: Stream, view: memoryview, length: int) -> bool:
+        """Message bytes of ``stream`` in (part of a DATA frame of ``length`` bytes); False
+        when they ended the call.
+
+        A message's prefix is judged as soon as its 5 bytes are in (before a byte of
+        the message is kept); its bytes are kept only as they come (a prefix is a
+        claim: nothing is allocated for the size it declares).
+        """
+        pos = 0
+        size = len(view)
+        while pos < size:
+            need = stream.rneed
+            if need:  # the message begun: as much of it as is here
+                take = size - pos
+                if take > need:
+                    take = need
+                body = stream.rbody
+                body += view[pos : pos + take]
+                pos += take
+                self._queued += take
+                need -= take
+                stream.rneed = need
+                if not need:
+                    stream.rbody = bytearray()
+                    self._queued -= len(body)
+                    # a small message as bytes (cheap, and what every decoder takes); a
+                    # large one as its buffer, not copied again
+                    self._queue_message(stream, body if len(body) > _AS_BYTES else bytes(body))
+                continue
+            head = stream.rhead
+            if not head and size - pos >= 5:
+                compressed = view[pos]
+                n = int.from_bytes(view[pos + 1 : pos + 5])
+                pos += 5
+            else:  # a prefix split between frames or reads
+                take = 5 - len(head)
+                if take > size - pos:
+                    take = size - pos
+                head += view[pos : pos + take]
+                pos += take
+                self._queued += take
+                if len(head) < 5:
+                    return True
+                compressed = head[0]
+                n = int.from_bytes(head[1:5])
+                head.clear()
+                self._queued -= 5
+            if compressed:
+                self._fail_input(
+                    stream,
+                    length,
+                    codes.INTERNAL,
+                    "grpc: compressed flag set with identity or empty encoding",
+                )
+                return False
+            limit = self.limits.max_receive_message
+            if 0 <= limit < n:  # refused before a byte of it is kept
+                self._fail_input(
+                    stream,
+                    length,
+                    codes.RESOURCE_EXHAUSTED,
+                    f"grpc: received message larger than max ({n} vs. {limit})",
+                )
+                return False
+            if not stream.streaming and stream.messages:
+                self._fail_input(
+                    stream, length, codes.INTERNAL, "grpc: unary call with 2 request messages"
+                )
+                return False
+            if size - pos >= n:  # all of it here (the common case): one copy
+                self._queue_message(stream, bytes(view[pos : pos + n]))
+                pos += n
+            else:
+                stream.rneed = n
+        return True
+
+    def _queue_message(self, stream: Stream, message: bytes | bytearray) -> None:
         stream.messages.append(message)
         stream.queued += len(message)
         self._queued += len(message)
-        return True
 
     def _fail_input(self, stream: Stream, length: int, code: int, message: str) -> None:
         self._give_back(None, length)
@@ -888,7 +1025,7 @@ class H2Connection:
         if stream.streaming:
             self._events.append(InputChanged(stream))
             return
-        if len(stream.messages) != 1 or stream.rbuf:
+        if len(stream.messages) != 1 or stream.inside_message:
             count = len(stream.messages)
             self.cancel(
                 stream,
@@ -902,7 +1039,7 @@ class H2Connection:
         assert message is not None
         self._events.append(RequestReady(stream, message))
 
-    def take(self, stream: Stream) -> bytes | None:
+    def take(self, stream: Stream) -> bytes | bytearray | None:
         """The next received message of ``stream`` (None if none is queued); its bytes'
         credit goes back to the peer when the queues fall under their limits."""
         if not stream.messages:
@@ -1072,11 +1209,15 @@ class H2Connection:
         stream.state = state
         self.streams.pop(stream.id, None)
         # a client's finished response keeps its messages for the caller to take
-        if (stream.queued or stream.rbuf) and (state is _CANCELLED or not self.client_side):
-            self._queued -= stream.queued + len(stream.rbuf)
+        if (stream.queued or stream.inside_message) and (
+            state is _CANCELLED or not self.client_side
+        ):
+            self._queued -= stream.queued + len(stream.rhead) + len(stream.rbody)
             stream.queued = 0
             stream.messages.clear()
-            stream.rbuf.clear()
+            stream.rhead.clear()
+            stream.rbody = bytearray()
+            stream.rneed = 0
             windows = self.windows
             if windows.deferred and self._queued <= self.limits.connection_queue:
                 deferred, windows.deferred = windows.deferred, 0

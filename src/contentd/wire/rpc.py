@@ -53,6 +53,8 @@ def run(call: Call, argument: Any, *, deserialize: bool) -> None:
         except Exception:
             call.fail(_number(grpc.StatusCode.INTERNAL), "Exception deserializing request!")
             return
+    elif deserialize and type(argument) is bytearray:  # raw, as grpcio gives it: bytes
+        argument = bytes(argument)
     serialize = handler.response_serializer
     what = "calling application"
     try:

@@ -48,10 +48,12 @@ class Stream:
         "out",
         "out_bytes",
         "queued",
-        "rbuf",
+        "rbody",
         "recv_window",
         "request",
         "response",
+        "rhead",
+        "rneed",
         "send_window",
         "state",
         "streaming",
@@ -68,9 +70,14 @@ class Stream:
         #: requests are a stream (client-streaming call); False: exactly one message
         self.streaming = True
         # -- receiving
-        self.rbuf = bytearray()
+        #: the message being received: its 5-byte prefix while incomplete, then its
+        #: bytes so far (``rneed`` more to come); a complete one is queued as this very
+        #: buffer and the next starts a new one (the handler may hold views of it)
+        self.rhead = bytearray()
+        self.rbody = bytearray()
+        self.rneed = 0
         #: complete messages not taken yet, and their size
-        self.messages: deque[bytes] = deque()
+        self.messages: deque[bytes | bytearray] = deque()
         self.queued = 0
         #: received bytes whose stream credit waits for the messages to be taken
         self.deferred = 0
@@ -87,6 +94,11 @@ class Stream:
     def active(self) -> bool:
         """Neither end has closed it (its handler may still produce)."""
         return self.state is _OPEN or self.state is _HALF_CLOSED
+
+    @property
+    def inside_message(self) -> bool:
+        """Part of a message was received, not all of it."""
+        return bool(self.rhead) or self.rneed > 0
 
     @property
     def cancelled(self) -> bool:
