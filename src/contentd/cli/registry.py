@@ -97,7 +97,7 @@ def _transfer_options(parser: argparse.ArgumentParser) -> None:
         type=count_between(1, 64),
         default=0,
         metavar="N",
-        help="blobs transferred at once, 1 to 64 (default 3)",
+        help="blobs transferred at once, 1 to 64 (default: fetch 10, push 3)",
     )
 
 

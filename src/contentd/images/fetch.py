@@ -125,7 +125,8 @@ class FetchOptions:
     all_platforms: bool = False
     plain_http: bool = False
     credentials: Credentials | None = None
-    concurrency: int = 3
+    #: the daemon's default (api.registry.DEFAULT_FETCH_CONCURRENCY)
+    concurrency: int = 10
     retries: int = 4
     backoff: float = 0.2
     #: the image record's name; default: the reference as given
