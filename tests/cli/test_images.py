@@ -130,3 +130,35 @@ def test_errors(cli: Cli, args: tuple[str, ...], message: str) -> None:
     result = cli(*args)
     assert result.code == 1
     assert message in result.err
+
+
+def test_rm_tries_every_name_and_reports_each_failure(
+    cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As ``ctr images rm``: a name that fails (other than not found) does not stop the
+    names after it; each failure is reported, and the exit status is 1."""
+    from contentd.cli.context import Context
+    from contentd.content.errors import FailedPrecondition
+
+    load(cli, IMAGE, "example.com/app:1")
+    cli("images", "tag", "example.com/app:1", "app:a", "app:b", "app:c").ok()
+    real = Context.call
+
+    def call(self: Context, method: object, request: object, **kwargs: object) -> object:
+        name = getattr(request, "name", "")
+        if name in ("app:a", "app:c"):
+            raise FailedPrecondition(f"{name} is held")
+        return real(self, method, request, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Context, "call", call)
+    result = cli("images", "rm", "app:a", "nope", "app:b", "app:c")
+    monkeypatch.undo()
+    assert result.code == 1
+    assert result.lines == ["app:b"]
+    assert result.err.splitlines() == [
+        "contentd: failed precondition: unable to delete app:a: app:a is held",
+        "contentd: nope: image not found, nothing removed",
+        "contentd: failed precondition: unable to delete app:c: app:c is held",
+    ]
+    assert cli("images", "ls", "-q").ok().lines == ["app:a", "app:c", "example.com/app:1"]
+    cli("images", "rm", "--sync", "app:a", "app:c", "example.com/app:1").ok()

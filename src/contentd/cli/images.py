@@ -66,7 +66,8 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
             "Delete images and print each name removed; their content goes at the next\n"
             "garbage collection (--sync waits for it). A name that is not there is skipped\n"
             "with a warning on stderr and the others still go: the exit status is 0, as\n"
-            "`ctr images rm`'s. Other failures exit 1."
+            "`ctr images rm`'s. Any other failure is reported and the names after it\n"
+            "still go, as with ctr: the exit status is then 1."
         ),
     )
     rm.add_argument(
@@ -262,22 +263,34 @@ def run_tag(ctx: Context) -> int:
 
 def run_rm(ctx: Context) -> int:
     """As ``ctr images rm``: an image that is not there is a warning, not a failure (the
-    others still go, and the exit status is 0); its name is not printed."""
+    others still go, and the exit status is 0); its name is not printed. Any other failure
+    does not stop the names after it either: each is reported (``unable to delete NAME``)
+    and the exit status is 1. A daemon that cannot be reached ends the command at once."""
     from contentd.api._pb.containerd.services.images.v1 import images_pb2 as pb
-    from contentd.content.errors import NotFound
+    from contentd.cli.errors import EXIT_ERROR, describe, is_connect_failure
+    from contentd.content.errors import ContentError, NotFound
 
     stub = _stub(ctx)
+    failed = 0
 
     def delete(name: str, sync: bool) -> bool:
+        nonlocal failed
         try:
             ctx.call(stub.Delete, pb.DeleteImageRequest(name=name, sync=sync))
         except NotFound:
             ctx.warn(f"{name}: image not found, nothing removed")
             return False
+        except ContentError as err:
+            if is_connect_failure(err):
+                raise
+            kind, message = describe(err)
+            ctx.warn(f"{kind}: unable to delete {name}: {message}".replace("\n", " "))
+            failed += 1
+            return False
         return True
 
     ctx.delete_each(ctx.args.names, delete, "name", sync=ctx.args.sync)
-    return 0
+    return EXIT_ERROR if failed else 0
 
 
 def _platform_text(node: Node) -> str:
