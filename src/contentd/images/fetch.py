@@ -44,7 +44,7 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final, Protocol
+from typing import Any, Final, NoReturn, Protocol
 
 from urllib3.exceptions import HTTPError
 
@@ -333,7 +333,8 @@ class _Jobs:
 
 class _Fetch:
     store: Store  # the lease's store, set by run()
-    _pool: _Jobs  # set by run()
+    _pool: _Jobs  # set by run(): the downloads
+    _commits: _Jobs  # set by run(): the commits
 
     def __init__(self, client: RegistryClient, ref: Reference, options: FetchOptions) -> None:
         self.client = client
@@ -370,10 +371,14 @@ class _Fetch:
     def run(self, store: Store, root: Descriptor) -> Descriptor:
         self.store = store
         pool = _Jobs(workers(self.options.concurrency))
+        # commits (their syncs: data, directory, record) run beside the downloads, not
+        # in a download's place: at most as many as blobs are downloaded
+        self._commits = _Jobs(_MAX_THREADS)
         try:
             self._manifest_tree(root, pool)
         finally:
             pool.join()
+            self._commits.join()
         return root
 
     def _manifest_tree(self, root: Descriptor, pool: _Jobs) -> None:
@@ -412,11 +417,13 @@ class _Fetch:
         pool: _Jobs,
         jobs: Sequence[tuple[Callable[[Descriptor], bytes | None], Descriptor]],
     ) -> None:
-        """Run ``jobs`` and wait for them and for every document still being stored."""
+        """Run ``jobs`` and wait for them and for every document and blob still being
+        stored (a download hands its commit on: all are submitted once the jobs ended)."""
         _wait_all(self._stores_so_far() + [pool.submit(fn, d) for fn, d in jobs])
+        _wait_all(self._stores_so_far())
 
     def _stores_so_far(self) -> list[Future[Any]]:
-        """The documents' commits submitted so far (waited for outside the lock)."""
+        """The commits submitted so far (waited for outside the lock)."""
         with self._stores_lock:
             return list(self._stores)
 
@@ -462,10 +469,13 @@ class _Fetch:
         labels = self._labels_for(desc, data)
         # stored while its children download: the walk needs only its bytes (verified),
         # and the fetch waits for the commit (as for every blob) before the image record
-        store = self._pool.submit(self._store_document, desc, data, labels)
+        self._commit_later(self._store_document, desc, data, labels)
+        return data
+
+    def _commit_later(self, fn: Callable[..., None], *args: Any) -> None:
+        store = self._commits.submit(fn, *args)
         with self._stores_lock:
             self._stores.append(store)
-        return data
 
     def _store_document(self, desc: Descriptor, data: bytes, labels: Mapping[str, str]) -> None:
         writer = open_writer(self.store, ref_key(desc), desc.size, desc.digest, timeout=60)
@@ -533,6 +543,27 @@ class _Fetch:
                 # client interrupted before then would not know what the daemon keeps)
                 self.emit("downloading", desc, offset, offset)
                 resumed = self._stream_into(writer, desc, offset)
+        except (DigestMismatch, SizeMismatch) as err:
+            failed = err
+        except BaseException:
+            writer.close()
+            raise
+        if failed is not None:
+            writer.close()
+            self._refuse(desc, failed)
+        # the commit waits on the disk (three syncs): the next download need not
+        self._commit_later(self._commit_blob, writer, desc, labels, linked, resumed)
+
+    def _commit_blob(
+        self,
+        writer: Writer,
+        desc: Descriptor,
+        labels: Mapping[str, str],
+        linked: bool,
+        resumed: int,
+    ) -> None:
+        failed: DigestMismatch | SizeMismatch | None = None
+        try:
             writer.commit(desc.size, desc.digest, labels)
         except AlreadyExists:
             self._add_labels(self.store.info(desc.digest), labels)
@@ -541,11 +572,14 @@ class _Fetch:
         finally:
             writer.close()
         if failed is not None:
-            # nothing of a blob with wrong bytes is kept: the next fetch starts it over
-            self._abort(ref)
-            self.emit("failed", desc)
-            raise _blob_error(desc, failed) from None
+            self._refuse(desc, failed)
         self.emit("linked" if linked else "done", desc, desc.size, resumed)
+
+    def _refuse(self, desc: Descriptor, err: DigestMismatch | SizeMismatch) -> NoReturn:
+        """Nothing of a blob with wrong bytes is kept: the next fetch starts it over."""
+        self._abort(ref_key(desc))
+        self.emit("failed", desc)
+        raise _blob_error(desc, err) from None
 
     def _stream_into(self, writer: Writer, desc: Descriptor, offset: int) -> int:
         """Download the rest of ``desc`` from ``offset`` into ``writer``; returns the offset
