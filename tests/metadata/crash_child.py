@@ -21,6 +21,8 @@ NS = "crash"
 ANCHOR = b"anchor: rooted, committed before the crash"
 HALF = b"a blob whose ingest was interrupted " * 100
 VICTIM = b"the blob committed when the process died"
+#: too big to ride in its record's transaction: committed the usual way (synced, then recorded)
+BIG_VICTIM = b"a big blob committed when the process died " * 2000
 UNROOTED = [b"unrooted one", b"unrooted two"]
 
 
@@ -47,6 +49,10 @@ def main(scenario: str, root: Path) -> int:
         w = cs.writer("victim")
         w.write(VICTIM)
         w.commit(len(VICTIM), digest_of(VICTIM))
+    elif scenario == "commit-big":
+        w = cs.writer("victim")
+        w.write(BIG_VICTIM)
+        w.commit(len(BIG_VICTIM), digest_of(BIG_VICTIM))
     elif scenario == "open":
         cs.writer("opened")
     elif scenario == "gc":

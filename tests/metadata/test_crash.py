@@ -67,14 +67,14 @@ def assert_half_resumes(db: MetadataDB) -> None:
 
 
 def test_crash_between_backend_commit_and_record(tmp_path: Path) -> None:
-    db = crash(tmp_path, "commit", "commit:after-backend")
+    db = crash(tmp_path, "commit-big", "commit:after-backend")
     try:
         cs = db.content_store(child.NS)
-        victim = digest_of(child.VICTIM)
+        victim = digest_of(child.BIG_VICTIM)
         assert_consistent(db)
         with pytest.raises(NotFound):
             cs.info(victim)  # the record was never written...
-        assert db.backend.info(victim).size == len(child.VICTIM)  # ...the blob was
+        assert db.backend.info(victim).size == len(child.BIG_VICTIM)  # ...the blob was
         assert [s.ref for s in cs.list_statuses()] == ["half"]  # victim's ingest is consumed
         result = db.garbage_collect()  # dirty since open: the orphan goes
         assert result.backend_blobs == (victim,)
@@ -82,21 +82,61 @@ def test_crash_between_backend_commit_and_record(tmp_path: Path) -> None:
         assert_half_resumes(db)
         with cs.writer("victim") as w:  # the interrupted ref starts over and commits
             assert w.status().offset == 0
-            w.write(child.VICTIM)
-            w.commit(len(child.VICTIM), victim)
-        assert read_blob(cs, victim) == child.VICTIM
+            w.write(child.BIG_VICTIM)
+            w.commit(len(child.BIG_VICTIM), victim)
+        assert read_blob(cs, victim) == child.BIG_VICTIM
     finally:
         db.close()
 
 
-def test_crash_after_the_record(tmp_path: Path) -> None:
-    db = crash(tmp_path, "commit", "commit:after-record")
+@pytest.mark.parametrize("scenario", ["commit", "commit-big"])
+def test_crash_after_the_record(tmp_path: Path, scenario: str) -> None:
+    db = crash(tmp_path, scenario, "commit:after-record")
     try:
         cs = db.content_store(child.NS)
-        assert read_blob(cs, digest_of(child.VICTIM)) == child.VICTIM
+        data = child.VICTIM if scenario == "commit" else child.BIG_VICTIM
+        assert read_blob(cs, digest_of(data)) == data
         with pytest.raises(NotFound):
             cs.status("victim")
         assert_consistent(db)
+        assert_half_resumes(db)
+    finally:
+        db.close()
+
+
+def _unsettled(db: MetadataDB) -> list[str]:
+    with db._sql.read() as conn:
+        return [row[0] for row in conn.execute("SELECT digest FROM unsettled_blobs")]
+
+
+@pytest.mark.parametrize("point", ["commit:inline-after-record", "commit:inline-after-link"])
+@pytest.mark.parametrize("damage", ["none", "empty", "short", "missing"])
+def test_crash_inside_a_one_sync_commit(tmp_path: Path, point: str, damage: str) -> None:
+    # a small blob's record and bytes were durable in one transaction; its file was not
+    # linked yet, or linked unsynced (a power loss may leave it empty, short or gone)
+    assert _child(tmp_path, "setup", None) == 0
+    assert _child(tmp_path, "commit", point) == -signal.SIGKILL
+    victim = digest_of(child.VICTIM)
+    path = tmp_path / "content" / "blobs" / "sha256" / victim.partition(":")[2]
+    assert path.exists() == (point == "commit:inline-after-link")
+    if damage != "none" and path.exists():
+        if damage == "missing":
+            path.unlink()
+        else:
+            os.chmod(path, 0o644)
+            path.write_bytes(b"" if damage == "empty" else child.VICTIM[:7])
+    db = child.open_db(tmp_path)  # settles what the crash left before it serves
+    try:
+        assert path.read_bytes() == child.VICTIM  # written out (durably) at open
+        assert _unsettled(db) == []
+        cs = db.content_store(child.NS)
+        assert read_blob(cs, victim) == child.VICTIM
+        with pytest.raises(NotFound):
+            cs.status("victim")  # the ingest was consumed by the commit
+        assert_consistent(db)
+        db.garbage_collect()  # the victim is unrooted: it goes, record and file alike
+        assert_consistent(db)
+        assert _unsettled(db) == []
         assert_half_resumes(db)
     finally:
         db.close()

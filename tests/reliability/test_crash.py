@@ -39,6 +39,8 @@ CRASH_POINTS = (
     "writer:after-record",
     "commit:after-backend",
     "commit:after-record",
+    "commit:inline-after-record",
+    "commit:inline-after-link",
     "gc:after-sweep",
     "gc:after-backend-delete",
 )

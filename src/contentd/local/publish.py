@@ -27,7 +27,14 @@ log = logging.getLogger(__name__)
 
 
 def publish_blob(
-    blob_dir: str, fd: int, paths: IngestPaths | None, target: str, digest: str, mode: int
+    blob_dir: str,
+    fd: int,
+    paths: IngestPaths | None,
+    target: str,
+    digest: str,
+    mode: int,
+    *,
+    durable: bool = True,
 ) -> None:
     """Publish the fsynced ingest open as ``fd`` as ``target``, exactly once.
 
@@ -41,6 +48,10 @@ def publish_blob(
     The ingest's name for the data is removed only after that sync, so a crash
     leaves either a resumable ingest or a durable blob (or both, which resume
     handles).
+
+    ``durable=False`` (a small blob whose bytes a metadata transaction has made
+    durable already, see :mod:`contentd.metadata.settle`): the same, without
+    the directory sync; the caller's settler makes the file and name durable.
     """
     try:
         _link(fd, paths, target, blob_dir)
@@ -60,7 +71,8 @@ def publish_blob(
         os.fchmod(fd, mode & ~0o333)
     except OSError as err:
         log.error("commit %s: cannot set times/mode: %s", digest, err)
-    fsync_dir(blob_dir)
+    if durable:
+        fsync_dir(blob_dir)
     if paths is not None:
         remove_ingest(paths)
 

@@ -13,7 +13,7 @@ import os
 import shutil
 import stat
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from functools import partial
 from typing import Final
 
@@ -42,6 +42,7 @@ from contentd.local.layout import (
 )
 from contentd.local.reader import FileReaderAt
 from contentd.local.roots import root_state
+from contentd.local.writeback import syncfs
 from contentd.local.writer import LocalWriter
 
 __all__ = ["LocalStore"]
@@ -194,6 +195,57 @@ class LocalStore:
         fsync_dir(directory)
         fsync_dir(os.path.dirname(path))
         return target
+
+    # -- settling blobs committed without a sync (contentd.metadata.settle) --
+
+    def settle_blobs(self, blobs: Mapping[str, bytes]) -> list[str]:
+        """Make each blob of ``blobs`` (digest -> its verified bytes) durable as those bytes.
+
+        A file that is there with exactly those bytes is synced where it is; one that is
+        missing, short or different is written anew from them (a temporary file, synced,
+        renamed over the name). Then each blob directory is synced once, which makes the
+        names durable. Many files at once are synced with one ``syncfs(2)`` instead.
+        Returns the digests now durable; a blob that failed (logged) is left out, to be
+        tried again.
+        """
+        self._require_writable("settle")
+        settled: list[str] = []
+        dirs: set[str] = set()
+        unsynced: list[tuple[str, int]] = []
+        try:
+            for digest, data in blobs.items():
+                try:
+                    path = self._layout.blob_path(digest)
+                    fd = _open_if_equal(path, data)
+                    if fd is None:
+                        _rewrite_durably(path, data)
+                        self._state.blobs.forget(digest)
+                        log.warning("blob %s was missing or wrong on disk: rewritten", digest)
+                        settled.append(digest)
+                    else:
+                        unsynced.append((digest, fd))
+                    dirs.add(os.path.dirname(path))
+                except (OSError, ContentError) as err:
+                    log.warning("cannot settle blob %s yet: %s", digest, err)
+            if len(unsynced) >= SYNCFS_MIN and dirs and syncfs(next(iter(dirs))):
+                settled.extend(digest for digest, _ in unsynced)
+            else:
+                for digest, fd in unsynced:
+                    try:
+                        os.fsync(fd)
+                    except OSError as err:
+                        log.warning("cannot settle blob %s yet: %s", digest, err)
+                    else:
+                        settled.append(digest)
+                for directory in dirs:
+                    fsync_dir(directory)
+        except OSError as err:  # a directory sync: none of the names is known durable
+            log.warning("cannot settle blobs yet: %s", err)
+            return []
+        finally:
+            for _, fd in unsynced:
+                os.close(fd)
+        return settled
 
     # -- IngestManager ---------------------------------------------------
 
@@ -358,6 +410,49 @@ class LocalStore:
     def _require_writable(self, op: str) -> None:
         if self.readonly:
             raise FailedPrecondition(f"{op}: content store at {self.root} is read-only")
+
+
+#: files settled at once from which one syncfs(2) replaces their fsyncs
+SYNCFS_MIN: Final = 4
+
+
+def _open_if_equal(path: str, data: bytes) -> int | None:
+    """``path`` opened for reading if it holds exactly ``data``; None if not (or missing)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    try:
+        same = os.fstat(fd).st_size == len(data) and os.pread(fd, len(data) + 1, 0) == data
+    except BaseException:
+        os.close(fd)
+        raise
+    if not same:
+        os.close(fd)
+        return None
+    return fd
+
+
+def _rewrite_durably(path: str, data: bytes) -> None:
+    """Put ``data`` at ``path`` durably: a temporary file written and synced, then renamed
+    over ``path`` (the caller syncs the directory)."""
+    directory = os.path.dirname(path)
+    os.makedirs(directory, 0o755, exist_ok=True)
+    tmp = os.path.join(directory, f".settle-{os.path.basename(path)}-{os.getpid()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o444)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    try:
+        os.rename(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
 
 
 def _open_noatime(path: str) -> int:

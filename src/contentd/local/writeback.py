@@ -20,10 +20,11 @@ from __future__ import annotations
 import ctypes
 import errno
 import logging
+import os
 from collections.abc import Callable
 from typing import Final
 
-__all__ = ["WINDOW", "start_writeback"]
+__all__ = ["WINDOW", "start_writeback", "syncfs"]
 
 log = logging.getLogger(__name__)
 
@@ -69,3 +70,36 @@ def start_writeback(fd: int, offset: int, length: int) -> None:
         log.debug("sync_file_range failed (errno %d); early writeback off", err)
         if err in (errno.EINVAL, errno.ESPIPE, errno.ENOSYS):
             _sync_file_range = None
+
+
+_syncfs: Callable[[int], int] | None = None
+_syncfs_loaded = False
+
+
+def syncfs(path: str) -> bool:
+    """``syncfs(2)`` the filesystem holding ``path`` (its every dirty file and directory,
+    and since Linux 5.8 the errors of their writeback); False where it is missing or
+    failed, and the caller syncs file by file instead."""
+    global _syncfs, _syncfs_loaded
+    if not _syncfs_loaded:
+        loaded: Callable[[int], int] | None = None
+        try:
+            fn = ctypes.CDLL(None, use_errno=True).syncfs
+        except (OSError, AttributeError):
+            pass
+        else:
+            fn.argtypes = [ctypes.c_int]
+            fn.restype = ctypes.c_int
+            loaded = fn
+        _syncfs, _syncfs_loaded = loaded, True
+    call = _syncfs
+    if call is None:
+        return False
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        if call(fd) != 0:
+            log.warning("syncfs failed (errno %d): syncing file by file", ctypes.get_errno())
+            return False
+    finally:
+        os.close(fd)
+    return True

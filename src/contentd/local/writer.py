@@ -254,6 +254,63 @@ class LocalWriter:
             with contextlib.suppress(Exception):
                 self.close()
 
+    # -- commits through the metadata database (contentd.metadata.settle) ----
+
+    def unsynced_bytes(self, limit: int) -> bytes | None:
+        """All the ingest's bytes, read back from its file, when there are at most ``limit``
+        of them; None otherwise (or when closed, aborted, or the file reads short)."""
+        fd = self._fd
+        size = self._offset
+        if fd is None or self._gone or size > limit:
+            return None
+        try:
+            data = os.pread(fd, size, 0)
+        except OSError as err:
+            if err.errno != errno.EBADF:
+                raise
+            # a resumed ingest's file is open write-only: read it through a reopening
+            rfd = os.open(f"/proc/self/fd/{fd}", os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                data = os.pread(rfd, size, 0)
+            finally:
+                os.close(rfd)
+        return data if len(data) == size else None
+
+    def publish_unsynced(self) -> None:
+        """Commit without a single sync: link the ingest's file as its blob, unsynced.
+
+        Only for bytes a durable metadata transaction holds already (the caller
+        verified them against :meth:`digest`); the caller settles the file later.
+        AlreadyExists when the blob is there (the ingest is discarded). Any other
+        failure propagates and also discards the ingest: its record and bytes are
+        committed, so it is not to be resumed. Releases the ref in every case.
+        """
+        fd, self._fd = self._fd, None
+        try:
+            if fd is None:
+                raise FailedPrecondition("cannot commit on closed writer")
+            try:
+                if self._gone:
+                    raise NotFound(f"ingest {self._ref}: aborted")
+                actual = self.digest()
+                target = self._layout.blob_path(actual)
+                blob_dir = self._layout.blob_dir(digests.parse(actual).algorithm)
+                paths = None if self._pending else self._paths
+                mode = os.fstat(fd).st_mode & 0o777
+                try:
+                    publish_blob(blob_dir, fd, paths, target, actual, mode, durable=False)
+                except BaseException:
+                    if paths is not None:  # not to be resumed: its record is committed
+                        with contextlib.suppress(OSError):
+                            remove_ingest(paths)
+                    raise
+            finally:
+                if self._pending:
+                    self._state.pending.pop(self._ref, self)
+                os.close(fd)
+        finally:
+            self._state.locks.unlock(self._ref)
+
     # -- internals -------------------------------------------------------
 
     def _require_open(self, op: str) -> int:

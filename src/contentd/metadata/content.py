@@ -39,6 +39,7 @@ from contentd.metadata.events import (
     ContentDelete,
 )
 from contentd.metadata.namespaces import LABEL_GC_MANAGED_EXTERNALLY
+from contentd.metadata.settle import BytesReaderAt, unsettled_bytes
 from contentd.metadata.sql import Conn
 from contentd.metadata.writer import NamespacedWriter, insert_blob
 
@@ -104,7 +105,18 @@ class ContentStore:
     def reader_at(self, target: str | Descriptor) -> ReaderAt:
         digest = digest_of_target(target)
         self._record(self._ns(), digest)
-        return self._core.backend.reader_at(digest)
+        core = self._core
+        try:
+            return core.backend.reader_at(digest)
+        except NotFound:
+            if not core.serve_unsettled:
+                raise
+        # a blob committed with its bytes in its record's transaction, not linked yet (or
+        # whose link failed): its row serves it (contentd.metadata.settle)
+        data = unsettled_bytes(core, digest)
+        if data is not None:
+            return BytesReaderAt(data)
+        return core.backend.reader_at(digest)  # settled meanwhile (the row goes after the file)
 
     def report_corrupt(self, digest: str, reason: str) -> None:
         """A reader found ``digest``'s bytes wrong: quarantine it (every namespace's reads

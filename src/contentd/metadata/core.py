@@ -66,6 +66,13 @@ class Core:
         # held by a commit that repairs a quarantined digest, from clearing the bad
         # bytes until the quarantine is lifted: one repair commits, later ones exist
         self.repair_lock = threading.Lock()
+        # commits of at most this many bytes put them in the record's transaction and
+        # link the blob unsynced (0: never; see contentd.metadata.settle)
+        self.inline_limit = 0
+        # readers whose blob file is missing look for an unsettled row (SQLite only)
+        self.serve_unsettled = False
+        # tells the settler a commit added an unsettled row
+        self.settle_notify: Callable[[], None] | None = None
 
     # -- time ------------------------------------------------------------
 

@@ -24,6 +24,11 @@ happened since the last GC, the backend is *dirty*.
 namespace records and no ingest expects, then abort every backend ingest
 whose backend ref no ingest record knows.
 
+**Unsettled blobs** (:mod:`contentd.metadata.settle`): the sweep's transaction
+also deletes the bytes kept for blobs whose files are not durable yet, once
+nothing records or expects their digest; the backend cleanup then deletes the
+files. The settler holds the content lock shared, so it never writes one back.
+
 **Races.** The whole collection holds the content lock exclusively, while a
 commit holds it shared from the backend commit until its record is written.
 So cleanup never runs between the two halves of a commit: every blob the
@@ -294,6 +299,13 @@ def _delete(conn: Conn, sweep: _Sweep) -> None:
     conn.executemany("DELETE FROM blobs WHERE namespace = ? AND digest = ?", sweep.content)
     conn.executemany("DELETE FROM ingests WHERE namespace = ? AND ref = ?", sweep.ingests)
     conn.executemany("DELETE FROM leases WHERE namespace = ? AND id = ?", sweep.leases)
+    # the unsettled bytes of blobs nothing needs now (their files go in the backend cleanup,
+    # under the same exclusive lock): a settler must not write a collected blob back
+    conn.execute(
+        "DELETE FROM unsettled_blobs WHERE NOT EXISTS"
+        " (SELECT 1 FROM blobs WHERE blobs.digest = unsettled_blobs.digest)"
+        " AND NOT EXISTS (SELECT 1 FROM ingests WHERE ingests.expected = unsettled_blobs.digest)"
+    )
 
 
 # -- backend cleanup -------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from collections.abc import Callable, Mapping
@@ -25,9 +26,12 @@ from contentd.metadata.leases import LeaseManager
 from contentd.metadata.namespaces import NamespaceStore
 from contentd.metadata.scheduler import Scheduler, SchedulerConfig
 from contentd.metadata.scrub import Scrubber, ScrubConfig
+from contentd.metadata.settle import INLINE_LIMIT, Settler, SettlingBackend
 from contentd.metadata.sql import Database
 
 __all__ = ["POLICIES", "MetadataDB"]
+
+log = logging.getLogger(__name__)
 
 POLICIES: Final = ("shared", "isolated")
 Policy = Literal["shared", "isolated"]
@@ -119,6 +123,21 @@ class MetadataDB:
         self.namespaces = NamespaceStore(self._core)
         self._scheduler: Scheduler | None = None
         self._lock = threading.Lock()
+        self._settler: Settler | None = None
+        self._core.serve_unsettled = cluster is None
+        if cluster is None and isinstance(backend, SettlingBackend) and not _readonly(backend):
+            # small commits sync once (contentd.metadata.settle); what a crash left
+            # unsettled is made durable before anything is served
+            settler = Settler(self._core, backend)
+            try:
+                settler.settle_all()
+            except BaseException:
+                self._sql.close()
+                raise
+            self._core.inline_limit = INLINE_LIMIT
+            self._core.settle_notify = settler.notify
+            settler.start()
+            self._settler = settler
 
     def __repr__(self) -> str:
         return f"MetadataDB({self.path!r}, policy={self.policy!r})"
@@ -210,8 +229,22 @@ class MetadataDB:
             scheduler, self._scheduler = self._scheduler, None
         if scheduler is not None:
             scheduler.stop()
+        settler, self._settler = self._settler, None
+        if settler is not None:
+            settler.stop()
+            self._core.inline_limit = 0
+            try:
+                settler.settle_all()
+            except Exception as err:  # the next open settles them
+                log.warning("cannot settle unsynced blobs at close: %s", err)
         self._core.cluster.close()
         self._sql.close()
+
+    def settle(self) -> int:
+        """Make every blob committed unsynced so far durable now (the settler does it
+        within a second anyway); how many there were."""
+        settler = self._settler
+        return settler.settle_all() if settler is not None else 0
 
     def __enter__(self) -> Self:
         return self
@@ -230,3 +263,7 @@ class MetadataDB:
         if scheduler is not None and scheduler.running:
             return scheduler.trigger(wait=True)
         return self.garbage_collect()
+
+
+def _readonly(backend: Store) -> bool:
+    return bool(getattr(backend, "readonly", False))

@@ -28,6 +28,11 @@ Logical schema (containerd's bolt layout, spec §4.1, as tables):
 - (v3) ``blob_health``: per digest, when its bytes last hashed to it
   (``verified_at``, nanoseconds) and, for a quarantined blob, when and why
   (``quarantined_at``, ``reason``); see :mod:`contentd.metadata.health`
+- (v4) ``unsettled_blobs``: per digest, the bytes of a small blob whose commit
+  made them durable in this database's transaction instead of by syncing the
+  blob file (``data``), and when (``recorded_at``); the row goes once the file
+  is durable. See :mod:`contentd.metadata.settle`. (``BLOB`` is ``BYTEA`` on
+  PostgreSQL, where the table stays empty.)
 """
 
 from __future__ import annotations
@@ -163,8 +168,20 @@ CREATE TABLE blob_health (
 """
 
 
+# not WITHOUT ROWID: rows of up to 64 KiB belong in a rowid table (SQLite keeps a
+# WITHOUT ROWID row whole in its b-tree page, and a big row overflows every page it is in)
+_V4 = """
+CREATE TABLE unsettled_blobs (
+    digest TEXT PRIMARY KEY NOT NULL,
+    data BLOB NOT NULL,
+    recorded_at INTEGER NOT NULL
+)
+"""
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _V1),
     Migration(2, "images", _V2),
     Migration(3, "blob health: last verified, quarantine", _V3),
+    Migration(4, "unsettled blobs: small blobs' bytes until their files are durable", _V4),
 )

@@ -117,6 +117,7 @@ def translate_ddl(statement: str) -> str:
     """A migration statement in SQLite's spelling, as PostgreSQL needs it."""
     statement = re.sub(r"\)\s*WITHOUT ROWID\s*$", ")", statement)
     statement = re.sub(r"\bINTEGER\b", "BIGINT", statement)
+    statement = re.sub(r"\bBLOB\b", "BYTEA", statement)
     return re.sub(r"\bTEXT\b", 'TEXT COLLATE "C"', statement)
 
 

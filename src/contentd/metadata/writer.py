@@ -11,6 +11,15 @@ fsynced and linked into place) happens first, then the record's write
 transaction, both under the shared content lock (so GC cannot run between
 them). A crash between the two leaves a blob no record knows, which the next
 dirty GC removes; it can never leave a record without its blob.
+
+A small blob (at most ``core.inline_limit`` bytes, a backend writer that can
+commit unsynced, the SQLite database) turns that order round and syncs once:
+verified first, its bytes go into the record's transaction (``unsettled_blobs``,
+whose WAL sync makes them durable), and only then is the file linked into
+place, unsynced; a settler makes the file durable later. A crash between the
+two leaves a record whose bytes are in its row, which the next open writes
+out; a linked file never exists without a durable row behind it. See
+:mod:`contentd.metadata.settle`.
 """
 
 from __future__ import annotations
@@ -22,6 +31,7 @@ from datetime import datetime
 from types import TracebackType
 from typing import Self
 
+from contentd.content.digest import digest_of
 from contentd.content.errors import (
     AlreadyExists,
     ContentError,
@@ -38,6 +48,7 @@ from contentd.metadata.cluster import RefLock
 from contentd.metadata.core import Core
 from contentd.metadata.crashpoints import crash_point
 from contentd.metadata.events import TOPIC_CONTENT_CREATE, ContentCreate
+from contentd.metadata.settle import InlineWriter
 from contentd.metadata.sql import Conn
 
 __all__ = ["NamespacedWriter", "insert_blob"]
@@ -161,33 +172,53 @@ class NamespacedWriter:
                     # still ours, and for a whole lease from now: the backend commit
                     # must not complete an ingest another node has taken over
                     self._lock.renew()
-                # the backend commit (fsync, link) needs no database transaction:
-                # a record written after it cannot be undone by one anyway
-                actual, size, stored = self._commit_backend(size, expected)
-                crash_point("commit:after-backend")
-                with core.update() as conn:
-                    if self._lock is not None:
-                        # the fencing token, checked where the record is written
-                        self._lock.check(conn)
-                    # good bytes for a quarantined digest repair it in every namespace
-                    repaired = stored and health.lift(core, conn, actual)
-                    # the ingest row names the namespace (a foreign key): while it was
-                    # there, so is the namespace, and the blob's row needs no check of it
-                    had_row = (
-                        conn.execute(
-                            "DELETE FROM ingests WHERE namespace = ? AND ref = ?",
-                            (self._ns, self._ref),
-                        ).rowcount
-                        == 1
-                    )
-                    if insert_blob(
-                        core, conn, self._ns, actual, size, labels, namespace_known=had_row
-                    ):
-                        created = ContentCreate(actual, size)
-                    elif not repaired:
-                        exists = AlreadyExists(f"content {actual}")
-                    leases.remove_ingest(conn, self._ns, self._lease, self._ref)
-                    leases.add_content(conn, self._ns, self._lease, actual)
+                inline = None if repairing else self._inline_bytes(size, expected)
+                if inline is None:
+                    # the backend commit (fsync, link) needs no database transaction:
+                    # a record written after it cannot be undone by one anyway
+                    actual, size, stored = self._commit_backend(size, expected)
+                    crash_point("commit:after-backend")
+                else:
+                    # verified, not committed: the backend file is linked after the record
+                    actual, size, _ = inline
+                    stored = False
+                try:
+                    with core.update() as conn:
+                        if self._lock is not None:
+                            # the fencing token, checked where the record is written
+                            self._lock.check(conn)
+                        # good bytes for a quarantined digest repair it in every namespace
+                        repaired = stored and health.lift(core, conn, actual)
+                        # the ingest row names the namespace (a foreign key): while it was
+                        # there, so is the namespace, and the blob's row needs no check of it
+                        had_row = (
+                            conn.execute(
+                                "DELETE FROM ingests WHERE namespace = ? AND ref = ?",
+                                (self._ns, self._ref),
+                            ).rowcount
+                            == 1
+                        )
+                        if insert_blob(
+                            core, conn, self._ns, actual, size, labels, namespace_known=had_row
+                        ):
+                            created = ContentCreate(actual, size)
+                        elif not repaired:
+                            exists = AlreadyExists(f"content {actual}")
+                        leases.remove_ingest(conn, self._ns, self._lease, self._ref)
+                        leases.add_content(conn, self._ns, self._lease, actual)
+                        if inline is not None:
+                            # the bytes ride in the record's transaction: its sync is theirs
+                            conn.execute(
+                                "INSERT INTO unsettled_blobs (digest, data, recorded_at)"
+                                " VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+                                (actual, inline[2], core.now_ns()),
+                            )
+                except BaseException:
+                    if inline is not None:
+                        self._close_backend()  # nothing committed: the ingest is kept
+                    raise
+                if inline is not None:
+                    self._publish_unsynced(actual)
                 if repaired:  # still under the repair lock: the next writer sees it lifted
                     core.quarantined.pop(actual, None)
             self._done = True
@@ -234,6 +265,52 @@ class NamespacedWriter:
         except NotFound:
             return
         log.info("deleted the quarantined bytes of %s from the backend to store new ones", digest)
+
+    def _inline_bytes(self, size: int, expected: str) -> tuple[str, int, bytes] | None:
+        """For a commit that puts the bytes in the record's transaction: (digest, size,
+        bytes), verified against the size and digest asked for. None when this commit
+        takes the usual path: too big, no such backend writer, or a size or digest that
+        does not match (the usual path reports those, keeping the ingest)."""
+        w = self._w
+        limit = self._core.inline_limit
+        if w is None or not limit or not hasattr(w, "publish_unsynced"):
+            return None
+        assert isinstance(w, InlineWriter)
+        offset = w.status().offset
+        if offset > limit or (size != 0 and size != offset):
+            return None
+        actual = w.digest()
+        if expected and expected != actual:
+            return None
+        data = w.unsynced_bytes(limit)
+        # the bytes the row keeps are the ones verified, not just the ones hashed
+        if data is None or len(data) != offset or digest_of(data) != actual:
+            return None
+        return actual, offset, data
+
+    def _publish_unsynced(self, digest: str) -> None:
+        """After the record and its bytes are durable: link the blob file, unsynced."""
+        crash_point("commit:inline-after-record")
+        assert isinstance(self._w, InlineWriter)
+        try:
+            self._w.publish_unsynced()
+        except AlreadyExists:
+            pass  # the backend had the file: the settler syncs it
+        except Exception as err:  # the record is committed: the settler writes the file
+            log.warning(
+                "commit %s: linking the blob failed (the settler writes it): %s", digest, err
+            )
+        crash_point("commit:inline-after-link")
+        notify = self._core.settle_notify
+        if notify is not None:
+            notify()
+
+    def _close_backend(self) -> None:
+        if self._w is not None:
+            try:
+                self._w.close()
+            except Exception as err:
+                log.warning("ingest %s: cannot keep it after a failed commit: %s", self._ref, err)
 
     def _commit_backend(self, size: int, expected: str) -> tuple[str, int, bool]:
         """Verify (and, with a backend writer, commit) the bytes: (digest, size, whether
