@@ -29,7 +29,7 @@ from collections.abc import Mapping
 from contextlib import nullcontext
 from datetime import datetime
 from types import TracebackType
-from typing import Self
+from typing import Self, cast
 
 from contentd.content.digest import digest_of
 from contentd.content.errors import (
@@ -275,14 +275,14 @@ class NamespacedWriter:
         limit = self._core.inline_limit
         if w is None or not limit or not hasattr(w, "publish_unsynced"):
             return None
-        assert isinstance(w, InlineWriter)
         offset = w.status().offset
         if offset > limit or (size != 0 and size != offset):
             return None
         actual = w.digest()
         if expected and expected != actual:
             return None
-        data = w.unsynced_bytes(limit)
+        # (a cast, not isinstance: a Protocol's isinstance costs ~35 us)
+        data = cast("InlineWriter", w).unsynced_bytes(limit)
         # the bytes the row keeps are the ones verified, not just the ones hashed
         if data is None or len(data) != offset or digest_of(data) != actual:
             return None
@@ -291,9 +291,8 @@ class NamespacedWriter:
     def _publish_unsynced(self, digest: str) -> None:
         """After the record and its bytes are durable: link the blob file, unsynced."""
         crash_point("commit:inline-after-record")
-        assert isinstance(self._w, InlineWriter)
         try:
-            self._w.publish_unsynced()
+            cast("InlineWriter", self._w).publish_unsynced()
         except AlreadyExists:
             pass  # the backend had the file: the settler syncs it
         except Exception as err:  # the record is committed: the settler writes the file
