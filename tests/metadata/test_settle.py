@@ -13,6 +13,7 @@ import pytest
 from contentd import ContentError, LocalStore, NotFound, read_blob
 from contentd.content.digest import digest_of
 from contentd.content.labels import LABEL_GC_ROOT
+from contentd.local.check import scan
 from contentd.metadata import MetadataDB
 from contentd.metadata.settle import INLINE_LIMIT
 
@@ -133,6 +134,8 @@ def test_a_damaged_unsettled_file_is_rewritten(db: MetadataDB) -> None:
     path.write_bytes(b"to be DAMAGED")
     db.settle()
     assert path.read_bytes() == b"to be damaged"
+    assert oct(path.stat().st_mode & 0o777) == oct(0o444)
+    assert list(scan(str(path.parents[2]))) == []  # no temporary name left in blobs/
     assert read_blob(db.content_store(NS), digest) == b"to be damaged"
 
 

@@ -40,6 +40,7 @@ from contentd.local.layout import (
     read_timestamp,
     remove_ingest,
 )
+from contentd.local.pending import link_anonymous
 from contentd.local.reader import FileReaderAt
 from contentd.local.roots import root_state
 from contentd.local.writeback import syncfs
@@ -434,25 +435,33 @@ def _open_if_equal(path: str, data: bytes) -> int | None:
 
 
 def _rewrite_durably(path: str, data: bytes) -> None:
-    """Put ``data`` at ``path`` durably: a temporary file written and synced, then renamed
-    over ``path`` (the caller syncs the directory)."""
+    """Put ``data`` at ``path``, the file synced (the caller syncs the directory).
+
+    Whatever is at ``path`` goes first (readers meanwhile find no file and are served
+    the caller's bytes elsewhere). The new file is an anonymous one in the blob
+    directory, written, synced and then linked: a crash leaves no partial file and no
+    temporary name in ``blobs/``. Without ``O_TMPFILE`` it is written in place (a crash
+    then leaves a short file, which the caller's next settle rewrites).
+    """
     directory = os.path.dirname(path)
     os.makedirs(directory, 0o755, exist_ok=True)
-    tmp = os.path.join(directory, f".settle-{os.path.basename(path)}-{os.getpid()}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o444)
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+    anonymous = True
+    try:
+        fd = os.open(directory, os.O_RDWR | os.O_TMPFILE | os.O_CLOEXEC, 0o444)
+    except (OSError, AttributeError):
+        anonymous = False
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o444)
     try:
         view = memoryview(data)
         while view:
             view = view[os.write(fd, view) :]
         os.fsync(fd)
+        if anonymous:
+            link_anonymous(fd, path)  # FileExistsError: a commit linked it meanwhile
     finally:
         os.close(fd)
-    try:
-        os.rename(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
 
 
 def _open_noatime(path: str) -> int:
