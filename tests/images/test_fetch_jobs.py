@@ -5,9 +5,21 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
+from typing import Any
 
+import pytest
+
+from contentd import LocalStore
+from contentd.content.types import Descriptor
 from contentd.images import fetch as fetch_module
-from contentd.images.fetch import _Jobs
+from contentd.images.fetch import FetchOptions, _Jobs, fetch
+from contentd.images.registry import RegistryClient
+from contentd.metadata import MetadataDB
+from contentd.metadata.writer import NamespacedWriter
+from tests.peers.images import build_random_image, push_image
+from tests.peers.registry import RegistryPeer
+from tests.peers.requires import requires
 
 
 def test_at_most_the_limit_runs_at_once_and_the_rest_run_in_order() -> None:
@@ -77,3 +89,43 @@ def test_the_worker_threads_are_kept_for_the_next_fetch() -> None:
     assert all(n.startswith("contentd-fetch") for n in names[0] + names[1])
     assert set(names[1]) <= alive  # the second fetch started no thread
     assert fetch_module._worker_threads() is fetch_module._worker_threads()
+
+
+@pytest.mark.containerd
+def test_a_blob_s_commit_does_not_hold_a_download_slot(
+    tmp_path: Path, registry_peer: RegistryPeer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With one download at a time, the config's commit is held until another blob's GET
+    has started: it can only start if the commit left the download slot."""
+    requires("skopeo")
+    image = build_random_image((64 << 10, 64 << 10), seed=31)
+    pushed = push_image(image, registry_peer, "contentd/commit-beside", "v1")
+    other_get = threading.Event()
+    waited: list[bool] = []
+    real_open_blob = RegistryClient.open_blob
+    real_commit = NamespacedWriter.commit
+
+    def open_blob(self: RegistryClient, repository: str, desc: Descriptor, offset: int = 0) -> Any:
+        if desc.digest != image.platforms[0].config.digest:
+            other_get.set()
+        return real_open_blob(self, repository, desc, offset)
+
+    def commit(self: NamespacedWriter, *args: Any, **kwargs: Any) -> None:
+        if self._ref.startswith("config-"):
+            waited.append(other_get.wait(10))
+        real_commit(self, *args, **kwargs)
+
+    monkeypatch.setattr(RegistryClient, "open_blob", open_blob)
+    monkeypatch.setattr(NamespacedWriter, "commit", commit)
+    with MetadataDB(tmp_path / "meta.db", LocalStore(tmp_path / "content")) as db:
+        root, _ = fetch(
+            lambda lease: db.content_store("ns", lease),
+            db.leases("ns"),
+            db.images("ns"),
+            f"{registry_peer.host}/{pushed.repository}:{pushed.tag}",
+            FetchOptions(plain_http=True, concurrency=1),
+        )
+        assert root.digest == image.index.digest
+        assert waited == [True]
+        held = {info.digest for info in db.content_store("ns").walk()}
+        assert {b.digest for b in image.iter_blobs()} <= held
