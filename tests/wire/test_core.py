@@ -839,6 +839,53 @@ def test_a_call_ended_while_a_frame_is_coming_drops_the_rest_and_returns_its_cre
     assert [type(e) for e in peer.send(fr.headers(3, peer.block(STREAM)))] == [CallStarted]
 
 
+@pytest.mark.parametrize("read", [1, 7, 9, 100, 16393, 65536, 262144])
+def test_the_core_keeps_nothing_of_a_read_buffer_it_is_given(read: int) -> None:
+    """The shell reads into one buffer again and again: whatever a read brought (a frame
+    or message begun, header blocks, CONTINUATION, SETTINGS, PING, bytes the decode
+    budget held back) is the same after the buffer is overwritten, and no view of the
+    buffer is left (it could not be resized then)."""
+    work = _Work(_MS)
+    peer = Peer(Limits(max_receive_message=4 << 20), work)
+    peer.h2.pace(0.0)
+    block = peer.block(STREAM, [("x-big", "v" * 3000)])
+    big = bytes(range(256)) * 1200
+    wire = fr.encode(fr.HEADERS, 0, 1, block[:1000]) + fr.encode(
+        fr.CONTINUATION, fr.END_HEADERS, 1, block[1000:]
+    )
+    wire += fr.settings({fr.Setting.MAX_FRAME_SIZE: 1 << 20}) + fr.ping(b"pingpong")
+    wire += fr.data(1, message(b"a") + message(big)) + fr.data(1, message(big[:50000]))
+    wire += b"".join(_unknown_calls(peer, 3, 8))  # past the decode budget: bytes held back
+    wire += fr.data(1, message(b"z" * 70000), end_stream=True)
+    buf = bytearray(read)
+    events: list[Any] = []
+    now = 0.0
+    paused = 0
+    for i in range(0, len(wire), read):
+        piece = wire[i : i + read]
+        buf[: len(piece)] = piece
+        events += peer.h2.receive(memoryview(buf)[: len(piece)])
+        buf[:] = b"\xee" * read
+        buf.append(0)  # BufferError if a view of it were kept
+        del buf[-1]
+        while peer.h2.throttled:
+            paused += 1
+            now += peer.h2.pace(now)
+            events += peer.h2.receive(b"")
+    assert paused
+    started = [e for e in events if isinstance(e, CallStarted)]
+    assert [e.stream.id for e in started] == [1]
+    assert started[0].stream.request.metadata[-1] == ("x-big", "v" * 3000)
+    got = []
+    while (msg := peer.h2.take(started[0].stream)) is not None:
+        got.append(bytes(msg))
+    assert got == [b"a", big, big[:50000], b"z" * 70000]
+    out = peer.out()
+    assert [f.payload for f in out if f.type == fr.PING] == [b"pingpong"]
+    assert sorted(f.stream_id for f in out if f.type == fr.HEADERS) == list(range(3, 19, 2))
+    assert peer.h2.state is ConnectionState.OPEN
+
+
 def test_a_frame_too_large_is_refused_from_its_header_split_across_reads() -> None:
     peer = Peer()
     header = fr.HEADER.pack(((1 << 20) + 1) << 8 | fr.DATA, 0, 1)

@@ -147,16 +147,22 @@ class Connection:
             self._lost()
 
     def _read(self) -> None:
-        recv = self.sock.recv
+        # one buffer for all reads: the core copies what it keeps (H2Connection.receive),
+        # and a fresh 256 KiB bytes per read cost an allocation and its page faults
+        buf = bytearray(_RECV_SIZE)
+        view = memoryview(buf)
+        recv_into = self.sock.recv_into
         h2 = self.h2
         lock = self.lock
+        chunk: bytes | memoryview
         chunk, self._first = self._first, b""
         resume = False
         while True:
             if not chunk and not resume:
-                chunk = recv(_RECV_SIZE)
-                if not chunk:
+                n = recv_into(buf)
+                if not n:
                     return
+                chunk = view[:n]
             self._batches += 1
             with lock:
                 events = h2.receive(chunk)

@@ -298,8 +298,12 @@ class H2Connection:
 
     # -- input -----------------------------------------------------------------
 
-    def receive(self, data: bytes) -> list[Event]:
+    def receive(self, data: bytes | memoryview) -> list[Event]:
         """Take bytes read from the peer; what happened, in order.
+
+        Nothing keeps a reference to ``data`` after this returns (what is kept is
+        copied: a frame or message begun, bytes held back, header blocks), so the
+        caller may read into the same buffer again.
 
         A connection error queues GOAWAY and ends in a :class:`ConnectionEnded`
         event; everything after it is ignored.
@@ -349,7 +353,7 @@ class H2Connection:
             self.close(err.code, str(err))
         return events
 
-    def _complete(self, data: bytes) -> int:
+    def _complete(self, data: bytes | memoryview) -> int:
         """Finish the frame an earlier read began with the start of ``data``: where in
         ``data`` the next frame begins, or -1 when ``data`` did not complete it.
 
@@ -387,7 +391,7 @@ class H2Connection:
         self._frames(partial, 0)
         return stop
 
-    def _frames(self, data: bytes | bytearray, off: int) -> int:
+    def _frames(self, data: bytes | bytearray | memoryview, off: int) -> int:
         """Handle the complete frames of ``data`` from ``off`` on; where the first
         incomplete one begins (``len(data)`` when none is)."""
         unpack = _HEADER.unpack_from
@@ -545,7 +549,7 @@ class H2Connection:
         if self._ready:
             self.wants_write = True
 
-    def _on_goaway(self, data: bytes | bytearray, start: int, end: int) -> None:
+    def _on_goaway(self, data: bytes | bytearray | memoryview, start: int, end: int) -> None:
         last, code = struct.unpack_from(">II", data, start)
         last &= 0x7FFFFFFF
         self.goaway_received = last
@@ -855,7 +859,7 @@ class H2Connection:
             self._data_end(stream, flags, length, before)
         return stop
 
-    def _more_data(self, data: bytes) -> int:
+    def _more_data(self, data: bytes | memoryview) -> int:
         """The next bytes of the DATA frame :meth:`_data` began, from the start of
         ``data``; where in ``data`` that frame ends (``len(data)``: not yet)."""
         left = self._dleft
