@@ -134,6 +134,24 @@ def test_an_interrupted_fetch_names_what_was_under_way_and_the_lease() -> None:
     ]
 
 
+def test_an_interrupted_fetch_in_another_namespace_names_it_in_the_lease_command() -> None:
+    """The lease lives in the fetch's namespace: `contentd leases rm --sync LEASE` run as
+    printed, without `-n`, answered `not found: lease ...` after `contentd -n n3 fetch`."""
+    from types import SimpleNamespace
+
+    from contentd.cli.registry import _Display
+    from contentd.images.fetch import fetch_lease_id
+
+    ref = "127.0.0.1:5000/library/app:1"
+    lease = fetch_lease_id(ref)
+    ctx = SimpleNamespace(streams=SimpleNamespace(err_is_tty=False), namespace="n3")
+    shown = _Display(ctx, "fetch")  # type: ignore[arg-type]
+    shown.blobs = {"layer-z": ["downloading", 0, 10, 0.0, 0], "config-y": ["done", 1, 1, 0.0, 0]}
+    assert shown.interrupted(ref)[-1] == (
+        f"run the same command to resume; `contentd -n n3 leases rm --sync {lease}` discards them"
+    )
+
+
 def test_fetch_help_says_what_its_lease_keeps_and_how_to_resume(cli: Cli) -> None:
     text = " ".join(cli.raw("fetch", "--help").text.split())
     assert "contentd.fetch.<hash of REF> (24 h expiry, as containerd's pull lease" in text

@@ -192,7 +192,10 @@ def test_ctrl_c_names_the_blobs_under_way_and_the_lease_that_keeps_them(
     assert note[1].endswith(", 1 under way (as last reported):"), err
     assert note[2].startswith(f"  layer-{layer}  ") and note[2].endswith(" of 6.291MB"), err
     assert f"under lease {lease[0]} until a fetch of {ref} succeeds" in note[3]
-    assert note[4].endswith(f"`contentd leases rm --sync {lease[0]}` discards them")
+    # the lease is this namespace's: the command as printed names it
+    assert note[4].endswith(
+        f"`contentd -n {cli.namespace} leases rm --sync {lease[0]}` discards them"
+    )
     (shown,) = cli("--output", "json", "leases", "ls").ok().json()
     assert shown["labels"]["contentd.io/fetch.ref"] == ref
     active = [a["ref"] for a in cli("--output", "json", "content", "active").ok().json()]

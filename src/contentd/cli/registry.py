@@ -313,6 +313,9 @@ class _Display:
                 "fetching again starts over"
             ]
         lease = _fetch_lease(reference)
+        # the lease is the fetch's namespace's: name it, or the command finds no such lease
+        namespace = getattr(self.ctx, "namespace", "default")
+        leases = "contentd leases" if namespace == "default" else f"contentd -n {namespace} leases"
         head = f"fetch of {reference} stopped: {'1 blob' if held == 1 else f'{held} blobs'} stored"
         if started:
             head += f", {len(started)} under way (as last reported):"
@@ -321,7 +324,7 @@ class _Display:
             *lines,
             f"the daemon keeps them under lease {lease} until a fetch of {reference} succeeds"
             " or the lease expires (24 h after the last attempt, as containerd's pull lease)",
-            f"run the same command to resume; `contentd leases rm --sync {lease}` discards them",
+            f"run the same command to resume; `{leases} rm --sync {lease}` discards them",
         ]
 
     def summary(self) -> str:
