@@ -71,6 +71,23 @@ def test_platform_selection(cli: Cli, test_image: PushedImage) -> None:
     assert "containerd.io/gc.ref.content.m.1" not in index_labels
 
 
+def test_a_platform_the_index_does_not_have_fails_and_leaves_nothing(
+    cli: Cli, test_image: PushedImage
+) -> None:
+    """`--platform linux/s390x` of an amd64/arm64 index used to exit 0 having stored the
+    index alone, with an image record whose manifests were all missing. As `ctr images
+    pull`: not found, naming what the index has; no image, no lease, no blob."""
+    ns = "no-such-platform"
+    result = cli("fetch", "--plain-http", "--platform", "linux/s390x", test_image.ref, namespace=ns)
+    assert result.code == 1
+    err = result.err.strip().splitlines()[-1]
+    assert err.startswith("contentd: not found: no match for platform linux/s390x in index ")
+    assert "linux/amd64" in err and "linux/arm64" in err and "--all-platforms" in err
+    assert cli("images", "ls", "-q", namespace=ns).ok().text == ""
+    assert "contentd.fetch." not in cli("leases", "ls", namespace=ns).ok().text
+    assert cli("content", "ls", "-q", namespace=ns).ok().text == ""
+
+
 def _fresh(registry: RegistryPeer, seed: int, repository: str) -> PushedImage:
     """An image no other test fetched (blobs another namespace holds are shared, not sent)."""
     requires("skopeo")

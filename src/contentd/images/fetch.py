@@ -163,6 +163,11 @@ def ref_key(desc: Descriptor) -> str:
     return f"{kind}-{desc.digest}"
 
 
+def _platform_text(platform: Mapping[str, object]) -> str:
+    parts = [platform.get("os"), platform.get("architecture"), platform.get("variant")]
+    return "/".join(str(p) for p in parts if p) or "?"
+
+
 def fetch_lease_id(reference: str) -> str:
     return "contentd.fetch." + hashlib.sha256(reference.encode()).hexdigest()[:16]
 
@@ -443,6 +448,20 @@ class _Fetch:
             or any(p.matches(platform) for p in self.platforms)
         )
 
+    def _check_platforms(self, desc: Descriptor, data: bytes) -> None:
+        """An index none of whose manifests is a wanted platform fails the fetch, as
+        containerd's pull does (``no match for platform in manifest: not found``), rather
+        than record an image of an index alone (``ctr content fetch`` does that)."""
+        manifests = children(desc, data)[0]
+        if not manifests or any(self._keep(platform) for _, platform in manifests):
+            return
+        wanted = ", ".join(str(p) for p in self.platforms)
+        has = sorted({_platform_text(platform) for _, platform in manifests})
+        raise NotFound(
+            f"no match for platform {wanted} in index {desc.digest} of {self.ref}: it has "
+            f"{', '.join(has)} (give --platform one of them, or --all-platforms)"
+        )
+
     def _labels_for(self, desc: Descriptor, data: bytes | None) -> dict[str, str]:
         labels = {self.source_key: self.ref.repository}
         if data is not None:
@@ -462,10 +481,12 @@ class _Fetch:
             info = None
         if info is not None:
             data = read_blob(self.store, desc.digest)
+            self._check_platforms(desc, data)
             self._add_labels(info, self._labels_for(desc, data))
             self.emit("exists", desc, desc.size)
             return data
         data = self.client.manifest(self.ref.repository, desc)
+        self._check_platforms(desc, data)  # before it is stored: a failed fetch keeps nothing
         labels = self._labels_for(desc, data)
         # stored while its children download: the walk needs only its bytes (verified),
         # and the fetch waits for the commit (as for every blob) before the image record
