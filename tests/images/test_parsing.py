@@ -79,6 +79,13 @@ def test_bad_references(text: str) -> None:
         ),
         ("app@sha256:" + "a" * 64, "write docker.io/library/app@sha256:" + "a" * 64),
         ("127.0.0.1:5000/UPPER", "invalid repository 'UPPER' (a repository name is lowercase)"),
+        # a URL, as a registry's web page shows it: it said "hostname required", beside a host
+        (
+            "http://127.0.0.1:5000/library/app:1",
+            "a reference has no scheme: write 127.0.0.1:5000/library/app:1 "
+            "(and --plain-http for an HTTP registry)",
+        ),
+        ("https://r.io/app", "a reference has no scheme: write r.io/app"),
     ],
 )
 def test_bad_references_say_what_to_write(text: str, says: str) -> None:

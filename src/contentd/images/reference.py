@@ -47,6 +47,12 @@ class Reference:
 
 def parse_reference(text: str) -> Reference:
     """InvalidArgument unless ``text`` is ``host[:port]/repo[:tag][@digest]``."""
+    scheme, sep, after = text.partition("://")
+    if sep and scheme.lower() in ("http", "https"):
+        plain = " (and --plain-http for an HTTP registry)" if scheme.lower() == "http" else ""
+        raise InvalidArgument(
+            f"reference {text!r}: a reference has no scheme: write {after}{plain}"
+        )
     rest, _, digest = text.partition("@")
     if digest:
         try:
