@@ -95,6 +95,8 @@ _HEADERS: Final = fr.HEADERS
 #: a received message up to this size is queued as ``bytes``, a larger one as the
 #: ``bytearray`` it was received into (when it came in pieces)
 _AS_BYTES: Final = 64 << 10
+#: a stream's ``rbody`` while no message is begun (as in contentd.wire.streams): never written
+_NO_BODY: Final = bytearray()
 #: cached request header blocks per connection, and the largest block cached
 _BLOCK_CACHE: Final = 64
 _CACHED_BLOCK: Final = 1 << 10
@@ -949,7 +951,7 @@ class H2Connection:
                 need -= take
                 stream.rneed = need
                 if not need:
-                    stream.rbody = bytearray()
+                    stream.rbody = _NO_BODY
                     self._queued -= len(body)
                     # a small message as bytes (cheap, and what every decoder takes); a
                     # large one as its buffer, not copied again
@@ -964,14 +966,15 @@ class H2Connection:
                 take = 5 - len(head)
                 if take > size - pos:
                     take = size - pos
-                head += view[pos : pos + take]
+                head += bytes(view[pos : pos + take])
                 pos += take
                 self._queued += take
                 if len(head) < 5:
+                    stream.rhead = head
                     return True
                 compressed = head[0]
                 n = int.from_bytes(head[1:5])
-                head.clear()
+                stream.rhead = b""
                 self._queued -= 5
             if compressed:
                 self._fail_input(
@@ -998,8 +1001,9 @@ class H2Connection:
             if size - pos >= n:  # all of it here (the common case): one copy
                 self._queue_message(stream, bytes(view[pos : pos + n]))
                 pos += n
-            else:
+            else:  # a buffer of its own, growing with the bytes that come
                 stream.rneed = n
+                stream.rbody = bytearray()
         return True
 
     def _queue_message(self, stream: Stream, message: bytes | bytearray) -> None:
@@ -1219,8 +1223,8 @@ class H2Connection:
             self._queued -= stream.queued + len(stream.rhead) + len(stream.rbody)
             stream.queued = 0
             stream.messages.clear()
-            stream.rhead.clear()
-            stream.rbody = bytearray()
+            stream.rhead = b""
+            stream.rbody = _NO_BODY
             stream.rneed = 0
             windows = self.windows
             if windows.deferred and self._queued <= self.limits.connection_queue:

@@ -32,6 +32,9 @@ class StreamState(enum.Enum):
 _OPEN: Final = StreamState.OPEN
 _HALF_CLOSED: Final = StreamState.HALF_CLOSED_REMOTE
 _CANCELLED: Final = StreamState.CANCELLED
+#: ``rbody`` while no message is begun: never written (a message begun gets a buffer of its
+#: own), so a stream costs no buffer until a message comes in pieces
+_NO_BODY: Final = bytearray()
 
 
 class Stream:
@@ -73,8 +76,8 @@ class Stream:
         #: the message being received: its 5-byte prefix while incomplete, then its
         #: bytes so far (``rneed`` more to come); a complete one is queued as this very
         #: buffer and the next starts a new one (the handler may hold views of it)
-        self.rhead = bytearray()
-        self.rbody = bytearray()
+        self.rhead = b""
+        self.rbody = _NO_BODY
         self.rneed = 0
         #: complete messages not taken yet, and their size
         self.messages: deque[bytes | bytearray] = deque()
