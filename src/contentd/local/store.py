@@ -203,9 +203,10 @@ class LocalStore:
         """Make each blob of ``blobs`` (digest -> its verified bytes) durable as those bytes.
 
         A file that is there with exactly those bytes is synced where it is; one that is
-        missing, short or different is written anew from them (a temporary file, synced,
-        renamed over the name). Then each blob directory is synced once, which makes the
-        names durable. Many files at once are synced with one ``syncfs(2)`` instead.
+        missing, short or different is written anew from them (an anonymous file, synced,
+        then linked in its place: see :func:`_rewrite_durably`). Then each blob directory
+        is synced once, which makes the names durable. Many files at once are synced with
+        one ``syncfs(2)`` instead.
         Returns the digests now durable; a blob that failed (logged) is left out, to be
         tried again.
         """
