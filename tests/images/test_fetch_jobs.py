@@ -88,7 +88,7 @@ def test_the_worker_threads_are_kept_for_the_next_fetch() -> None:
         jobs.join()
     assert all(n.startswith("contentd-fetch") for n in names[0] + names[1])
     assert set(names[1]) <= alive  # the second fetch started no thread
-    assert fetch_module._worker_threads() is fetch_module._worker_threads()
+    assert fetch_module._threads.get() is fetch_module._threads.get()
 
 
 @pytest.mark.containerd

@@ -36,18 +36,18 @@ import contextlib
 import functools
 import hashlib
 import logging
-import os
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_EXCEPTION, Future, wait
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, NoReturn, Protocol
 
 from urllib3.exceptions import HTTPError
 
+from contentd._pools import SharedPool
 from contentd.content.errors import (
     AlreadyExists,
     Canceled,
@@ -250,32 +250,10 @@ def _drop_if_empty(leases: Leases, lease_id: str) -> None:
 #: the most worker threads all fetches together keep (a fetch asks for at most 64)
 _MAX_THREADS: Final = 64
 
-_threads: ThreadPoolExecutor | None = None
-_threads_lock = threading.Lock()
-
-
-def _worker_threads() -> ThreadPoolExecutor:
-    """The daemon's fetch workers, kept between fetches: a fetch that started its own
-    threads waited for each to start before it could hand it the next blob (under load a
-    few milliseconds each, so the twentieth of twenty blobs started ~0.1 s late)."""
-    global _threads
-    pool = _threads
-    if pool is None:
-        with _threads_lock:
-            pool = _threads
-            if pool is None:
-                pool = _threads = ThreadPoolExecutor(
-                    _MAX_THREADS, thread_name_prefix="contentd-fetch"
-                )
-    return pool
-
-
-def _forget_threads() -> None:
-    global _threads
-    _threads = None  # a forked child has none of the parent's threads: it makes its own
-
-
-os.register_at_fork(after_in_child=_forget_threads)
+#: the daemon's fetch workers, kept between fetches: a fetch that started its own
+#: threads waited for each to start before it could hand it the next blob (under load a
+#: few milliseconds each, so the twentieth of twenty blobs started ~0.1 s late)
+_threads = SharedPool(_MAX_THREADS, "contentd-fetch")
 
 
 class _Jobs:
@@ -299,7 +277,7 @@ class _Jobs:
                 return future
             self._running += 1
         try:
-            _worker_threads().submit(self._work, item)
+            _threads.get().submit(self._work, item)
         except BaseException as err:  # shutting down: no job runs
             self._done_one()
             future.set_exception(err)

@@ -6,13 +6,13 @@ import contextlib
 import errno
 import logging
 import os
-import threading
 from collections.abc import Mapping
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, wait
 from datetime import datetime
 from types import TracebackType
 from typing import TYPE_CHECKING, Final, Self
 
+from contentd._pools import SharedPool
 from contentd.content import digest as digests
 from contentd.content.errors import (
     AlreadyExists,
@@ -60,29 +60,7 @@ OVERLAP_MIN: Final = 256 << 10
 #: helper threads for those writes: more than the cores would only queue on them
 _OVERLAP_THREADS: Final = 4
 
-_pool: ThreadPoolExecutor | None = None
-_pool_lock = threading.Lock()
-
-
-def _overlap_pool() -> ThreadPoolExecutor:
-    global _pool
-    pool = _pool
-    if pool is None:
-        with _pool_lock:
-            pool = _pool
-            if pool is None:
-                pool = _pool = ThreadPoolExecutor(
-                    _OVERLAP_THREADS, thread_name_prefix="contentd-pwrite"
-                )
-    return pool
-
-
-def _forget_pool() -> None:
-    global _pool
-    _pool = None  # a forked child has none of the parent's threads: it makes its own
-
-
-os.register_at_fork(after_in_child=_forget_pool)
+_pool = SharedPool(_OVERLAP_THREADS, "contentd-pwrite")
 
 
 def _pwrite_all(fd: int, data: bytes | memoryview, offset: int) -> int:
@@ -151,7 +129,7 @@ class LocalWriter:
                 # hash a copy while a helper writes: if the write fails, the running
                 # digest must still be that of the bytes in the file
                 hasher = hasher.copy()
-                job: Future[int] = _overlap_pool().submit(_pwrite_all, fd, data, offset)
+                job: Future[int] = _pool.get().submit(_pwrite_all, fd, data, offset)
                 try:
                     hasher.update(data)
                 finally:
