@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -393,3 +394,18 @@ def test_a_socket_that_answers_http1_is_named_as_not_grpc() -> None:
         "'HTTP/1.1 400 Bad Request', HTTP/1 and not gRPC: it is not a containerd or contentd "
         "socket"
     )
+
+
+def test_a_local_file_s_error_is_named_by_its_kind(cli: Cli, tmp_path: Path) -> None:
+    """Errors of files on this machine read like every other error: their kind first."""
+    missing = tmp_path / "nosuchdir"
+    result = cli("import", str(missing))
+    assert result.code == 1
+    assert one_line(result.err) == f"contentd: not found: {missing}: No such file or directory"
+    private = tmp_path / "private.tar"
+    private.write_bytes(b"")
+    private.chmod(0)
+    result = cli("import", str(private))
+    if os.geteuid() != 0:  # root reads it anyway
+        assert result.code == 1
+        assert one_line(result.err).startswith("contentd: permission denied: ")

@@ -95,7 +95,7 @@ def describe(err: BaseException) -> tuple[str, str]:
     if isinstance(err, ContentError):
         return err.kind_text, err.context
     if isinstance(err, OSError):
-        kind = "os error"
+        kind = _os_kind(err)
         if err.filename is not None:
             return kind, f"{err.filename}: {err.strerror or err}"
         return kind, err.strerror or str(err)
@@ -106,6 +106,19 @@ def describe(err: BaseException) -> tuple[str, str]:
         converted = from_grpc(grpc_err)
         return converted.kind_text, converted.context
     return "unknown", f"{type(err).__name__}: {err}" if str(err) else type(err).__name__
+
+
+def _os_kind(err: OSError) -> str:
+    """The kind of a local file's error, in the words every other error uses."""
+    if isinstance(err, FileNotFoundError):
+        return "not found"
+    if isinstance(err, PermissionError):
+        return "permission denied"
+    if isinstance(err, FileExistsError):
+        return "already exists"
+    if isinstance(err, (IsADirectoryError, NotADirectoryError)):
+        return "invalid argument"
+    return "os error"
 
 
 def _as_rpc_error(err: BaseException) -> grpc.RpcError | None:
