@@ -27,7 +27,7 @@ database over a backend that can settle blobs later (the local store:
 So a crash leaves no blob or a verified one, and nothing acknowledged is
 lost: while a commit's file may not be durable, its bytes are in a durable
 row; a reader that finds no file (between the record and the link, or after
-a link that failed) is served from the row (:func:`reader_from_row`).
+a link that failed) is served from the row (``ContentStore.reader_at``).
 
 Races. The settler holds the content lock shared, like a commit, so a GC
 (exclusive) never runs inside a settle. GC's sweep deletes, in its own
@@ -45,7 +45,6 @@ from collections.abc import Mapping
 from types import TracebackType
 from typing import Final, Protocol, Self, runtime_checkable
 
-from contentd.content.errors import NotFound
 from contentd.metadata.core import Core
 
 __all__ = [
@@ -55,7 +54,6 @@ __all__ = [
     "InlineWriter",
     "Settler",
     "SettlingBackend",
-    "reader_from_row",
     "unsettled_bytes",
 ]
 
@@ -124,14 +122,6 @@ def unsettled_bytes(core: Core, digest: str) -> bytes | None:
     """The bytes of ``digest``'s unsettled row, if it has one."""
     rows = core.sql.query("SELECT data FROM unsettled_blobs WHERE digest = ?", (digest,))
     return bytes(rows[0][0]) if rows else None
-
-
-def reader_from_row(core: Core, digest: str) -> BytesReaderAt:
-    """The backend has no file for ``digest``: its unsettled row's bytes, or NotFound."""
-    data = unsettled_bytes(core, digest)
-    if data is None:
-        raise NotFound(f"content {digest}")
-    return BytesReaderAt(data)
 
 
 class Settler:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from contentd.wire.errors import CallCancelled
 from contentd.wire.protocol import RESET, TRAILERS
-from contentd.wire.streams import Stream
+from contentd.wire.streams import Stream, as_bytes
 
 if TYPE_CHECKING:
     import grpc
@@ -176,7 +176,7 @@ class RequestIterator:
         if raw is None:
             raise StopIteration
         if self._deserialize is None:  # raw, as grpcio gives it: bytes
-            return raw if type(raw) is bytes else bytes(raw)
+            return as_bytes(raw)
         try:
             return self._deserialize(raw)
         except Exception:

@@ -29,7 +29,7 @@ from contentd.wire.events import ConnectionEnded
 from contentd.wire.limits import Limits
 from contentd.wire.metadata import hpack_literal
 from contentd.wire.protocol import H2Connection
-from contentd.wire.streams import Stream, StreamState
+from contentd.wire.streams import Stream, StreamState, as_bytes
 
 __all__ = ["CallError", "Connection"]
 
@@ -132,7 +132,7 @@ class Connection:
                 if message is not None:
                     self._flush()  # the window that taking it gave back
                     # a large message comes as the bytearray it was received into
-                    yield message if type(message) is bytes else bytes(message)
+                    yield as_bytes(message)
                     continue
                 if not stream.active:
                     break

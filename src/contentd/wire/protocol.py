@@ -69,7 +69,7 @@ from contentd.wire.metadata import (
     status_block,
     trailers_only,
 )
-from contentd.wire.streams import ConnectionState, Stream, StreamState
+from contentd.wire.streams import NO_BODY, ConnectionState, Stream, StreamState
 
 __all__ = [
     "CALL_DECODE",
@@ -95,8 +95,6 @@ _HEADERS: Final = fr.HEADERS
 #: a received message up to this size is queued as ``bytes``, a larger one as the
 #: ``bytearray`` it was received into (when it came in pieces)
 _AS_BYTES: Final = 64 << 10
-#: a stream's ``rbody`` while no message is begun (as in contentd.wire.streams): never written
-_NO_BODY: Final = bytearray()
 #: cached request header blocks per connection, and the largest block cached
 _BLOCK_CACHE: Final = 64
 _CACHED_BLOCK: Final = 1 << 10
@@ -951,7 +949,7 @@ class H2Connection:
                 need -= take
                 stream.rneed = need
                 if not need:
-                    stream.rbody = _NO_BODY
+                    stream.rbody = NO_BODY
                     self._queued -= len(body)
                     # a small message as bytes (cheap, and what every decoder takes); a
                     # large one as its buffer, not copied again
@@ -1224,7 +1222,7 @@ class H2Connection:
             stream.queued = 0
             stream.messages.clear()
             stream.rhead = b""
-            stream.rbody = _NO_BODY
+            stream.rbody = NO_BODY
             stream.rneed = 0
             windows = self.windows
             if windows.deferred and self._queued <= self.limits.connection_queue:

@@ -20,6 +20,7 @@ from contentd.wire.call import Call, RequestIterator
 from contentd.wire.context import AbortError, Context
 from contentd.wire.errors import CallCancelled, MessageTooLarge
 from contentd.wire.handlers import InlineUnaryHandler
+from contentd.wire.streams import as_bytes
 
 __all__ = ["run", "run_inline"]
 
@@ -53,8 +54,8 @@ def run(call: Call, argument: Any, *, deserialize: bool) -> None:
         except Exception:
             call.fail(_number(grpc.StatusCode.INTERNAL), "Exception deserializing request!")
             return
-    elif deserialize and type(argument) is bytearray:  # raw, as grpcio gives it: bytes
-        argument = bytes(argument)
+    elif deserialize:  # raw, as grpcio gives it: bytes
+        argument = as_bytes(argument)
     serialize = handler.response_serializer
     what = "calling application"
     try:

@@ -10,7 +10,7 @@ from typing import Any, Final
 
 from contentd.wire.metadata import Request, Response
 
-__all__ = ["ConnectionState", "Stream", "StreamState"]
+__all__ = ["NO_BODY", "ConnectionState", "Stream", "StreamState", "as_bytes"]
 
 
 class ConnectionState(enum.Enum):
@@ -34,7 +34,13 @@ _HALF_CLOSED: Final = StreamState.HALF_CLOSED_REMOTE
 _CANCELLED: Final = StreamState.CANCELLED
 #: ``rbody`` while no message is begun: never written (a message begun gets a buffer of its
 #: own), so a stream costs no buffer until a message comes in pieces
-_NO_BODY: Final = bytearray()
+NO_BODY: Final = bytearray()
+
+
+def as_bytes(message: bytes | bytearray) -> bytes:
+    """A received message as grpcio hands a raw one out: ``bytes`` (the engine queues a
+    large message as the ``bytearray`` it was received into)."""
+    return message if type(message) is bytes else bytes(message)
 
 
 class Stream:
@@ -77,7 +83,7 @@ class Stream:
         #: bytes so far (``rneed`` more to come); a complete one is queued as this very
         #: buffer and the next starts a new one (the handler may hold views of it)
         self.rhead = b""
-        self.rbody = _NO_BODY
+        self.rbody = NO_BODY
         self.rneed = 0
         #: complete messages not taken yet, and their size
         self.messages: deque[bytes | bytearray] = deque()
